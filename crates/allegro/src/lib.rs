@@ -1,0 +1,85 @@
+//! Typed client for Allegro's Message Center, generated from `specs/allegro.yaml`.
+//!
+//! Allegro serves messaging in two versions, told apart by media type. Both are here:
+//! [`public_v1`] (`application/vnd.allegro.public.v1+json`: offset paging, `interlocutor`)
+//! and [`beta_v1`] (`application/vnd.allegro.beta.v1+json`: `nextPage.id` paging, thread
+//! `type`/`subType`/`status`/`participants`, author roles). Since 2026-10-28
+//! post-purchase-issue threads are only visible through beta.v1.
+//!
+//! Every request passes through [`inbox_core::prepare_request`]: the vendor media type
+//! replaces `application/json` in `Accept` and `Content-Type` (Allegro answers 406
+//! otherwise), the bearer token is added as a sensitive header, and progenitor's
+//! `api-version` header is removed.
+//!
+//! Build clients with [`Allegro`]; the generated `Client::new` uses a TLS client without
+//! a crypto provider installed and is only safe after [`inbox_core::http_client`] ran.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let allegro = inbox_allegro::Allegro::new("access-token")?;
+//! let page = allegro.beta.list_threads_get().limit(20).send().await?;
+//! for thread in page.threads.iter().flatten() {
+//!     println!("{:?}", thread.valid().and_then(|t| t.id.as_ref()));
+//! }
+//! # Ok(()) }
+//! ```
+
+extern crate self as inbox_allegro;
+
+/// Operations and types of the public.v1 media type.
+#[allow(clippy::all, missing_docs, unused_imports, dead_code, rustdoc::all)]
+pub mod public_v1;
+
+/// Operations and types of the beta.v1 media type.
+#[allow(clippy::all, missing_docs, unused_imports, dead_code, rustdoc::all)]
+pub mod beta_v1;
+
+pub use inbox_core::{HttpClientError, Secret};
+
+/// Allegro's production API.
+pub const PRODUCTION_URL: &str = "https://api.allegro.pl";
+/// Allegro's sandbox API.
+pub const SANDBOX_URL: &str = "https://api.allegro.pl.allegrosandbox.pl";
+
+inbox_core::impl_client_hooks!(public_v1::Client);
+inbox_core::impl_client_hooks!(beta_v1::Client);
+
+/// One Allegro account: a client per API version, sharing one connection pool and token.
+#[derive(Clone, Debug)]
+pub struct Allegro {
+    /// The public.v1 operations.
+    pub v1: public_v1::Client,
+    /// The beta.v1 operations.
+    pub beta: beta_v1::Client,
+}
+
+impl Allegro {
+    /// A client for the production API.
+    pub fn new(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Self::with_base_url(PRODUCTION_URL, token)
+    }
+
+    /// A client for Allegro's sandbox.
+    pub fn sandbox(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Self::with_base_url(SANDBOX_URL, token)
+    }
+
+    /// A client for any base URL (a proxy, a local sandbox, a test server).
+    pub fn with_base_url(base_url: &str, token: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(base_url, inbox_core::http_client()?, token))
+    }
+
+    /// A client over an existing `reqwest::Client` (which must have a TLS provider).
+    pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
+        let auth = inbox_core::Auth::Bearer(token.into());
+        let context = |json| inbox_core::Context {
+            auth: auth.clone(),
+            media: Some(inbox_core::MediaTypes { json }),
+        };
+        let base_url = base_url.trim_end_matches('/');
+        Allegro {
+            v1: public_v1::Client::new_with_client(base_url, http.clone(), context(public_v1::MEDIA_TYPE)),
+            beta: beta_v1::Client::new_with_client(base_url, http, context(beta_v1::MEDIA_TYPE)),
+        }
+    }
+}

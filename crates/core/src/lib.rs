@@ -1,0 +1,41 @@
+//! Shared runtime of the marketplace-inbox vendor clients.
+//!
+//! The generated clients (`inbox-allegro`, `inbox-mercadolibre`, `inbox-magalu`,
+//! `inbox-ozon`) use these types in place of the plain ones progenitor would emit, so
+//! that what vendors really send decodes without loss:
+//!
+//! - [`FlexId`]: an identifier that arrives as a JSON string or a JSON number;
+//! - [`FlexBool`], [`FlexInt`]: booleans and integers that sometimes arrive as strings;
+//! - [`FlexDateTime`]: a timestamp as RFC 3339 with any offset, a Mongo-style
+//!   `{"$date": …}` object, or epoch seconds/milliseconds;
+//! - [`Lenient`]: one element of a listed page, kept as raw JSON with the decode error
+//!   when it does not match its schema, so one bad element never costs a whole page;
+//! - [`open_enum!`]: enums that keep unknown vendor values in an `Unknown(String)` variant.
+//!
+//! It also holds [`Secret`], the [`Auth`] a client sends, and [`prepare_request`], the one
+//! place where every outgoing request gets its credentials and media types.
+
+mod flex_id;
+mod flex_scalar;
+mod flex_time;
+mod http;
+mod lenient;
+mod open_enum;
+
+#[doc(hidden)]
+pub use open_enum::open_enum_text;
+mod request;
+mod secret;
+
+pub use flex_id::FlexId;
+pub use flex_scalar::{FlexBool, FlexInt};
+pub use flex_time::FlexDateTime;
+pub use http::{http_client, HttpClientError};
+pub use lenient::{InvalidElement, Lenient};
+pub use request::{prepare_request, Auth, Context, MediaTypes};
+pub use secret::Secret;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

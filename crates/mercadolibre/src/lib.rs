@@ -1,0 +1,113 @@
+//! Typed client for Mercado Libre's post-sale messages, generated from
+//! `specs/mercadolibre.yaml`, plus the multipart attachment upload progenitor cannot
+//! generate ([`MercadoLibre::upload_attachment`]).
+//!
+//! Every `/messages` call needs `tag=post_sale` ([`enums::Tag::PostSale`]). Reading a
+//! pack marks its messages read unless `mark_as_read(false)` is set: pass it on every
+//! read that must not change state.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use inbox_mercadolibre::enums::Tag;
+//! let meli = inbox_mercadolibre::MercadoLibre::new("access-token")?;
+//! let page = meli
+//!     .get_pack_messages()
+//!     .pack_id("2000000089077943")
+//!     .seller_id("415458330")
+//!     .tag(Tag::PostSale)
+//!     .mark_as_read(false)
+//!     .send()
+//!     .await?;
+//! println!("{:?}", page.paging);
+//! # Ok(()) }
+//! ```
+
+extern crate self as inbox_mercadolibre;
+
+/// The generated operations and types.
+#[allow(clippy::all, missing_docs, unused_imports, dead_code, rustdoc::all)]
+pub mod generated;
+
+pub use generated::*;
+pub use inbox_core::{HttpClientError, Secret};
+
+use progenitor_client::{ClientHooks, OperationInfo};
+
+/// Mercado Libre's API.
+pub const PRODUCTION_URL: &str = "https://api.mercadolibre.com";
+
+inbox_core::impl_client_hooks!(generated::Client);
+
+/// One Mercado Libre seller account.
+#[derive(Clone, Debug)]
+pub struct MercadoLibre {
+    /// The generated client.
+    pub client: generated::Client,
+}
+
+impl MercadoLibre {
+    /// A client for the production API.
+    pub fn new(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Self::with_base_url(PRODUCTION_URL, token)
+    }
+
+    /// A client for any base URL (a proxy, a local sandbox, a test server).
+    pub fn with_base_url(base_url: &str, token: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(base_url, inbox_core::http_client()?, token))
+    }
+
+    /// A client over an existing `reqwest::Client` (which must have a TLS provider).
+    pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
+        let context = inbox_core::Context {
+            auth: inbox_core::Auth::Bearer(token.into()),
+            media: None,
+        };
+        MercadoLibre {
+            client: generated::Client::new_with_client(base_url.trim_end_matches('/'), http, context),
+        }
+    }
+
+    /// Uploads a file to attach to a message: `POST /messages/attachments` as
+    /// `multipart/form-data` with the field `file` (JPG, PNG, PDF or TXT, at most 25 MB).
+    /// The returned id goes into the message's `attachments`.
+    pub async fn upload_attachment(
+        &self,
+        site_id: &str,
+        file_name: &str,
+        mime_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<ResponseValue<types::AttachmentId>, Error<types::ErrorBody>> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_owned())
+            .mime_str(mime_type)
+            .map_err(|_| Error::InvalidRequest(format!("invalid media type {mime_type:?}")))?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let client = &self.client;
+        let mut request = client
+            .client()
+            .post(format!("{}/messages/attachments", client.baseurl()))
+            .query(&[("tag", "post_sale"), ("site_id", site_id)])
+            .header(reqwest::header::ACCEPT, "application/json")
+            .multipart(form)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "uploadAttachment",
+        };
+        client.pre(&mut request, &info).await?;
+        let result = client.exec(request, &info).await;
+        client.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200..=299 => ResponseValue::from_response(response).await,
+            400..=599 => Err(Error::ErrorResponse(ResponseValue::from_response(response).await?)),
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+}
+
+impl std::ops::Deref for MercadoLibre {
+    type Target = generated::Client;
+    fn deref(&self) -> &generated::Client {
+        &self.client
+    }
+}

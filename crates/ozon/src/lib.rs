@@ -1,0 +1,84 @@
+//! Typed client for Ozon's seller chats, generated from `specs/ozon.yaml`.
+//!
+//! All chat operations are `POST` with a JSON body. The credentials (`Client-Id`,
+//! `Api-Key`) are set once, as sensitive headers, by [`inbox_core::prepare_request`]
+//! instead of being arguments of every call. Ids that Ozon sends as strings or numbers
+//! decode into [`inbox_core::FlexId`]; the user `type` (documented with a Cyrillic `С` in
+//! one example) is an open enum.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use inbox_ozon::types::V3ChatList;
+//! let ozon = inbox_ozon::Ozon::new("123456", "api-key")?;
+//! let page = ozon
+//!     .client
+//!     .chat_api_chat_list_v3()
+//!     .body(V3ChatList::builder().limit(100))
+//!     .send()
+//!     .await?;
+//! println!("{:?}", page.has_next);
+//! # Ok(()) }
+//! ```
+
+extern crate self as inbox_ozon;
+
+/// The generated operations and types.
+#[allow(clippy::all, missing_docs, unused_imports, dead_code, rustdoc::all)]
+pub mod generated;
+
+pub use generated::*;
+pub use inbox_core::{HttpClientError, Secret};
+
+/// Ozon's Seller API.
+pub const PRODUCTION_URL: &str = "https://api-seller.ozon.ru";
+
+inbox_core::impl_client_hooks!(generated::Client);
+
+/// One Ozon seller account.
+#[derive(Clone, Debug)]
+pub struct Ozon {
+    /// The generated client.
+    pub client: generated::Client,
+}
+
+impl Ozon {
+    /// A client for the production API.
+    pub fn new(client_id: impl Into<String>, api_key: impl Into<Secret>) -> Result<Self, HttpClientError> {
+        Self::with_base_url(PRODUCTION_URL, client_id, api_key)
+    }
+
+    /// A client for any base URL (a proxy, a local sandbox, a test server).
+    pub fn with_base_url(
+        base_url: &str,
+        client_id: impl Into<String>,
+        api_key: impl Into<Secret>,
+    ) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(base_url, inbox_core::http_client()?, client_id, api_key))
+    }
+
+    /// A client over an existing `reqwest::Client` (which must have a TLS provider).
+    pub fn from_parts(
+        base_url: &str,
+        http: reqwest::Client,
+        client_id: impl Into<String>,
+        api_key: impl Into<Secret>,
+    ) -> Self {
+        let context = inbox_core::Context {
+            auth: inbox_core::Auth::ClientIdApiKey {
+                client_id: client_id.into(),
+                api_key: api_key.into(),
+            },
+            media: None,
+        };
+        Ozon {
+            client: generated::Client::new_with_client(base_url.trim_end_matches('/'), http, context),
+        }
+    }
+}
+
+impl std::ops::Deref for Ozon {
+    type Target = generated::Client;
+    fn deref(&self) -> &generated::Client {
+        &self.client
+    }
+}

@@ -1,0 +1,234 @@
+//! Spec fix-ups that progenitor 0.15.1 needs. Each is one named function that returns how
+//! many places it changed; [`apply`] turns "changed nothing" into an error, so a fix-up
+//! that no longer matches its spec fails loudly instead of silently doing nothing.
+
+use anyhow::{bail, Result};
+use serde_json::{json, Map, Value};
+
+use crate::spec::{operations_mut, ref_name};
+
+/// Runs one fix-up and fails when it matched nothing.
+pub fn apply(
+    spec: &str,
+    name: &str,
+    doc: &mut Value,
+    fixup: impl FnOnce(&mut Value) -> Result<usize>,
+) -> Result<usize> {
+    let n = fixup(doc)?;
+    if n == 0 {
+        bail!("fix-up `{name}` matched nothing in {spec}: the spec changed; update or remove the fix-up");
+    }
+    Ok(n)
+}
+
+/// Ozon publishes `info.version` as the JSON number `2.1`; openapiv3 wants a string.
+pub fn stringify_numeric_version(doc: &mut Value) -> Result<usize> {
+    let Some(version) = doc.pointer_mut("/info/version") else {
+        return Ok(0);
+    };
+    if let Value::Number(n) = version {
+        *version = Value::String(n.to_string());
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Allegro lists every messaging body and response under two vendor media types
+/// (public.v1 and beta.v1); progenitor takes one media type per operation and only
+/// `application/json`. This keeps the `version` one, renamed to `application/json`
+/// (the request hook restores it on the wire), and drops parameters whose
+/// `x-allegro-versions` does not name `version`.
+pub fn select_allegro_media_version(doc: &mut Value, version: &str) -> Result<usize> {
+    let vendor = format!("application/vnd.allegro.{version}+json");
+    let mut changed = 0;
+    for (_, _, op) in operations_mut(doc) {
+        if let Some(Value::Array(params)) = op.get_mut("parameters") {
+            let before = params.len();
+            params.retain(|p| match p.get("x-allegro-versions").and_then(Value::as_array) {
+                Some(vs) => vs.iter().any(|v| v == version),
+                None => true,
+            });
+            for p in params.iter_mut() {
+                if let Some(p) = p.as_object_mut() {
+                    p.remove("x-allegro-versions");
+                }
+            }
+            changed += before - params.len();
+        }
+        let select = |content: &mut Map<String, Value>| -> Result<usize> {
+            if !content.keys().any(|k| k.starts_with("application/vnd.allegro.")) {
+                return Ok(0);
+            }
+            match content.remove(&vendor) {
+                Some(media) => {
+                    content.retain(|k, _| !k.starts_with("application/vnd.allegro."));
+                    content.insert("application/json".into(), media);
+                    Ok(1)
+                }
+                None => bail!("an Allegro operation has no {vendor} body or response"),
+            }
+        };
+        if let Some(Value::Object(c)) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")) {
+            changed += select(c)?;
+        }
+        if let Some(Value::Object(responses)) = op.get_mut("responses") {
+            for resp in responses.values_mut() {
+                if let Some(Value::Object(c)) = resp.get_mut("content") {
+                    changed += select(c)?;
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Allegro's attachment upload accepts six binary media types; progenitor panics on more
+/// than one and rejects `image/*`. The body becomes one `application/octet-stream`
+/// binary, and a required `Content-Type` header parameter carries the real type.
+pub fn binary_upload_to_octet_stream(doc: &mut Value) -> Result<usize> {
+    let mut changed = 0;
+    for (_, _, op) in operations_mut(doc) {
+        let Some(Value::Object(content)) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")) else {
+            continue;
+        };
+        let binary: Vec<String> = content
+            .iter()
+            .filter(|(k, v)| {
+                !k.contains("json")
+                    && v.pointer("/schema/format").and_then(Value::as_str) == Some("binary")
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if binary.is_empty() || binary.len() != content.len() {
+            continue;
+        }
+        content.clear();
+        content.insert(
+            "application/octet-stream".into(),
+            json!({"schema": {"type": "string", "format": "binary"}}),
+        );
+        let params = op
+            .entry("parameters")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("parameters is a list");
+        params.push(json!({
+            "name": "Content-Type",
+            "in": "header",
+            "required": true,
+            "description": format!("The file's media type: one of {}.", binary.join(", ")),
+            "schema": {"type": "string"}
+        }));
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// progenitor cannot generate `multipart/form-data` bodies; those operations are
+/// written by hand in the client crate's `lib.rs`.
+pub fn drop_multipart_operations(doc: &mut Value) -> Result<usize> {
+    let mut changed = 0;
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        for item in paths.values_mut() {
+            if let Value::Object(item) = item {
+                let before = item.len();
+                item.retain(|_, op| {
+                    op.pointer("/requestBody/content/multipart~1form-data").is_none()
+                });
+                changed += before - item.len();
+            }
+        }
+        paths.retain(|_, item| item.as_object().is_some_and(|m| !m.is_empty()));
+    }
+    Ok(changed)
+}
+
+/// Ozon declares its credentials as required `Client-Id` / `Api-Key` header parameters
+/// on every operation; progenitor would make them arguments of every call. The client
+/// sets them once, as sensitive headers, in its request hook instead.
+pub fn strip_auth_header_params(doc: &mut Value, names: &[&str]) -> Result<usize> {
+    let is_auth = |p: &Value, doc_params: &Map<String, Value>| -> bool {
+        let p = match ref_name(p) {
+            Some(n) => doc_params.get(n).unwrap_or(p),
+            None => p,
+        };
+        p.get("in").and_then(Value::as_str) == Some("header")
+            && p.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n))
+    };
+    let doc_params = doc
+        .pointer("/components/parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut changed = 0;
+    for (_, _, op) in operations_mut(doc) {
+        if let Some(Value::Array(params)) = op.get_mut("parameters") {
+            let before = params.len();
+            params.retain(|p| !is_auth(p, &doc_params));
+            changed += before - params.len();
+        }
+    }
+    if let Some(Value::Object(params)) = doc.pointer_mut("/components/parameters") {
+        params.retain(|_, p| {
+            !(p.get("in").and_then(Value::as_str) == Some("header")
+                && p.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n)))
+        });
+    }
+    Ok(changed)
+}
+
+/// Removes component schemas no operation reaches (after a version was selected, the
+/// other version's schemas would otherwise be generated too).
+pub fn prune_unreachable_schemas(doc: &mut Value) -> Result<usize> {
+    let roots: Vec<Value> = [doc.get("paths"), doc.pointer("/components/parameters"), doc.pointer("/components/responses")]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let keep = crate::spec::reachable(doc, &roots);
+    let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") else {
+        return Ok(0);
+    };
+    let before = schemas.len();
+    schemas.retain(|name, _| keep.contains(name));
+    Ok(before - schemas.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixup_that_matches_nothing_fails_loudly() {
+        let mut doc = json!({"info": {"version": "1"}});
+        let err = apply("x.yaml", "stringify_numeric_version", &mut doc, stringify_numeric_version)
+            .unwrap_err();
+        assert!(err.to_string().contains("matched nothing"), "{err}");
+        let mut doc = json!({"info": {"version": 2.1}});
+        apply("x.yaml", "stringify_numeric_version", &mut doc, stringify_numeric_version).unwrap();
+        assert_eq!(doc["info"]["version"], "2.1");
+    }
+
+    #[test]
+    fn allegro_version_selection_keeps_one_media_type_and_its_params() {
+        let mut doc = json!({"paths": {"/t": {"get": {
+            "parameters": [
+                {"name": "offset", "in": "query", "x-allegro-versions": ["public.v1"]},
+                {"name": "page.id", "in": "query", "x-allegro-versions": ["beta.v1"]},
+                {"name": "limit", "in": "query"}
+            ],
+            "responses": {"200": {"content": {
+                "application/vnd.allegro.public.v1+json": {"schema": {"$ref": "#/components/schemas/A"}},
+                "application/vnd.allegro.beta.v1+json": {"schema": {"$ref": "#/components/schemas/B"}}
+            }}}
+        }}}});
+        select_allegro_media_version(&mut doc, "beta.v1").unwrap();
+        let op = &doc["paths"]["/t"]["get"];
+        let names: Vec<_> = op["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["page.id", "limit"]);
+        assert_eq!(
+            op["responses"]["200"]["content"],
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/B"}}})
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! What `cargo xtask generate` produces: one generated module per vendor API version,
+//! and the fix-ups each spec needs before progenitor accepts it.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::fixups::{self, apply};
+
+/// One generated module.
+pub struct Target {
+    /// Spec file under `specs/`.
+    pub spec: &'static str,
+    /// Package that owns the module.
+    pub package: &'static str,
+    /// Module name (file `crates/<dir>/src/<module>.rs`).
+    pub module: &'static str,
+    /// Crate directory under `crates/`.
+    pub dir: &'static str,
+    /// The vendor JSON media type the request hook puts on the wire, if not plain JSON.
+    pub media: Option<&'static str>,
+    /// Vendor-specific fix-ups, run before the tolerance passes.
+    pub fixups: fn(&mut Value, &str) -> Result<()>,
+}
+
+fn allegro_public(doc: &mut Value, spec: &str) -> Result<()> {
+    apply(spec, "select_allegro_media_version(public.v1)", doc, |d| {
+        fixups::select_allegro_media_version(d, "public.v1")
+    })?;
+    apply(spec, "prune_unreachable_schemas", doc, fixups::prune_unreachable_schemas)?;
+    apply(spec, "binary_upload_to_octet_stream", doc, fixups::binary_upload_to_octet_stream)?;
+    Ok(())
+}
+
+fn allegro_beta(doc: &mut Value, spec: &str) -> Result<()> {
+    apply(spec, "select_allegro_media_version(beta.v1)", doc, |d| {
+        fixups::select_allegro_media_version(d, "beta.v1")
+    })?;
+    apply(spec, "prune_unreachable_schemas", doc, fixups::prune_unreachable_schemas)?;
+    apply(spec, "binary_upload_to_octet_stream", doc, fixups::binary_upload_to_octet_stream)?;
+    Ok(())
+}
+
+fn mercadolibre(doc: &mut Value, spec: &str) -> Result<()> {
+    apply(spec, "drop_multipart_operations", doc, fixups::drop_multipart_operations)?;
+    Ok(())
+}
+
+fn magalu(_: &mut Value, _: &str) -> Result<()> {
+    Ok(())
+}
+
+fn ozon(doc: &mut Value, spec: &str) -> Result<()> {
+    apply(spec, "stringify_numeric_version", doc, fixups::stringify_numeric_version)?;
+    apply(spec, "strip_auth_header_params", doc, |d| {
+        fixups::strip_auth_header_params(d, &["Client-Id", "Api-Key"])
+    })?;
+    Ok(())
+}
+
+/// Every generated module, in generation order.
+pub fn all() -> Vec<Target> {
+    vec![
+        Target {
+            spec: "allegro.yaml",
+            package: "inbox-allegro",
+            module: "public_v1",
+            dir: "allegro",
+            media: Some("application/vnd.allegro.public.v1+json"),
+            fixups: allegro_public,
+        },
+        Target {
+            spec: "allegro.yaml",
+            package: "inbox-allegro",
+            module: "beta_v1",
+            dir: "allegro",
+            media: Some("application/vnd.allegro.beta.v1+json"),
+            fixups: allegro_beta,
+        },
+        Target {
+            spec: "mercadolibre.yaml",
+            package: "inbox-mercadolibre",
+            module: "generated",
+            dir: "mercadolibre",
+            media: None,
+            fixups: mercadolibre,
+        },
+        Target {
+            spec: "magalu.yaml",
+            package: "inbox-magalu",
+            module: "generated",
+            dir: "magalu",
+            media: None,
+            fixups: magalu,
+        },
+        Target {
+            spec: "ozon.yaml",
+            package: "inbox-ozon",
+            module: "generated",
+            dir: "ozon",
+            media: None,
+            fixups: ozon,
+        },
+    ]
+}
