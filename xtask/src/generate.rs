@@ -67,6 +67,7 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
     apply(&name, "flex_datetimes", &mut doc, tolerance::flex_datetimes)?;
     apply(&name, "lenient_list_items", &mut doc, tolerance::lenient_list_items)?;
 
+    let binary_ops = binary_response_operations(&doc);
     let api: openapiv3::OpenAPI = serde_json::from_value(doc)
         .map_err(|e| anyhow!("{name} is not valid OpenAPI 3.0 after the fix-ups: {e}"))?;
     let mut settings = GenerationSettings::new();
@@ -101,8 +102,32 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
         text.push_str(&format!(
             "\n/// The media type this module's operations send and accept.\npub const MEDIA_TYPE: &str = {media:?};\n"
         ));
+        text.push_str(&format!(
+            "\n/// Operations that answer with a file rather than JSON.\npub const BINARY_RESPONSE_OPERATIONS: &[&str] = &{binary_ops:?};\n"
+        ));
     }
     rustfmt(&text)
+}
+
+/// Operation ids whose success responses carry no JSON media type.
+fn binary_response_operations(doc: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, _, op) in spec::operations_mut(&mut doc.clone()) {
+        let Some(responses) = op.get("responses").and_then(|r| r.as_object()) else { continue };
+        let binary = responses.iter().any(|(code, r)| {
+            code.starts_with('2')
+                && r.get("content")
+                    .and_then(|c| c.as_object())
+                    .is_some_and(|c| !c.is_empty() && !c.keys().any(|k| k.contains("json")))
+        });
+        if binary {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                out.push(id.to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn enums_module(enums: &BTreeMap<String, Vec<String>>) -> String {

@@ -217,6 +217,11 @@ pub fn relax_response_schemas(doc: &mut Value) -> Result<usize> {
         if map.remove("required").is_some() {
             n += 1;
         }
+        // A nullable object would become a newtype over `Option`; as an optional field
+        // it is already `Option<T>`, which takes `null`.
+        if map.get("type").and_then(Value::as_str) == Some("object") && map.remove("nullable").is_some() {
+            n += 1;
+        }
         if map.get("additionalProperties") == Some(&Value::Bool(false)) {
             map.remove("additionalProperties");
             n += 1;
@@ -264,12 +269,22 @@ pub fn tolerant_scalars(doc: &mut Value) -> Result<usize> {
     Ok(n)
 }
 
-/// Wraps the items of every array in a success envelope as `Lenient<T>`.
+/// Wraps the items of every array in a success envelope as `Lenient<T>`. An envelope is
+/// a schema that is a success response body and never part of another schema.
 pub fn lenient_list_items(doc: &mut Value) -> Result<usize> {
+    let schemas = doc.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
+    let nested: Vec<Value> = schemas.as_object().map(|m| m.values().cloned().collect()).unwrap_or_default();
+    let mut inner = std::collections::BTreeSet::new();
+    for s in &nested {
+        // Names referenced from inside another schema (not the schema itself).
+        inner.extend(reachable(doc, &[s.clone()]));
+    }
     let mut envelopes = Vec::new();
     for s in success_response_schemas(doc) {
         if let Some(name) = ref_name(&s) {
-            envelopes.push(name.to_string());
+            if !inner.contains(name) {
+                envelopes.push(name.to_string());
+            }
         }
     }
     envelopes.sort();

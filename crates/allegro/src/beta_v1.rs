@@ -8,39 +8,13 @@ pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(clippy::all)]
 pub mod types {
     ///`MessageAdditionalInformation`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageAdditionalInformation(
-        pub ::std::option::Option<MessageAdditionalInformationInner>,
-    );
-    impl ::std::ops::Deref for MessageAdditionalInformation {
-        type Target = ::std::option::Option<MessageAdditionalInformationInner>;
-        fn deref(&self) -> &::std::option::Option<MessageAdditionalInformationInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageAdditionalInformation>
-        for ::std::option::Option<MessageAdditionalInformationInner>
-    {
-        fn from(value: MessageAdditionalInformation) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageAdditionalInformationInner>>
-        for MessageAdditionalInformation
-    {
-        fn from(value: ::std::option::Option<MessageAdditionalInformationInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageAdditionalInformationInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageAdditionalInformationInner {
+    pub struct MessageAdditionalInformation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub vin: ::std::option::Option<::std::string::String>,
     }
-    impl MessageAdditionalInformationInner {
-        pub fn builder() -> builder::MessageAdditionalInformationInner {
+    impl MessageAdditionalInformation {
+        pub fn builder() -> builder::MessageAdditionalInformation {
             Default::default()
         }
     }
@@ -96,64 +70,24 @@ pub mod types {
         }
     }
     ///`MessageOffer`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageOffer(pub ::std::option::Option<MessageOfferInner>);
-    impl ::std::ops::Deref for MessageOffer {
-        type Target = ::std::option::Option<MessageOfferInner>;
-        fn deref(&self) -> &::std::option::Option<MessageOfferInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageOffer> for ::std::option::Option<MessageOfferInner> {
-        fn from(value: MessageOffer) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageOfferInner>> for MessageOffer {
-        fn from(value: ::std::option::Option<MessageOfferInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageOfferInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageOfferInner {
+    pub struct MessageOffer {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::inbox_core::FlexId>,
     }
-    impl MessageOfferInner {
-        pub fn builder() -> builder::MessageOfferInner {
+    impl MessageOffer {
+        pub fn builder() -> builder::MessageOffer {
             Default::default()
         }
     }
     ///`MessageOrderVBeta1`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageOrderVBeta1(pub ::std::option::Option<MessageOrderVBeta1Inner>);
-    impl ::std::ops::Deref for MessageOrderVBeta1 {
-        type Target = ::std::option::Option<MessageOrderVBeta1Inner>;
-        fn deref(&self) -> &::std::option::Option<MessageOrderVBeta1Inner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageOrderVBeta1> for ::std::option::Option<MessageOrderVBeta1Inner> {
-        fn from(value: MessageOrderVBeta1) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageOrderVBeta1Inner>> for MessageOrderVBeta1 {
-        fn from(value: ::std::option::Option<MessageOrderVBeta1Inner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageOrderVBeta1Inner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageOrderVBeta1Inner {
+    pub struct MessageOrderVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::inbox_core::FlexId>,
     }
-    impl MessageOrderVBeta1Inner {
-        pub fn builder() -> builder::MessageOrderVBeta1Inner {
+    impl MessageOrderVBeta1 {
+        pub fn builder() -> builder::MessageOrderVBeta1 {
             Default::default()
         }
     }
@@ -179,9 +113,7 @@ pub mod types {
         )]
         pub additional_information: ::std::option::Option<MessageAdditionalInformation>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub attachments: ::std::option::Option<
-            ::std::vec::Vec<::inbox_core::Lenient<MessageAttachmentInfoVBeta1>>,
-        >,
+        pub attachments: ::std::option::Option<::std::vec::Vec<MessageAttachmentInfoVBeta1>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<MessageAuthorVBeta1>,
         #[serde(
@@ -373,33 +305,13 @@ pub mod types {
         }
     }
     ///`NextPageVBeta1`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct NextPageVBeta1(pub ::std::option::Option<NextPageVBeta1Inner>);
-    impl ::std::ops::Deref for NextPageVBeta1 {
-        type Target = ::std::option::Option<NextPageVBeta1Inner>;
-        fn deref(&self) -> &::std::option::Option<NextPageVBeta1Inner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<NextPageVBeta1> for ::std::option::Option<NextPageVBeta1Inner> {
-        fn from(value: NextPageVBeta1) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<NextPageVBeta1Inner>> for NextPageVBeta1 {
-        fn from(value: ::std::option::Option<NextPageVBeta1Inner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`NextPageVBeta1Inner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct NextPageVBeta1Inner {
+    pub struct NextPageVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::inbox_core::FlexId>,
     }
-    impl NextPageVBeta1Inner {
-        pub fn builder() -> builder::NextPageVBeta1Inner {
+    impl NextPageVBeta1 {
+        pub fn builder() -> builder::NextPageVBeta1 {
             Default::default()
         }
     }
@@ -480,11 +392,9 @@ pub mod types {
         )]
         pub last_message_date_time: ::std::option::Option<::inbox_core::FlexDateTime>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub orders:
-            ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<ThreadOrderVBeta1>>>,
+        pub orders: ::std::option::Option<::std::vec::Vec<ThreadOrderVBeta1>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub participants:
-            ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<ThreadParticipantVBeta1>>>,
+        pub participants: ::std::option::Option<::std::vec::Vec<ThreadParticipantVBeta1>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub read: ::std::option::Option<::inbox_core::FlexBool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -524,20 +434,20 @@ pub mod types {
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
-        pub struct MessageAdditionalInformationInner {
+        pub struct MessageAdditionalInformation {
             vin: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageAdditionalInformationInner {
+        impl ::std::default::Default for MessageAdditionalInformation {
             fn default() -> Self {
                 Self {
                     vin: Ok(Default::default()),
                 }
             }
         }
-        impl MessageAdditionalInformationInner {
+        impl MessageAdditionalInformation {
             pub fn vin<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -549,20 +459,16 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageAdditionalInformationInner>
-            for super::MessageAdditionalInformationInner
-        {
+        impl ::std::convert::TryFrom<MessageAdditionalInformation> for super::MessageAdditionalInformation {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageAdditionalInformationInner,
+                value: MessageAdditionalInformation,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { vin: value.vin? })
             }
         }
-        impl ::std::convert::From<super::MessageAdditionalInformationInner>
-            for MessageAdditionalInformationInner
-        {
-            fn from(value: super::MessageAdditionalInformationInner) -> Self {
+        impl ::std::convert::From<super::MessageAdditionalInformation> for MessageAdditionalInformation {
+            fn from(value: super::MessageAdditionalInformation) -> Self {
                 Self { vin: Ok(value.vin) }
             }
         }
@@ -785,20 +691,20 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct MessageOfferInner {
+        pub struct MessageOffer {
             id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageOfferInner {
+        impl ::std::default::Default for MessageOffer {
             fn default() -> Self {
                 Self {
                     id: Ok(Default::default()),
                 }
             }
         }
-        impl MessageOfferInner {
+        impl MessageOffer {
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
@@ -810,34 +716,34 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageOfferInner> for super::MessageOfferInner {
+        impl ::std::convert::TryFrom<MessageOffer> for super::MessageOffer {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageOfferInner,
+                value: MessageOffer,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { id: value.id? })
             }
         }
-        impl ::std::convert::From<super::MessageOfferInner> for MessageOfferInner {
-            fn from(value: super::MessageOfferInner) -> Self {
+        impl ::std::convert::From<super::MessageOffer> for MessageOffer {
+            fn from(value: super::MessageOffer) -> Self {
                 Self { id: Ok(value.id) }
             }
         }
         #[derive(Clone, Debug)]
-        pub struct MessageOrderVBeta1Inner {
+        pub struct MessageOrderVBeta1 {
             id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageOrderVBeta1Inner {
+        impl ::std::default::Default for MessageOrderVBeta1 {
             fn default() -> Self {
                 Self {
                     id: Ok(Default::default()),
                 }
             }
         }
-        impl MessageOrderVBeta1Inner {
+        impl MessageOrderVBeta1 {
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
@@ -849,16 +755,16 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageOrderVBeta1Inner> for super::MessageOrderVBeta1Inner {
+        impl ::std::convert::TryFrom<MessageOrderVBeta1> for super::MessageOrderVBeta1 {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageOrderVBeta1Inner,
+                value: MessageOrderVBeta1,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { id: value.id? })
             }
         }
-        impl ::std::convert::From<super::MessageOrderVBeta1Inner> for MessageOrderVBeta1Inner {
-            fn from(value: super::MessageOrderVBeta1Inner) -> Self {
+        impl ::std::convert::From<super::MessageOrderVBeta1> for MessageOrderVBeta1 {
+            fn from(value: super::MessageOrderVBeta1) -> Self {
                 Self { id: Ok(value.id) }
             }
         }
@@ -929,9 +835,7 @@ pub mod types {
                 ::std::string::String,
             >,
             attachments: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachmentInfoVBeta1>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::MessageAttachmentInfoVBeta1>>,
                 ::std::string::String,
             >,
             author: ::std::result::Result<
@@ -1004,9 +908,7 @@ pub mod types {
             pub fn attachments<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachmentInfoVBeta1>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::MessageAttachmentInfoVBeta1>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -1417,20 +1319,20 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct NextPageVBeta1Inner {
+        pub struct NextPageVBeta1 {
             id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for NextPageVBeta1Inner {
+        impl ::std::default::Default for NextPageVBeta1 {
             fn default() -> Self {
                 Self {
                     id: Ok(Default::default()),
                 }
             }
         }
-        impl NextPageVBeta1Inner {
+        impl NextPageVBeta1 {
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
@@ -1442,16 +1344,16 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<NextPageVBeta1Inner> for super::NextPageVBeta1Inner {
+        impl ::std::convert::TryFrom<NextPageVBeta1> for super::NextPageVBeta1 {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: NextPageVBeta1Inner,
+                value: NextPageVBeta1,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { id: value.id? })
             }
         }
-        impl ::std::convert::From<super::NextPageVBeta1Inner> for NextPageVBeta1Inner {
-            fn from(value: super::NextPageVBeta1Inner) -> Self {
+        impl ::std::convert::From<super::NextPageVBeta1> for NextPageVBeta1 {
+            fn from(value: super::NextPageVBeta1) -> Self {
                 Self { id: Ok(value.id) }
             }
         }
@@ -1737,15 +1639,11 @@ pub mod types {
                 ::std::string::String,
             >,
             orders: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::ThreadOrderVBeta1>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::ThreadOrderVBeta1>>,
                 ::std::string::String,
             >,
             participants: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::ThreadParticipantVBeta1>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::ThreadParticipantVBeta1>>,
                 ::std::string::String,
             >,
             read: ::std::result::Result<
@@ -1814,9 +1712,7 @@ pub mod types {
             pub fn orders<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::ThreadOrderVBeta1>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::ThreadOrderVBeta1>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -1828,9 +1724,7 @@ pub mod types {
             pub fn participants<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::ThreadParticipantVBeta1>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::ThreadParticipantVBeta1>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -3517,3 +3411,6 @@ pub mod enums {
 
 /// The media type this module's operations send and accept.
 pub const MEDIA_TYPE: &str = "application/vnd.allegro.beta.v1+json";
+
+/// Operations that answer with a file rather than JSON.
+pub const BINARY_RESPONSE_OPERATIONS: &[&str] = &["downloadAttachmentGET"];

@@ -72,14 +72,14 @@ impl Allegro {
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
     pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
         let auth = inbox_core::Auth::Bearer(token.into());
-        let context = |json| inbox_core::Context {
+        let context = |json, binary_operations| inbox_core::Context {
             auth: auth.clone(),
-            media: Some(inbox_core::MediaTypes { json }),
+            media: Some(inbox_core::MediaTypes { json, binary_operations }),
         };
         let base_url = base_url.trim_end_matches('/');
         Allegro {
-            v1: public_v1::Client::new_with_client(base_url, http.clone(), context(public_v1::MEDIA_TYPE)),
-            beta: beta_v1::Client::new_with_client(base_url, http, context(beta_v1::MEDIA_TYPE)),
+            v1: public_v1::Client::new_with_client(base_url, http.clone(), context(public_v1::MEDIA_TYPE, public_v1::BINARY_RESPONSE_OPERATIONS)),
+            beta: beta_v1::Client::new_with_client(base_url, http, context(beta_v1::MEDIA_TYPE, beta_v1::BINARY_RESPONSE_OPERATIONS)),
         }
     }
 }

@@ -8,28 +8,8 @@ pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(clippy::all)]
 pub mod types {
     ///`Interlocutor`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct Interlocutor(pub ::std::option::Option<InterlocutorInner>);
-    impl ::std::ops::Deref for Interlocutor {
-        type Target = ::std::option::Option<InterlocutorInner>;
-        fn deref(&self) -> &::std::option::Option<InterlocutorInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<Interlocutor> for ::std::option::Option<InterlocutorInner> {
-        fn from(value: Interlocutor) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<InterlocutorInner>> for Interlocutor {
-        fn from(value: ::std::option::Option<InterlocutorInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`InterlocutorInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct InterlocutorInner {
+    pub struct Interlocutor {
         #[serde(
             rename = "avatarUrl",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -38,8 +18,8 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub login: ::std::option::Option<::std::string::String>,
     }
-    impl InterlocutorInner {
-        pub fn builder() -> builder::InterlocutorInner {
+    impl Interlocutor {
+        pub fn builder() -> builder::Interlocutor {
             Default::default()
         }
     }
@@ -52,8 +32,7 @@ pub mod types {
         )]
         pub additional_information: ::std::option::Option<MessageAdditionalInformation>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub attachments:
-            ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<MessageAttachmentInfo>>>,
+        pub attachments: ::std::option::Option<::std::vec::Vec<MessageAttachmentInfo>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<MessageAuthor>,
         #[serde(
@@ -93,39 +72,13 @@ pub mod types {
         }
     }
     ///`MessageAdditionalInformation`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageAdditionalInformation(
-        pub ::std::option::Option<MessageAdditionalInformationInner>,
-    );
-    impl ::std::ops::Deref for MessageAdditionalInformation {
-        type Target = ::std::option::Option<MessageAdditionalInformationInner>;
-        fn deref(&self) -> &::std::option::Option<MessageAdditionalInformationInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageAdditionalInformation>
-        for ::std::option::Option<MessageAdditionalInformationInner>
-    {
-        fn from(value: MessageAdditionalInformation) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageAdditionalInformationInner>>
-        for MessageAdditionalInformation
-    {
-        fn from(value: ::std::option::Option<MessageAdditionalInformationInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageAdditionalInformationInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageAdditionalInformationInner {
+    pub struct MessageAdditionalInformation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub vin: ::std::option::Option<::std::string::String>,
     }
-    impl MessageAdditionalInformationInner {
-        pub fn builder() -> builder::MessageAdditionalInformationInner {
+    impl MessageAdditionalInformation {
+        pub fn builder() -> builder::MessageAdditionalInformation {
             Default::default()
         }
     }
@@ -181,33 +134,13 @@ pub mod types {
         }
     }
     ///`MessageOffer`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageOffer(pub ::std::option::Option<MessageOfferInner>);
-    impl ::std::ops::Deref for MessageOffer {
-        type Target = ::std::option::Option<MessageOfferInner>;
-        fn deref(&self) -> &::std::option::Option<MessageOfferInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageOffer> for ::std::option::Option<MessageOfferInner> {
-        fn from(value: MessageOffer) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageOfferInner>> for MessageOffer {
-        fn from(value: ::std::option::Option<MessageOfferInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageOfferInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageOfferInner {
+    pub struct MessageOffer {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::inbox_core::FlexId>,
     }
-    impl MessageOfferInner {
-        pub fn builder() -> builder::MessageOfferInner {
+    impl MessageOffer {
+        pub fn builder() -> builder::MessageOffer {
             Default::default()
         }
     }
@@ -456,7 +389,7 @@ pub mod types {
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
-        pub struct InterlocutorInner {
+        pub struct Interlocutor {
             avatar_url: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -466,7 +399,7 @@ pub mod types {
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for InterlocutorInner {
+        impl ::std::default::Default for Interlocutor {
             fn default() -> Self {
                 Self {
                     avatar_url: Ok(Default::default()),
@@ -474,7 +407,7 @@ pub mod types {
                 }
             }
         }
-        impl InterlocutorInner {
+        impl Interlocutor {
             pub fn avatar_url<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -496,10 +429,10 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<InterlocutorInner> for super::InterlocutorInner {
+        impl ::std::convert::TryFrom<Interlocutor> for super::Interlocutor {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: InterlocutorInner,
+                value: Interlocutor,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     avatar_url: value.avatar_url?,
@@ -507,8 +440,8 @@ pub mod types {
                 })
             }
         }
-        impl ::std::convert::From<super::InterlocutorInner> for InterlocutorInner {
-            fn from(value: super::InterlocutorInner) -> Self {
+        impl ::std::convert::From<super::Interlocutor> for Interlocutor {
+            fn from(value: super::Interlocutor) -> Self {
                 Self {
                     avatar_url: Ok(value.avatar_url),
                     login: Ok(value.login),
@@ -522,9 +455,7 @@ pub mod types {
                 ::std::string::String,
             >,
             attachments: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachmentInfo>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::MessageAttachmentInfo>>,
                 ::std::string::String,
             >,
             author: ::std::result::Result<
@@ -602,9 +533,7 @@ pub mod types {
             pub fn attachments<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachmentInfo>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::MessageAttachmentInfo>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -758,20 +687,20 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct MessageAdditionalInformationInner {
+        pub struct MessageAdditionalInformation {
             vin: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageAdditionalInformationInner {
+        impl ::std::default::Default for MessageAdditionalInformation {
             fn default() -> Self {
                 Self {
                     vin: Ok(Default::default()),
                 }
             }
         }
-        impl MessageAdditionalInformationInner {
+        impl MessageAdditionalInformation {
             pub fn vin<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -783,20 +712,16 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageAdditionalInformationInner>
-            for super::MessageAdditionalInformationInner
-        {
+        impl ::std::convert::TryFrom<MessageAdditionalInformation> for super::MessageAdditionalInformation {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageAdditionalInformationInner,
+                value: MessageAdditionalInformation,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { vin: value.vin? })
             }
         }
-        impl ::std::convert::From<super::MessageAdditionalInformationInner>
-            for MessageAdditionalInformationInner
-        {
-            fn from(value: super::MessageAdditionalInformationInner) -> Self {
+        impl ::std::convert::From<super::MessageAdditionalInformation> for MessageAdditionalInformation {
+            fn from(value: super::MessageAdditionalInformation) -> Self {
                 Self { vin: Ok(value.vin) }
             }
         }
@@ -1000,20 +925,20 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct MessageOfferInner {
+        pub struct MessageOffer {
             id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageOfferInner {
+        impl ::std::default::Default for MessageOffer {
             fn default() -> Self {
                 Self {
                     id: Ok(Default::default()),
                 }
             }
         }
-        impl MessageOfferInner {
+        impl MessageOffer {
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
@@ -1025,16 +950,16 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageOfferInner> for super::MessageOfferInner {
+        impl ::std::convert::TryFrom<MessageOffer> for super::MessageOffer {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageOfferInner,
+                value: MessageOffer,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self { id: value.id? })
             }
         }
-        impl ::std::convert::From<super::MessageOfferInner> for MessageOfferInner {
-            fn from(value: super::MessageOfferInner) -> Self {
+        impl ::std::convert::From<super::MessageOffer> for MessageOffer {
+            fn from(value: super::MessageOffer) -> Self {
                 Self { id: Ok(value.id) }
             }
         }
@@ -3136,3 +3061,6 @@ pub mod enums {
 
 /// The media type this module's operations send and accept.
 pub const MEDIA_TYPE: &str = "application/vnd.allegro.public.v1+json";
+
+/// Operations that answer with a file rather than JSON.
+pub const BINARY_RESPONSE_OPERATIONS: &[&str] = &["downloadAttachmentGET"];

@@ -27,6 +27,8 @@ pub enum Auth {
 pub struct MediaTypes {
     /// The media type sent in `Accept` and in `Content-Type` of JSON bodies.
     pub json: &'static str,
+    /// Operations that answer with a file, not JSON: their `Accept` stays `*/*`.
+    pub binary_operations: &'static [&'static str],
 }
 
 /// What a generated client carries for its request hook: credentials and media type.
@@ -39,9 +41,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// Prepares `request` with this context (see [`prepare_request`]).
-    pub fn prepare(&self, request: &mut reqwest::Request) -> Result<(), String> {
-        prepare_request(request, &self.auth, self.media)
+    /// Prepares `request` for `operation_id` with this context (see [`prepare_request`]).
+    pub fn prepare(&self, request: &mut reqwest::Request, operation_id: &str) -> Result<(), String> {
+        prepare_request(request, operation_id, &self.auth, self.media)
     }
 }
 
@@ -54,11 +56,11 @@ macro_rules! impl_client_hooks {
             async fn pre<E>(
                 &self,
                 request: &mut ::reqwest::Request,
-                _info: &::progenitor_client::OperationInfo,
+                info: &::progenitor_client::OperationInfo,
             ) -> ::std::result::Result<(), ::progenitor_client::Error<E>> {
                 use ::progenitor_client::ClientInfo as _;
                 self.inner()
-                    .prepare(request)
+                    .prepare(request, info.operation_id)
                     .map_err(::progenitor_client::Error::InvalidRequest)
             }
         }
@@ -69,10 +71,12 @@ macro_rules! impl_client_hooks {
 ///
 /// This is the one place in the request path that touches headers: it removes the
 /// `api-version` header progenitor adds (vendors don't know it), rewrites
-/// `application/json` to the vendor media type where one is given, and sets the auth
-/// headers marked sensitive so they never show in `Debug` output.
+/// `application/json` to the vendor media type where one is given (and asks for it on
+/// operations that set no `Accept`, except those that answer with a file), and sets the
+/// auth headers marked sensitive so they never show in `Debug` output.
 pub fn prepare_request(
     request: &mut reqwest::Request,
+    operation_id: &str,
     auth: &Auth,
     media: Option<MediaTypes>,
 ) -> Result<(), String> {
@@ -80,6 +84,19 @@ pub fn prepare_request(
     headers.remove("api-version");
     if let Some(media) = media {
         let vendor = HeaderValue::from_static(media.json);
+        if !headers.contains_key(ACCEPT) {
+            // progenitor reports ids in snake_case; the spec's may be camelCase.
+            let same = |id: &&str| {
+                let norm = |s: &str| s.replace('_', "").to_ascii_lowercase();
+                norm(id) == norm(operation_id)
+            };
+            let accept = if media.binary_operations.iter().any(|id| same(&id)) {
+                HeaderValue::from_static("*/*")
+            } else {
+                vendor.clone()
+            };
+            headers.insert(ACCEPT, accept);
+        }
         for name in [ACCEPT, CONTENT_TYPE] {
             let is_json = headers
                 .get(&name)
@@ -140,8 +157,9 @@ mod tests {
         let mut r = request();
         let media = MediaTypes {
             json: "application/vnd.allegro.public.v1+json",
+            binary_operations: &["download"],
         };
-        prepare_request(&mut r, &Auth::Bearer(Secret::new("tok")), Some(media)).unwrap();
+        prepare_request(&mut r, "op", &Auth::Bearer(Secret::new("tok")), Some(media)).unwrap();
         let h = r.headers();
         assert_eq!(h[ACCEPT], media.json);
         assert_eq!(h[CONTENT_TYPE], media.json);
@@ -151,9 +169,22 @@ mod tests {
     }
 
     #[test]
+    fn accept_is_added_for_json_operations_and_any_for_files() {
+        let media = MediaTypes {
+            json: "application/vnd.allegro.public.v1+json",
+            binary_operations: &["downloadAttachmentGET"],
+        };
+        for (op, want) in [("delete_message", media.json), ("download_attachment_get", "*/*")] {
+            let mut r = reqwest::Request::new(reqwest::Method::GET, "http://localhost/x".parse().unwrap());
+            prepare_request(&mut r, op, &Auth::None, Some(media)).unwrap();
+            assert_eq!(r.headers()[ACCEPT], want, "{op}");
+        }
+    }
+
+    #[test]
     fn header_injection_is_refused_without_echoing_the_secret() {
         let mut r = request();
-        let err = prepare_request(&mut r, &Auth::Bearer(Secret::new("a\nb-secret")), None)
+        let err = prepare_request(&mut r, "op", &Auth::Bearer(Secret::new("a\nb-secret")), None)
             .unwrap_err();
         assert!(!err.contains("secret"), "{err}");
     }

@@ -58,7 +58,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<::inbox_magalu::generated::enums::ConversationStatus>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub tags: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Tag>>>,
+        pub tags: ::std::option::Option<::std::vec::Vec<Tag>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub to_user: ::std::option::Option<User>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -108,11 +108,11 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Message {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub attachments: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Attachment>>>,
+        pub attachments: ::std::option::Option<::std::vec::Vec<Attachment>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub custom_fields: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Tag>>>,
+        pub custom_fields: ::std::option::Option<::std::vec::Vec<Tag>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub external_id: ::std::option::Option<::inbox_core::FlexId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -426,7 +426,7 @@ pub mod types {
                 ::std::string::String,
             >,
             tags: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Tag>>>,
+                ::std::option::Option<::std::vec::Vec<super::Tag>>,
                 ::std::string::String,
             >,
             to_user:
@@ -559,9 +559,7 @@ pub mod types {
             }
             pub fn tags<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Tag>>>,
-                >,
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<super::Tag>>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.tags = value
@@ -794,7 +792,7 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct Message {
             attachments: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Attachment>>>,
+                ::std::option::Option<::std::vec::Vec<super::Attachment>>,
                 ::std::string::String,
             >,
             content: ::std::result::Result<
@@ -802,7 +800,7 @@ pub mod types {
                 ::std::string::String,
             >,
             custom_fields: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Tag>>>,
+                ::std::option::Option<::std::vec::Vec<super::Tag>>,
                 ::std::string::String,
             >,
             external_id: ::std::result::Result<
@@ -860,9 +858,7 @@ pub mod types {
             pub fn attachments<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::Attachment>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::Attachment>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -883,9 +879,7 @@ pub mod types {
             }
             pub fn custom_fields<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Tag>>>,
-                >,
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<super::Tag>>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.custom_fields = value

@@ -19,28 +19,8 @@ pub mod types {
         }
     }
     ///Whether the conversation accepts messages; `blocked` comes with a substatus.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct ConversationStatus(pub ::std::option::Option<ConversationStatusInner>);
-    impl ::std::ops::Deref for ConversationStatus {
-        type Target = ::std::option::Option<ConversationStatusInner>;
-        fn deref(&self) -> &::std::option::Option<ConversationStatusInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<ConversationStatus> for ::std::option::Option<ConversationStatusInner> {
-        fn from(value: ConversationStatus) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<ConversationStatusInner>> for ConversationStatus {
-        fn from(value: ::std::option::Option<ConversationStatusInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///Whether the conversation accepts messages; `blocked` comes with a substatus.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct ConversationStatusInner {
+    pub struct ConversationStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub claim_id: ::std::option::Option<::inbox_core::FlexId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -61,8 +41,8 @@ pub mod types {
             ::inbox_mercadolibre::generated::enums::ConversationStatusSubstatus,
         >,
     }
-    impl ConversationStatusInner {
-        pub fn builder() -> builder::ConversationStatusInner {
+    impl ConversationStatus {
+        pub fn builder() -> builder::ConversationStatus {
             Default::default()
         }
     }
@@ -100,15 +80,13 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::inbox_core::FlexId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub message_attachments:
-            ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<MessageAttachment>>>,
+        pub message_attachments: ::std::option::Option<::std::vec::Vec<MessageAttachment>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message_date: ::std::option::Option<MessageDate>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message_moderation: ::std::option::Option<MessageModeration>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub message_resources:
-            ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<MessageResource>>>,
+        pub message_resources: ::std::option::Option<::std::vec::Vec<MessageResource>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub site_id: ::std::option::Option<::inbox_core::FlexId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -169,28 +147,8 @@ pub mod types {
         }
     }
     ///`MessageModeration`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct MessageModeration(pub ::std::option::Option<MessageModerationInner>);
-    impl ::std::ops::Deref for MessageModeration {
-        type Target = ::std::option::Option<MessageModerationInner>;
-        fn deref(&self) -> &::std::option::Option<MessageModerationInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<MessageModeration> for ::std::option::Option<MessageModerationInner> {
-        fn from(value: MessageModeration) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<MessageModerationInner>> for MessageModeration {
-        fn from(value: ::std::option::Option<MessageModerationInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`MessageModerationInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct MessageModerationInner {
+    pub struct MessageModeration {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub by: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -203,8 +161,8 @@ pub mod types {
         pub status:
             ::std::option::Option<::inbox_mercadolibre::generated::enums::MessageModerationStatus>,
     }
-    impl MessageModerationInner {
-        pub fn builder() -> builder::MessageModerationInner {
+    impl MessageModeration {
+        pub fn builder() -> builder::MessageModeration {
             Default::default()
         }
     }
@@ -332,28 +290,8 @@ pub mod types {
         }
     }
     ///`Paging`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct Paging(pub ::std::option::Option<PagingInner>);
-    impl ::std::ops::Deref for Paging {
-        type Target = ::std::option::Option<PagingInner>;
-        fn deref(&self) -> &::std::option::Option<PagingInner> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<Paging> for ::std::option::Option<PagingInner> {
-        fn from(value: Paging) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::std::option::Option<PagingInner>> for Paging {
-        fn from(value: ::std::option::Option<PagingInner>) -> Self {
-            Self(value)
-        }
-    }
-    ///`PagingInner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct PagingInner {
+    pub struct Paging {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -361,8 +299,8 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub total: ::std::option::Option<::inbox_core::FlexInt>,
     }
-    impl PagingInner {
-        pub fn builder() -> builder::PagingInner {
+    impl Paging {
+        pub fn builder() -> builder::Paging {
             Default::default()
         }
     }
@@ -435,7 +373,7 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct ConversationStatusInner {
+        pub struct ConversationStatus {
             claim_id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
                 ::std::string::String,
@@ -473,7 +411,7 @@ pub mod types {
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for ConversationStatusInner {
+        impl ::std::default::Default for ConversationStatus {
             fn default() -> Self {
                 Self {
                     claim_id: Ok(Default::default()),
@@ -487,7 +425,7 @@ pub mod types {
                 }
             }
         }
-        impl ConversationStatusInner {
+        impl ConversationStatus {
             pub fn claim_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
@@ -579,10 +517,10 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<ConversationStatusInner> for super::ConversationStatusInner {
+        impl ::std::convert::TryFrom<ConversationStatus> for super::ConversationStatus {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: ConversationStatusInner,
+                value: ConversationStatus,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     claim_id: value.claim_id?,
@@ -596,8 +534,8 @@ pub mod types {
                 })
             }
         }
-        impl ::std::convert::From<super::ConversationStatusInner> for ConversationStatusInner {
-            fn from(value: super::ConversationStatusInner) -> Self {
+        impl ::std::convert::From<super::ConversationStatus> for ConversationStatus {
+            fn from(value: super::ConversationStatus) -> Self {
                 Self {
                     claim_id: Ok(value.claim_id),
                     claim_ids: Ok(value.claim_ids),
@@ -751,9 +689,7 @@ pub mod types {
                 ::std::string::String,
             >,
             message_attachments: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachment>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::MessageAttachment>>,
                 ::std::string::String,
             >,
             message_date: ::std::result::Result<
@@ -765,9 +701,7 @@ pub mod types {
                 ::std::string::String,
             >,
             message_resources: ::std::result::Result<
-                ::std::option::Option<
-                    ::std::vec::Vec<::inbox_core::Lenient<super::MessageResource>>,
-                >,
+                ::std::option::Option<::std::vec::Vec<super::MessageResource>>,
                 ::std::string::String,
             >,
             site_id: ::std::result::Result<
@@ -854,9 +788,7 @@ pub mod types {
             pub fn message_attachments<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::MessageAttachment>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::MessageAttachment>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -888,9 +820,7 @@ pub mod types {
             pub fn message_resources<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::std::vec::Vec<::inbox_core::Lenient<super::MessageResource>>,
-                    >,
+                    ::std::option::Option<::std::vec::Vec<super::MessageResource>>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -1233,7 +1163,7 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct MessageModerationInner {
+        pub struct MessageModeration {
             by: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -1257,7 +1187,7 @@ pub mod types {
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for MessageModerationInner {
+        impl ::std::default::Default for MessageModeration {
             fn default() -> Self {
                 Self {
                     by: Ok(Default::default()),
@@ -1268,7 +1198,7 @@ pub mod types {
                 }
             }
         }
-        impl MessageModerationInner {
+        impl MessageModeration {
             pub fn by<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1324,10 +1254,10 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<MessageModerationInner> for super::MessageModerationInner {
+        impl ::std::convert::TryFrom<MessageModeration> for super::MessageModeration {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: MessageModerationInner,
+                value: MessageModeration,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     by: value.by?,
@@ -1338,8 +1268,8 @@ pub mod types {
                 })
             }
         }
-        impl ::std::convert::From<super::MessageModerationInner> for MessageModerationInner {
-            fn from(value: super::MessageModerationInner) -> Self {
+        impl ::std::convert::From<super::MessageModeration> for MessageModeration {
+            fn from(value: super::MessageModeration) -> Self {
                 Self {
                     by: Ok(value.by),
                     moderation_date: Ok(value.moderation_date),
@@ -1723,7 +1653,7 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
-        pub struct PagingInner {
+        pub struct Paging {
             limit: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexInt>,
                 ::std::string::String,
@@ -1737,7 +1667,7 @@ pub mod types {
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for PagingInner {
+        impl ::std::default::Default for Paging {
             fn default() -> Self {
                 Self {
                     limit: Ok(Default::default()),
@@ -1746,7 +1676,7 @@ pub mod types {
                 }
             }
         }
-        impl PagingInner {
+        impl Paging {
             pub fn limit<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexInt>>,
@@ -1778,10 +1708,10 @@ pub mod types {
                 self
             }
         }
-        impl ::std::convert::TryFrom<PagingInner> for super::PagingInner {
+        impl ::std::convert::TryFrom<Paging> for super::Paging {
             type Error = super::error::ConversionError;
             fn try_from(
-                value: PagingInner,
+                value: Paging,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     limit: value.limit?,
@@ -1790,8 +1720,8 @@ pub mod types {
                 })
             }
         }
-        impl ::std::convert::From<super::PagingInner> for PagingInner {
-            fn from(value: super::PagingInner) -> Self {
+        impl ::std::convert::From<super::Paging> for Paging {
+            fn from(value: super::Paging) -> Self {
                 Self {
                     limit: Ok(value.limit),
                     offset: Ok(value.offset),
