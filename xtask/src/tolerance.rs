@@ -219,7 +219,10 @@ pub fn relax_response_schemas(doc: &mut Value) -> Result<usize> {
         }
         // A nullable object would become a newtype over `Option`; as an optional field
         // it is already `Option<T>`, which takes `null`.
-        if map.get("type").and_then(Value::as_str) == Some("object") && map.remove("nullable").is_some() {
+        if map.get("type").and_then(Value::as_str) == Some("object")
+            && map.contains_key("properties")
+            && map.remove("nullable").is_some()
+        {
             n += 1;
         }
         if map.get("additionalProperties") == Some(&Value::Bool(false)) {
@@ -228,7 +231,11 @@ pub fn relax_response_schemas(doc: &mut Value) -> Result<usize> {
         }
         if let Some(Value::Object(props)) = map.get_mut("properties") {
             for p in props.values_mut() {
-                if p.get("type").and_then(Value::as_str) == Some("array") && p.get("nullable").is_none() {
+                // Arrays and free-form maps would otherwise decode with a default that
+                // refuses `null`.
+                let ty = p.get("type").and_then(Value::as_str);
+                let map_like = ty == Some("object") && p.get("properties").is_none();
+                if (ty == Some("array") || map_like) && p.get("nullable").is_none() {
                     p["nullable"] = Value::Bool(true);
                     n += 1;
                 }
