@@ -44,10 +44,12 @@ pub fn select_allegro_media_version(doc: &mut Value, version: &str) -> Result<us
     for (_, _, op) in operations_mut(doc) {
         if let Some(Value::Array(params)) = op.get_mut("parameters") {
             let before = params.len();
-            params.retain(|p| match p.get("x-allegro-versions").and_then(Value::as_array) {
-                Some(vs) => vs.iter().any(|v| v == version),
-                None => true,
-            });
+            params.retain(
+                |p| match p.get("x-allegro-versions").and_then(Value::as_array) {
+                    Some(vs) => vs.iter().any(|v| v == version),
+                    None => true,
+                },
+            );
             for p in params.iter_mut() {
                 if let Some(p) = p.as_object_mut() {
                     p.remove("x-allegro-versions");
@@ -56,7 +58,10 @@ pub fn select_allegro_media_version(doc: &mut Value, version: &str) -> Result<us
             changed += before - params.len();
         }
         let select = |content: &mut Map<String, Value>| -> Result<usize> {
-            if !content.keys().any(|k| k.starts_with("application/vnd.allegro.")) {
+            if !content
+                .keys()
+                .any(|k| k.starts_with("application/vnd.allegro."))
+            {
                 return Ok(0);
             }
             match content.remove(&vendor) {
@@ -68,7 +73,8 @@ pub fn select_allegro_media_version(doc: &mut Value, version: &str) -> Result<us
                 None => bail!("an Allegro operation has no {vendor} body or response"),
             }
         };
-        if let Some(Value::Object(c)) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")) {
+        if let Some(Value::Object(c)) = op.get_mut("requestBody").and_then(|b| b.get_mut("content"))
+        {
             changed += select(c)?;
         }
         if let Some(Value::Object(responses)) = op.get_mut("responses") {
@@ -88,7 +94,9 @@ pub fn select_allegro_media_version(doc: &mut Value, version: &str) -> Result<us
 pub fn binary_upload_to_octet_stream(doc: &mut Value) -> Result<usize> {
     let mut changed = 0;
     for (_, _, op) in operations_mut(doc) {
-        let Some(Value::Object(content)) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")) else {
+        let Some(Value::Object(content)) =
+            op.get_mut("requestBody").and_then(|b| b.get_mut("content"))
+        else {
             continue;
         };
         let binary: Vec<String> = content
@@ -133,7 +141,8 @@ pub fn drop_multipart_operations(doc: &mut Value) -> Result<usize> {
             if let Value::Object(item) = item {
                 let before = item.len();
                 item.retain(|_, op| {
-                    op.pointer("/requestBody/content/multipart~1form-data").is_none()
+                    op.pointer("/requestBody/content/multipart~1form-data")
+                        .is_none()
                 });
                 changed += before - item.len();
             }
@@ -153,7 +162,9 @@ pub fn strip_auth_header_params(doc: &mut Value, names: &[&str]) -> Result<usize
             None => p,
         };
         p.get("in").and_then(Value::as_str) == Some("header")
-            && p.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n))
+            && p.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| names.contains(&n))
     };
     let doc_params = doc
         .pointer("/components/parameters")
@@ -171,7 +182,9 @@ pub fn strip_auth_header_params(doc: &mut Value, names: &[&str]) -> Result<usize
     if let Some(Value::Object(params)) = doc.pointer_mut("/components/parameters") {
         params.retain(|_, p| {
             !(p.get("in").and_then(Value::as_str) == Some("header")
-                && p.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n)))
+                && p.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| names.contains(&n)))
         });
     }
     Ok(changed)
@@ -180,11 +193,15 @@ pub fn strip_auth_header_params(doc: &mut Value, names: &[&str]) -> Result<usize
 /// Removes component schemas no operation reaches (after a version was selected, the
 /// other version's schemas would otherwise be generated too).
 pub fn prune_unreachable_schemas(doc: &mut Value) -> Result<usize> {
-    let roots: Vec<Value> = [doc.get("paths"), doc.pointer("/components/parameters"), doc.pointer("/components/responses")]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    let roots: Vec<Value> = [
+        doc.get("paths"),
+        doc.pointer("/components/parameters"),
+        doc.pointer("/components/responses"),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     let keep = crate::spec::reachable(doc, &roots);
     let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") else {
         return Ok(0);
@@ -201,11 +218,22 @@ mod tests {
     #[test]
     fn a_fixup_that_matches_nothing_fails_loudly() {
         let mut doc = json!({"info": {"version": "1"}});
-        let err = apply("x.yaml", "stringify_numeric_version", &mut doc, stringify_numeric_version)
-            .unwrap_err();
+        let err = apply(
+            "x.yaml",
+            "stringify_numeric_version",
+            &mut doc,
+            stringify_numeric_version,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("matched nothing"), "{err}");
         let mut doc = json!({"info": {"version": 2.1}});
-        apply("x.yaml", "stringify_numeric_version", &mut doc, stringify_numeric_version).unwrap();
+        apply(
+            "x.yaml",
+            "stringify_numeric_version",
+            &mut doc,
+            stringify_numeric_version,
+        )
+        .unwrap();
         assert_eq!(doc["info"]["version"], "2.1");
     }
 
@@ -224,7 +252,12 @@ mod tests {
         }}}});
         select_allegro_media_version(&mut doc, "beta.v1").unwrap();
         let op = &doc["paths"]["/t"]["get"];
-        let names: Vec<_> = op["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<_> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["page.id", "limit"]);
         assert_eq!(
             op["responses"]["200"]["content"],

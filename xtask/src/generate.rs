@@ -20,20 +20,33 @@ pub fn run(root: &Path, check: bool) -> Result<()> {
     let mut stale = Vec::new();
     for target in targets::all() {
         let code = generate(root, &target)?;
-        let out = root.join("crates").join(target.dir).join("src").join(format!("{}.rs", target.module));
+        let out = root
+            .join("crates")
+            .join(target.dir)
+            .join("src")
+            .join(format!("{}.rs", target.module));
         let rel = out.strip_prefix(root).unwrap_or(&out).display().to_string();
         let current = std::fs::read_to_string(&out).unwrap_or_default();
         if check {
             if current != code {
                 let diff = similar::TextDiff::from_lines(&current, &code);
-                print!("{}", diff.unified_diff().context_radius(2).header(&rel, &format!("{rel} (regenerated)")));
+                print!(
+                    "{}",
+                    diff.unified_diff()
+                        .context_radius(2)
+                        .header(&rel, &format!("{rel} (regenerated)"))
+                );
                 stale.push(rel);
             }
         } else {
             if current != code {
                 std::fs::write(&out, &code).with_context(|| format!("writing {rel}"))?;
             }
-            println!("{rel}: {} lines from specs/{}", code.lines().count(), target.spec);
+            println!(
+                "{rel}: {} lines from specs/{}",
+                code.lines().count(),
+                target.spec
+            );
         }
     }
     if !stale.is_empty() {
@@ -62,10 +75,25 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
     if enums.is_empty() {
         bail!("fix-up `open_enums` matched nothing in {name}");
     }
-    apply(&name, "relax_response_schemas", &mut doc, tolerance::relax_response_schemas)?;
-    apply(&name, "tolerant_scalars", &mut doc, tolerance::tolerant_scalars)?;
+    apply(
+        &name,
+        "relax_response_schemas",
+        &mut doc,
+        tolerance::relax_response_schemas,
+    )?;
+    apply(
+        &name,
+        "tolerant_scalars",
+        &mut doc,
+        tolerance::tolerant_scalars,
+    )?;
     apply(&name, "flex_datetimes", &mut doc, tolerance::flex_datetimes)?;
-    apply(&name, "lenient_list_items", &mut doc, tolerance::lenient_list_items)?;
+    apply(
+        &name,
+        "lenient_list_items",
+        &mut doc,
+        tolerance::lenient_list_items,
+    )?;
 
     let binary_ops = binary_response_operations(&doc);
     let api: openapiv3::OpenAPI = serde_json::from_value(doc)
@@ -77,16 +105,18 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
         .with_inner_type(quote!(::inbox_core::Context))
         .with_crate("inbox-core", CrateVers::Any, None)
         .with_crate(target.package, CrateVers::Any, None);
-    let tokens = catch_unwind(AssertUnwindSafe(|| Generator::new(&settings).generate_tokens(&api)))
-        .map_err(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            anyhow!("progenitor panicked on {name} ({}): {msg}", target.module)
-        })?
-        .map_err(|e| anyhow!("progenitor rejected {name} ({}): {e}", target.module))?;
+    let tokens = catch_unwind(AssertUnwindSafe(|| {
+        Generator::new(&settings).generate_tokens(&api)
+    }))
+    .map_err(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        anyhow!("progenitor panicked on {name} ({}): {msg}", target.module)
+    })?
+    .map_err(|e| anyhow!("progenitor rejected {name} ({}): {e}", target.module))?;
     let file: syn::File = syn::parse2(tokens).context("progenitor produced unparsable code")?;
     let body = prettyplease::unparse(&file);
 
@@ -113,7 +143,9 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
 fn binary_response_operations(doc: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     for (_, _, op) in spec::operations_mut(&mut doc.clone()) {
-        let Some(responses) = op.get("responses").and_then(|r| r.as_object()) else { continue };
+        let Some(responses) = op.get("responses").and_then(|r| r.as_object()) else {
+            continue;
+        };
         let binary = responses.iter().any(|(code, r)| {
             code.starts_with('2')
                 && r.get("content")
@@ -177,7 +209,11 @@ fn rustfmt(code: &str) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .context("running rustfmt (rustup component add rustfmt)")?;
-    child.stdin.take().expect("piped").write_all(code.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(code.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!("rustfmt failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -7,7 +7,8 @@ use std::path::Path;
 
 /// Reads a YAML or JSON spec into a `Value`, keeping key order.
 pub fn load(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     } else {
@@ -16,7 +17,9 @@ pub fn load(path: &Path) -> Result<Value> {
 }
 
 /// The HTTP methods an OpenAPI path item may hold.
-pub const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+pub const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// Every operation as (path, method, operation object).
 pub fn operations_mut(doc: &mut Value) -> Vec<(String, String, &mut Map<String, Value>)> {
@@ -44,7 +47,10 @@ pub fn ref_name(schema: &Value) -> Option<&str> {
 
 /// Schema names reachable from `start` through `$ref`s, properties, items and compositions.
 pub fn reachable(doc: &Value, start: &[Value]) -> BTreeSet<String> {
-    let schemas = doc.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
+    let schemas = doc
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut seen = BTreeSet::new();
     let mut stack: Vec<Value> = start.to_vec();
     while let Some(v) = stack.pop() {
@@ -76,7 +82,9 @@ pub fn success_response_schemas(doc: &Value) -> Vec<Value> {
     };
     for item in paths.values() {
         for method in METHODS {
-            let Some(responses) = item.pointer(&format!("/{method}/responses")).and_then(Value::as_object)
+            let Some(responses) = item
+                .pointer(&format!("/{method}/responses"))
+                .and_then(Value::as_object)
             else {
                 continue;
             };

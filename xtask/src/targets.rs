@@ -26,8 +26,18 @@ fn allegro_public(doc: &mut Value, spec: &str) -> Result<()> {
     apply(spec, "select_allegro_media_version(public.v1)", doc, |d| {
         fixups::select_allegro_media_version(d, "public.v1")
     })?;
-    apply(spec, "prune_unreachable_schemas", doc, fixups::prune_unreachable_schemas)?;
-    apply(spec, "binary_upload_to_octet_stream", doc, fixups::binary_upload_to_octet_stream)?;
+    apply(
+        spec,
+        "prune_unreachable_schemas",
+        doc,
+        fixups::prune_unreachable_schemas,
+    )?;
+    apply(
+        spec,
+        "binary_upload_to_octet_stream",
+        doc,
+        fixups::binary_upload_to_octet_stream,
+    )?;
     Ok(())
 }
 
@@ -35,13 +45,28 @@ fn allegro_beta(doc: &mut Value, spec: &str) -> Result<()> {
     apply(spec, "select_allegro_media_version(beta.v1)", doc, |d| {
         fixups::select_allegro_media_version(d, "beta.v1")
     })?;
-    apply(spec, "prune_unreachable_schemas", doc, fixups::prune_unreachable_schemas)?;
-    apply(spec, "binary_upload_to_octet_stream", doc, fixups::binary_upload_to_octet_stream)?;
+    apply(
+        spec,
+        "prune_unreachable_schemas",
+        doc,
+        fixups::prune_unreachable_schemas,
+    )?;
+    apply(
+        spec,
+        "binary_upload_to_octet_stream",
+        doc,
+        fixups::binary_upload_to_octet_stream,
+    )?;
     Ok(())
 }
 
 fn mercadolibre(doc: &mut Value, spec: &str) -> Result<()> {
-    apply(spec, "drop_multipart_operations", doc, fixups::drop_multipart_operations)?;
+    apply(
+        spec,
+        "drop_multipart_operations",
+        doc,
+        fixups::drop_multipart_operations,
+    )?;
     Ok(())
 }
 
@@ -50,7 +75,12 @@ fn magalu(_: &mut Value, _: &str) -> Result<()> {
 }
 
 fn ozon(doc: &mut Value, spec: &str) -> Result<()> {
-    apply(spec, "stringify_numeric_version", doc, fixups::stringify_numeric_version)?;
+    apply(
+        spec,
+        "stringify_numeric_version",
+        doc,
+        fixups::stringify_numeric_version,
+    )?;
     apply(spec, "strip_auth_header_params", doc, |d| {
         fixups::strip_auth_header_params(d, &["Client-Id", "Api-Key"])
     })?;

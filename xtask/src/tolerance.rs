@@ -54,11 +54,18 @@ fn visit_all(doc: &mut Value, f: &mut dyn FnMut(&mut Value, &str) -> bool) {
     if let Some(Value::Object(paths)) = doc.get_mut("paths") {
         for item in paths.values_mut() {
             for method in METHODS {
-                let Some(op) = item.get_mut(method) else { continue };
-                let op_name = pascal(op.get("operationId").and_then(Value::as_str).unwrap_or(method));
+                let Some(op) = item.get_mut(method) else {
+                    continue;
+                };
+                let op_name = pascal(
+                    op.get("operationId")
+                        .and_then(Value::as_str)
+                        .unwrap_or(method),
+                );
                 if let Some(Value::Array(params)) = op.get_mut("parameters") {
                     for p in params.iter_mut() {
-                        let pname = pascal(p.get("name").and_then(Value::as_str).unwrap_or("param"));
+                        let pname =
+                            pascal(p.get("name").and_then(Value::as_str).unwrap_or("param"));
                         if let Some(s) = p.get_mut("schema") {
                             visit(s, &format!("{op_name}{pname}"), f);
                         }
@@ -112,7 +119,11 @@ pub fn open_enums(doc: &mut Value, owner: &Owner) -> Result<BTreeMap<String, Vec
             (Some(Value::Array(v)), _) | (None, Some(Value::Array(v))) => v.clone(),
             _ => return false,
         };
-        let Some(values) = values.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>() else {
+        let Some(values) = values
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+        else {
             return false;
         };
         if let Some(existing) = found.get(name) {
@@ -124,7 +135,11 @@ pub fn open_enums(doc: &mut Value, owner: &Owner) -> Result<BTreeMap<String, Vec
         let description = schema.get("description").cloned();
         *schema = rust_type(
             owner.package,
-            format!("{}::{}::enums::{name}", owner.package.replace('-', "_"), owner.module),
+            format!(
+                "{}::{}::enums::{name}",
+                owner.package.replace('-', "_"),
+                owner.module
+            ),
         );
         if let Some(d) = description {
             schema["description"] = d;
@@ -190,7 +205,9 @@ fn for_response_objects(doc: &mut Value, f: &mut dyn FnMut(&mut Map<String, Valu
     if let Some(Value::Object(paths)) = doc.get_mut("paths") {
         for item in paths.values_mut() {
             for method in METHODS {
-                let Some(Value::Object(responses)) = item.pointer_mut(&format!("/{method}/responses")) else {
+                let Some(Value::Object(responses)) =
+                    item.pointer_mut(&format!("/{method}/responses"))
+                else {
                     continue;
                 };
                 for (code, resp) in responses.iter_mut() {
@@ -253,9 +270,12 @@ fn id_like(name: &str) -> bool {
 pub fn tolerant_scalars(doc: &mut Value) -> Result<usize> {
     let mut n = 0;
     for_response_objects(doc, &mut |map| {
-        let Some(Value::Object(props)) = map.get_mut("properties") else { return };
+        let Some(Value::Object(props)) = map.get_mut("properties") else {
+            return;
+        };
         for (name, p) in props.iter_mut() {
-            if p.get("enum").is_some() || p.get("x-rust-type").is_some() || p.get("$ref").is_some() {
+            if p.get("enum").is_some() || p.get("x-rust-type").is_some() || p.get("$ref").is_some()
+            {
                 continue;
             }
             let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
@@ -279,12 +299,18 @@ pub fn tolerant_scalars(doc: &mut Value) -> Result<usize> {
 /// Wraps the items of every array in a success envelope as `Lenient<T>`. An envelope is
 /// a schema that is a success response body and never part of another schema.
 pub fn lenient_list_items(doc: &mut Value) -> Result<usize> {
-    let schemas = doc.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
-    let nested: Vec<Value> = schemas.as_object().map(|m| m.values().cloned().collect()).unwrap_or_default();
+    let schemas = doc
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let nested: Vec<Value> = schemas
+        .as_object()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
     let mut inner = std::collections::BTreeSet::new();
     for s in &nested {
         // Names referenced from inside another schema (not the schema itself).
-        inner.extend(reachable(doc, &[s.clone()]));
+        inner.extend(reachable(doc, std::slice::from_ref(s)));
     }
     let mut envelopes = Vec::new();
     for s in success_response_schemas(doc) {
@@ -298,12 +324,16 @@ pub fn lenient_list_items(doc: &mut Value) -> Result<usize> {
     envelopes.dedup();
     let mut n = 0;
     for name in envelopes {
-        let Some(Value::Object(props)) = doc.pointer_mut(&format!("/components/schemas/{name}/properties")) else {
+        let Some(Value::Object(props)) =
+            doc.pointer_mut(&format!("/components/schemas/{name}/properties"))
+        else {
             continue;
         };
         for p in props.values_mut() {
             let is_array = p.get("type").and_then(Value::as_str) == Some("array");
-            let Some(items) = p.get_mut("items") else { continue };
+            let Some(items) = p.get_mut("items") else {
+                continue;
+            };
             if is_array && items.get("$ref").is_some() {
                 let mut wrapped = core_type("Lenient");
                 wrapped["x-rust-type"]["parameters"] = json!([items.clone()]);
@@ -325,12 +355,16 @@ mod tests {
             "status": {"type": "string", "enum": ["A", "B"]},
             "kind": {"type": "string", "x-open-enum": ["x"]}
         }}}}});
-        let owner = Owner { package: "inbox-x", module: "generated" };
+        let owner = Owner {
+            package: "inbox-x",
+            module: "generated",
+        };
         let found = open_enums(&mut doc, &owner).unwrap();
         assert_eq!(found["MsgStatus"], ["A", "B"]);
         assert_eq!(found["MsgKind"], ["x"]);
         assert_eq!(
-            doc.pointer("/components/schemas/Msg/properties/status/x-rust-type/path").unwrap(),
+            doc.pointer("/components/schemas/Msg/properties/status/x-rust-type/path")
+                .unwrap(),
             "inbox_x::generated::enums::MsgStatus"
         );
     }
@@ -357,8 +391,14 @@ mod tests {
         assert_eq!(s["In"]["required"], json!(["id"]));
         assert!(s["Out"].get("required").is_none());
         assert!(s["Item"].get("required").is_none());
-        assert_eq!(s["Out"]["properties"]["id"]["x-rust-type"]["path"], "inbox_core::FlexId");
-        assert_eq!(s["Item"]["properties"]["ok"]["x-rust-type"]["path"], "inbox_core::FlexBool");
+        assert_eq!(
+            s["Out"]["properties"]["id"]["x-rust-type"]["path"],
+            "inbox_core::FlexId"
+        );
+        assert_eq!(
+            s["Item"]["properties"]["ok"]["x-rust-type"]["path"],
+            "inbox_core::FlexBool"
+        );
         assert_eq!(s["Out"]["properties"]["items"]["nullable"], true);
         assert_eq!(
             s["Out"]["properties"]["items"]["items"]["x-rust-type"]["parameters"][0]["$ref"],

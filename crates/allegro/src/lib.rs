@@ -65,8 +65,15 @@ impl Allegro {
     }
 
     /// A client for any base URL (a proxy, a local sandbox, a test server).
-    pub fn with_base_url(base_url: &str, token: impl Into<Secret>) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(base_url, inbox_core::http_client()?, token))
+    pub fn with_base_url(
+        base_url: &str,
+        token: impl Into<Secret>,
+    ) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(
+            base_url,
+            inbox_core::http_client()?,
+            token,
+        ))
     }
 
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
@@ -74,12 +81,23 @@ impl Allegro {
         let auth = inbox_core::Auth::Bearer(token.into());
         let context = |json, binary_operations| inbox_core::Context {
             auth: auth.clone(),
-            media: Some(inbox_core::MediaTypes { json, binary_operations }),
+            media: Some(inbox_core::MediaTypes {
+                json,
+                binary_operations,
+            }),
         };
         let base_url = base_url.trim_end_matches('/');
         Allegro {
-            v1: public_v1::Client::new_with_client(base_url, http.clone(), context(public_v1::MEDIA_TYPE, public_v1::BINARY_RESPONSE_OPERATIONS)),
-            beta: beta_v1::Client::new_with_client(base_url, http, context(beta_v1::MEDIA_TYPE, beta_v1::BINARY_RESPONSE_OPERATIONS)),
+            v1: public_v1::Client::new_with_client(
+                base_url,
+                http.clone(),
+                context(public_v1::MEDIA_TYPE, public_v1::BINARY_RESPONSE_OPERATIONS),
+            ),
+            beta: beta_v1::Client::new_with_client(
+                base_url,
+                http,
+                context(beta_v1::MEDIA_TYPE, beta_v1::BINARY_RESPONSE_OPERATIONS),
+            ),
         }
     }
 }

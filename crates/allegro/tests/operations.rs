@@ -14,7 +14,11 @@ const BETA: &str = "application/vnd.allegro.beta.v1+json";
 const THREAD: &str = "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf";
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// Headers every Allegro request must carry, and the ones it must not.
@@ -37,7 +41,9 @@ async fn list_threads_public_v1() {
                 .query_param("limit", "20")
                 .query_param("offset", "40")
                 .header_missing("content-type");
-            then.status(200).header("content-type", V1).body(fixture("threads.json"));
+            then.status(200)
+                .header("content-type", V1)
+                .body(fixture("threads.json"));
         })
         .await;
     let page = client(&server)
@@ -52,13 +58,19 @@ async fn list_threads_public_v1() {
     let threads = page.threads.as_ref().unwrap();
     assert_eq!(threads.len(), 2);
     let first = threads[0].valid().unwrap();
-    assert_eq!(first.id.as_ref().unwrap().as_str(), "4lN1A6WTKM8AcfP1bLiumXuJ14Es1fiCguyqRvj3qDf");
+    assert_eq!(
+        first.id.as_ref().unwrap().as_str(),
+        "4lN1A6WTKM8AcfP1bLiumXuJ14Es1fiCguyqRvj3qDf"
+    );
     assert!(!first.read.unwrap().get());
     assert_eq!(
         first.last_message_date_time.as_ref().unwrap().to_rfc3339(),
         "2021-07-13T19:53:05.051Z"
     );
-    assert_eq!(first.interlocutor.as_ref().unwrap().login.as_deref(), Some("client:44300444"));
+    assert_eq!(
+        first.interlocutor.as_ref().unwrap().login.as_deref(),
+        Some("client:44300444")
+    );
     assert_eq!(page.limit.unwrap().get(), 20);
 }
 
@@ -67,11 +79,23 @@ async fn get_thread_public_v1() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(GET).path(format!("/messaging/threads/{THREAD}")), V1);
-            then.status(200).header("content-type", V1).body(fixture("thread.json"));
+            allegro(
+                when.method(GET)
+                    .path(format!("/messaging/threads/{THREAD}")),
+                V1,
+            );
+            then.status(200)
+                .header("content-type", V1)
+                .body(fixture("thread.json"));
         })
         .await;
-    let thread = client(&server).v1.get_thread_get().thread_id(THREAD).send().await.unwrap();
+    let thread = client(&server)
+        .v1
+        .get_thread_get()
+        .thread_id(THREAD)
+        .send()
+        .await
+        .unwrap();
     mock.assert_async().await;
     assert_eq!(thread.id.as_ref().unwrap().as_str(), THREAD);
     assert!(thread.read.unwrap().get());
@@ -82,10 +106,16 @@ async fn mark_thread_read_public_v1() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(PUT).path(format!("/messaging/threads/{THREAD}/read")), V1)
+            allegro(
+                when.method(PUT)
+                    .path(format!("/messaging/threads/{THREAD}/read")),
+                V1,
+            )
+            .header("content-type", V1)
+            .json_body(json!({"read": true}));
+            then.status(200)
                 .header("content-type", V1)
-                .json_body(json!({"read": true}));
-            then.status(200).header("content-type", V1).body(fixture("thread.json"));
+                .body(fixture("thread.json"));
         })
         .await;
     let thread = client(&server)
@@ -105,11 +135,17 @@ async fn list_messages_public_v1_with_before_filter() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(GET).path(format!("/messaging/threads/{THREAD}/messages")), V1)
-                .query_param("limit", "20")
-                .query_param("before", "2021-07-14T08:00:00.000Z")
-                .query_param_missing("offset");
-            then.status(200).header("content-type", V1).body(fixture("messages.json"));
+            allegro(
+                when.method(GET)
+                    .path(format!("/messaging/threads/{THREAD}/messages")),
+                V1,
+            )
+            .query_param("limit", "20")
+            .query_param("before", "2021-07-14T08:00:00.000Z")
+            .query_param_missing("offset");
+            then.status(200)
+                .header("content-type", V1)
+                .body(fixture("messages.json"));
         })
         .await;
     let before: inbox_core::FlexDateTime = "2021-07-14T08:00:00Z".parse().unwrap();
@@ -130,7 +166,16 @@ async fn list_messages_public_v1_with_before_filter() {
     assert_eq!(m.status, Some(public_v1::enums::MessageStatus::Delivered));
     assert_eq!(m.author.as_ref().unwrap().login.as_deref(), Some("allegro"));
     assert_eq!(
-        m.relates_to.as_ref().unwrap().offer.as_ref().unwrap().id.as_ref().unwrap().as_str(),
+        m.relates_to
+            .as_ref()
+            .unwrap()
+            .offer
+            .as_ref()
+            .unwrap()
+            .id
+            .as_ref()
+            .unwrap()
+            .as_str(),
         "7680560734"
     );
     // The second example has `author.id` instead of `login`: it still decodes.
@@ -138,16 +183,27 @@ async fn list_messages_public_v1_with_before_filter() {
     assert_eq!(second.author.as_ref().unwrap().login, None);
     let att = &second.attachments.as_ref().unwrap()[0];
     assert_eq!(att.file_name.as_deref(), Some("image.png"));
-    assert_eq!(att.status, Some(public_v1::enums::MessageAttachmentInfoStatus::Safe));
+    assert_eq!(
+        att.status,
+        Some(public_v1::enums::MessageAttachmentInfoStatus::Safe)
+    );
 }
 
 #[tokio::test]
 async fn get_message_public_v1() {
     let server = MockServer::start_async().await;
-    let body = serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&fixture("messages.json")).unwrap()["messages"][0]).unwrap();
+    let body = serde_json::to_string(
+        &serde_json::from_str::<serde_json::Value>(&fixture("messages.json")).unwrap()["messages"]
+            [0],
+    )
+    .unwrap();
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(GET).path("/messaging/messages/3793aee2-7fd5-48b0-9de1-cfc804fbf002"), V1);
+            allegro(
+                when.method(GET)
+                    .path("/messaging/messages/3793aee2-7fd5-48b0-9de1-cfc804fbf002"),
+                V1,
+            );
             then.status(200).header("content-type", V1).body(body);
         })
         .await;
@@ -159,7 +215,10 @@ async fn get_message_public_v1() {
         .await
         .unwrap();
     mock.assert_async().await;
-    assert_eq!(m.thread.as_ref().unwrap().id.as_ref().unwrap().as_str(), THREAD);
+    assert_eq!(
+        m.thread.as_ref().unwrap().id.as_ref().unwrap().as_str(),
+        THREAD
+    );
     assert_eq!(m.type_, Some(public_v1::enums::MessageType::MessageCenter));
 }
 
@@ -175,21 +234,34 @@ async fn new_message_public_v1() {
                     "text": "Proszę o kontakt",
                     "order": {"id": "29f2a1a0-b21e-11ee-9e5a-3b1d3b6c0e11"}
                 }));
-            then.status(201).header("content-type", V1).body(fixture("new_message.json"));
+            then.status(201)
+                .header("content-type", V1)
+                .body(fixture("new_message.json"));
         })
         .await;
     let body = public_v1::types::NewMessage {
-        recipient: public_v1::types::Recipient { login: "allegrofan".into() },
+        recipient: public_v1::types::Recipient {
+            login: "allegrofan".into(),
+        },
         text: "Proszę o kontakt".try_into().unwrap(),
         attachments: None,
         order: public_v1::types::MessageOrder {
             id: Some("29f2a1a0-b21e-11ee-9e5a-3b1d3b6c0e11".into()),
         },
     };
-    let m = client(&server).v1.new_message_post().body(body).send().await.unwrap();
+    let m = client(&server)
+        .v1
+        .new_message_post()
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     mock.assert_async().await;
     assert_eq!(m.status, Some(public_v1::enums::MessageStatus::Verifying));
-    assert_eq!(m.id.as_ref().unwrap().as_str(), "b58e920b-4d1d-46d1-815a-702311a784c3");
+    assert_eq!(
+        m.id.as_ref().unwrap().as_str(),
+        "b58e920b-4d1d-46d1-815a-702311a784c3"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +305,11 @@ async fn delete_message_public_v1() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(DELETE).path("/messaging/messages/3793aee2-7fd5-48b0-9de1-cfc804fbf002"), V1);
+            allegro(
+                when.method(DELETE)
+                    .path("/messaging/messages/3793aee2-7fd5-48b0-9de1-cfc804fbf002"),
+                V1,
+            );
             then.status(204);
         })
         .await;
@@ -272,7 +348,10 @@ async fn declare_attachment() {
         .await
         .unwrap();
     mock.assert_async().await;
-    assert_eq!(r.id.as_ref().unwrap().as_str(), "97dc0b60-2da4-4247-92ba-b748630ba0f6");
+    assert_eq!(
+        r.id.as_ref().unwrap().as_str(),
+        "97dc0b60-2da4-4247-92ba-b748630ba0f6"
+    );
 }
 
 #[tokio::test]
@@ -303,7 +382,10 @@ async fn upload_attachment_sends_the_files_own_content_type_and_bytes() {
         .await
         .unwrap();
     mock.assert_async().await;
-    assert_eq!(r.id.as_ref().unwrap().as_str(), "97dc0b60-2da4-4247-92ba-b748630ba0f6");
+    assert_eq!(
+        r.id.as_ref().unwrap().as_str(),
+        "97dc0b60-2da4-4247-92ba-b748630ba0f6"
+    );
 }
 
 #[tokio::test]
@@ -349,7 +431,9 @@ async fn list_threads_beta_v1_sends_beta_media_type_and_page_cursor() {
                 .query_param("page.id", "eyJvZmZzZXQiOjB9")
                 .query_param("type", "POST_PURCHASE_ISSUE")
                 .query_param_missing("offset");
-            then.status(200).header("content-type", BETA).body(fixture("beta_threads.json"));
+            then.status(200)
+                .header("content-type", BETA)
+                .body(fixture("beta_threads.json"));
         })
         .await;
     let page = client(&server)
@@ -364,15 +448,33 @@ async fn list_threads_beta_v1_sends_beta_media_type_and_page_cursor() {
     mock.assert_async().await;
     let threads = page.threads.as_ref().unwrap();
     let issue = threads[0].valid().unwrap();
-    assert_eq!(issue.type_, Some(beta_v1::enums::ThreadVBeta1Type::PostPurchaseIssue));
-    assert_eq!(issue.sub_type, Some(beta_v1::enums::ThreadVBeta1SubType::ProductArrivedDamaged));
+    assert_eq!(
+        issue.type_,
+        Some(beta_v1::enums::ThreadVBeta1Type::PostPurchaseIssue)
+    );
+    assert_eq!(
+        issue.sub_type,
+        Some(beta_v1::enums::ThreadVBeta1SubType::ProductArrivedDamaged)
+    );
     assert_eq!(issue.status, Some(beta_v1::enums::ThreadVBeta1Status::Open));
     let participants = issue.participants.as_ref().unwrap();
-    assert_eq!(participants[0].role, Some(beta_v1::enums::ThreadParticipantVBeta1Role::Buyer));
+    assert_eq!(
+        participants[0].role,
+        Some(beta_v1::enums::ThreadParticipantVBeta1Role::Buyer)
+    );
     let order = &issue.orders.as_ref().unwrap()[0];
     assert_eq!(order.offers.as_ref().unwrap()[0].quantity.unwrap().get(), 2);
     assert!(threads[1].valid().unwrap().orders.is_none());
-    assert_eq!(page.next_page.as_ref().unwrap().id.as_ref().unwrap().as_str(), "eyJvZmZzZXQiOjIwfQ");
+    assert_eq!(
+        page.next_page
+            .as_ref()
+            .unwrap()
+            .id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "eyJvZmZzZXQiOjIwfQ"
+    );
 }
 
 #[tokio::test]
@@ -380,9 +482,15 @@ async fn list_messages_beta_v1_last_page_has_null_next_page() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(GET).path(format!("/messaging/threads/{THREAD}/messages")), BETA)
-                .query_param("page.id", "abc");
-            then.status(200).header("content-type", BETA).body(fixture("beta_messages.json"));
+            allegro(
+                when.method(GET)
+                    .path(format!("/messaging/threads/{THREAD}/messages")),
+                BETA,
+            )
+            .query_param("page.id", "abc");
+            then.status(200)
+                .header("content-type", BETA)
+                .body(fixture("beta_messages.json"));
         })
         .await;
     let page = client(&server)
@@ -397,10 +505,16 @@ async fn list_messages_beta_v1_last_page_has_null_next_page() {
     assert!(page.next_page.is_none());
     let m = page.messages.as_ref().unwrap()[0].valid().unwrap();
     let author = m.author.as_ref().unwrap();
-    assert_eq!(author.role, Some(beta_v1::enums::MessageAuthorVBeta1Role::Consultant));
+    assert_eq!(
+        author.role,
+        Some(beta_v1::enums::MessageAuthorVBeta1Role::Consultant)
+    );
     assert_eq!(author.login, None);
     let att = &m.attachments.as_ref().unwrap()[0];
-    assert_eq!(att.id.as_ref().unwrap().as_str(), "97dc0b60-2da4-4247-92ba-b748630ba0f6");
+    assert_eq!(
+        att.id.as_ref().unwrap().as_str(),
+        "97dc0b60-2da4-4247-92ba-b748630ba0f6"
+    );
 }
 
 #[tokio::test]
@@ -408,17 +522,25 @@ async fn mark_thread_read_beta_v1_returns_the_flag() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            allegro(when.method(PUT).path(format!("/messaging/threads/{THREAD}/read")), BETA)
+            allegro(
+                when.method(PUT)
+                    .path(format!("/messaging/threads/{THREAD}/read")),
+                BETA,
+            )
+            .header("content-type", BETA)
+            .json_body(json!({"read": true}));
+            then.status(200)
                 .header("content-type", BETA)
-                .json_body(json!({"read": true}));
-            then.status(200).header("content-type", BETA).body(r#"{"read": true}"#);
+                .body(r#"{"read": true}"#);
         })
         .await;
     let flag = client(&server)
         .beta
         .change_read_flag_on_thread_put()
         .thread_id(THREAD)
-        .body(beta_v1::types::ThreadReadFlagVBeta1 { read: Some(true.into()) })
+        .body(beta_v1::types::ThreadReadFlagVBeta1 {
+            read: Some(true.into()),
+        })
         .send()
         .await
         .unwrap();
@@ -452,15 +574,32 @@ async fn beta_get_thread_and_message_and_new_message() {
         })
         .await;
     let c = client(&server);
-    let t = c.beta.get_thread_get().thread_id("Rk2").send().await.unwrap();
+    let t = c
+        .beta
+        .get_thread_get()
+        .thread_id("Rk2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(t.status, Some(beta_v1::enums::ThreadVBeta1Status::Open));
-    let m = c.beta.get_message_get().message_id("7d1c").send().await.unwrap();
-    assert_eq!(m.text.as_deref(), Some("Dzień dobry, pomagamy w rozwiązaniu problemu."));
+    let m = c
+        .beta
+        .get_message_get()
+        .message_id("7d1c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        m.text.as_deref(),
+        Some("Dzień dobry, pomagamy w rozwiązaniu problemu.")
+    );
     let sent = c
         .beta
         .new_message_post()
         .body(beta_v1::types::NewMessageVBeta1 {
-            recipient: beta_v1::types::Recipient { login: "allegrofan".into() },
+            recipient: beta_v1::types::Recipient {
+                login: "allegrofan".into(),
+            },
             text: "Dzień dobry".try_into().unwrap(),
             attachments: None,
             order: None,
@@ -468,7 +607,10 @@ async fn beta_get_thread_and_message_and_new_message() {
         .send()
         .await
         .unwrap();
-    assert_eq!(sent.id.as_ref().unwrap().as_str(), "7d1c9a55-3b2c-4c1a-9d77-1f0b8a2f6e10");
+    assert_eq!(
+        sent.id.as_ref().unwrap().as_str(),
+        "7d1c9a55-3b2c-4c1a-9d77-1f0b8a2f6e10"
+    );
     get_thread.assert_async().await;
     get_message.assert_async().await;
     new_message.assert_async().await;

@@ -151,8 +151,18 @@ mod tests {
 
     #[test]
     fn booleans_as_strings_and_digits() {
-        for (raw, want) in [("true", true), ("\"true\"", true), ("\"False\"", false), ("0", false), ("1", true)] {
-            assert_eq!(serde_json::from_str::<FlexBool>(raw).unwrap().get(), want, "{raw}");
+        for (raw, want) in [
+            ("true", true),
+            ("\"true\"", true),
+            ("\"False\"", false),
+            ("0", false),
+            ("1", true),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<FlexBool>(raw).unwrap().get(),
+                want,
+                "{raw}"
+            );
         }
         assert!(serde_json::from_str::<FlexBool>("\"maybe\"").is_err());
         assert_eq!(serde_json::to_string(&FlexBool(true)).unwrap(), "true");
@@ -160,8 +170,14 @@ mod tests {
 
     #[test]
     fn integers_as_strings() {
-        assert_eq!(serde_json::from_str::<FlexInt>("\"103584\"").unwrap().get(), 103584);
-        assert_eq!(serde_json::from_str::<FlexInt>("225677").unwrap().get(), 225677);
+        assert_eq!(
+            serde_json::from_str::<FlexInt>("\"103584\"").unwrap().get(),
+            103584
+        );
+        assert_eq!(
+            serde_json::from_str::<FlexInt>("225677").unwrap().get(),
+            225677
+        );
         assert_eq!(serde_json::from_str::<FlexInt>("20.0").unwrap().get(), 20);
         assert!(serde_json::from_str::<FlexInt>("\"12a\"").is_err());
         assert!(serde_json::from_str::<FlexInt>("1.5").is_err());

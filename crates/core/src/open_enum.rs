@@ -88,7 +88,9 @@ macro_rules! open_enum {
 
 /// Reads an open-enum value: a string as is, any other scalar as its JSON text.
 #[doc(hidden)]
-pub fn open_enum_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub fn open_enum_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     use serde::Deserialize;
     match serde_json::Value::deserialize(deserializer)? {
         serde_json::Value::String(s) => Ok(s),

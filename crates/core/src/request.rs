@@ -42,7 +42,11 @@ pub struct Context {
 
 impl Context {
     /// Prepares `request` for `operation_id` with this context (see [`prepare_request`]).
-    pub fn prepare(&self, request: &mut reqwest::Request, operation_id: &str) -> Result<(), String> {
+    pub fn prepare(
+        &self,
+        request: &mut reqwest::Request,
+        operation_id: &str,
+    ) -> Result<(), String> {
         prepare_request(request, operation_id, &self.auth, self.media)
     }
 }
@@ -90,7 +94,7 @@ pub fn prepare_request(
                 let norm = |s: &str| s.replace('_', "").to_ascii_lowercase();
                 norm(id) == norm(operation_id)
             };
-            let accept = if media.binary_operations.iter().any(|id| same(&id)) {
+            let accept = if media.binary_operations.iter().any(same) {
                 HeaderValue::from_static("*/*")
             } else {
                 vendor.clone()
@@ -139,10 +143,8 @@ mod tests {
     use super::*;
 
     fn request() -> reqwest::Request {
-        let mut r = reqwest::Request::new(
-            reqwest::Method::POST,
-            "http://localhost/x".parse().unwrap(),
-        );
+        let mut r =
+            reqwest::Request::new(reqwest::Method::POST, "http://localhost/x".parse().unwrap());
         r.headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
         r.headers_mut()
@@ -174,8 +176,12 @@ mod tests {
             json: "application/vnd.allegro.public.v1+json",
             binary_operations: &["downloadAttachmentGET"],
         };
-        for (op, want) in [("delete_message", media.json), ("download_attachment_get", "*/*")] {
-            let mut r = reqwest::Request::new(reqwest::Method::GET, "http://localhost/x".parse().unwrap());
+        for (op, want) in [
+            ("delete_message", media.json),
+            ("download_attachment_get", "*/*"),
+        ] {
+            let mut r =
+                reqwest::Request::new(reqwest::Method::GET, "http://localhost/x".parse().unwrap());
             prepare_request(&mut r, op, &Auth::None, Some(media)).unwrap();
             assert_eq!(r.headers()[ACCEPT], want, "{op}");
         }
@@ -184,8 +190,13 @@ mod tests {
     #[test]
     fn header_injection_is_refused_without_echoing_the_secret() {
         let mut r = request();
-        let err = prepare_request(&mut r, "op", &Auth::Bearer(Secret::new("a\nb-secret")), None)
-            .unwrap_err();
+        let err = prepare_request(
+            &mut r,
+            "op",
+            &Auth::Bearer(Secret::new("a\nb-secret")),
+            None,
+        )
+        .unwrap_err();
         assert!(!err.contains("secret"), "{err}");
     }
 }

@@ -47,8 +47,15 @@ impl Magalu {
     }
 
     /// A client for any base URL (a proxy, a local sandbox, a test server).
-    pub fn with_base_url(base_url: &str, token: impl Into<Secret>) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(base_url, inbox_core::http_client()?, token))
+    pub fn with_base_url(
+        base_url: &str,
+        token: impl Into<Secret>,
+    ) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(
+            base_url,
+            inbox_core::http_client()?,
+            token,
+        ))
     }
 
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
@@ -58,7 +65,11 @@ impl Magalu {
             media: None,
         };
         Magalu {
-            client: generated::Client::new_with_client(base_url.trim_end_matches('/'), http, context),
+            client: generated::Client::new_with_client(
+                base_url.trim_end_matches('/'),
+                http,
+                context,
+            ),
         }
     }
 }

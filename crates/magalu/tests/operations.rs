@@ -9,7 +9,11 @@ use serde_json::json;
 const CONV: &str = "6628d7a3c01daebde56f5600";
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn magalu(when: When) -> When {
@@ -32,7 +36,9 @@ async fn list_conversations_with_filters() {
                 .query_param("_offset", "0")
                 .query_param("status", "OPENED")
                 .query_param("last_interaction_at_start", "2024-04-01T00:00:00.000Z");
-            then.status(200).header("content-type", "application/json").body(fixture("conversations.json"));
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(fixture("conversations.json"));
         })
         .await;
     let start: inbox_core::FlexDateTime = "2024-04-01T00:00:00Z".parse().unwrap();
@@ -53,10 +59,19 @@ async fn list_conversations_with_filters() {
     assert_eq!(c.id.as_ref().unwrap().as_str(), CONV);
     assert_eq!(c.status, Some(enums::ConversationStatus::Opened));
     assert_eq!(c.unread_to_count.unwrap().get(), 2);
-    assert_eq!(c.from_user.as_ref().unwrap().type_, Some(enums::UserType::Customer));
+    assert_eq!(
+        c.from_user.as_ref().unwrap().type_,
+        Some(enums::UserType::Customer)
+    );
     let last = c.last_message.as_ref().unwrap();
-    assert_eq!(last.when_at.as_ref().unwrap().to_rfc3339(), "2024-04-24T09:57:56.851Z");
-    assert_eq!(c.tags.as_ref().unwrap()[0].value.as_deref(), Some("237497000"));
+    assert_eq!(
+        last.when_at.as_ref().unwrap().to_rfc3339(),
+        "2024-04-24T09:57:56.851Z"
+    );
+    assert_eq!(
+        c.tags.as_ref().unwrap()[0].value.as_deref(),
+        Some("237497000")
+    );
 }
 
 #[tokio::test]
@@ -64,9 +79,12 @@ async fn list_messages_page_from_the_docs() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            magalu(when.method(GET).path(format!("/v0/conversations/{CONV}/messages")))
-                .query_param("_offset", "150")
-                .query_param("_limit", "20");
+            magalu(
+                when.method(GET)
+                    .path(format!("/v0/conversations/{CONV}/messages")),
+            )
+            .query_param("_offset", "150")
+            .query_param("_limit", "20");
             then.status(200).body(fixture("messages.json"));
         })
         .await;
@@ -83,39 +101,63 @@ async fn list_messages_page_from_the_docs() {
     assert_eq!(links.next.as_deref(), Some("?_offset=170&_limit=20"));
     let m = page.results.as_ref().unwrap()[0].valid().unwrap();
     assert_eq!(m.id.as_ref().unwrap().as_str(), "630e3bbc950b052e8724491a");
-    assert_eq!(m.content.as_deref(), Some("Como faz para montar ? Onde encontramos montador?"));
-    assert_eq!(m.when_at.as_ref().unwrap().to_rfc3339(), "2024-04-24T09:57:56.851Z");
+    assert_eq!(
+        m.content.as_deref(),
+        Some("Como faz para montar ? Onde encontramos montador?")
+    );
+    assert_eq!(
+        m.when_at.as_ref().unwrap().to_rfc3339(),
+        "2024-04-24T09:57:56.851Z"
+    );
     let moderation = m.moderation.as_ref().unwrap();
     assert_eq!(moderation.status, Some(enums::ModerationStatus::Approved));
-    assert_eq!(moderation.when_at.as_ref().unwrap().to_rfc3339(), "2024-04-24T09:57:57.620Z");
-    assert_eq!(m.read_by.as_ref().unwrap(), &vec!["6628d7a3c01daebde56f5599".to_string()]);
+    assert_eq!(
+        moderation.when_at.as_ref().unwrap().to_rfc3339(),
+        "2024-04-24T09:57:57.620Z"
+    );
+    assert_eq!(
+        m.read_by.as_ref().unwrap(),
+        &vec!["6628d7a3c01daebde56f5599".to_string()]
+    );
     match &m.attachments.as_ref().unwrap()[0] {
         types::Attachment::String(url) => assert_eq!(url, "https://docs.com/doc.pdf"),
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(m.from_user.as_ref().unwrap().ref_key.as_deref(), Some("e8528120-fc36-43e9-bd01-fd453d938da7"));
+    assert_eq!(
+        m.from_user.as_ref().unwrap().ref_key.as_deref(),
+        Some("e8528120-fc36-43e9-bd01-fd453d938da7")
+    );
     assert!(m.metadata.as_ref().unwrap().contains_key("coupom"));
 }
 
 #[tokio::test]
 async fn get_conversation_and_message() {
     let server = MockServer::start_async().await;
-    let conversations: serde_json::Value = serde_json::from_str(&fixture("conversations.json")).unwrap();
+    let conversations: serde_json::Value =
+        serde_json::from_str(&fixture("conversations.json")).unwrap();
     let messages: serde_json::Value = serde_json::from_str(&fixture("messages.json")).unwrap();
     let conv = server
         .mock_async(|when, then| {
             magalu(when.method(GET).path(format!("/v0/conversations/{CONV}")));
-            then.status(200).json_body(conversations["results"][0].clone());
+            then.status(200)
+                .json_body(conversations["results"][0].clone());
         })
         .await;
     let msg = server
         .mock_async(|when, then| {
-            magalu(when.method(GET).path(format!("/v0/conversations/{CONV}/messages/630e3bbc950b052e8724491a")));
+            magalu(when.method(GET).path(format!(
+                "/v0/conversations/{CONV}/messages/630e3bbc950b052e8724491a"
+            )));
             then.status(200).json_body(messages["results"][0].clone());
         })
         .await;
     let c = client(&server);
-    let conversation = c.get_conversation().conversation_id(CONV).send().await.unwrap();
+    let conversation = c
+        .get_conversation()
+        .conversation_id(CONV)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(conversation.display_name.as_deref(), Some("John Doe"));
     let message = c
         .get_message()
@@ -124,7 +166,10 @@ async fn get_conversation_and_message() {
         .send()
         .await
         .unwrap();
-    assert_eq!(message.to_user.as_ref().unwrap().type_, Some(enums::UserType::Seller));
+    assert_eq!(
+        message.to_user.as_ref().unwrap().type_,
+        Some(enums::UserType::Seller)
+    );
     conv.assert_async().await;
     msg.assert_async().await;
 }
@@ -158,7 +203,10 @@ async fn send_message_with_owner() {
         .body(types::NewMessage {
             content: "Olá! O montador acompanha a entrega.".into(),
             external_id: Some("resposta-01".into()),
-            owner: types::NewMessageOwner { name: "Joseph Climber".into(), external_id: "j.climber".into() },
+            owner: types::NewMessageOwner {
+                name: "Joseph Climber".into(),
+                external_id: "j.climber".into(),
+            },
         })
         .send()
         .await
@@ -173,16 +221,25 @@ async fn send_message_with_owner() {
 #[tokio::test]
 async fn mark_read_patches_read_by() {
     let server = MockServer::start_async().await;
-    let conversations: serde_json::Value = serde_json::from_str(&fixture("conversations.json")).unwrap();
+    let conversations: serde_json::Value =
+        serde_json::from_str(&fixture("conversations.json")).unwrap();
     let mut after = conversations["results"][0].clone();
     after["unread_to_count"] = json!(0);
     let mock = server
         .mock_async(|when, then| {
-            magalu(when.method(PATCH).path(format!("/v0/conversations/{CONV}/read_by")));
+            magalu(
+                when.method(PATCH)
+                    .path(format!("/v0/conversations/{CONV}/read_by")),
+            );
             then.status(200).json_body(after);
         })
         .await;
-    let c = client(&server).mark_conversation_read().conversation_id(CONV).send().await.unwrap();
+    let c = client(&server)
+        .mark_conversation_read()
+        .conversation_id(CONV)
+        .send()
+        .await
+        .unwrap();
     mock.assert_async().await;
     assert_eq!(c.unread_to_count.unwrap().get(), 0);
 }

@@ -52,8 +52,15 @@ impl MercadoLibre {
     }
 
     /// A client for any base URL (a proxy, a local sandbox, a test server).
-    pub fn with_base_url(base_url: &str, token: impl Into<Secret>) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(base_url, inbox_core::http_client()?, token))
+    pub fn with_base_url(
+        base_url: &str,
+        token: impl Into<Secret>,
+    ) -> Result<Self, HttpClientError> {
+        Ok(Self::from_parts(
+            base_url,
+            inbox_core::http_client()?,
+            token,
+        ))
     }
 
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
@@ -63,7 +70,11 @@ impl MercadoLibre {
             media: None,
         };
         MercadoLibre {
-            client: generated::Client::new_with_client(base_url.trim_end_matches('/'), http, context),
+            client: generated::Client::new_with_client(
+                base_url.trim_end_matches('/'),
+                http,
+                context,
+            ),
         }
     }
 
@@ -99,7 +110,9 @@ impl MercadoLibre {
         let response = result?;
         match response.status().as_u16() {
             200..=299 => ResponseValue::from_response(response).await,
-            400..=599 => Err(Error::ErrorResponse(ResponseValue::from_response(response).await?)),
+            400..=599 => Err(Error::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }

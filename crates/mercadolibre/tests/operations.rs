@@ -8,7 +8,11 @@ use inbox_mercadolibre::{enums, types, MercadoLibre};
 use serde_json::json;
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn meli(when: When) -> When {
@@ -26,12 +30,17 @@ async fn pack_messages_without_marking_read() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            meli(when.method(GET).path("/messages/packs/2000000089077943/sellers/415458330"))
-                .header("accept", "application/json")
-                .query_param("mark_as_read", "false")
-                .query_param("limit", "10")
-                .query_param("offset", "20");
-            then.status(200).header("content-type", "application/json").body(fixture("pack_messages.json"));
+            meli(
+                when.method(GET)
+                    .path("/messages/packs/2000000089077943/sellers/415458330"),
+            )
+            .header("accept", "application/json")
+            .query_param("mark_as_read", "false")
+            .query_param("limit", "10")
+            .query_param("offset", "20");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(fixture("pack_messages.json"));
         })
         .await;
     let page = client(&server)
@@ -54,18 +63,38 @@ async fn pack_messages_without_marking_read() {
     let messages = page.messages.as_ref().unwrap();
     assert_eq!(messages.len(), 2);
     let m = messages[0].valid().unwrap();
-    assert_eq!(m.id.as_ref().unwrap().as_str(), "2c92808469fea23a0169febf14580001");
-    assert_eq!(m.from.as_ref().unwrap().user_id.as_ref().unwrap().as_str(), "415458330");
+    assert_eq!(
+        m.id.as_ref().unwrap().as_str(),
+        "2c92808469fea23a0169febf14580001"
+    );
+    assert_eq!(
+        m.from.as_ref().unwrap().user_id.as_ref().unwrap().as_str(),
+        "415458330"
+    );
     assert_eq!(m.text.as_deref(), Some("Test message ToUserId"));
     // An older status value the docs still show is kept, not rejected.
-    assert_eq!(m.status, Some(enums::MessageStatus::Unknown("IN_MODERATION".into())));
+    assert_eq!(
+        m.status,
+        Some(enums::MessageStatus::Unknown("IN_MODERATION".into()))
+    );
     let dates = m.message_date.as_ref().unwrap();
-    assert_eq!(dates.created.as_ref().unwrap().to_rfc3339(), "2019-04-08T20:58:49.000Z");
+    assert_eq!(
+        dates.created.as_ref().unwrap().to_rfc3339(),
+        "2019-04-08T20:58:49.000Z"
+    );
     assert!(dates.available.is_none());
     let att = &m.message_attachments.as_ref().unwrap()[0];
-    assert_eq!(att.original_filename.as_deref(), Some("Ayuda-Memoria-Arduino-ELINSI.pdf"));
+    assert_eq!(
+        att.original_filename.as_deref(),
+        Some("Ayuda-Memoria-Arduino-ELINSI.pdf")
+    );
     assert_eq!(att.size.unwrap().get(), 225677);
-    assert_eq!(m.message_moderation.as_ref().unwrap().status, Some(enums::MessageModerationStatus::Unknown("NON_MODERATED".into())));
+    assert_eq!(
+        m.message_moderation.as_ref().unwrap().status,
+        Some(enums::MessageModerationStatus::Unknown(
+            "NON_MODERATED".into()
+        ))
+    );
 }
 
 #[tokio::test]
@@ -73,13 +102,16 @@ async fn send_pack_message_to_the_buyer() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            meli(when.method(POST).path("/messages/packs/2000000089077943/sellers/415458330"))
-                .header("content-type", "application/json")
-                .json_body(json!({
-                    "from": {"user_id": "415458330"},
-                    "to": {"user_id": "1977056109"},
-                    "text": "Olá, seu pedido foi enviado."
-                }));
+            meli(
+                when.method(POST)
+                    .path("/messages/packs/2000000089077943/sellers/415458330"),
+            )
+            .header("content-type", "application/json")
+            .json_body(json!({
+                "from": {"user_id": "415458330"},
+                "to": {"user_id": "1977056109"},
+                "text": "Olá, seu pedido foi enviado."
+            }));
             then.status(200).json_body(json!({
                 "id": "0c2d1e0a6a9b4a51b0c9c6a1d1f5e7a2",
                 "site_id": "MLB",
@@ -92,8 +124,12 @@ async fn send_pack_message_to_the_buyer() {
         })
         .await;
     let body = types::NewMessage {
-        from: types::NewMessageUser { user_id: "415458330".into() },
-        to: types::NewMessageUser { user_id: "1977056109".into() },
+        from: types::NewMessageUser {
+            user_id: "415458330".into(),
+        },
+        to: types::NewMessageUser {
+            user_id: "1977056109".into(),
+        },
         text: "Olá, seu pedido foi enviado.".try_into().unwrap(),
         attachments: vec![],
     };
@@ -108,8 +144,20 @@ async fn send_pack_message_to_the_buyer() {
         .unwrap();
     mock.assert_async().await;
     assert_eq!(m.status, Some(enums::MessageStatus::Available));
-    assert_eq!(m.from.as_ref().unwrap().user_id.as_ref().unwrap().as_str(), "415458330");
-    assert_eq!(m.message_date.as_ref().unwrap().created.as_ref().unwrap().to_rfc3339(), "2026-11-20T13:00:00.000Z");
+    assert_eq!(
+        m.from.as_ref().unwrap().user_id.as_ref().unwrap().as_str(),
+        "415458330"
+    );
+    assert_eq!(
+        m.message_date
+            .as_ref()
+            .unwrap()
+            .created
+            .as_ref()
+            .unwrap()
+            .to_rfc3339(),
+        "2026-11-20T13:00:00.000Z"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +171,10 @@ async fn message_by_id() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
-            meli(when.method(GET).path("/messages/2c92808469fea23a0169febf14580001"));
+            meli(
+                when.method(GET)
+                    .path("/messages/2c92808469fea23a0169febf14580001"),
+            );
             then.status(200).body(fixture("pack_messages.json"));
         })
         .await;
@@ -150,15 +201,24 @@ async fn upload_attachment_is_multipart_with_the_file_field() {
                 .body_includes("name=\"file\"; filename=\"Adjunto.txt\"")
                 .body_includes("Content-Type: text/plain")
                 .body_includes("contenido del adjunto");
-            then.status(200).json_body(json!({"id": "210438685_59f0f034-db1b-4ea6-8c5e-1d34e2092482.jpg"}));
+            then.status(200)
+                .json_body(json!({"id": "210438685_59f0f034-db1b-4ea6-8c5e-1d34e2092482.jpg"}));
         })
         .await;
     let r = client(&server)
-        .upload_attachment("MLA", "Adjunto.txt", "text/plain", b"contenido del adjunto".to_vec())
+        .upload_attachment(
+            "MLA",
+            "Adjunto.txt",
+            "text/plain",
+            b"contenido del adjunto".to_vec(),
+        )
         .await
         .unwrap();
     mock.assert_async().await;
-    assert_eq!(r.id.as_ref().unwrap().as_str(), "210438685_59f0f034-db1b-4ea6-8c5e-1d34e2092482.jpg");
+    assert_eq!(
+        r.id.as_ref().unwrap().as_str(),
+        "210438685_59f0f034-db1b-4ea6-8c5e-1d34e2092482.jpg"
+    );
 }
 
 #[tokio::test]
@@ -172,10 +232,16 @@ async fn upload_attachment_error_keeps_the_vendor_message() {
             }));
         })
         .await;
-    let err = client(&server).upload_attachment("MLA", "a.pdf", "application/pdf", vec![1, 2]).await.unwrap_err();
+    let err = client(&server)
+        .upload_attachment("MLA", "a.pdf", "application/pdf", vec![1, 2])
+        .await
+        .unwrap_err();
     match err {
         inbox_mercadolibre::Error::ErrorResponse(body) => {
-            assert_eq!(body.message.as_deref(), Some("File attachment is bigger than 25 Mb."));
+            assert_eq!(
+                body.message.as_deref(),
+                Some("File attachment is bigger than 25 Mb.")
+            );
             assert_eq!(body.status(), 400);
         }
         other => panic!("unexpected {other:?}"),
@@ -185,13 +251,18 @@ async fn upload_attachment_error_keeps_the_vendor_message() {
 #[tokio::test]
 async fn download_attachment() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            meli(when.method(GET).path("/messages/attachments/76601286_5946e4c4-168a-45fd-945e-b8f0c306c58d.png"))
+    let mock =
+        server
+            .mock_async(|when, then| {
+                meli(when.method(GET).path(
+                    "/messages/attachments/76601286_5946e4c4-168a-45fd-945e-b8f0c306c58d.png",
+                ))
                 .query_param("site_id", "MLA");
-            then.status(200).header("content-type", "image/png").body("PNGDATA");
-        })
-        .await;
+                then.status(200)
+                    .header("content-type", "image/png")
+                    .body("PNGDATA");
+            })
+            .await;
     let r = client(&server)
         .download_attachment()
         .attachment_id("76601286_5946e4c4-168a-45fd-945e-b8f0c306c58d.png")
@@ -234,7 +305,10 @@ async fn unread_all_and_per_pack() {
         .unwrap();
     assert_eq!(r.user_id.as_ref().unwrap().as_str(), "378136913");
     let first = r.results.as_ref().unwrap()[0].valid().unwrap();
-    assert_eq!(first.resource.as_deref(), Some("/packs/1977056109/sellers/378136913"));
+    assert_eq!(
+        first.resource.as_deref(),
+        Some("/packs/1977056109/sellers/378136913")
+    );
     assert_eq!(first.count.unwrap().get(), 1);
     let r = c
         .get_unread_messages_by_pack()
@@ -244,7 +318,15 @@ async fn unread_all_and_per_pack() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.results.as_ref().unwrap()[0].valid().unwrap().count.unwrap().get(), 1);
+    assert_eq!(
+        r.results.as_ref().unwrap()[0]
+            .valid()
+            .unwrap()
+            .count
+            .unwrap()
+            .get(),
+        1
+    );
     all.assert_async().await;
     one.assert_async().await;
 }
@@ -281,8 +363,17 @@ async fn blocked_conversation_status_object() {
         .unwrap();
     let s = r.conversation_status.as_ref().unwrap();
     assert_eq!(s.status, Some(enums::ConversationStatusStatus::Blocked));
-    assert_eq!(s.substatus, Some(enums::ConversationStatusSubstatus::BlockedByMediation));
-    assert_eq!(s.status_date.as_ref().unwrap().to_rfc3339(), "2017-05-26T17:17:23.511Z");
-    assert_eq!(s.claim_ids.as_ref().unwrap(), &vec!["5012345678".to_string()]);
+    assert_eq!(
+        s.substatus,
+        Some(enums::ConversationStatusSubstatus::BlockedByMediation)
+    );
+    assert_eq!(
+        s.status_date.as_ref().unwrap().to_rfc3339(),
+        "2017-05-26T17:17:23.511Z"
+    );
+    assert_eq!(
+        s.claim_ids.as_ref().unwrap(),
+        &vec!["5012345678".to_string()]
+    );
     assert!(!s.status_update_allowed.unwrap().get());
 }

@@ -43,7 +43,10 @@ pub struct Ozon {
 
 impl Ozon {
     /// A client for the production API.
-    pub fn new(client_id: impl Into<String>, api_key: impl Into<Secret>) -> Result<Self, HttpClientError> {
+    pub fn new(
+        client_id: impl Into<String>,
+        api_key: impl Into<Secret>,
+    ) -> Result<Self, HttpClientError> {
         Self::with_base_url(PRODUCTION_URL, client_id, api_key)
     }
 
@@ -53,7 +56,12 @@ impl Ozon {
         client_id: impl Into<String>,
         api_key: impl Into<Secret>,
     ) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(base_url, inbox_core::http_client()?, client_id, api_key))
+        Ok(Self::from_parts(
+            base_url,
+            inbox_core::http_client()?,
+            client_id,
+            api_key,
+        ))
     }
 
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
@@ -71,7 +79,11 @@ impl Ozon {
             media: None,
         };
         Ozon {
-            client: generated::Client::new_with_client(base_url.trim_end_matches('/'), http, context),
+            client: generated::Client::new_with_client(
+                base_url.trim_end_matches('/'),
+                http,
+                context,
+            ),
         }
     }
 }

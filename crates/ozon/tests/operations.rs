@@ -6,7 +6,11 @@ use inbox_ozon::{enums, types, Ozon};
 use serde_json::json;
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn ozon(when: When) -> When {
@@ -33,7 +37,9 @@ async fn chat_list_v3() {
                 "limit": 100,
                 "cursor": "304000402034"
             }));
-            then.status(200).header("content-type", "application/json").body(fixture("chat_list.json"));
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(fixture("chat_list.json"));
         })
         .await;
     let body = types::V3ChatList {
@@ -44,20 +50,46 @@ async fn chat_list_v3() {
         limit: 100,
         cursor: Some("304000402034".into()),
     };
-    let page = client(&server).chat_api_chat_list_v3().body(body).send().await.unwrap();
+    let page = client(&server)
+        .chat_api_chat_list_v3()
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     mock.assert_async().await;
-    assert!(page.has_next.unwrap().get(), "has_next arrives as the string \"true\"");
+    assert!(
+        page.has_next.unwrap().get(),
+        "has_next arrives as the string \"true\""
+    );
     assert_eq!(page.cursor.as_deref(), Some("30000002342123123"));
     assert_eq!(page.total_unread_count.unwrap().get(), 5);
     let chat = page.chats.as_ref().unwrap()[0].valid().unwrap();
     let details = chat.chat.as_ref().unwrap();
-    assert_eq!(details.chat_id.as_ref().unwrap().as_str(), "5e767w03-b400-4y1b-a841-75319ca8a5c8");
-    assert_eq!(details.chat_status, Some(enums::ChatInfoChatStatusEnum::Opened));
-    assert_eq!(details.chat_type, Some(enums::ChatInfoChatTypeEnum::SellerSupport));
-    assert_eq!(details.created_at.as_ref().unwrap().to_rfc3339(), "2022-07-22T08:07:19.581Z");
-    assert_eq!(chat.first_unread_message_id.as_ref().unwrap().as_u64(), Some(3000000000118021931));
+    assert_eq!(
+        details.chat_id.as_ref().unwrap().as_str(),
+        "5e767w03-b400-4y1b-a841-75319ca8a5c8"
+    );
+    assert_eq!(
+        details.chat_status,
+        Some(enums::ChatInfoChatStatusEnum::Opened)
+    );
+    assert_eq!(
+        details.chat_type,
+        Some(enums::ChatInfoChatTypeEnum::SellerSupport)
+    );
+    assert_eq!(
+        details.created_at.as_ref().unwrap().to_rfc3339(),
+        "2022-07-22T08:07:19.581Z"
+    );
+    assert_eq!(
+        chat.first_unread_message_id.as_ref().unwrap().as_u64(),
+        Some(3000000000118021931)
+    );
     // Ozon's own example holds a 20-digit id: kept as text, never rounded.
-    assert_eq!(chat.last_message_id.as_ref().unwrap().as_str(), "30000000001280042740");
+    assert_eq!(
+        chat.last_message_id.as_ref().unwrap().as_str(),
+        "30000000001280042740"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +104,9 @@ async fn chat_history_v3() {
                 "from_message_id": 3000000000118032000u64,
                 "limit": 1
             }));
-            then.status(200).header("content-type", "application/json").body(fixture("chat_history.json"));
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(fixture("chat_history.json"));
         })
         .await;
     let body = types::V3ChatHistoryRequest {
@@ -84,18 +118,35 @@ async fn chat_history_v3() {
         from_message_id: Some(3000000000118032000),
         limit: Some(1),
     };
-    let page = client(&server).chat_api_chat_history_v3().body(body).send().await.unwrap();
+    let page = client(&server)
+        .chat_api_chat_history_v3()
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     mock.assert_async().await;
     assert!(page.has_next.unwrap().get());
     let m = page.messages.as_ref().unwrap()[0].valid().unwrap();
-    assert_eq!(m.message_id.as_ref().unwrap().as_u64(), Some(3000000000817031942));
+    assert_eq!(
+        m.message_id.as_ref().unwrap().as_u64(),
+        Some(3000000000817031942)
+    );
     assert!(m.data.as_ref().unwrap()[0].starts_with("Здравствуйте"));
-    assert_eq!(m.context.as_ref().unwrap().order_number.as_deref(), Some("123456789"));
-    assert_eq!(m.moderate_image_status, Some(enums::ChatMessageModerateImageStatus::Success));
+    assert_eq!(
+        m.context.as_ref().unwrap().order_number.as_deref(),
+        Some("123456789")
+    );
+    assert_eq!(
+        m.moderate_image_status,
+        Some(enums::ChatMessageModerateImageStatus::Success)
+    );
     let user = m.user.as_ref().unwrap();
     assert_eq!(user.id.as_ref().unwrap().as_str(), "115568");
     // The example's "Сustomer" starts with a Cyrillic С: kept, not rejected.
-    assert_eq!(user.type_, Some(enums::V3UserType::Unknown("Сustomer".into())));
+    assert_eq!(
+        user.type_,
+        Some(enums::V3UserType::Unknown("Сustomer".into()))
+    );
 }
 
 #[tokio::test]
@@ -103,15 +154,18 @@ async fn send_message_start_chat_read_and_send_file() {
     let server = MockServer::start_async().await;
     let send = server
         .mock_async(|when, then| {
-            ozon(when.path("/v1/chat/send/message"))
-                .json_body(json!({"chat_id": "99feb3fc-a474-469f-95d5-268b470cc607", "text": "test"}));
+            ozon(when.path("/v1/chat/send/message")).json_body(
+                json!({"chat_id": "99feb3fc-a474-469f-95d5-268b470cc607", "text": "test"}),
+            );
             then.status(200).json_body(json!({"result": "success"}));
         })
         .await;
     let start = server
         .mock_async(|when, then| {
-            ozon(when.path("/v1/chat/start")).json_body(json!({"posting_number": "47873153-0052-1"}));
-            then.status(200).json_body(json!({"result": {"chat_id": "5969c331-2e64-44b7-8a0e-ff9526762c62"}}));
+            ozon(when.path("/v1/chat/start"))
+                .json_body(json!({"posting_number": "47873153-0052-1"}));
+            then.status(200)
+                .json_body(json!({"result": {"chat_id": "5969c331-2e64-44b7-8a0e-ff9526762c62"}}));
         })
         .await;
     let read = server
@@ -146,12 +200,20 @@ async fn send_message_start_chat_read_and_send_file() {
     assert_eq!(r.result.as_deref(), Some("success"));
     let r = c
         .chat_api_chat_start()
-        .body(types::ChatChatStartRequest { posting_number: "47873153-0052-1".into() })
+        .body(types::ChatChatStartRequest {
+            posting_number: "47873153-0052-1".into(),
+        })
         .send()
         .await
         .unwrap();
     assert_eq!(
-        r.result.as_ref().unwrap().chat_id.as_ref().unwrap().as_str(),
+        r.result
+            .as_ref()
+            .unwrap()
+            .chat_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
         "5969c331-2e64-44b7-8a0e-ff9526762c62"
     );
     let r = c
@@ -196,7 +258,10 @@ async fn rate_limit_error_is_typed_with_ozon_code() {
         .await;
     let err = client(&server)
         .chat_api_chat_send_message()
-        .body(types::ChatChatSendMessageRequest { chat_id: "c".into(), text: "t".into() })
+        .body(types::ChatChatSendMessageRequest {
+            chat_id: "c".into(),
+            text: "t".into(),
+        })
         .send()
         .await
         .unwrap_err();
@@ -204,7 +269,10 @@ async fn rate_limit_error_is_typed_with_ozon_code() {
     match err {
         inbox_ozon::Error::ErrorResponse(body) => {
             assert_eq!(body.code, Some(8));
-            assert_eq!(body.message.as_deref(), Some("You have reached request rate limit per second"));
+            assert_eq!(
+                body.message.as_deref(),
+                Some("You have reached request rate limit per second")
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
