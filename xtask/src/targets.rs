@@ -22,10 +22,13 @@ pub struct Target {
     pub fixups: fn(&mut Value, &str) -> Result<()>,
 }
 
-fn allegro_public(doc: &mut Value, spec: &str) -> Result<()> {
-    apply(spec, "select_allegro_media_version(public.v1)", doc, |d| {
-        fixups::select_allegro_media_version(d, "public.v1")
-    })?;
+fn allegro(doc: &mut Value, spec: &str, version: &str) -> Result<()> {
+    apply(
+        spec,
+        &format!("select_allegro_media_version({version})"),
+        doc,
+        |d| fixups::select_allegro_media_version(d, version),
+    )?;
     apply(
         spec,
         "prune_unreachable_schemas",
@@ -41,23 +44,12 @@ fn allegro_public(doc: &mut Value, spec: &str) -> Result<()> {
     Ok(())
 }
 
+fn allegro_public(doc: &mut Value, spec: &str) -> Result<()> {
+    allegro(doc, spec, "public.v1")
+}
+
 fn allegro_beta(doc: &mut Value, spec: &str) -> Result<()> {
-    apply(spec, "select_allegro_media_version(beta.v1)", doc, |d| {
-        fixups::select_allegro_media_version(d, "beta.v1")
-    })?;
-    apply(
-        spec,
-        "prune_unreachable_schemas",
-        doc,
-        fixups::prune_unreachable_schemas,
-    )?;
-    apply(
-        spec,
-        "binary_upload_to_octet_stream",
-        doc,
-        fixups::binary_upload_to_octet_stream,
-    )?;
-    Ok(())
+    allegro(doc, spec, "beta.v1")
 }
 
 fn mercadolibre(doc: &mut Value, spec: &str) -> Result<()> {

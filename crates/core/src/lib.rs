@@ -15,6 +15,7 @@
 //! It also holds [`Secret`], the [`Auth`] a client sends, and [`prepare_request`], the one
 //! place where every outgoing request gets its credentials and media types.
 
+mod account;
 mod flex_id;
 mod flex_scalar;
 mod flex_time;

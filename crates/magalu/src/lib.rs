@@ -28,55 +28,16 @@ pub const SANDBOX_URL: &str = "https://api-sandbox.magalu.com";
 
 inbox_core::impl_client_hooks!(generated::Client);
 
-/// One Magalu seller account.
-#[derive(Clone, Debug)]
-pub struct Magalu {
-    /// The generated client.
-    pub client: generated::Client,
-}
+inbox_core::bearer_account!(
+    /// One Magalu seller account.
+    Magalu,
+    generated::Client,
+    PRODUCTION_URL
+);
 
 impl Magalu {
-    /// A client for the production API.
-    pub fn new(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
-        Self::with_base_url(PRODUCTION_URL, token)
-    }
-
     /// A client for Magalu's sandbox.
     pub fn sandbox(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
         Self::with_base_url(SANDBOX_URL, token)
-    }
-
-    /// A client for any base URL (a proxy, a local sandbox, a test server).
-    pub fn with_base_url(
-        base_url: &str,
-        token: impl Into<Secret>,
-    ) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(
-            base_url,
-            inbox_core::http_client()?,
-            token,
-        ))
-    }
-
-    /// A client over an existing `reqwest::Client` (which must have a TLS provider).
-    pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
-        let context = inbox_core::Context {
-            auth: inbox_core::Auth::Bearer(token.into()),
-            media: None,
-        };
-        Magalu {
-            client: generated::Client::new_with_client(
-                base_url.trim_end_matches('/'),
-                http,
-                context,
-            ),
-        }
-    }
-}
-
-impl std::ops::Deref for Magalu {
-    type Target = generated::Client;
-    fn deref(&self) -> &generated::Client {
-        &self.client
     }
 }

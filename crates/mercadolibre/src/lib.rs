@@ -38,46 +38,14 @@ pub const PRODUCTION_URL: &str = "https://api.mercadolibre.com";
 
 inbox_core::impl_client_hooks!(generated::Client);
 
-/// One Mercado Libre seller account.
-#[derive(Clone, Debug)]
-pub struct MercadoLibre {
-    /// The generated client.
-    pub client: generated::Client,
-}
+inbox_core::bearer_account!(
+    /// One Mercado Libre seller account.
+    MercadoLibre,
+    generated::Client,
+    PRODUCTION_URL
+);
 
 impl MercadoLibre {
-    /// A client for the production API.
-    pub fn new(token: impl Into<Secret>) -> Result<Self, HttpClientError> {
-        Self::with_base_url(PRODUCTION_URL, token)
-    }
-
-    /// A client for any base URL (a proxy, a local sandbox, a test server).
-    pub fn with_base_url(
-        base_url: &str,
-        token: impl Into<Secret>,
-    ) -> Result<Self, HttpClientError> {
-        Ok(Self::from_parts(
-            base_url,
-            inbox_core::http_client()?,
-            token,
-        ))
-    }
-
-    /// A client over an existing `reqwest::Client` (which must have a TLS provider).
-    pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
-        let context = inbox_core::Context {
-            auth: inbox_core::Auth::Bearer(token.into()),
-            media: None,
-        };
-        MercadoLibre {
-            client: generated::Client::new_with_client(
-                base_url.trim_end_matches('/'),
-                http,
-                context,
-            ),
-        }
-    }
-
     /// Uploads a file to attach to a message: `POST /messages/attachments` as
     /// `multipart/form-data` with the field `file` (JPG, PNG, PDF or TXT, at most 25 MB).
     /// The returned id goes into the message's `attachments`.
@@ -115,12 +83,5 @@ impl MercadoLibre {
             )),
             _ => Err(Error::UnexpectedResponse(response)),
         }
-    }
-}
-
-impl std::ops::Deref for MercadoLibre {
-    type Target = generated::Client;
-    fn deref(&self) -> &generated::Client {
-        &self.client
     }
 }
