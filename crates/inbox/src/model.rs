@@ -1,0 +1,351 @@
+//! The one model every marketplace maps into. See the crate docs for the mapping table.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A marketplace this crate speaks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Marketplace {
+    /// Allegro (Poland), Message Center.
+    Allegro,
+    /// Mercado Libre (Latin America), post-sale messages.
+    MercadoLibre,
+    /// Magalu (Brazil), seller conversations.
+    Magalu,
+    /// Ozon (Russia), seller chats.
+    Ozon,
+}
+
+impl Marketplace {
+    /// Every marketplace.
+    pub const ALL: [Marketplace; 4] = [
+        Marketplace::Allegro,
+        Marketplace::MercadoLibre,
+        Marketplace::Magalu,
+        Marketplace::Ozon,
+    ];
+
+    /// The lowercase name used in references and output: `allegro`, `mercadolibre`, `magalu`, `ozon`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Marketplace::Allegro => "allegro",
+            Marketplace::MercadoLibre => "mercadolibre",
+            Marketplace::Magalu => "magalu",
+            Marketplace::Ozon => "ozon",
+        }
+    }
+}
+
+impl fmt::Display for Marketplace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Marketplace {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Marketplace::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::InvalidInput {
+                marketplace: None,
+                message: format!(
+                    "unknown marketplace {s:?}; expected allegro, mercadolibre, magalu or ozon"
+                ),
+            })
+    }
+}
+
+/// Names a conversation on a marketplace; round-trips through `marketplace:id`
+/// (`allegro:<thread id>`, `mercadolibre:<pack id>`, `magalu:<conversation id>`,
+/// `ozon:<chat id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationRef {
+    /// The marketplace.
+    pub marketplace: Marketplace,
+    /// The vendor's id of the thread, pack, conversation or chat.
+    pub id: String,
+}
+
+impl ConversationRef {
+    /// A reference from its parts.
+    pub fn new(marketplace: Marketplace, id: impl Into<String>) -> Self {
+        ConversationRef {
+            marketplace,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConversationRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.marketplace, self.id)
+    }
+}
+
+impl FromStr for ConversationRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (m, id) = s.split_once(':').ok_or_else(|| Error::InvalidInput {
+            marketplace: None,
+            message: format!("conversation reference {s:?} is not of the form marketplace:id"),
+        })?;
+        let marketplace: Marketplace = m.parse()?;
+        if id.is_empty() {
+            return Err(Error::invalid(marketplace, "the conversation id is empty"));
+        }
+        Ok(ConversationRef::new(marketplace, id))
+    }
+}
+
+impl Serialize for ConversationRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConversationRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a conversation is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConversationKind {
+    /// A buyer writing to the seller (before or after a purchase).
+    BuyerChat,
+    /// A complaint about a purchase (Allegro's `POST_PURCHASE_ISSUE`).
+    PostPurchaseIssue,
+    /// The marketplace's seller support.
+    Support,
+    /// Notifications from the marketplace.
+    Notifications,
+    /// A vendor value this version does not map, kept as sent.
+    Unknown(String),
+}
+
+/// Whether a conversation accepts messages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConversationStatus {
+    /// Open.
+    Open,
+    /// Closed.
+    Closed,
+    /// Blocked, with the vendor's reason (Mercado Libre's `substatus`).
+    Blocked {
+        /// The vendor's reason, e.g. `blocked_by_mediation`.
+        reason: Option<String>,
+    },
+    /// A vendor value this version does not map, kept as sent.
+    Unknown(String),
+}
+
+/// Unread state, as precise as the vendor gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unread {
+    /// Read or unread, without a count (Allegro).
+    Flag(bool),
+    /// The number of unread messages (Mercado Libre, Magalu, Ozon).
+    Count(u64),
+}
+
+impl Unread {
+    /// Whether anything is unread.
+    pub fn is_unread(self) -> bool {
+        match self {
+            Unread::Flag(f) => f,
+            Unread::Count(n) => n > 0,
+        }
+    }
+}
+
+/// Who wrote a message, or who the other party of a conversation is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Role {
+    /// The buyer.
+    Buyer,
+    /// The seller (this account).
+    Seller,
+    /// The marketplace itself, its system or its messaging agent.
+    Marketplace,
+    /// The marketplace's support staff.
+    Support,
+    /// A courier.
+    Courier,
+    /// A vendor value this version does not map, kept as sent.
+    Unknown(String),
+}
+
+impl Role {
+    /// The role as one word (`buyer`, `seller`, …; the vendor's value when unknown).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Role::Buyer => "buyer",
+            Role::Seller => "seller",
+            Role::Marketplace => "marketplace",
+            Role::Support => "support",
+            Role::Courier => "courier",
+            Role::Unknown(v) => v,
+        }
+    }
+}
+
+/// A person or system in a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Participant {
+    /// The vendor's user id, when given.
+    pub id: Option<String>,
+    /// A login or display name, when given.
+    pub name: Option<String>,
+    /// Their role.
+    pub role: Role,
+}
+
+/// Orders, offers and other objects a conversation or message refers to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct References {
+    /// Order ids (Allegro order, Ozon order number, Magalu order code).
+    pub orders: Vec<String>,
+    /// Offer / product / SKU ids.
+    pub offers: Vec<String>,
+    /// Mercado Libre pack id.
+    pub pack: Option<String>,
+    /// Ozon posting number.
+    pub posting: Option<String>,
+}
+
+/// A conversation: an Allegro thread, a Mercado Libre pack, a Magalu conversation or an Ozon chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Which conversation.
+    pub reference: ConversationRef,
+    /// The other party, when the vendor names it in the listing.
+    pub other_party: Option<Participant>,
+    /// What it is about.
+    pub kind: ConversationKind,
+    /// Open, closed or blocked, when the vendor says.
+    pub status: Option<ConversationStatus>,
+    /// Unread state, when the vendor says.
+    pub unread: Option<Unread>,
+    /// When it was created, when the vendor says.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Time of the last message or interaction, when the vendor says.
+    pub last_activity_at: Option<DateTime<Utc>>,
+    /// Related orders, offers, pack, posting.
+    pub references: References,
+    /// The vendor's own object, for fields this model does not map.
+    pub vendor: serde_json::Value,
+}
+
+/// A file attached to a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Attachment {
+    /// File name.
+    pub name: Option<String>,
+    /// Media type.
+    pub mime: Option<String>,
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// Where to download it (some vendors need the API token for it).
+    pub url: Option<String>,
+    /// The vendor's attachment id.
+    pub id: Option<String>,
+}
+
+/// A message in a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The vendor's message id.
+    pub id: String,
+    /// The conversation it belongs to.
+    pub conversation: ConversationRef,
+    /// Who wrote it.
+    pub author: Participant,
+    /// The text (Ozon's Markdown fragments joined with newlines); empty when the vendor sends none.
+    pub text: String,
+    /// Subject, when the vendor has one.
+    pub subject: Option<String>,
+    /// When it was created, in UTC.
+    pub created_at: DateTime<Utc>,
+    /// Attached files.
+    pub attachments: Vec<Attachment>,
+    /// Whether it was read, when the vendor says.
+    pub read: Option<bool>,
+    /// Moderation or delivery status as the vendor names it (`DELIVERED`, `clean`, `APPROVED`, …).
+    pub status: Option<String>,
+    /// Related orders, offers, pack, posting.
+    pub references: References,
+    /// The vendor's own object, for fields this model does not map.
+    pub vendor: serde_json::Value,
+}
+
+/// A file to attach to an outgoing message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingAttachment {
+    /// File name, with its extension.
+    pub name: String,
+    /// Media type, e.g. `image/png`.
+    pub mime: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What a send returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sent {
+    /// The conversation written to.
+    pub conversation: ConversationRef,
+    /// The new message's id, when the vendor returns one (Ozon does not).
+    pub message_id: Option<String>,
+    /// The vendor's answer.
+    pub vendor: serde_json::Value,
+}
+
+/// Unread state of one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadSummary {
+    /// The marketplace.
+    pub marketplace: Marketplace,
+    /// Conversations with anything unread.
+    pub conversations: u64,
+    /// Unread messages, when the vendor counts them (Allegro only flags threads).
+    pub messages: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_round_trip_through_strings() {
+        for s in [
+            "allegro:4lN1A6WTKM8AcfP1bLiumXuJ14Es1fiCguyqRvj3qDf",
+            "mercadolibre:2000000089077943",
+            "magalu:630e3bbc950b052e8724491a",
+            "ozon:99feb3fc-a474-469f-95d5-268b470cc607",
+        ] {
+            let r: ConversationRef = s.parse().unwrap();
+            assert_eq!(r.to_string(), s);
+        }
+        assert!("ebay:1".parse::<ConversationRef>().is_err());
+        assert!("allegro:".parse::<ConversationRef>().is_err());
+        assert!("allegro".parse::<ConversationRef>().is_err());
+    }
+}
