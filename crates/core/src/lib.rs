@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Shared runtime of the marketplace-inbox vendor clients.
 //!
 //! The generated clients (`inbox-allegro`, `inbox-mercadolibre`, `inbox-magalu`,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! One inbox over Allegro, Mercado Libre, Magalu and Ozon.
 //!
 //! Cross-marketplace code writes one loop over one model: an [`Account`] per marketplace

@@ -251,7 +251,7 @@ fn message(conv: &str, m: types::Message, raw: Value) -> Result<Message, String>
         .and_then(|u| u.id.as_ref())
         .map(|i| i.to_string());
     let read = match (&m.read_by, to_id) {
-        (Some(by), Some(to)) => Some(by.iter().any(|r| *r == to)),
+        (Some(by), Some(to)) => Some(by.contains(&to)),
         _ => None,
     };
     Ok(Message {

@@ -1,0 +1,400 @@
+//! Send, mark-read, unread and the merged inbox against mock servers.
+
+use futures::StreamExt;
+use httpmock::prelude::*;
+use marketplace_inbox::vendors::{
+    allegro::AllegroAccount, magalu::MagaluAccount, mercadolibre::MercadoLibreAccount,
+    ozon::OzonAccount,
+};
+use marketplace_inbox::*;
+use serde_json::json;
+
+const V1: &str = "application/vnd.allegro.public.v1+json";
+
+fn allegro(server: &MockServer) -> Account {
+    AllegroAccount::new(inbox_allegro::Allegro::with_base_url(&server.base_url(), "tok-a").unwrap())
+        .into()
+}
+fn meli(server: &MockServer) -> Account {
+    MercadoLibreAccount::new(
+        inbox_mercadolibre::MercadoLibre::with_base_url(&server.base_url(), "tok-m").unwrap(),
+        "415458330",
+    )
+    .into()
+}
+fn magalu(server: &MockServer, owner: bool) -> Account {
+    let owner = owner.then(|| vendors::magalu::MagaluOwner {
+        name: "Joseph Climber".into(),
+        external_id: "j.climber".into(),
+    });
+    MagaluAccount::new(
+        inbox_magalu::Magalu::with_base_url(&server.base_url(), "tok-g").unwrap(),
+        owner,
+    )
+    .into()
+}
+fn ozon(server: &MockServer) -> Account {
+    OzonAccount::new(inbox_ozon::Ozon::with_base_url(&server.base_url(), "123", "key-o").unwrap())
+        .into()
+}
+fn r(s: &str) -> ConversationRef {
+    s.parse().unwrap()
+}
+fn file(name: &str, mime: &str, bytes: &[u8]) -> OutgoingAttachment {
+    OutgoingAttachment {
+        name: name.into(),
+        mime: mime.into(),
+        bytes: bytes.to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn send_side_rules_reject_before_any_request() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|_, then| {
+            then.status(500);
+        })
+        .await;
+    let cases: Vec<(Account, &str, String, Vec<OutgoingAttachment>)> = vec![
+        (allegro(&server), "allegro:t", "x".repeat(2001), vec![]),
+        (
+            allegro(&server),
+            "allegro:t",
+            "ok".into(),
+            vec![file("a.exe", "application/x-msdownload", b"MZ")],
+        ),
+        (
+            allegro(&server),
+            "allegro:t",
+            "ok".into(),
+            vec![file("big.png", "image/png", &vec![0; 5_242_881])],
+        ),
+        (meli(&server), "mercadolibre:1", "x".repeat(351), vec![]),
+        (meli(&server), "mercadolibre:1", "Привет".into(), vec![]),
+        (
+            meli(&server),
+            "mercadolibre:1",
+            "ok".into(),
+            vec![file("a/b.png", "image/png", b"x")],
+        ),
+        (ozon(&server), "ozon:c", "x".repeat(1001), vec![]),
+        (ozon(&server), "ozon:c", String::new(), vec![]),
+        (magalu(&server, false), "magalu:c", "ok".into(), vec![]),
+        (magalu(&server, true), "magalu:c", "   ".into(), vec![]),
+        (allegro(&server), "ozon:c", "ok".into(), vec![]),
+    ];
+    for (account, conv, text, files) in cases {
+        let err = account.send(&r(conv), &text, &files).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{conv}: {err}");
+    }
+    let err = magalu(&server, true)
+        .send(
+            &r("magalu:c"),
+            "ok",
+            &[file("a.pdf", "application/pdf", b"x")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                marketplace: Marketplace::Magalu,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    any.assert_calls_async(0).await;
+}
+
+#[tokio::test]
+async fn allegro_send_declares_uploads_then_replies() {
+    let server = MockServer::start_async().await;
+    let declare = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/messaging/message-attachments")
+                .header("accept", V1)
+                .header("content-type", V1)
+                .json_body(json!({"filename": "a.pdf", "size": 4}));
+            then.status(201).json_body(json!({"id": "att-1"}));
+        })
+        .await;
+    let upload = server
+        .mock_async(|when, then| {
+            when.method(PUT)
+                .path("/messaging/message-attachments/att-1")
+                .header("content-type", "application/pdf")
+                .header("accept", V1)
+                .body("%PDF");
+            then.status(200).json_body(json!({"id": "att-1"}));
+        })
+        .await;
+    let reply = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/messaging/threads/t1/messages").header("accept", V1).header("content-type", V1).json_body(json!({"text": "Dzień dobry", "attachments": [{"id": "att-1"}]}));
+            then.status(201).json_body(json!({"id": "new-1", "status": "VERIFYING", "createdAt": "2026-11-21T10:00:00Z", "text": "Dzień dobry"}));
+        })
+        .await;
+    let sent = allegro(&server)
+        .send(
+            &r("allegro:t1"),
+            "Dzień dobry",
+            &[file("a.pdf", "application/pdf", b"%PDF")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.message_id.as_deref(), Some("new-1"));
+    assert_eq!(sent.conversation.to_string(), "allegro:t1");
+    declare.assert_async().await;
+    upload.assert_async().await;
+    reply.assert_async().await;
+}
+
+#[tokio::test]
+async fn mercadolibre_send_goes_to_the_messaging_agent_on_migrated_threads() {
+    let server = MockServer::start_async().await;
+    let read = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/packs/2000000089077943/sellers/415458330").query_param("mark_as_read", "false");
+            then.status(200).json_body(json!({"messages": [
+                {"id": "a", "site_id": "MLB", "from": {"user_id": 3037675074u64}, "to": {"user_id": "415458330"}, "text": "Olá", "message_date": {"created": "2026-11-01T10:00:00Z"}}
+            ]}));
+        })
+        .await;
+    let upload = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/messages/attachments")
+                .query_param("site_id", "MLB")
+                .query_param("tag", "post_sale")
+                .body_includes("filename=\"nota.pdf\"");
+            then.status(200)
+                .json_body(json!({"id": "415458330_abc.pdf"}));
+        })
+        .await;
+    let send = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/messages/packs/2000000089077943/sellers/415458330")
+                .query_param("tag", "post_sale")
+                .json_body(json!({"from": {"user_id": "415458330"}, "to": {"user_id": "3037675074"}, "text": "Segue a nota fiscal.", "attachments": ["415458330_abc.pdf"]}));
+            then.status(200).json_body(json!({"id": "m-new", "status": "available"}));
+        })
+        .await;
+    let sent = meli(&server)
+        .send(
+            &r("mercadolibre:2000000089077943"),
+            "Segue a nota fiscal.",
+            &[file("nota.pdf", "application/pdf", b"%PDF")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.message_id.as_deref(), Some("m-new"));
+    read.assert_async().await;
+    upload.assert_async().await;
+    send.assert_async().await;
+}
+
+#[tokio::test]
+async fn ozon_send_file_as_base64_then_text_and_mark_read() {
+    let server = MockServer::start_async().await;
+    let file_mock = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v1/chat/send/file").json_body(
+                json!({"base64_content": "aGVsbG8=", "chat_id": "c1", "name": "hello.txt"}),
+            );
+            then.status(200).json_body(json!({"result": "success"}));
+        })
+        .await;
+    let text = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/v1/chat/send/message")
+                .json_body(json!({"chat_id": "c1", "text": "Здравствуйте"}));
+            then.status(200).json_body(json!({"result": "success"}));
+        })
+        .await;
+    let read = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/v2/chat/read")
+                .json_body(json!({"chat_id": "c1"}));
+            then.status(200).json_body(json!({"unread_count": 0}));
+        })
+        .await;
+    let account = ozon(&server);
+    let sent = account
+        .send(
+            &r("ozon:c1"),
+            "Здравствуйте",
+            &[file("hello.txt", "text/plain", b"hello")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.message_id, None);
+    account.mark_read(&r("ozon:c1")).await.unwrap();
+    file_mock.assert_async().await;
+    text.assert_async().await;
+    read.assert_async().await;
+}
+
+#[tokio::test]
+async fn mark_read_per_marketplace() {
+    let server = MockServer::start_async().await;
+    let a = server
+        .mock_async(|when, then| {
+            when.method(PUT)
+                .path("/messaging/threads/t1/read")
+                .header("accept", V1)
+                .json_body(json!({"read": true}));
+            then.status(200)
+                .json_body(json!({"id": "t1", "read": true}));
+        })
+        .await;
+    let m = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/messages/packs/9/sellers/415458330")
+                .query_param("mark_as_read", "true");
+            then.status(200).json_body(json!({"messages": []}));
+        })
+        .await;
+    let g = server
+        .mock_async(|when, then| {
+            when.method(PATCH).path("/v0/conversations/c1/read_by");
+            then.status(200)
+                .json_body(json!({"id": "c1", "unread_to_count": 0}));
+        })
+        .await;
+    allegro(&server).mark_read(&r("allegro:t1")).await.unwrap();
+    meli(&server).mark_read(&r("mercadolibre:9")).await.unwrap();
+    magalu(&server, true)
+        .mark_read(&r("magalu:c1"))
+        .await
+        .unwrap();
+    a.assert_async().await;
+    m.assert_async().await;
+    g.assert_async().await;
+}
+
+#[tokio::test]
+async fn vendor_errors_name_the_marketplace_and_keep_the_vendor_words() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/messages/packs/1/sellers/415458330");
+            then.status(403).json_body(json!({"message": "You can not send the message because a mediation is in process.", "error": "blocked_conversation_send_message_forbidden", "status": 403, "cause": "blocked_by_mediation"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/packs/1/sellers/415458330");
+            then.status(200).json_body(json!({"messages": [{"id": "a", "from": {"user_id": "77"}, "message_date": {"created": "2026-11-01T10:00:00Z"}}]}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messaging/threads");
+            then.status(429).header("retry-after", "60").json_body(
+                json!({"errors": [{"code": "TooManyRequests", "message": "slow down"}]}),
+            );
+        })
+        .await;
+    let err = meli(&server)
+        .send(&r("mercadolibre:1"), "Olá", &[])
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Api {
+            marketplace: Marketplace::MercadoLibre,
+            status: 403,
+            code,
+            message,
+            ..
+        } => {
+            assert_eq!(
+                code.as_deref(),
+                Some("blocked_conversation_send_message_forbidden")
+            );
+            assert!(message.as_deref().unwrap().contains("mediation"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        err.to_string().starts_with("mercadolibre: HTTP 403"),
+        "{err}"
+    );
+    let items: Vec<_> = allegro(&server).conversations().collect().await;
+    match &items[0] {
+        Err(
+            e @ Error::RateLimited {
+                marketplace: Marketplace::Allegro,
+                retry_after,
+                ..
+            },
+        ) => {
+            assert_eq!(retry_after.map(|d| d.as_secs()), Some(60));
+            assert!(!format!("{e:?}{e}").contains("tok-a"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn inbox_merges_accounts_and_sums_unread() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/list");
+            then.status(200).json_body(json!({"chats": [{"chat": {"chat_id": "o1"}, "unread_count": 2}, {"chat": {"chat_id": "o2"}, "unread_count": 0}], "has_next": false}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/unread");
+            then.status(200).json_body(
+                json!({"results": [{"resource": "/packs/5/sellers/415458330", "count": 4}]}),
+            );
+        })
+        .await;
+    let mut inbox = Inbox::new();
+    inbox
+        .add("ozon-main", ozon(&server))
+        .add("meli-br", meli(&server));
+    let mut got: Vec<(String, String)> = inbox
+        .conversations()
+        .map(|t| (t.account, t.item.unwrap().reference.to_string()))
+        .collect()
+        .await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("meli-br".to_string(), "mercadolibre:5".to_string()),
+            ("ozon-main".into(), "ozon:o1".into()),
+            ("ozon-main".into(), "ozon:o2".into())
+        ]
+    );
+    let mut unread = inbox.unread().await;
+    unread.sort_by(|a, b| a.account.cmp(&b.account));
+    let summaries: Vec<_> = unread.into_iter().map(|t| t.item.unwrap()).collect();
+    assert_eq!(
+        summaries[0],
+        UnreadSummary {
+            marketplace: Marketplace::MercadoLibre,
+            conversations: 1,
+            messages: Some(4)
+        }
+    );
+    assert_eq!(
+        summaries[1],
+        UnreadSummary {
+            marketplace: Marketplace::Ozon,
+            conversations: 1,
+            messages: Some(2)
+        }
+    );
+}
