@@ -1,0 +1,207 @@
+//! The facade end to end against the sandbox, for all four marketplaces: list, read,
+//! send, mark read, and the vendors' auth errors.
+
+use futures::{StreamExt, TryStreamExt};
+use inbox_sandbox::{Config, Sandbox, Vendor};
+use marketplace_inbox::vendors::{
+    allegro::AllegroAccount, magalu::*, mercadolibre::MercadoLibreAccount, ozon::OzonAccount,
+};
+use marketplace_inbox::*;
+
+fn accounts(s: &Sandbox) -> Vec<Account> {
+    let c = s.credentials().clone();
+    vec![
+        AllegroAccount::new(
+            inbox_allegro::Allegro::with_base_url(&s.url(Vendor::Allegro), c.allegro_token)
+                .unwrap(),
+        )
+        .into(),
+        MercadoLibreAccount::new(
+            inbox_mercadolibre::MercadoLibre::with_base_url(
+                &s.url(Vendor::MercadoLibre),
+                c.mercadolibre_token,
+            )
+            .unwrap(),
+            c.mercadolibre_seller_id,
+        )
+        .into(),
+        MagaluAccount::new(
+            inbox_magalu::Magalu::with_base_url(&s.url(Vendor::Magalu), c.magalu_token).unwrap(),
+            Some(MagaluOwner {
+                name: "Sandbox Attendant".into(),
+                external_id: "attendant".into(),
+            }),
+        )
+        .into(),
+        OzonAccount::new(
+            inbox_ozon::Ozon::with_base_url(&s.url(Vendor::Ozon), c.ozon_client_id, c.ozon_api_key)
+                .unwrap(),
+        )
+        .into(),
+    ]
+}
+
+const EXAMPLES: [&str; 4] = [
+    "allegro:dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+    "mercadolibre:2000000089077943",
+    "magalu:6628d7a3c01daebde56f5600",
+    "ozon:99feb3fc-a474-469f-95d5-268b470cc607",
+];
+
+#[tokio::test]
+async fn every_marketplace_lists_sends_and_marks_read() {
+    let sandbox = Sandbox::start(Config {
+        page_cap: Some(5),
+        messages_per_conversation: 12,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    for (account, example) in accounts(&sandbox).into_iter().zip(EXAMPLES) {
+        let m = account.marketplace();
+        let conversations: Vec<Conversation> = account
+            .conversations()
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        if m == Marketplace::MercadoLibre {
+            // The unread packs: the example pack and every third generated one.
+            assert_eq!(conversations.len(), 5, "{m}");
+        } else {
+            assert_eq!(
+                conversations.len(),
+                13,
+                "{m}: walks every page under a page cap of 5"
+            );
+        }
+        let mut refs: Vec<String> = conversations
+            .iter()
+            .map(|c| c.reference.to_string())
+            .collect();
+        refs.sort();
+        refs.dedup();
+        assert_eq!(refs.len(), conversations.len(), "{m}: no duplicates");
+        assert!(refs.contains(&example.to_string()), "{m}: {refs:?}");
+
+        let reference: ConversationRef = example.parse().unwrap();
+        let before: Vec<Message> = account
+            .messages(&reference)
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        assert!(!before.is_empty(), "{m}");
+        let unread_before = account.unread().await.unwrap();
+        assert!(unread_before.conversations >= 1, "{m}: {unread_before:?}");
+
+        let text = format!("Reply from the sandbox test ({m})");
+        account
+            .send(&reference, &text, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        let after: Vec<Message> = account.messages(&reference).try_collect().await.unwrap();
+        assert_eq!(after.len(), before.len() + 1, "{m}");
+        let sent = after
+            .iter()
+            .find(|msg| msg.text == text)
+            .unwrap_or_else(|| panic!("{m}: sent message missing"));
+        assert_eq!(sent.author.role, Role::Seller, "{m}");
+
+        account
+            .mark_read(&reference)
+            .await
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        let unread_after = account.unread().await.unwrap();
+        assert_eq!(
+            unread_after.conversations,
+            unread_before.conversations - 1,
+            "{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mercadolibre_listing_never_marks_read() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let account = accounts(&sandbox).remove(1);
+    let reference: ConversationRef = EXAMPLES[1].parse().unwrap();
+    let before = account.unread().await.unwrap();
+    let _: Vec<Message> = account.messages(&reference).try_collect().await.unwrap();
+    assert_eq!(account.unread().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn over_long_text_is_refused_by_the_sandbox_too() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let client = inbox_ozon::Ozon::with_base_url(
+        &sandbox.url(Vendor::Ozon),
+        "123456",
+        "sandbox-ozon-api-key",
+    )
+    .unwrap();
+    let err = client
+        .chat_api_chat_send_message()
+        .body(inbox_ozon::types::ChatChatSendMessageRequest {
+            chat_id: EXAMPLES[3].trim_start_matches("ozon:").into(),
+            text: "x".repeat(1001),
+        })
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400));
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_the_vendors_auth_errors() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let bad: Vec<Account> = vec![
+        AllegroAccount::new(
+            inbox_allegro::Allegro::with_base_url(&sandbox.url(Vendor::Allegro), "wrong").unwrap(),
+        )
+        .into(),
+        MercadoLibreAccount::new(
+            inbox_mercadolibre::MercadoLibre::with_base_url(
+                &sandbox.url(Vendor::MercadoLibre),
+                "wrong",
+            )
+            .unwrap(),
+            "415458330",
+        )
+        .into(),
+        MagaluAccount::new(
+            inbox_magalu::Magalu::with_base_url(&sandbox.url(Vendor::Magalu), "wrong").unwrap(),
+            None,
+        )
+        .into(),
+        OzonAccount::new(
+            inbox_ozon::Ozon::with_base_url(&sandbox.url(Vendor::Ozon), "123456", "wrong").unwrap(),
+        )
+        .into(),
+    ];
+    for (account, status) in bad.into_iter().zip([401u16, 401, 401, 403]) {
+        let first = account.conversations().next().await.unwrap();
+        match first {
+            Err(Error::Api {
+                status: s,
+                marketplace,
+                ..
+            }) => {
+                assert_eq!(s, status, "{marketplace}");
+                assert_eq!(marketplace, account.marketplace());
+            }
+            other => panic!("{}: {other:?}", account.marketplace()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn allegro_without_beta_falls_back_against_the_sandbox() {
+    let sandbox = Sandbox::start(Config {
+        allegro_beta: false,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let account = accounts(&sandbox).remove(0);
+    let conversations: Vec<Conversation> = account.conversations().try_collect().await.unwrap();
+    assert_eq!(conversations.len(), 13);
+}

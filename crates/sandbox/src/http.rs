@@ -1,0 +1,146 @@
+//! Request plumbing shared by the four APIs: injected faults, auth checks, vendor error bodies.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::{App, Vendor};
+
+/// A JSON response with a given media type.
+pub(crate) fn json_as(status: StatusCode, media: &str, body: Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(media).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    r
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: Value) -> Response {
+    json_as(status, "application/json", body)
+}
+
+/// The vendor's error body for `status`.
+pub(crate) fn error(vendor: Vendor, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = match vendor {
+        Vendor::Allegro => {
+            json!({"errors": [{"code": code, "message": message, "details": null, "path": null, "userMessage": message}]})
+        }
+        Vendor::MercadoLibre => {
+            json!({"message": message, "error": code, "status": status.as_u16(), "cause": []})
+        }
+        Vendor::Magalu => json!({"error": code, "message": message}),
+        Vendor::Ozon => {
+            json!({"code": code.parse::<i64>().unwrap_or(3), "message": message, "details": []})
+        }
+    };
+    json(status, body)
+}
+
+/// Checks `Authorization: Bearer <expected>`.
+pub(crate) fn bearer(vendor: Vendor, headers: &HeaderMap, expected: &str) -> Result<(), Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if t == expected => Ok(()),
+        _ => Err(match vendor {
+            Vendor::Allegro => json(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_token", "error_description": "Invalid access token"}),
+            ),
+            Vendor::MercadoLibre => error(
+                vendor,
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid access token",
+            ),
+            _ => error(
+                vendor,
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid bearer token",
+            ),
+        }),
+    }
+}
+
+/// Checks Ozon's `Client-Id` and `Api-Key`.
+pub(crate) fn ozon_keys(
+    headers: &HeaderMap,
+    client_id: &str,
+    api_key: &str,
+) -> Result<(), Response> {
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    match (get("client-id"), get("api-key")) {
+        (Some(c), Some(k)) if c == client_id && k == api_key => Ok(()),
+        (Some(_), Some(_)) => Err(error(
+            Vendor::Ozon,
+            StatusCode::FORBIDDEN,
+            "7",
+            "Invalid Api-Key, please contact support",
+        )),
+        _ => Err(error(
+            Vendor::Ozon,
+            StatusCode::UNAUTHORIZED,
+            "16",
+            "Client-Id and Api-Key headers are required",
+        )),
+    }
+}
+
+/// A deterministic value in [0, 1) for request `n` and stream `salt`.
+fn unit(n: u64, salt: u64) -> f64 {
+    let mut z = n.wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Adds latency and injects 429 / 500 / slow answers at the configured rates.
+pub(crate) async fn faults(
+    State((app, vendor)): State<(Arc<App>, Vendor)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let n = app.requests.fetch_add(1, Ordering::Relaxed);
+    let f = &app.config.faults;
+    if !f.latency.is_zero() {
+        tokio::time::sleep(f.latency).await;
+    }
+    if unit(n, 1) < f.rate_429 {
+        let (code, message) = match vendor {
+            Vendor::Allegro => ("TooManyRequests", "Too many requests"),
+            Vendor::MercadoLibre => (
+                "local_rate_limited",
+                "Too many requests, try again in a few seconds",
+            ),
+            Vendor::Magalu => ("too_many_requests", "Rate limit exceeded"),
+            Vendor::Ozon => ("8", "You have reached request rate limit per second"),
+        };
+        let mut r = error(vendor, StatusCode::TOO_MANY_REQUESTS, code, message);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    if unit(n, 2) < f.rate_500 {
+        return error(
+            vendor,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "13",
+            "internal error (injected by the sandbox)",
+        );
+    }
+    if unit(n, 3) < f.rate_slow {
+        tokio::time::sleep(f.slow_delay).await;
+    }
+    next.run(request).await
+}

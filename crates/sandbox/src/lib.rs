@@ -1,0 +1,239 @@
+// Handlers return early with the vendor's error `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+//! A local HTTP sandbox that speaks the messaging APIs of Allegro, Mercado Libre, Magalu
+//! and Ozon: same paths, methods, media types, paging, error bodies and auth checks as
+//! the vendors document, over state kept in memory.
+//!
+//! Each marketplace lives under its own prefix of one server
+//! (`http://127.0.0.1:PORT/allegro`, `/mercadolibre`, `/magalu`, `/ozon`), so a client
+//! pointed at that base URL sees the vendor's own paths. The JSON is written by hand from
+//! the vendors' documented shapes; it shares no types with the generated clients, so a
+//! mistake in our specs cannot hide behind the same mistake on both sides.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! println!("{}", sandbox.url(inbox_sandbox::Vendor::Ozon));
+//! # Ok(()) }
+//! ```
+
+mod allegro;
+mod http;
+mod magalu;
+mod mercadolibre;
+mod ozon;
+mod seed;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+
+pub use store::Vendor;
+
+/// Credentials the sandbox accepts; anything else gets the vendor's 401 body.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Allegro bearer token.
+    pub allegro_token: String,
+    /// Mercado Libre bearer token.
+    pub mercadolibre_token: String,
+    /// Mercado Libre seller id (the sandbox account).
+    pub mercadolibre_seller_id: String,
+    /// Magalu bearer token.
+    pub magalu_token: String,
+    /// Ozon `Client-Id`.
+    pub ozon_client_id: String,
+    /// Ozon `Api-Key`.
+    pub ozon_api_key: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            allegro_token: "sandbox-allegro-token".into(),
+            mercadolibre_token: "sandbox-mercadolibre-token".into(),
+            mercadolibre_seller_id: "415458330".into(),
+            magalu_token: "sandbox-magalu-token".into(),
+            ozon_client_id: "123456".into(),
+            ozon_api_key: "sandbox-ozon-api-key".into(),
+        }
+    }
+}
+
+/// Injected misbehaviour, for tests and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Added to every request.
+    pub latency: Duration,
+    /// Share of requests answered 429 with the vendor's body and `Retry-After: 1` (0.0–1.0).
+    pub rate_429: f64,
+    /// Share of requests answered 500 (0.0–1.0).
+    pub rate_500: f64,
+    /// Share of requests delayed by `slow_delay` (0.0–1.0).
+    pub rate_slow: f64,
+    /// Delay of a slow response.
+    pub slow_delay: Duration,
+}
+
+/// What the sandbox serves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Generated conversations per marketplace (after the vendors' examples).
+    pub conversations: u64,
+    /// Generated messages per conversation (computed on demand, not stored).
+    pub messages_per_conversation: u64,
+    /// Largest page served, when lower than the vendor's own cap.
+    pub page_cap: Option<u64>,
+    /// Whether Allegro serves beta.v1 (false: 406, as for accounts without beta access).
+    pub allegro_beta: bool,
+    /// Accepted credentials.
+    pub credentials: Credentials,
+    /// Injected latency and errors.
+    pub faults: Faults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            conversations: 12,
+            messages_per_conversation: 6,
+            page_cap: None,
+            allegro_beta: true,
+            credentials: Credentials::default(),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Shared state of the running sandbox.
+pub(crate) struct App {
+    pub config: Config,
+    pub allegro: Mutex<store::Market>,
+    pub mercadolibre: Mutex<store::Market>,
+    pub magalu: Mutex<store::Market>,
+    pub ozon: Mutex<store::Market>,
+    pub requests: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn page(&self, vendor_max: u64, asked: Option<u64>, default: u64) -> u64 {
+        let cap = self
+            .config
+            .page_cap
+            .map_or(vendor_max, |c| c.min(vendor_max))
+            .max(1);
+        asked.unwrap_or(default).clamp(1, cap)
+    }
+}
+
+/// A running sandbox; dropping it stops the server.
+pub struct Sandbox {
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Sandbox {
+    /// Seeds the state and starts serving on `config.listen`.
+    pub async fn start(config: Config) -> std::io::Result<Sandbox> {
+        let app = Arc::new(App {
+            allegro: Mutex::new(seed::market(Vendor::Allegro, &config)),
+            mercadolibre: Mutex::new(seed::market(Vendor::MercadoLibre, &config)),
+            magalu: Mutex::new(seed::market(Vendor::Magalu, &config)),
+            ozon: Mutex::new(seed::market(Vendor::Ozon, &config)),
+            requests: AtomicU64::new(0),
+            config,
+        });
+        let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
+        let addr = listener.local_addr()?;
+        let router = router(app.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Sandbox {
+            addr,
+            app,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of one marketplace's API.
+    pub fn url(&self, vendor: Vendor) -> String {
+        format!("http://{}/{}", self.addr, vendor.prefix())
+    }
+
+    /// The credentials it accepts.
+    pub fn credentials(&self) -> &Credentials {
+        &self.app.config.credentials
+    }
+
+    /// Requests served so far.
+    pub fn requests(&self) -> u64 {
+        self.app.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Vendor {
+    /// The URL prefix of this marketplace in the sandbox.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Vendor::Allegro => "allegro",
+            Vendor::MercadoLibre => "mercadolibre",
+            Vendor::Magalu => "magalu",
+            Vendor::Ozon => "ozon",
+        }
+    }
+
+    /// Every marketplace.
+    pub const ALL: [Vendor; 4] = [
+        Vendor::Allegro,
+        Vendor::MercadoLibre,
+        Vendor::Magalu,
+        Vendor::Ozon,
+    ];
+}
+
+fn router(app: Arc<App>) -> Router {
+    let mut router = Router::new();
+    for vendor in Vendor::ALL {
+        let routes = match vendor {
+            Vendor::Allegro => allegro::routes(),
+            Vendor::MercadoLibre => mercadolibre::routes(),
+            Vendor::Magalu => magalu::routes(),
+            Vendor::Ozon => ozon::routes(),
+        };
+        let routes = routes
+            .layer(axum::middleware::from_fn_with_state(
+                (app.clone(), vendor),
+                http::faults,
+            ))
+            .with_state(app.clone());
+        router = router.nest(&format!("/{}", vendor.prefix()), routes);
+    }
+    router
+}
