@@ -1,1 +1,468 @@
-fn main() {}
+//! `inbox`: read and answer buyer messages on Allegro, Mercado Libre, Magalu and Ozon.
+//!
+//! `inbox --sandbox conversations` works with nothing configured: it starts the local
+//! sandbox in-process and points every marketplace at it.
+
+mod accounts;
+mod output;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use marketplace_inbox::{ConversationRef, Inbox, Marketplace, OutgoingAttachment};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "inbox",
+    version,
+    about = "One inbox over Allegro, Mercado Libre, Magalu and Ozon"
+)]
+struct Cli {
+    /// Start the local sandbox in-process and use it for every marketplace.
+    #[arg(long, global = true)]
+    sandbox: bool,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// A JSON file naming several accounts (instead of the environment).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List conversations of every account.
+    Conversations {
+        /// Only this marketplace (allegro, mercadolibre, magalu, ozon).
+        #[arg(long)]
+        marketplace: Option<Marketplace>,
+        /// Only conversations with unread messages.
+        #[arg(long)]
+        unread: bool,
+    },
+    /// List the messages of a conversation (never marks them read).
+    Messages {
+        /// The conversation, as marketplace:id.
+        reference: ConversationRef,
+    },
+    /// Send a message in a conversation.
+    Send {
+        /// The conversation, as marketplace:id.
+        reference: ConversationRef,
+        /// The text.
+        #[arg(long)]
+        text: String,
+        /// A file to attach (repeatable).
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
+    },
+    /// Mark a conversation read.
+    Read {
+        /// The conversation, as marketplace:id.
+        reference: ConversationRef,
+    },
+    /// Unread conversations and messages per account.
+    Unread,
+    /// Poll and print new messages as they arrive, until interrupted.
+    Watch {
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 30.0)]
+        interval: f64,
+        /// Stop after this many polls (default: never).
+        #[arg(long, hide = true)]
+        polls: Option<u64>,
+    },
+    /// Write every message of every account to a file as JSON lines.
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("inbox: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line: which marketplace, what failed, what to do.
+fn describe(e: &anyhow::Error) -> String {
+    use marketplace_inbox::Error as E;
+    let Some(inner) = e.downcast_ref::<E>() else {
+        return format!("{e:#}");
+    };
+    let hint = match inner {
+        E::Api {
+            status: 401 | 403,
+            marketplace,
+            ..
+        } => format!(
+            "check the {} credentials ({})",
+            marketplace,
+            credentials_hint(*marketplace)
+        ),
+        E::Api { status: 404, .. } => "check the conversation reference".into(),
+        E::RateLimited { .. } => "wait a little and try again".into(),
+        E::Transport { marketplace, .. } => format!(
+            "check the network, or INBOX_{}_URL",
+            marketplace.as_str().to_uppercase()
+        ),
+        E::Unsupported { .. } => "send the text without attachments".into(),
+        _ => String::new(),
+    };
+    if hint.is_empty() {
+        format!("{e:#}")
+    } else {
+        format!("{e:#} — {hint}")
+    }
+}
+
+fn credentials_hint(m: Marketplace) -> &'static str {
+    match m {
+        Marketplace::Allegro => "ALLEGRO_TOKEN",
+        Marketplace::MercadoLibre => "MERCADOLIBRE_TOKEN, MERCADOLIBRE_SELLER_ID",
+        Marketplace::Magalu => "MAGALU_TOKEN",
+        Marketplace::Ozon => "OZON_CLIENT_ID, OZON_API_KEY",
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let sandbox = if cli.sandbox {
+        Some(
+            inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default())
+                .await
+                .context("starting the sandbox")?,
+        )
+    } else {
+        None
+    };
+    let inbox = match (&sandbox, &cli.config) {
+        (Some(s), _) => accounts::sandbox(s)?,
+        (None, Some(path)) => accounts::from_file(path)?,
+        (None, None) => accounts::from_env()?,
+    };
+    if inbox.accounts().next().is_none() {
+        return Err(anyhow!(
+            "no marketplace account configured — set ALLEGRO_TOKEN, MERCADOLIBRE_TOKEN and MERCADOLIBRE_SELLER_ID, MAGALU_TOKEN, or OZON_CLIENT_ID and OZON_API_KEY; pass --config FILE; or try --sandbox"
+        ));
+    }
+    let json = cli.json;
+    match cli.command {
+        Command::Conversations {
+            marketplace,
+            unread,
+        } => conversations(&inbox, json, marketplace, unread).await,
+        Command::Messages { reference } => messages(&inbox, json, &reference).await,
+        Command::Send {
+            reference,
+            text,
+            attach,
+        } => send(&inbox, json, &reference, &text, &attach).await,
+        Command::Read { reference } => {
+            let (_, account) = account_for(&inbox, &reference)?;
+            account.mark_read(&reference).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ref": reference.to_string(), "read": true})
+                );
+            } else {
+                println!("marked {reference} read");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unread => unread(&inbox, json).await,
+        Command::Watch { interval, polls } => {
+            watch(
+                &inbox,
+                json,
+                Duration::from_secs_f64(interval.max(0.05)),
+                polls,
+            )
+            .await
+        }
+        Command::Export { out } => export(&inbox, &out).await,
+    }
+}
+
+fn account_for<'a>(
+    inbox: &'a Inbox,
+    reference: &ConversationRef,
+) -> Result<(&'a str, &'a marketplace_inbox::Account)> {
+    inbox.account_for(reference).ok_or_else(|| {
+        anyhow!(
+            "no {} account configured for {reference} — set {} or use --sandbox",
+            reference.marketplace,
+            credentials_hint(reference.marketplace)
+        )
+    })
+}
+
+async fn conversations(
+    inbox: &Inbox,
+    json: bool,
+    only: Option<Marketplace>,
+    unread: bool,
+) -> Result<ExitCode> {
+    let mut stream = inbox.conversations();
+    let mut failed = false;
+    if !json {
+        println!("{}", output::CONVERSATION_HEADER);
+    }
+    while let Some(t) = stream.next().await {
+        match t.item {
+            Ok(c) => {
+                if only.is_some_and(|m| m != c.reference.marketplace)
+                    || (unread && !c.unread.is_some_and(|u| u.is_unread()))
+                {
+                    continue;
+                }
+                if json {
+                    println!("{}", output::conversation_json(&t.account, &c));
+                } else {
+                    println!("{}", output::conversation_row(&c));
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Result<ExitCode> {
+    let (name, account) = account_for(inbox, reference)?;
+    let mut stream = account.messages(reference);
+    let mut failed = false;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(m) if json => println!("{}", output::message_json(name, &m)),
+            Ok(m) => println!("{}", output::message_row(&m)),
+            Err(e) => {
+                failed = true;
+                eprintln!("inbox: {}", describe(&e.into()));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn mime_of(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        Some("tif" | "tiff") => "image/tiff",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn send(
+    inbox: &Inbox,
+    json: bool,
+    reference: &ConversationRef,
+    text: &str,
+    files: &[PathBuf],
+) -> Result<ExitCode> {
+    let (_, account) = account_for(inbox, reference)?;
+    let mut attachments = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file")
+            .to_string();
+        attachments.push(OutgoingAttachment {
+            name,
+            mime: mime_of(path).into(),
+            bytes,
+        });
+    }
+    let sent = account.send(reference, text, &attachments).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ref": sent.conversation.to_string(), "sent": true, "message_id": sent.message_id})
+        );
+    } else {
+        println!(
+            "sent to {}{}",
+            sent.conversation,
+            sent.message_id
+                .map(|id| format!(" (message {id})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    if !json {
+        println!(
+            "{:<16} {:<13} {:>13} {:>9}",
+            "ACCOUNT", "MARKETPLACE", "CONVERSATIONS", "MESSAGES"
+        );
+    }
+    for t in inbox.unread().await {
+        match t.item {
+            Ok(s) if json => println!(
+                "{}",
+                serde_json::json!({"account": t.account, "marketplace": s.marketplace.as_str(), "conversations": s.conversations, "messages": s.messages})
+            ),
+            Ok(s) => println!(
+                "{:<16} {:<13} {:>13} {:>9}",
+                t.account,
+                s.marketplace.as_str(),
+                s.conversations,
+                s.messages.map_or("-".into(), |m| m.to_string())
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Polls every account; on each poll, the conversations whose activity or unread state
+/// changed are read again and their unseen messages printed. The first poll only learns
+/// what is already there.
+async fn watch(
+    inbox: &Inbox,
+    json: bool,
+    interval: Duration,
+    polls: Option<u64>,
+) -> Result<ExitCode> {
+    let mut state: HashMap<ConversationRef, String> = HashMap::new();
+    let mut seen: HashSet<(ConversationRef, String)> = HashSet::new();
+    let mut poll = 0u64;
+    loop {
+        let first = poll == 0;
+        let mut stream = inbox.conversations();
+        while let Some(t) = stream.next().await {
+            let c = match t.item {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+                    continue;
+                }
+            };
+            let marker = format!("{:?}|{:?}", c.last_activity_at, c.unread);
+            if state.get(&c.reference) == Some(&marker) {
+                continue;
+            }
+            state.insert(c.reference.clone(), marker);
+            let Some(account) = inbox.account(&t.account) else {
+                continue;
+            };
+            let mut messages = account.messages(&c.reference);
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(m) => {
+                        if seen.insert((c.reference.clone(), m.id.clone())) && !first {
+                            if json {
+                                println!("{}", output::message_json(&t.account, &m));
+                            } else {
+                                println!("{}  {}", m.conversation, output::message_row(&m));
+                            }
+                        }
+                    }
+                    Err(e) => eprintln!("inbox: {}: {}", t.account, describe(&e.into())),
+                }
+            }
+        }
+        std::io::stdout().flush().ok();
+        poll += 1;
+        if polls.is_some_and(|n| poll >= n) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} messages exported ({elapsed}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut stream = inbox.all_messages();
+    let (mut count, mut failed) = (0u64, 0u64);
+    while let Some(t) = stream.next().await {
+        match t.item {
+            Ok(m) => {
+                serde_json::to_writer(&mut writer, &output::message_json(&t.account, &m))?;
+                writer.write_all(b"\n")?;
+                count += 1;
+                bar.inc(1);
+            }
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("inbox: {}: {}", t.account, describe(&e.into())));
+            }
+        }
+    }
+    writer.flush()?;
+    bar.finish_and_clear();
+    eprintln!(
+        "exported {count} messages to {}{}",
+        out.display(),
+        if failed > 0 {
+            format!(" ({failed} errors)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
