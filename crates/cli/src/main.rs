@@ -364,8 +364,8 @@ async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// Polls every account; on each poll, the conversations whose activity or unread state
-/// changed are read again and their unseen messages printed. The first poll only learns
+/// Polls every account; on each poll, the conversations whose listing changed (last
+/// message, activity time or unread state) are read again and their unseen messages printed. The first poll only learns
 /// what is already there.
 async fn watch(
     inbox: &Inbox,
@@ -387,7 +387,8 @@ async fn watch(
                     continue;
                 }
             };
-            let marker = format!("{:?}|{:?}", c.last_activity_at, c.unread);
+            // The vendor's object changes with any activity (last message id or time, unread count).
+            let marker = c.vendor.to_string();
             if state.get(&c.reference) == Some(&marker) {
                 continue;
             }
@@ -412,6 +413,12 @@ async fn watch(
             }
         }
         std::io::stdout().flush().ok();
+        if first {
+            eprintln!(
+                "inbox: watching {} conversations; new messages appear below (Ctrl-C stops)",
+                state.len()
+            );
+        }
         poll += 1;
         if polls.is_some_and(|n| poll >= n) {
             return Ok(ExitCode::SUCCESS);

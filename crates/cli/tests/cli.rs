@@ -1,0 +1,350 @@
+//! The `inbox` binary end to end against the sandbox, for every subcommand and every
+//! marketplace, asserting on its JSON output.
+
+use std::process::{Command, Output};
+
+use inbox_sandbox::{Config, Sandbox, Vendor};
+use serde_json::Value;
+
+const EXAMPLES: [&str; 4] = [
+    "allegro:dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+    "mercadolibre:2000000089077943",
+    "magalu:6628d7a3c01daebde56f5600",
+    "ozon:99feb3fc-a474-469f-95d5-268b470cc607",
+];
+
+struct Env {
+    sandbox: Sandbox,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn start() -> Env {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = runtime.block_on(Sandbox::start(Config::default())).unwrap();
+    Env {
+        sandbox,
+        _runtime: runtime,
+    }
+}
+
+impl Env {
+    fn inbox(&self, args: &[&str]) -> Output {
+        let c = self.sandbox.credentials();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
+        cmd.args(args)
+            .env_clear()
+            .env("INBOX_ALLEGRO_URL", self.sandbox.url(Vendor::Allegro))
+            .env(
+                "INBOX_MERCADOLIBRE_URL",
+                self.sandbox.url(Vendor::MercadoLibre),
+            )
+            .env("INBOX_MAGALU_URL", self.sandbox.url(Vendor::Magalu))
+            .env("INBOX_OZON_URL", self.sandbox.url(Vendor::Ozon))
+            .env("ALLEGRO_TOKEN", &c.allegro_token)
+            .env("MERCADOLIBRE_TOKEN", &c.mercadolibre_token)
+            .env("MERCADOLIBRE_SELLER_ID", &c.mercadolibre_seller_id)
+            .env("MAGALU_TOKEN", &c.magalu_token)
+            .env("MAGALU_OWNER_NAME", "Joseph Climber")
+            .env("MAGALU_OWNER_ID", "j.climber")
+            .env("OZON_CLIENT_ID", &c.ozon_client_id)
+            .env("OZON_API_KEY", &c.ozon_api_key);
+        cmd.output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Vec<Value> {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let out = self.inbox(&full);
+        assert!(
+            out.status.success(),
+            "inbox {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+}
+
+#[test]
+fn conversations_of_every_marketplace_follow_the_json_contract() {
+    let env = start();
+    let all = env.json(&["conversations"]);
+    for m in ["allegro", "mercadolibre", "magalu", "ozon"] {
+        assert!(all.iter().any(|c| c["marketplace"] == m), "{m} missing");
+    }
+    for c in &all {
+        for key in [
+            "marketplace",
+            "ref",
+            "id",
+            "kind",
+            "status",
+            "unread",
+            "last_activity_at",
+        ] {
+            assert!(c.get(key).is_some(), "{key} missing in {c}");
+        }
+        assert_eq!(
+            c["ref"],
+            format!(
+                "{}:{}",
+                c["marketplace"].as_str().unwrap(),
+                c["id"].as_str().unwrap()
+            )
+        );
+    }
+    assert!(
+        all.iter().any(|c| c["kind"] == "post_purchase_issue"),
+        "Allegro beta post-purchase issues are listed"
+    );
+    let ozon_only = env.json(&["conversations", "--marketplace", "ozon"]);
+    assert!(!ozon_only.is_empty() && ozon_only.iter().all(|c| c["marketplace"] == "ozon"));
+    let unread = env.json(&["conversations", "--unread"]);
+    assert!(!unread.is_empty() && unread.iter().all(|c| c["unread"] == true));
+}
+
+#[test]
+fn a_sent_message_appears_in_messages_for_every_marketplace() {
+    let env = start();
+    for reference in EXAMPLES {
+        let before = env.json(&["messages", reference]);
+        assert!(!before.is_empty(), "{reference}");
+        for m in &before {
+            for key in [
+                "marketplace",
+                "conversation",
+                "id",
+                "author_role",
+                "author",
+                "text",
+                "created_at",
+                "attachments",
+            ] {
+                assert!(m.get(key).is_some(), "{key} missing in {m}");
+            }
+            assert!(m["created_at"].as_str().unwrap().ends_with('Z'), "UTC: {m}");
+            assert_eq!(m["conversation"], reference);
+        }
+        let text = format!("Sandbox reply to {reference}");
+        let sent = env.json(&["send", reference, "--text", &text]);
+        assert_eq!(sent[0]["sent"], true);
+        let after = env.json(&["messages", reference]);
+        assert_eq!(after.len(), before.len() + 1, "{reference}");
+        let mine = after
+            .iter()
+            .find(|m| m["text"] == text.as_str())
+            .unwrap_or_else(|| panic!("{reference}: not found"));
+        assert_eq!(mine["author_role"], "seller");
+    }
+}
+
+#[test]
+fn read_makes_unread_drop_for_every_marketplace() {
+    let env = start();
+    for reference in EXAMPLES {
+        let marketplace = reference.split(':').next().unwrap();
+        let count = |env: &Env| {
+            env.json(&["unread"])
+                .into_iter()
+                .find(|s| s["marketplace"] == marketplace)
+                .unwrap()["conversations"]
+                .as_u64()
+                .unwrap()
+        };
+        let before = count(&env);
+        let read = env.json(&["read", reference]);
+        assert_eq!(read[0]["read"], true);
+        assert_eq!(count(&env), before - 1, "{reference}");
+    }
+}
+
+#[test]
+fn over_long_text_gives_a_clear_error_and_nothing_is_sent() {
+    let env = start();
+    for (reference, limit) in [(EXAMPLES[0], 2000), (EXAMPLES[1], 350), (EXAMPLES[3], 1000)] {
+        let before = env.json(&["messages", reference]).len();
+        let requests = env.sandbox.requests();
+        let text = "x".repeat(limit + 1);
+        let out = env.inbox(&["send", reference, "--text", &text]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("at most {limit}"))
+                || stderr.contains(&format!("1 to {limit}")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(reference.split(':').next().unwrap()),
+            "names the marketplace: {stderr}"
+        );
+        assert_eq!(env.sandbox.requests(), requests, "no request was made");
+        assert_eq!(env.json(&["messages", reference]).len(), before);
+    }
+}
+
+#[test]
+fn attachments_are_uploaded_the_vendors_way() {
+    let env = start();
+    let dir = std::env::temp_dir().join(format!("inbox-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pdf = dir.join("nota.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4 sandbox").unwrap();
+    for reference in [EXAMPLES[0], EXAMPLES[1], EXAMPLES[3]] {
+        env.json(&[
+            "send",
+            reference,
+            "--text",
+            "Segue o documento",
+            "--attach",
+            pdf.to_str().unwrap(),
+        ]);
+        let after = env.json(&["messages", reference]);
+        let with_file = after
+            .iter()
+            .find(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()));
+        let marketplace = reference.split(':').next().unwrap();
+        if marketplace != "ozon" {
+            let a = &with_file.unwrap_or_else(|| panic!("{reference}: no attachment"))
+                ["attachments"][0];
+            assert_eq!(a["name"], "nota.pdf", "{reference}: {a}");
+        }
+    }
+    let out = env.inbox(&[
+        "send",
+        EXAMPLES[2],
+        "--text",
+        "doc",
+        "--attach",
+        pdf.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("magalu"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn export_writes_every_message_as_json_lines() {
+    let env = start();
+    let out = std::env::temp_dir().join(format!("inbox-export-{}.jsonl", std::process::id()));
+    let run = env.inbox(&["export", "--out", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Allegro, Magalu and Ozon: 12 generated conversations of 6 messages plus the example;
+    // Mercado Libre exports its unread packs (4 generated of 6 plus the example's 2).
+    let count = |m: &str| lines.iter().filter(|l| l["marketplace"] == m).count();
+    assert_eq!(count("allegro"), 12 * 6 + 2);
+    assert_eq!(count("magalu"), 12 * 6 + 1);
+    assert_eq!(count("ozon"), 12 * 6 + 1);
+    assert_eq!(count("mercadolibre"), 4 * 6 + 2);
+    let mut ids: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{}/{}", l["conversation"], l["id"]))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), lines.len(), "no message twice");
+    assert!(String::from_utf8_lossy(&run.stderr)
+        .contains(&format!("exported {} messages", lines.len())));
+    std::fs::remove_file(&out).ok();
+}
+
+#[test]
+fn watch_prints_messages_that_arrive_between_polls() {
+    let env = start();
+    let c = env.sandbox.credentials().clone();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
+    cmd.args(["--json", "watch", "--interval", "0.5", "--polls", "2"])
+        .env_clear()
+        .env("INBOX_OZON_URL", env.sandbox.url(Vendor::Ozon))
+        .env("OZON_CLIENT_ID", &c.ozon_client_id)
+        .env("OZON_API_KEY", &c.ozon_api_key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until the first poll has learnt what is already there.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("watching"), "{line}");
+    env.json(&["send", EXAMPLES[3], "--text", "arrived while watching"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let printed: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 1, "{printed:?}");
+    assert_eq!(printed[0]["text"], "arrived while watching");
+    assert_eq!(printed[0]["conversation"], EXAMPLES[3]);
+}
+
+#[test]
+fn errors_are_one_line_name_the_marketplace_and_never_show_secrets() {
+    let env = start();
+    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(["conversations"])
+        .env_clear()
+        .env("INBOX_ALLEGRO_URL", env.sandbox.url(Vendor::Allegro))
+        .env("ALLEGRO_TOKEN", "wrong-secret-token")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("allegro") && stderr.contains("401") && stderr.contains("ALLEGRO_TOKEN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret-token"), "{stderr}");
+    let none = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(["unread"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--sandbox"));
+    let bad_ref = env.inbox(&["messages", "ebay:1"]);
+    assert!(!bad_ref.status.success());
+}
+
+#[test]
+fn sandbox_flag_works_with_nothing_configured() {
+    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(["--sandbox", "--json", "conversations"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for m in ["allegro", "mercadolibre", "magalu", "ozon"] {
+        assert!(lines.iter().any(|c| c["marketplace"] == m), "{m}");
+    }
+}
