@@ -269,7 +269,7 @@ fn watch_prints_messages_that_arrive_between_polls() {
     let env = start();
     let c = env.sandbox.credentials().clone();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
-    cmd.args(["--json", "watch", "--interval", "0.5", "--polls", "2"])
+    cmd.args(["--json", "watch", "--interval", "2", "--polls", "2"])
         .env_clear()
         .env("INBOX_OZON_URL", env.sandbox.url(Vendor::Ozon))
         .env("OZON_CLIENT_ID", &c.ozon_client_id)
