@@ -205,3 +205,58 @@ async fn allegro_without_beta_falls_back_against_the_sandbox() {
     let conversations: Vec<Conversation> = account.conversations().try_collect().await.unwrap();
     assert_eq!(conversations.len(), 13);
 }
+
+#[tokio::test]
+async fn injected_rate_limits_reach_the_caller_as_rate_limited_with_retry_after() {
+    let faults = inbox_sandbox::Faults {
+        rate_429: 1.0,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::start(Config {
+        faults,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    for account in accounts(&sandbox) {
+        match account.conversations().next().await.unwrap() {
+            Err(Error::RateLimited {
+                marketplace,
+                retry_after,
+                message,
+            }) => {
+                assert_eq!(marketplace, account.marketplace());
+                assert_eq!(retry_after, Some(std::time::Duration::from_secs(1)));
+                assert!(
+                    message.is_some(),
+                    "{marketplace}: the vendor's message is kept"
+                );
+            }
+            other => panic!("{}: {other:?}", account.marketplace()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn injected_server_errors_name_the_marketplace() {
+    let faults = inbox_sandbox::Faults {
+        rate_500: 1.0,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::start(Config {
+        faults,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    for account in accounts(&sandbox) {
+        match account.conversations().next().await.unwrap() {
+            Err(Error::Api {
+                marketplace,
+                status: 500,
+                ..
+            }) => assert_eq!(marketplace, account.marketplace()),
+            other => panic!("{}: {other:?}", account.marketplace()),
+        }
+    }
+}
