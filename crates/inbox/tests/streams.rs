@@ -3,42 +3,14 @@
 
 use futures::StreamExt;
 use httpmock::prelude::*;
-use marketplace_inbox::vendors::{
-    allegro::AllegroAccount, magalu::MagaluAccount, mercadolibre::MercadoLibreAccount,
-    ozon::OzonAccount,
-};
+mod common;
+
+use common::{allegro, magalu, meli, ozon};
 use marketplace_inbox::*;
 use serde_json::{json, Value};
 
 const V1: &str = "application/vnd.allegro.public.v1+json";
 const BETA: &str = "application/vnd.allegro.beta.v1+json";
-
-fn allegro(server: &MockServer) -> Account {
-    AllegroAccount::new(inbox_allegro::Allegro::with_base_url(&server.base_url(), "tok-a").unwrap())
-        .into()
-}
-fn meli(server: &MockServer) -> Account {
-    MercadoLibreAccount::new(
-        inbox_mercadolibre::MercadoLibre::with_base_url(&server.base_url(), "tok-m").unwrap(),
-        "415458330",
-    )
-    .into()
-}
-fn magalu(server: &MockServer, owner: bool) -> Account {
-    let owner = owner.then(|| vendors::magalu::MagaluOwner {
-        name: "Joseph Climber".into(),
-        external_id: "j.climber".into(),
-    });
-    MagaluAccount::new(
-        inbox_magalu::Magalu::with_base_url(&server.base_url(), "tok-g").unwrap(),
-        owner,
-    )
-    .into()
-}
-fn ozon(server: &MockServer) -> Account {
-    OzonAccount::new(inbox_ozon::Ozon::with_base_url(&server.base_url(), "123", "key-o").unwrap())
-        .into()
-}
 
 async fn collect<T>(
     s: futures::stream::BoxStream<'static, Result<T, Error>>,

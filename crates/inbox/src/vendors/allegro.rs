@@ -215,16 +215,7 @@ impl AllegroAccount {
 
 /// Allegro's rules for an outgoing message, checked before any request.
 pub(crate) fn validate(text: &str, attachments: &[OutgoingAttachment]) -> Result<(), Error> {
-    let chars = text.chars().count();
-    if text.trim().is_empty() {
-        return Err(Error::invalid(M, "the message text is empty"));
-    }
-    if chars > MAX_TEXT {
-        return Err(Error::invalid(
-            M,
-            format!("the message has {chars} characters; Allegro accepts at most {MAX_TEXT}"),
-        ));
-    }
+    super::check_text(M, text, MAX_TEXT)?;
     for a in attachments {
         if !ATTACHMENT_TYPES.contains(&a.mime.as_str()) {
             return Err(Error::invalid(
@@ -475,20 +466,10 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<
             .collect(),
         read: None,
         status: m.status.map(|s| s.to_string()),
-        references: References {
-            orders: relates
-                .order
-                .and_then(|o| o.id)
-                .map(|i| vec![i.to_string()])
-                .unwrap_or_default(),
-            offers: relates
-                .offer
-                .and_then(|o| o.id)
-                .map(|i| vec![i.to_string()])
-                .unwrap_or_default(),
-            pack: None,
-            posting: None,
-        },
+        references: super::order_and_offer(
+            relates.order.and_then(|o| o.id).map(|i| i.to_string()),
+            relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
+        ),
         vendor: raw,
     })
 }
@@ -534,20 +515,10 @@ fn beta_message(
             .collect(),
         read: None,
         status: m.status.map(|s| s.to_string()),
-        references: References {
-            orders: relates
-                .order
-                .and_then(|o| o.id)
-                .map(|i| vec![i.to_string()])
-                .unwrap_or_default(),
-            offers: relates
-                .offer
-                .and_then(|o| o.id)
-                .map(|i| vec![i.to_string()])
-                .unwrap_or_default(),
-            pack: None,
-            posting: None,
-        },
+        references: super::order_and_offer(
+            relates.order.and_then(|o| o.id).map(|i| i.to_string()),
+            relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
+        ),
         vendor: raw,
     })
 }

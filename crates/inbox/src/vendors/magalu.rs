@@ -128,9 +128,7 @@ impl MagaluAccount {
                 operation: "sending attachments",
             });
         }
-        if text.trim().is_empty() {
-            return Err(Error::invalid(M, "the message text is empty"));
-        }
+        super::check_text(M, text, usize::MAX)?;
         let owner = self.owner.as_ref().ok_or_else(|| {
             Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply; configure one for this account")
         })?;

@@ -238,16 +238,7 @@ async fn fetch(
 
 /// Mercado Libre's rules for an outgoing message, checked before any request.
 pub(crate) fn validate(text: &str, attachments: &[OutgoingAttachment]) -> Result<(), Error> {
-    let chars = text.chars().count();
-    if text.trim().is_empty() {
-        return Err(Error::invalid(M, "the message text is empty"));
-    }
-    if chars > MAX_TEXT {
-        return Err(Error::invalid(
-            M,
-            format!("the message has {chars} characters; Mercado Libre accepts at most {MAX_TEXT}"),
-        ));
-    }
+    super::check_text(M, text, MAX_TEXT)?;
     if let Some(c) = text.chars().find(|c| (*c as u32) > 0xFF) {
         return Err(Error::invalid(
             M,

@@ -5,3 +5,30 @@ pub mod allegro;
 pub mod magalu;
 pub mod mercadolibre;
 pub mod ozon;
+
+use crate::{Error, Marketplace, References};
+
+/// The text rules every marketplace shares: not blank, at most `max` characters.
+pub(crate) fn check_text(marketplace: Marketplace, text: &str, max: usize) -> Result<(), Error> {
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(Error::invalid(marketplace, "the message text is empty"));
+    }
+    if chars > max {
+        return Err(Error::invalid(
+            marketplace,
+            format!("the message has {chars} characters; {marketplace} accepts at most {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// References holding at most one order and one offer id.
+pub(crate) fn order_and_offer(order: Option<String>, offer: Option<String>) -> References {
+    References {
+        orders: order.into_iter().collect(),
+        offers: offer.into_iter().collect(),
+        pack: None,
+        posting: None,
+    }
+}
