@@ -271,7 +271,17 @@ fn watch_prints_messages_that_arrive_between_polls() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
     cmd.args(["--json", "watch", "--interval", "2", "--polls", "2"])
         .env_clear()
+        .env("INBOX_ALLEGRO_URL", env.sandbox.url(Vendor::Allegro))
+        .env(
+            "INBOX_MERCADOLIBRE_URL",
+            env.sandbox.url(Vendor::MercadoLibre),
+        )
+        .env("INBOX_MAGALU_URL", env.sandbox.url(Vendor::Magalu))
         .env("INBOX_OZON_URL", env.sandbox.url(Vendor::Ozon))
+        .env("ALLEGRO_TOKEN", &c.allegro_token)
+        .env("MERCADOLIBRE_TOKEN", &c.mercadolibre_token)
+        .env("MERCADOLIBRE_SELLER_ID", &c.mercadolibre_seller_id)
+        .env("MAGALU_TOKEN", &c.magalu_token)
         .env("OZON_CLIENT_ID", &c.ozon_client_id)
         .env("OZON_API_KEY", &c.ozon_api_key)
         .stdout(std::process::Stdio::piped())
@@ -285,7 +295,20 @@ fn watch_prints_messages_that_arrive_between_polls() {
     )
     .unwrap();
     assert!(line.contains("watching"), "{line}");
-    env.json(&["send", EXAMPLES[3], "--text", "arrived while watching"]);
+    let vendors = [
+        Vendor::Allegro,
+        Vendor::MercadoLibre,
+        Vendor::Magalu,
+        Vendor::Ozon,
+    ];
+    for (vendor, reference) in vendors.into_iter().zip(EXAMPLES) {
+        let id = reference.split_once(':').unwrap().1;
+        assert!(env.sandbox.buyer_writes(
+            vendor,
+            id,
+            &format!("new from the buyer in {reference}")
+        ));
+    }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let printed: Vec<Value> = String::from_utf8(out.stdout)
@@ -293,9 +316,15 @@ fn watch_prints_messages_that_arrive_between_polls() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(printed.len(), 1, "{printed:?}");
-    assert_eq!(printed[0]["text"], "arrived while watching");
-    assert_eq!(printed[0]["conversation"], EXAMPLES[3]);
+    assert_eq!(printed.len(), 4, "{printed:?}");
+    for reference in EXAMPLES {
+        let m = printed
+            .iter()
+            .find(|m| m["conversation"] == reference)
+            .unwrap_or_else(|| panic!("{reference} missing: {printed:?}"));
+        assert_eq!(m["text"], format!("new from the buyer in {reference}"));
+        assert_ne!(m["author_role"], "seller");
+    }
 }
 
 #[test]

@@ -184,6 +184,27 @@ impl Sandbox {
         &self.app.config.credentials
     }
 
+    /// Simulates the buyer writing in a conversation (what a real marketplace would
+    /// deliver from its side); returns false when there is no such conversation.
+    pub fn buyer_writes(&self, vendor: Vendor, conversation_id: &str, text: &str) -> bool {
+        let market = match vendor {
+            Vendor::Allegro => &self.app.allegro,
+            Vendor::MercadoLibre => &self.app.mercadolibre,
+            Vendor::Magalu => &self.app.magalu,
+            Vendor::Ozon => &self.app.ozon,
+        };
+        let mut market = market.lock().expect("lock");
+        market
+            .append(
+                vendor,
+                conversation_id,
+                store::Author::Buyer,
+                text,
+                Vec::new(),
+            )
+            .is_some()
+    }
+
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.app.requests.load(std::sync::atomic::Ordering::Relaxed)
