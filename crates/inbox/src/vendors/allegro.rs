@@ -185,11 +185,12 @@ impl AllegroAccount {
         {
             Ok(rv) => {
                 let m = rv.into_inner();
-                Ok(Sent {
-                    conversation: ConversationRef::new(M, thread_id),
-                    message_id: m.id.as_ref().map(|id| id.to_string()),
-                    vendor: serde_json::to_value(&m).unwrap_or(Value::Null),
-                })
+                Ok(super::sent(
+                    M,
+                    thread_id,
+                    m.id.as_ref().map(|id| id.to_string()),
+                    &m,
+                ))
             }
             Err(e) => Err(map(M, e).await),
         }

@@ -150,11 +150,12 @@ impl MagaluAccount {
         {
             Ok(rv) => {
                 let m = rv.into_inner();
-                Ok(Sent {
-                    conversation: ConversationRef::new(M, conversation_id),
-                    message_id: m.id.as_ref().map(|i| i.to_string()),
-                    vendor: serde_json::to_value(&m).unwrap_or(Value::Null),
-                })
+                Ok(super::sent(
+                    M,
+                    conversation_id,
+                    m.id.as_ref().map(|i| i.to_string()),
+                    &m,
+                ))
             }
             Err(e) => Err(map(M, e).await),
         }

@@ -195,11 +195,12 @@ impl MercadoLibreAccount {
         match rv {
             Ok(rv) => {
                 let m = rv.into_inner();
-                Ok(Sent {
-                    conversation: ConversationRef::new(M, pack_id),
-                    message_id: m.id.as_ref().map(|i| i.to_string()),
-                    vendor: serde_json::to_value(&m).unwrap_or(Value::Null),
-                })
+                Ok(super::sent(
+                    M,
+                    pack_id,
+                    m.id.as_ref().map(|i| i.to_string()),
+                    &m,
+                ))
             }
             Err(e) => Err(map(M, e).await),
         }

@@ -6,7 +6,7 @@ pub mod magalu;
 pub mod mercadolibre;
 pub mod ozon;
 
-use crate::{Error, Marketplace, References};
+use crate::{ConversationRef, Error, Marketplace, References, Sent};
 
 /// The text rules every marketplace shares: not blank, at most `max` characters.
 pub(crate) fn check_text(marketplace: Marketplace, text: &str, max: usize) -> Result<(), Error> {
@@ -30,5 +30,19 @@ pub(crate) fn order_and_offer(order: Option<String>, offer: Option<String>) -> R
         offers: offer.into_iter().collect(),
         pack: None,
         posting: None,
+    }
+}
+
+/// What a send returned: the conversation, the new message's id, the vendor's answer.
+pub(crate) fn sent<T: serde::Serialize>(
+    marketplace: Marketplace,
+    conversation: &str,
+    message_id: Option<String>,
+    answer: &T,
+) -> Sent {
+    Sent {
+        conversation: ConversationRef::new(marketplace, conversation),
+        message_id,
+        vendor: serde_json::to_value(answer).unwrap_or(serde_json::Value::Null),
     }
 }
