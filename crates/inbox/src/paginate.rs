@@ -86,9 +86,36 @@ where
     .boxed()
 }
 
-/// Converts one listed element: a decoded vendor object through `convert`, or an invalid
-/// one into [`Error::Decode`] carrying its raw JSON.
-pub(crate) fn element<V: Serialize, T>(
+impl<T, C> Page<T, C> {
+    /// A page from a vendor list: every element converted (a malformed or unconvertible
+    /// one becomes [`Error::Decode`] with its raw JSON), fingerprinted by the ids `id`
+    /// reads from the decoded elements.
+    pub(crate) fn convert<V: Serialize>(
+        marketplace: Marketplace,
+        what: &'static str,
+        elements: Vec<Lenient<V>>,
+        id: impl Fn(&V) -> Option<&str>,
+        next: Option<C>,
+        convert: impl Fn(V, serde_json::Value) -> Result<T, String>,
+    ) -> Self {
+        let ids: Vec<&str> = elements
+            .iter()
+            .map(|e| e.valid().and_then(&id).unwrap_or("?"))
+            .collect();
+        let fingerprint = (!ids.is_empty()).then(|| ids.join(","));
+        let items = elements
+            .into_iter()
+            .map(|e| element(marketplace, what, e, &convert))
+            .collect();
+        Page {
+            items,
+            next,
+            fingerprint,
+        }
+    }
+}
+
+fn element<V: Serialize, T>(
     marketplace: Marketplace,
     what: &'static str,
     item: Lenient<V>,
@@ -101,12 +128,6 @@ pub(crate) fn element<V: Serialize, T>(
         }
         Lenient::Invalid(bad) => Err(Error::decode_element(marketplace, what, bad.error, bad.raw)),
     }
-}
-
-/// A fingerprint of a page from its items' ids.
-pub(crate) fn fingerprint<'a>(ids: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
-    let joined: Vec<&str> = ids.map(|id| id.unwrap_or("?")).collect();
-    (!joined.is_empty()).then(|| joined.join(","))
 }
 
 #[cfg(test)]

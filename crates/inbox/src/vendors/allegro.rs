@@ -11,7 +11,7 @@ use inbox_allegro::{beta_v1, public_v1, Allegro};
 use serde_json::Value;
 
 use crate::model::*;
-use crate::paginate::{element, fingerprint, paginate, Page};
+use crate::paginate::{paginate, Page};
 use crate::vendor_error::map;
 use crate::{Error, Marketplace};
 
@@ -256,19 +256,14 @@ async fn v1_threads(client: &Allegro, offset: u64) -> Result<Page<Conversation, 
             let list = rv.into_inner();
             let threads = list.threads.unwrap_or_default();
             let n = threads.len() as u64;
-            let fp = fingerprint(
-                threads
-                    .iter()
-                    .map(|t| t.valid().and_then(|t| t.id.as_ref()).map(|i| i.as_str())),
-            );
-            Ok(Page {
-                items: threads
-                    .into_iter()
-                    .map(|t| element(M, "thread", t, v1_thread))
-                    .collect(),
-                next: (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
-                fingerprint: fp,
-            })
+            Ok(Page::convert(
+                M,
+                "thread",
+                threads,
+                |t| t.id.as_ref().map(|i| i.as_str()),
+                (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
+                v1_thread,
+            ))
         }
         Err(e) => Err(map(M, e).await),
     }
@@ -292,62 +287,49 @@ async fn v1_messages(
             let list = rv.into_inner();
             let messages = list.messages.unwrap_or_default();
             let n = messages.len() as u64;
-            let fp = fingerprint(
-                messages
-                    .iter()
-                    .map(|m| m.valid().and_then(|m| m.id.as_ref()).map(|i| i.as_str())),
-            );
-            Ok(Page {
-                items: messages
-                    .into_iter()
-                    .map(|m| element(M, "message", m, |m, raw| v1_message(thread, m, raw)))
-                    .collect(),
-                next: (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
-                fingerprint: fp,
-            })
+            Ok(Page::convert(
+                M,
+                "message",
+                messages,
+                |m| m.id.as_ref().map(|i| i.as_str()),
+                (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
+                |m, raw| v1_message(thread, m, raw),
+            ))
         }
         Err(e) => Err(map(M, e).await),
     }
 }
 
+/// The beta.v1 cursor of the next page; `nextPage: null` is the last page.
+fn beta_cursor(next: Option<beta_v1::types::NextPageVBeta1>) -> Option<Cursor> {
+    next.and_then(|p| p.id)
+        .map(|id| Cursor::Beta(Some(id.to_string())))
+}
+
 fn beta_threads(list: beta_v1::types::ThreadsListVBeta1) -> Page<Conversation, Cursor> {
     let threads = list.threads.unwrap_or_default();
-    let fp = fingerprint(
-        threads
-            .iter()
-            .map(|t| t.valid().and_then(|t| t.id.as_ref()).map(|i| i.as_str())),
-    );
-    Page {
-        items: threads
-            .into_iter()
-            .map(|t| element(M, "thread", t, beta_thread))
-            .collect(),
-        next: list
-            .next_page
-            .and_then(|p| p.id)
-            .map(|id| Cursor::Beta(Some(id.to_string()))),
-        fingerprint: fp,
-    }
+    let next = beta_cursor(list.next_page);
+    Page::convert(
+        M,
+        "thread",
+        threads,
+        |t| t.id.as_ref().map(|i| i.as_str()),
+        next,
+        beta_thread,
+    )
 }
 
 fn beta_messages(thread: &str, list: beta_v1::types::MessagesListVBeta1) -> Page<Message, Cursor> {
     let messages = list.messages.unwrap_or_default();
-    let fp = fingerprint(
-        messages
-            .iter()
-            .map(|m| m.valid().and_then(|m| m.id.as_ref()).map(|i| i.as_str())),
-    );
-    Page {
-        items: messages
-            .into_iter()
-            .map(|m| element(M, "message", m, |m, raw| beta_message(thread, m, raw)))
-            .collect(),
-        next: list
-            .next_page
-            .and_then(|p| p.id)
-            .map(|id| Cursor::Beta(Some(id.to_string()))),
-        fingerprint: fp,
-    }
+    let next = beta_cursor(list.next_page);
+    Page::convert(
+        M,
+        "message",
+        messages,
+        |m| m.id.as_ref().map(|i| i.as_str()),
+        next,
+        |m, raw| beta_message(thread, m, raw),
+    )
 }
 
 fn require<T>(v: Option<T>, field: &str) -> Result<T, String> {

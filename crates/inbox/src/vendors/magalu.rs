@@ -8,7 +8,7 @@ use inbox_magalu::{enums, types, Magalu};
 use serde_json::Value;
 
 use crate::model::*;
-use crate::paginate::{element, fingerprint, paginate, Page};
+use crate::paginate::{paginate, Page};
 use crate::vendor_error::map;
 use crate::{Error, Marketplace};
 
@@ -60,20 +60,15 @@ impl MagaluAccount {
                     Err(e) => return Err(map(M, e).await),
                 };
                 let results = page.results.unwrap_or_default();
-                let fp = fingerprint(
-                    results
-                        .iter()
-                        .map(|c| c.valid().and_then(|c| c.id.as_ref()).map(|i| i.as_str())),
-                );
                 let next = next_offset(page.meta.as_ref(), offset, results.len() as u64);
-                Ok(Page {
-                    items: results
-                        .into_iter()
-                        .map(|c| element(M, "conversation", c, conversation))
-                        .collect(),
+                Ok(Page::convert(
+                    M,
+                    "conversation",
+                    results,
+                    |c| c.id.as_ref().map(|i| i.as_str()),
                     next,
-                    fingerprint: fp,
-                })
+                    conversation,
+                ))
             }
         })
     }
@@ -97,20 +92,15 @@ impl MagaluAccount {
                     Err(e) => return Err(map(M, e).await),
                 };
                 let results = page.results.unwrap_or_default();
-                let fp = fingerprint(
-                    results
-                        .iter()
-                        .map(|m| m.valid().and_then(|m| m.id.as_ref()).map(|i| i.as_str())),
-                );
                 let next = next_offset(page.meta.as_ref(), offset, results.len() as u64);
-                Ok(Page {
-                    items: results
-                        .into_iter()
-                        .map(|m| element(M, "message", m, |m, raw| message(&conv, m, raw)))
-                        .collect(),
+                Ok(Page::convert(
+                    M,
+                    "message",
+                    results,
+                    |m| m.id.as_ref().map(|i| i.as_str()),
                     next,
-                    fingerprint: fp,
-                })
+                    |m, raw| message(&conv, m, raw),
+                ))
             }
         })
     }

@@ -13,7 +13,7 @@ use inbox_mercadolibre::{enums, types, MercadoLibre};
 use serde_json::Value;
 
 use crate::model::*;
-use crate::paginate::{element, fingerprint, paginate, Page};
+use crate::paginate::{paginate, Page};
 use crate::vendor_error::map;
 use crate::{Error, Marketplace};
 
@@ -85,14 +85,14 @@ impl MercadoLibreAccount {
                     Err(e) => return Err(map(M, e).await),
                 };
                 let results = unread.results.unwrap_or_default();
-                Ok(Page {
-                    items: results
-                        .into_iter()
-                        .map(|r| element(M, "unread pack", r, unread_pack))
-                        .collect(),
-                    next: None,
-                    fingerprint: None,
-                })
+                Ok(Page::convert(
+                    M,
+                    "unread pack",
+                    results,
+                    |r| r.resource.as_deref(),
+                    None,
+                    unread_pack,
+                ))
             }
         })
     }
@@ -115,19 +115,14 @@ impl MercadoLibreAccount {
                     Some(total) => offset + n < total,
                     None => n >= PAGE,
                 };
-                let fp = fingerprint(
-                    messages
-                        .iter()
-                        .map(|m| m.valid().and_then(|m| m.id.as_ref()).map(|i| i.as_str())),
-                );
-                Ok(Page {
-                    items: messages
-                        .into_iter()
-                        .map(|m| element(M, "message", m, |m, raw| message(&pack, &seller, m, raw)))
-                        .collect(),
-                    next: more.then_some(offset + n),
-                    fingerprint: fp,
-                })
+                Ok(Page::convert(
+                    M,
+                    "message",
+                    messages,
+                    |m| m.id.as_ref().map(|i| i.as_str()),
+                    more.then_some(offset + n),
+                    |m, raw| message(&pack, &seller, m, raw),
+                ))
             }
         })
     }

@@ -7,7 +7,7 @@ use inbox_ozon::{enums, types, Ozon};
 use serde_json::Value;
 
 use crate::model::*;
-use crate::paginate::{element, fingerprint, paginate, Page};
+use crate::paginate::{paginate, Page};
 use crate::vendor_error::map;
 use crate::{Error, Marketplace};
 
@@ -52,23 +52,18 @@ impl OzonAccount {
                     Err(e) => return Err(map(M, e).await),
                 };
                 let chats = page.chats.unwrap_or_default();
-                let fp = fingerprint(chats.iter().map(|c| {
-                    c.valid()
-                        .and_then(|c| c.chat.as_ref()?.chat_id.as_ref())
-                        .map(|i| i.as_str())
-                }));
                 let next = match (page.has_next.map(|b| b.get()), page.cursor) {
                     (Some(true), Some(c)) if !c.is_empty() => Some(Some(c)),
                     _ => None,
                 };
-                Ok(Page {
-                    items: chats
-                        .into_iter()
-                        .map(|c| element(M, "chat", c, chat))
-                        .collect(),
+                Ok(Page::convert(
+                    M,
+                    "chat",
+                    chats,
+                    |c| c.chat.as_ref()?.chat_id.as_ref().map(|i| i.as_str()),
                     next,
-                    fingerprint: fp,
-                })
+                    chat,
+                ))
             }
         })
     }
@@ -102,23 +97,18 @@ impl OzonAccount {
                     .iter()
                     .rev()
                     .find_map(|m| m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()));
-                let fp = fingerprint(messages.iter().map(|m| {
-                    m.valid()
-                        .and_then(|m| m.message_id.as_ref())
-                        .map(|i| i.as_str())
-                }));
                 let next = match (page.has_next.map(|b| b.get()), oldest) {
                     (Some(true), Some(id)) => Some(Some(id)),
                     _ => None,
                 };
-                Ok(Page {
-                    items: messages
-                        .into_iter()
-                        .map(|m| element(M, "message", m, |m, raw| message(&chat_id, m, raw)))
-                        .collect(),
+                Ok(Page::convert(
+                    M,
+                    "message",
+                    messages,
+                    |m| m.message_id.as_ref().map(|i| i.as_str()),
                     next,
-                    fingerprint: fp,
-                })
+                    |m, raw| message(&chat_id, m, raw),
+                ))
             }
         })
     }
