@@ -141,10 +141,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
 }
 
 fn position(c: &Conv, id: u64) -> Option<u64> {
-    (0..c.len()).rev().find(|&i| {
-        c.message(V, i)
-            .is_some_and(|m| m.id.parse::<u64>().ok() == Some(id))
-    })
+    c.index_of(V, &id.to_string())
 }
 
 async fn history(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -98,6 +98,21 @@ impl Conv {
         }
     }
 
+    /// The index of the message with this id: decoded from the id when it is one the
+    /// sandbox made (checked against the message there), else looked up among the
+    /// seeded and sent messages.
+    pub fn index_of(&self, vendor: Vendor, id: &str) -> Option<u64> {
+        if let Some((n, index)) = parse_message_id(vendor, id) {
+            if n == self.n && self.message(vendor, index).is_some_and(|m| m.id == id) {
+                return Some(index);
+            }
+        }
+        self.extra
+            .iter()
+            .position(|m| m.id == id)
+            .map(|p| self.generated + p as u64)
+    }
+
     /// Time of the newest message.
     pub fn last_activity(&self, vendor: Vendor) -> DateTime<Utc> {
         self.len()
@@ -133,6 +148,36 @@ pub fn message_id(vendor: Vendor, conv: u64, index: u64) -> String {
         Vendor::MercadoLibre => format!("{:016x}{:016x}", conv + 0x2c92_8084_0000_0000, index),
         Vendor::Magalu => format!("{:012x}{:012x}", conv + 0x630e_3bbc_0000, index),
         Vendor::Ozon => (3_000_000_000_000_000_000u64 + conv * 10_000_000 + index).to_string(),
+    }
+}
+
+/// The conversation number and index a [`message_id`] encodes (the inverse of it).
+fn parse_message_id(vendor: Vendor, id: &str) -> Option<(u64, u64)> {
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    match vendor {
+        Vendor::Allegro => {
+            let parts: Vec<&str> = id.split('-').collect();
+            match parts.as_slice() {
+                [conv, "7fd5", "48b0", "9de1", index] => Some((hex(conv)?, hex(index)?)),
+                _ => None,
+            }
+        }
+        Vendor::MercadoLibre if id.len() == 32 => Some((
+            hex(&id[..16])?.checked_sub(0x2c92_8084_0000_0000)?,
+            hex(&id[16..])?,
+        )),
+        Vendor::Magalu if id.len() == 24 => Some((
+            hex(&id[..12])?.checked_sub(0x630e_3bbc_0000)?,
+            hex(&id[12..])?,
+        )),
+        Vendor::Ozon => {
+            let x = id
+                .parse::<u64>()
+                .ok()?
+                .checked_sub(3_000_000_000_000_000_000)?;
+            Some((x / 10_000_000, x % 10_000_000))
+        }
+        _ => None,
     }
 }
 
@@ -201,17 +246,9 @@ impl Market {
 
     /// Finds a message anywhere by id.
     pub fn find_message(&self, vendor: Vendor, id: &str) -> Option<(&Conv, Msg)> {
-        for c in &self.convs {
-            if let Some(m) = c.extra.iter().find(|m| m.id == id) {
-                return Some((c, m.clone()));
-            }
-        }
-        // Generated ids encode their conversation and index; scan is bounded by conversations.
-        self.convs.iter().find_map(|c| {
-            (0..c.generated.min(10_000))
-                .find(|&i| message_id(vendor, c.n, i) == id)
-                .map(|i| (c, generated_message(vendor, c, i)))
-        })
+        self.convs
+            .iter()
+            .find_map(|c| Some((c, c.message(vendor, c.index_of(vendor, id)?)?)))
     }
 
     /// Appends a message written now.
@@ -267,4 +304,34 @@ pub fn seed(vendor: Vendor, count: u64, messages: u64) -> Market {
         });
     }
     market
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_decode_back_to_their_message() {
+        for vendor in [
+            Vendor::Allegro,
+            Vendor::MercadoLibre,
+            Vendor::Magalu,
+            Vendor::Ozon,
+        ] {
+            let mut market = seed(vendor, 3, 20_000);
+            let conv = &market.convs[2];
+            let id = message_id(vendor, conv.n, 15_000);
+            assert_eq!(conv.index_of(vendor, &id), Some(15_000), "{vendor:?}");
+            assert_eq!(
+                market.find_message(vendor, &id).map(|(c, m)| (c.n, m.id)),
+                Some((conv.n, id.clone()))
+            );
+            let conv_id = conv.id.clone();
+            let sent = market
+                .append(vendor, &conv_id, Author::Seller, "hi", Vec::new())
+                .unwrap();
+            assert_eq!(market.find_message(vendor, &sent.id).unwrap().1.text, "hi");
+            assert!(market.find_message(vendor, "no-such-id").is_none());
+        }
+    }
 }
