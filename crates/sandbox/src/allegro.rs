@@ -514,6 +514,7 @@ async fn declare(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     }
     let id = app.allegro.lock().expect("lock").store_file(
         "97dc0b60-2da4-4247-92ba-",
+        "",
         name,
         "",
         Vec::new(),

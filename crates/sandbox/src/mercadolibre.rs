@@ -400,21 +400,15 @@ async fn upload(
                 "File name cannot include characters like /, \\",
             );
         }
-        let ext = name.rsplit('.').next().unwrap_or("").to_string();
-        let seller = app.config.credentials.mercadolibre_seller_id.clone();
+        let ext = name.rsplit('.').next().unwrap_or("");
+        let seller = &app.config.credentials.mercadolibre_seller_id;
         let id = app.mercadolibre.lock().expect("lock").store_file(
             &format!("{seller}_"),
+            &format!(".{ext}"),
             &name,
             &mime,
             bytes.to_vec(),
         );
-        let id = format!("{id}.{ext}");
-        let mut market = app.mercadolibre.lock().expect("lock");
-        let stored = market
-            .files
-            .remove(id.rsplit_once('.').map_or(id.as_str(), |(a, _)| a))
-            .expect("just stored");
-        market.files.insert(id.clone(), stored);
         return json(StatusCode::OK, json!({"id": id}));
     }
     error(

@@ -266,11 +266,13 @@ async fn send_file(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
         _ => "application/octet-stream",
     };
     let size = (content.len() as u64 * 3) / 4;
-    let id =
-        app.ozon
-            .lock()
-            .expect("lock")
-            .store_file("file-", name, mime, content.as_bytes().to_vec());
+    let id = app.ozon.lock().expect("lock").store_file(
+        "file-",
+        "",
+        name,
+        mime,
+        content.as_bytes().to_vec(),
+    );
     match append(
         &app,
         chat_id,

@@ -235,10 +235,17 @@ impl Market {
         self.index.get(id).map(|&i| &mut self.convs[i])
     }
 
-    /// Stores a file and returns its new id.
-    pub fn store_file(&mut self, prefix: &str, name: &str, mime: &str, bytes: Vec<u8>) -> String {
+    /// Stores a file and returns its new id, `prefix` + a counter + `suffix`.
+    pub fn store_file(
+        &mut self,
+        prefix: &str,
+        suffix: &str,
+        name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> String {
         self.next_file += 1;
-        let id = format!("{prefix}{:012x}", self.next_file);
+        let id = format!("{prefix}{:012x}{suffix}", self.next_file);
         self.files
             .insert(id.clone(), (name.to_string(), mime.to_string(), bytes));
         id
