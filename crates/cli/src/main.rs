@@ -17,6 +17,14 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use marketplace_inbox::{ConversationRef, Inbox, Marketplace, OutgoingAttachment};
 
+/// Writes one line to stdout; a closed pipe (`inbox … | head`) ends the command quietly
+/// instead of panicking, as `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "inbox",
@@ -93,6 +101,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
+        // The reader went away (`inbox … | head`): nothing left to say.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("inbox: {}", describe(&e));
             ExitCode::FAILURE
@@ -177,12 +192,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let (_, account) = account_for(&inbox, &reference)?;
             account.mark_read(&reference).await?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"ref": reference.to_string(), "read": true})
                 );
             } else {
-                println!("marked {reference} read");
+                out!("marked {reference} read");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -222,7 +237,7 @@ async fn conversations(
     let mut stream = inbox.conversations();
     let mut failed = false;
     if !json {
-        println!("{}", output::CONVERSATION_HEADER);
+        out!("{}", output::CONVERSATION_HEADER);
     }
     while let Some(t) = stream.next().await {
         match t.item {
@@ -233,9 +248,9 @@ async fn conversations(
                     continue;
                 }
                 if json {
-                    println!("{}", output::conversation_json(&t.account, &c));
+                    out!("{}", output::conversation_json(&t.account, &c));
                 } else {
-                    println!("{}", output::conversation_row(&c));
+                    out!("{}", output::conversation_row(&c));
                 }
             }
             Err(e) => {
@@ -257,8 +272,8 @@ async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Res
     let mut failed = false;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(m) if json => println!("{}", output::message_json(name, &m)),
-            Ok(m) => println!("{}", output::message_row(&m)),
+            Ok(m) if json => out!("{}", output::message_json(name, &m)),
+            Ok(m) => out!("{}", output::message_row(&m)),
             Err(e) => {
                 failed = true;
                 eprintln!("inbox: {}", describe(&e.into()));
@@ -314,12 +329,12 @@ async fn send(
     }
     let sent = account.send(reference, text, &attachments).await?;
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({"ref": sent.conversation.to_string(), "sent": true, "message_id": sent.message_id})
         );
     } else {
-        println!(
+        out!(
             "sent to {}{}",
             sent.conversation,
             sent.message_id
@@ -333,18 +348,21 @@ async fn send(
 async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
     let mut failed = false;
     if !json {
-        println!(
+        out!(
             "{:<16} {:<13} {:>13} {:>9}",
-            "ACCOUNT", "MARKETPLACE", "CONVERSATIONS", "MESSAGES"
+            "ACCOUNT",
+            "MARKETPLACE",
+            "CONVERSATIONS",
+            "MESSAGES"
         );
     }
     for t in inbox.unread().await {
         match t.item {
-            Ok(s) if json => println!(
+            Ok(s) if json => out!(
                 "{}",
                 serde_json::json!({"account": t.account, "marketplace": s.marketplace.as_str(), "conversations": s.conversations, "messages": s.messages})
             ),
-            Ok(s) => println!(
+            Ok(s) => out!(
                 "{:<16} {:<13} {:>13} {:>9}",
                 t.account,
                 s.marketplace.as_str(),
@@ -402,9 +420,9 @@ async fn watch(
                     Ok(m) => {
                         if seen.insert((c.reference.clone(), m.id.clone())) && !first {
                             if json {
-                                println!("{}", output::message_json(&t.account, &m));
+                                out!("{}", output::message_json(&t.account, &m));
                             } else {
-                                println!("{}  {}", m.conversation, output::message_row(&m));
+                                out!("{}  {}", m.conversation, output::message_row(&m));
                             }
                         }
                     }

@@ -377,3 +377,18 @@ fn sandbox_flag_works_with_nothing_configured() {
         assert!(lines.iter().any(|c| c["marketplace"] == m), "{m}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_instead_of_panicking() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .args(["--sandbox", "conversations"])
+        .env_clear()
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
