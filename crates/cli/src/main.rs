@@ -15,7 +15,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use marketplace_inbox::{ConversationRef, Inbox, Marketplace, OutgoingAttachment};
+use marketplace_inbox::{
+    ConversationQuery, ConversationRef, Inbox, Marketplace, MessageQuery, OutgoingAttachment,
+};
 
 /// Writes one line to stdout; a closed pipe (`inbox … | head`) ends the command quietly
 /// instead of panicking, as `println!` would.
@@ -41,6 +43,10 @@ struct Cli {
     /// A JSON file naming several accounts (instead of the environment).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Only this account (by its name); also picks the account of a plain
+    /// `marketplace:id` reference when several could own it.
+    #[arg(long, global = true, value_name = "NAME")]
+    account: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,12 +64,12 @@ enum Command {
     },
     /// List the messages of a conversation (never marks them read).
     Messages {
-        /// The conversation, as marketplace:id.
+        /// The conversation, as marketplace:id or marketplace@account:id.
         reference: ConversationRef,
     },
     /// Send a message in a conversation.
     Send {
-        /// The conversation, as marketplace:id.
+        /// The conversation, as marketplace:id or marketplace@account:id.
         reference: ConversationRef,
         /// The text.
         #[arg(long)]
@@ -74,7 +80,7 @@ enum Command {
     },
     /// Mark a conversation read.
     Read {
-        /// The conversation, as marketplace:id.
+        /// The conversation, as marketplace:id or marketplace@account:id.
         reference: ConversationRef,
     },
     /// Unread conversations and messages per account.
@@ -157,47 +163,55 @@ fn credentials_hint(m: Marketplace) -> &'static str {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let sandbox = if cli.sandbox {
-        Some(
-            inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default())
-                .await
-                .context("starting the sandbox")?,
-        )
-    } else {
-        None
-    };
-    let inbox = match (&sandbox, &cli.config) {
-        (Some(s), _) => accounts::sandbox(s)?,
-        (None, Some(path)) => accounts::from_file(path)?,
-        (None, None) => accounts::from_env()?,
-    };
+    let loaded = accounts::load(cli.sandbox, cli.config.as_deref()).await?;
+    let mut inbox = loaded.inbox;
+    if let Some(name) = &cli.account {
+        if inbox.account(name).is_none() {
+            let names: Vec<&str> = inbox.accounts().map(|a| a.name()).collect();
+            return Err(anyhow!(
+                "no account is named {name:?}; the accounts are: {}",
+                names.join(", ")
+            ));
+        }
+        inbox.retain(|a| a.name() == name);
+    }
     if inbox.accounts().next().is_none() {
         return Err(anyhow!(
             "no marketplace account configured — set ALLEGRO_TOKEN, MERCADOLIBRE_TOKEN and MERCADOLIBRE_SELLER_ID, MAGALU_TOKEN, or OZON_CLIENT_ID and OZON_API_KEY; pass --config FILE; or try --sandbox"
         ));
     }
+    // A plain `marketplace:id` takes the account named by --account.
+    let named = |mut r: ConversationRef| {
+        if r.account.is_none() {
+            r.account = cli.account.clone();
+        }
+        r
+    };
     let json = cli.json;
     match cli.command {
         Command::Conversations {
             marketplace,
             unread,
-        } => conversations(&inbox, json, marketplace, unread).await,
-        Command::Messages { reference } => messages(&inbox, json, &reference).await,
+        } => {
+            if let Some(m) = marketplace {
+                inbox.retain(|a| a.marketplace() == m);
+            }
+            conversations(&inbox, json, unread).await
+        }
+        Command::Messages { reference } => messages(&inbox, json, &named(reference)).await,
         Command::Send {
             reference,
             text,
             attach,
-        } => send(&inbox, json, &reference, &text, &attach).await,
+        } => send(&inbox, json, &named(reference), &text, &attach).await,
         Command::Read { reference } => {
-            let (_, account) = account_for(&inbox, &reference)?;
-            account.mark_read(&reference).await?;
+            let reference = named(reference);
+            inbox.mark_read(&reference).await?;
+            let shown = inbox.display_ref(&reference);
             if json {
-                out!(
-                    "{}",
-                    serde_json::json!({"ref": reference.to_string(), "read": true})
-                );
+                out!("{}", serde_json::json!({"ref": shown, "read": true}));
             } else {
-                out!("marked {reference} read");
+                out!("marked {shown} read");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -215,47 +229,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn account_for<'a>(
-    inbox: &'a Inbox,
-    reference: &ConversationRef,
-) -> Result<(&'a str, &'a marketplace_inbox::Account)> {
-    inbox.account_for(reference).ok_or_else(|| {
-        anyhow!(
-            "no {} account configured for {reference} — set {} or use --sandbox",
-            reference.marketplace,
-            credentials_hint(reference.marketplace)
-        )
-    })
+/// Prints one failure of one account's stream on stderr.
+fn report(account: &str, e: marketplace_inbox::Error) {
+    let line = describe(&e.into());
+    if line.starts_with(&format!("{account}:")) {
+        eprintln!("inbox: {line}");
+    } else {
+        eprintln!("inbox: {account}: {line}");
+    }
 }
 
-async fn conversations(
-    inbox: &Inbox,
-    json: bool,
-    only: Option<Marketplace>,
-    unread: bool,
-) -> Result<ExitCode> {
-    let mut stream = inbox.conversations();
+async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCode> {
+    let mut stream = inbox.conversations(ConversationQuery::new().unread_only(unread));
     let mut failed = false;
     if !json {
         out!("{}", output::CONVERSATION_HEADER);
     }
     while let Some(t) = stream.next().await {
         match t.item {
-            Ok(c) => {
-                if only.is_some_and(|m| m != c.reference.marketplace)
-                    || (unread && !c.unread.is_some_and(|u| u.is_unread()))
-                {
-                    continue;
-                }
-                if json {
-                    out!("{}", output::conversation_json(&t.account, &c));
-                } else {
-                    out!("{}", output::conversation_row(&c));
-                }
-            }
+            Ok(c) if json => out!("{}", output::conversation_json(inbox, &t.account, &c)),
+            Ok(c) => out!("{}", output::conversation_row(inbox, &c)),
             Err(e) => {
                 failed = true;
-                eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+                report(&t.account, e);
             }
         }
     }
@@ -267,16 +263,16 @@ async fn conversations(
 }
 
 async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Result<ExitCode> {
-    let (name, account) = account_for(inbox, reference)?;
-    let mut stream = account.messages(reference);
+    let account = inbox.resolve(reference)?;
+    let mut stream = account.messages(reference, MessageQuery::new());
     let mut failed = false;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(m) if json => out!("{}", output::message_json(name, &m)),
+            Ok(m) if json => out!("{}", output::message_json(inbox, account.name(), &m)),
             Ok(m) => out!("{}", output::message_row(&m)),
             Err(e) => {
                 failed = true;
-                eprintln!("inbox: {}", describe(&e.into()));
+                report(account.name(), e);
             }
         }
     }
@@ -312,7 +308,6 @@ async fn send(
     text: &str,
     files: &[PathBuf],
 ) -> Result<ExitCode> {
-    let (_, account) = account_for(inbox, reference)?;
     let mut attachments = Vec::new();
     for path in files {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -327,16 +322,17 @@ async fn send(
             bytes,
         });
     }
-    let sent = account.send(reference, text, &attachments).await?;
+    let sent = inbox.send(reference, text, &attachments).await?;
+    let shown = inbox.display_ref(&sent.conversation);
     if json {
         out!(
             "{}",
-            serde_json::json!({"ref": sent.conversation.to_string(), "sent": true, "message_id": sent.message_id})
+            serde_json::json!({"ref": shown, "sent": true, "message_id": sent.message_id})
         );
     } else {
         out!(
             "sent to {}{}",
-            sent.conversation,
+            shown,
             sent.message_id
                 .map(|id| format!(" (message {id})"))
                 .unwrap_or_default()
@@ -371,7 +367,7 @@ async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
             ),
             Err(e) => {
                 failed = true;
-                eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+                report(&t.account, e);
             }
         }
     }
@@ -396,12 +392,12 @@ async fn watch(
     let mut poll = 0u64;
     loop {
         let first = poll == 0;
-        let mut stream = inbox.conversations();
+        let mut stream = inbox.conversations(ConversationQuery::new());
         while let Some(t) = stream.next().await {
             let c = match t.item {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("inbox: {}: {}", t.account, describe(&e.into()));
+                    report(&t.account, e);
                     continue;
                 }
             };
@@ -411,22 +407,23 @@ async fn watch(
                 continue;
             }
             state.insert(c.reference.clone(), marker);
-            let Some(account) = inbox.account(&t.account) else {
-                continue;
-            };
-            let mut messages = account.messages(&c.reference);
+            let mut messages = inbox.messages(&c.reference, MessageQuery::new());
             while let Some(m) = messages.next().await {
                 match m {
                     Ok(m) => {
                         if seen.insert((c.reference.clone(), m.id.clone())) && !first {
                             if json {
-                                out!("{}", output::message_json(&t.account, &m));
+                                out!("{}", output::message_json(inbox, &t.account, &m));
                             } else {
-                                out!("{}  {}", m.conversation, output::message_row(&m));
+                                out!(
+                                    "{}  {}",
+                                    inbox.display_ref(&m.conversation),
+                                    output::message_row(&m)
+                                );
                             }
                         }
                     }
-                    Err(e) => eprintln!("inbox: {}: {}", t.account, describe(&e.into())),
+                    Err(e) => report(&t.account, e),
                 }
             }
         }
@@ -458,19 +455,19 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    let mut stream = inbox.all_messages();
+    let mut stream = inbox.all_messages(ConversationQuery::new());
     let (mut count, mut failed) = (0u64, 0u64);
     while let Some(t) = stream.next().await {
         match t.item {
             Ok(m) => {
-                serde_json::to_writer(&mut writer, &output::message_json(&t.account, &m))?;
+                serde_json::to_writer(&mut writer, &output::message_json(inbox, &t.account, &m))?;
                 writer.write_all(b"\n")?;
                 count += 1;
                 bar.inc(1);
             }
             Err(e) => {
                 failed += 1;
-                bar.suspend(|| eprintln!("inbox: {}: {}", t.account, describe(&e.into())));
+                bar.suspend(|| report(&t.account, e));
             }
         }
     }

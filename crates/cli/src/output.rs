@@ -1,7 +1,9 @@
 //! The table and JSON-lines forms of conversations and messages (the JSON contract is in README.md).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use marketplace_inbox::{Conversation, ConversationKind, ConversationStatus, Message, Unread};
+use marketplace_inbox::{
+    Conversation, ConversationKind, ConversationStatus, Inbox, Message, Unread,
+};
 use serde_json::{json, Value};
 
 fn time(t: DateTime<Utc>) -> String {
@@ -30,8 +32,9 @@ fn status(s: Option<&ConversationStatus>) -> Value {
     }
 }
 
-/// A conversation as one JSON object.
-pub fn conversation_json(account: &str, c: &Conversation) -> Value {
+/// A conversation as one JSON object; `ref` is the shortest form that names it
+/// unambiguously in `inbox`.
+pub fn conversation_json(inbox: &Inbox, account: &str, c: &Conversation) -> Value {
     let (unread, count) = match c.unread {
         Some(Unread::Flag(f)) => (json!(f), Value::Null),
         Some(Unread::Count(n)) => (json!(n > 0), json!(n)),
@@ -39,7 +42,7 @@ pub fn conversation_json(account: &str, c: &Conversation) -> Value {
     };
     json!({
         "marketplace": c.reference.marketplace.as_str(),
-        "ref": c.reference.to_string(),
+        "ref": inbox.display_ref(&c.reference),
         "id": c.reference.id,
         "account": account,
         "kind": kind(&c.kind),
@@ -54,10 +57,10 @@ pub fn conversation_json(account: &str, c: &Conversation) -> Value {
 }
 
 /// A message as one JSON object.
-pub fn message_json(account: &str, m: &Message) -> Value {
+pub fn message_json(inbox: &Inbox, account: &str, m: &Message) -> Value {
     json!({
         "marketplace": m.conversation.marketplace.as_str(),
-        "conversation": m.conversation.to_string(),
+        "conversation": inbox.display_ref(&m.conversation),
         "id": m.id,
         "account": account,
         "author_role": m.author.role.as_str(),
@@ -90,8 +93,8 @@ fn cut(s: &str, n: usize) -> String {
 pub const CONVERSATION_HEADER: &str = "REF                                                  KIND                 STATUS   UNREAD  LAST ACTIVITY";
 
 /// A conversation as a table row.
-pub fn conversation_row(c: &Conversation) -> String {
-    let v = conversation_json("", c);
+pub fn conversation_row(inbox: &Inbox, c: &Conversation) -> String {
+    let v = conversation_json(inbox, "", c);
     let unread = match c.unread {
         Some(Unread::Count(n)) => n.to_string(),
         Some(Unread::Flag(true)) => "yes".into(),
@@ -100,7 +103,7 @@ pub fn conversation_row(c: &Conversation) -> String {
     };
     format!(
         "{:<52} {:<20} {:<8} {:<7} {}",
-        cut(&c.reference.to_string(), 52),
+        cut(&inbox.display_ref(&c.reference), 52),
         v["kind"].as_str().unwrap_or("-"),
         v["status"].as_str().unwrap_or("-"),
         unread,

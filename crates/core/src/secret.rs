@@ -41,6 +41,21 @@ impl From<String> for Secret {
     }
 }
 
+/// Reads a secret from a JSON string (configuration files).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// Writes the secret's value: only for persisting configuration (a rotated token must be
+/// saved); `Debug` and `Display` still hide it.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

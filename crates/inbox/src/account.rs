@@ -1,63 +1,120 @@
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use std::fmt;
+use std::sync::Arc;
 
+use futures::TryStreamExt;
+
+use crate::adapter::{Adapter, Listed};
+use crate::config::AccountConfig;
+use crate::listing::{ConversationQuery, Listing, MessageQuery};
 use crate::model::*;
-use crate::vendors::{
-    allegro::AllegroAccount, magalu::MagaluAccount, mercadolibre::MercadoLibreAccount,
-    ozon::OzonAccount,
-};
-use crate::{Error, Marketplace};
+use crate::paginate::{paginate, Walk};
+use crate::{vendors, Error, Marketplace};
 
-/// One marketplace account of any of the four marketplaces.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Account {
-    /// An Allegro account.
-    Allegro(AllegroAccount),
-    /// A Mercado Libre seller.
-    MercadoLibre(MercadoLibreAccount),
-    /// A Magalu seller.
-    Magalu(MagaluAccount),
-    /// An Ozon seller.
-    Ozon(OzonAccount),
+/// One named marketplace account: lists its conversations and messages, sends and marks
+/// read. Cheap to clone; clones share connections (and, later, limits and tokens).
+///
+/// Every [`Conversation`] and [`Message`] it returns names this account in its
+/// [`ConversationRef`], so it can be acted on again without saying the account.
+#[derive(Clone)]
+pub struct Account {
+    name: Arc<str>,
+    adapter: Arc<dyn Adapter>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("marketplace", &self.marketplace())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Account {
-    /// Which marketplace.
-    pub fn marketplace(&self) -> Marketplace {
-        match self {
-            Account::Allegro(_) => Marketplace::Allegro,
-            Account::MercadoLibre(_) => Marketplace::MercadoLibre,
-            Account::Magalu(_) => Marketplace::Magalu,
-            Account::Ozon(_) => Marketplace::Ozon,
+    /// Builds the account a configuration describes (credentials checked for shape, no
+    /// request made). Fails with [`Error::Config`] on a bad name or missing credentials,
+    /// and with [`Error::Unsupported`] when this build leaves the marketplace out.
+    pub fn from_config(config: &AccountConfig) -> Result<Account, Error> {
+        if !valid_account_name(&config.name) {
+            return Err(Error::config(format!(
+                "account name {:?} must be 1 to 64 letters, digits, '.', '_' or '-'",
+                crate::error::clip(&config.name, 80)
+            )));
         }
+        Ok(Account {
+            name: Arc::from(config.name.as_str()),
+            adapter: vendors::adapter(config)?,
+        })
     }
 
-    /// The account's conversations, lazily, page by page (see each marketplace's order
-    /// in [`crate::vendors`]). For Mercado Libre: the packs with unread messages.
-    pub fn conversations(&self) -> BoxStream<'static, Result<Conversation, Error>> {
-        match self {
-            Account::Allegro(a) => a.conversations(),
-            Account::MercadoLibre(a) => a.conversations(),
-            Account::Magalu(a) => a.conversations(),
-            Account::Ozon(a) => a.conversations(),
-        }
+    /// The account's name (unique within an [`crate::Inbox`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which marketplace.
+    pub fn marketplace(&self) -> Marketplace {
+        self.adapter.marketplace()
+    }
+
+    /// A reference to one of this account's conversations by its vendor id.
+    pub fn reference(&self, id: impl Into<String>) -> ConversationRef {
+        ConversationRef::new(self.marketplace(), id).with_account(self.name())
+    }
+
+    /// The account's conversations, lazily, page by page, in the marketplace's order
+    /// (see [`crate::vendors`]). For Mercado Libre: the packs with unread messages.
+    pub fn conversations(&self, query: ConversationQuery) -> Listing<Conversation> {
+        let adapter = self.adapter.clone();
+        let name = self.name.clone();
+        let since = query
+            .since
+            .filter(|_| adapter.newest_first(Listed::Conversations));
+        let filter = query.clone();
+        let walk = Walk {
+            marketplace: self.marketplace(),
+            keep: Box::new(move |c: &mut Conversation| {
+                c.reference.account = Some(name.to_string());
+                filter.admits(c)
+            }),
+            past_end: Box::new(
+                move |c: &Conversation| matches!((since, c.last_activity_at), (Some(s), Some(at)) if at < s),
+            ),
+        };
+        paginate(walk, move |cursor| {
+            adapter.clone().conversations_page(query.clone(), cursor)
+        })
     }
 
     /// The messages of one conversation, lazily, page by page. Never marks anything read.
     pub fn messages(
         &self,
         conversation: &ConversationRef,
-    ) -> BoxStream<'static, Result<Message, Error>> {
+        query: MessageQuery,
+    ) -> Listing<Message> {
         if let Err(e) = self.check(conversation) {
-            return stream::once(async move { Err(e) }).boxed();
+            return Listing::failed(e);
         }
-        let id = conversation.id.as_str();
-        match self {
-            Account::Allegro(a) => a.messages(id),
-            Account::MercadoLibre(a) => a.messages(id),
-            Account::Magalu(a) => a.messages(id),
-            Account::Ozon(a) => a.messages(id),
-        }
+        let adapter = self.adapter.clone();
+        let name = self.name.clone();
+        let since = query
+            .since
+            .filter(|_| adapter.newest_first(Listed::Messages));
+        let filter = query.clone();
+        let walk = Walk {
+            marketplace: self.marketplace(),
+            keep: Box::new(move |m: &mut Message| {
+                m.conversation.account = Some(name.to_string());
+                filter.admits(m)
+            }),
+            past_end: Box::new(move |m: &Message| since.is_some_and(|s| m.created_at < s)),
+        };
+        let id = conversation.id.clone();
+        paginate(walk, move |cursor| {
+            adapter
+                .clone()
+                .messages_page(id.clone(), query.clone(), cursor)
+        })
     }
 
     /// Sends a message, with attachments uploaded the marketplace's way. The
@@ -70,29 +127,22 @@ impl Account {
         attachments: &[OutgoingAttachment],
     ) -> Result<Sent, Error> {
         self.check(conversation)?;
-        let id = conversation.id.as_str();
-        match self {
-            Account::Allegro(a) => a.send(id, text, attachments).await,
-            Account::MercadoLibre(a) => a.send(id, text, attachments).await,
-            Account::Magalu(a) => a.send(id, text, attachments).await,
-            Account::Ozon(a) => a.send(id, text, attachments).await,
-        }
+        let mut sent = self
+            .adapter
+            .send(&conversation.id, text, attachments)
+            .await?;
+        sent.conversation.account = Some(self.name.to_string());
+        Ok(sent)
     }
 
     /// Marks a conversation read.
     pub async fn mark_read(&self, conversation: &ConversationRef) -> Result<(), Error> {
         self.check(conversation)?;
-        let id = conversation.id.as_str();
-        match self {
-            Account::Allegro(a) => a.mark_read(id).await,
-            Account::MercadoLibre(a) => a.mark_read(id).await,
-            Account::Magalu(a) => a.mark_read(id).await,
-            Account::Ozon(a) => a.mark_read(id).await,
-        }
+        self.adapter.mark_read(&conversation.id).await
     }
 
     /// How many conversations (and, where the marketplace counts them, messages) are
-    /// unread. Walks the conversation listing; the first error ends it.
+    /// unread. Walks the unread conversations; the first error ends it.
     pub async fn unread(&self) -> Result<UnreadSummary, Error> {
         let marketplace = self.marketplace();
         let init = UnreadSummary {
@@ -100,14 +150,16 @@ impl Account {
             conversations: 0,
             messages: (marketplace != Marketplace::Allegro).then_some(0),
         };
-        self.conversations()
+        self.conversations(ConversationQuery::new().unread_only(true))
             .try_fold(init, |mut acc, c| async move {
                 match c.unread {
                     Some(Unread::Count(n)) if n > 0 => {
-                        acc.conversations += 1;
-                        acc.messages = Some(acc.messages.unwrap_or(0) + n);
+                        acc.conversations = acc.conversations.saturating_add(1);
+                        acc.messages = Some(acc.messages.unwrap_or(0).saturating_add(n));
                     }
-                    Some(Unread::Flag(true)) => acc.conversations += 1,
+                    Some(Unread::Flag(true)) => {
+                        acc.conversations = acc.conversations.saturating_add(1)
+                    }
                     _ => {}
                 }
                 Ok(acc)
@@ -115,40 +167,23 @@ impl Account {
             .await
     }
 
+    /// Refuses a reference of another marketplace or another account.
     fn check(&self, conversation: &ConversationRef) -> Result<(), Error> {
-        if conversation.marketplace != self.marketplace() {
-            return Err(Error::InvalidInput {
-                marketplace: Some(self.marketplace()),
-                message: format!(
-                    "{conversation} is not a conversation of this {} account",
-                    self.marketplace()
+        let marketplace = self.marketplace();
+        let other_account = conversation
+            .account
+            .as_deref()
+            .is_some_and(|a| a != self.name());
+        if conversation.marketplace != marketplace || other_account {
+            return Err(Error::invalid(
+                marketplace,
+                format!(
+                    "{} is not a conversation of the {marketplace} account {}",
+                    crate::error::clip(&conversation.to_string(), 120),
+                    self.name
                 ),
-            });
+            ));
         }
         Ok(())
-    }
-}
-
-impl From<AllegroAccount> for Account {
-    fn from(a: AllegroAccount) -> Self {
-        Account::Allegro(a)
-    }
-}
-
-impl From<MercadoLibreAccount> for Account {
-    fn from(a: MercadoLibreAccount) -> Self {
-        Account::MercadoLibre(a)
-    }
-}
-
-impl From<MagaluAccount> for Account {
-    fn from(a: MagaluAccount) -> Self {
-        Account::Magalu(a)
-    }
-}
-
-impl From<OzonAccount> for Account {
-    fn from(a: OzonAccount) -> Self {
-        Account::Ozon(a)
     }
 }

@@ -3,7 +3,14 @@ use std::time::Duration;
 
 use crate::Marketplace;
 
+/// The cause behind an [`Error`], reachable through [`std::error::Error::source`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The one error type of the facade. It never holds a token or a whole response body.
+///
+/// Every variant names its marketplace where there is one; [`Error::is_retryable`] and
+/// [`Error::retry_after`] tell a transient failure from a permanent one, and the
+/// underlying cause (the transport error, the JSON error) is its `source()`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -36,8 +43,14 @@ pub enum Error {
     Transport {
         /// Which marketplace.
         marketplace: Marketplace,
-        /// What failed.
+        /// What failed, in a few words (host and port, never the credentials).
         message: String,
+        /// Whether the request certainly never reached the marketplace (the connection
+        /// was refused), so a write may be sent again.
+        not_sent: bool,
+        /// The underlying transport error.
+        #[source]
+        source: Option<Cause>,
     },
     /// A response, or one element of it, did not match what the marketplace documents.
     #[error("{marketplace}: could not decode {what}: {error}")]
@@ -52,6 +65,9 @@ pub enum Error {
         snippet: String,
         /// The offending element as received, when it is one element of a list.
         raw: Option<serde_json::Value>,
+        /// The JSON error, when the data was not what the schema says.
+        #[source]
+        source: Option<Cause>,
     },
     /// The input was refused before any request was made.
     #[error("{}invalid input: {message}", Prefix(*marketplace))]
@@ -61,13 +77,22 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The marketplace has no such operation.
-    #[error("{marketplace}: {operation} is not supported by this marketplace")]
+    /// The configuration cannot make an account or an inbox.
+    #[error("configuration: {message}")]
+    Config {
+        /// What is wrong, naming the account.
+        message: String,
+    },
+    /// The marketplace has no such operation, or this build leaves it out.
+    #[error("{marketplace}: {operation} is not supported{}", if *not_built { " by this build (enable the cargo feature of that marketplace)" } else { " by this marketplace" })]
     Unsupported {
         /// Which marketplace.
         marketplace: Marketplace,
         /// The operation asked for.
         operation: &'static str,
+        /// True when the marketplace's cargo feature is off, false when the vendor
+        /// itself has no such operation.
+        not_built: bool,
     },
     /// A listing stopped because the marketplace sent a page that would loop forever.
     #[error("{marketplace}: pagination stopped: {message}")]
@@ -90,12 +115,47 @@ impl Error {
             | Error::Unsupported { marketplace, .. }
             | Error::Pagination { marketplace, .. } => Some(*marketplace),
             Error::InvalidInput { marketplace, .. } => *marketplace,
+            Error::Config { .. } => None,
+        }
+    }
+
+    /// Whether the same request may succeed if tried again later: a transport failure,
+    /// a rate limit, or a server error (500, 502, 503, 504; 408). Input, decode,
+    /// configuration and other vendor errors are permanent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// How long the marketplace asked to wait before trying again, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status the marketplace answered with, for vendor errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            _ => None,
         }
     }
 
     pub(crate) fn invalid(marketplace: Marketplace, message: impl Into<String>) -> Self {
         Error::InvalidInput {
             marketplace: Some(marketplace),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config {
             message: message.into(),
         }
     }
@@ -112,14 +172,40 @@ impl Error {
             error: error.into(),
             snippet: snippet(raw.to_string().as_bytes()),
             raw: Some(raw),
+            source: None,
+        }
+    }
+
+    /// A decode error for a missing or malformed field a page cannot do without.
+    pub(crate) fn decode(
+        marketplace: Marketplace,
+        what: &'static str,
+        error: impl Into<String>,
+    ) -> Self {
+        Error::Decode {
+            marketplace,
+            what,
+            error: error.into(),
+            snippet: String::new(),
+            raw: None,
+            source: None,
         }
     }
 }
 
 /// At most 256 characters of `bytes`, lossily decoded.
 pub(crate) fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
-    text.chars().take(256).collect()
+    let head = bytes.get(..bytes.len().min(1024)).unwrap_or(bytes);
+    String::from_utf8_lossy(head).chars().take(256).collect()
+}
+
+/// At most `max` characters of `s`, with `…` when cut; for quoting user or vendor input.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 struct Detail<'a>(Option<&'a str>, Option<&'a str>);
@@ -160,5 +246,47 @@ impl fmt::Display for Prefix {
             Some(m) => write!(f, "{m}: "),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn retryable_errors_are_told_from_permanent_ones() {
+        let api = |status| Error::Api {
+            marketplace: Marketplace::Ozon,
+            status,
+            code: None,
+            message: None,
+            request_id: None,
+        };
+        assert!(api(503).is_retryable());
+        assert!(!api(404).is_retryable());
+        let limited = Error::RateLimited {
+            marketplace: Marketplace::Allegro,
+            retry_after: Some(Duration::from_secs(3)),
+            message: None,
+        };
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
+        assert!(!Error::invalid(Marketplace::Magalu, "x").is_retryable());
+    }
+
+    #[test]
+    fn the_cause_is_the_source() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = Error::Decode {
+            marketplace: Marketplace::Magalu,
+            what: "response",
+            error: json.to_string(),
+            snippet: "x".into(),
+            raw: None,
+            source: Some(Box::new(json)),
+        };
+        let source = e.source().map(|s| s.to_string());
+        assert!(source.is_some_and(|s| s.contains("expected value")));
     }
 }

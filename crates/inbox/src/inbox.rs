@@ -1,6 +1,8 @@
 use futures::future::join_all;
 use futures::stream::{select_all, BoxStream, StreamExt};
 
+use crate::config::InboxConfig;
+use crate::listing::{ConversationQuery, Listing, MessageQuery};
 use crate::model::*;
 use crate::{Account, Error};
 
@@ -13,10 +15,14 @@ pub struct Tagged<T> {
     pub item: Result<T, Error>,
 }
 
-/// Several marketplace accounts behind one set of streams.
+/// Several marketplace accounts, each under a unique name, behind one set of streams.
+///
+/// A [`ConversationRef`] reaches the account it names; a plain `marketplace:id` one
+/// reaches the only account of that marketplace, and is refused, with the candidates
+/// listed, when there are several.
 #[derive(Clone, Debug, Default)]
 pub struct Inbox {
-    accounts: Vec<(String, Account)>,
+    accounts: Vec<Account>,
 }
 
 impl Inbox {
@@ -25,38 +31,146 @@ impl Inbox {
         Inbox::default()
     }
 
-    /// Adds an account under a name (used to tag its items).
-    pub fn add(&mut self, name: impl Into<String>, account: impl Into<Account>) -> &mut Self {
-        self.accounts.push((name.into(), account.into()));
-        self
+    /// Every account a configuration describes; the first bad one is the error.
+    pub fn from_config(config: &InboxConfig) -> Result<Inbox, Error> {
+        let mut inbox = Inbox::new();
+        for account in &config.accounts {
+            inbox.add(Account::from_config(account)?)?;
+        }
+        Ok(inbox)
+    }
+
+    /// Adds an account; its name must not be taken.
+    pub fn add(&mut self, account: Account) -> Result<&mut Self, Error> {
+        if self.account(account.name()).is_some() {
+            return Err(Error::config(format!(
+                "two accounts are named {:?}; account names must be unique",
+                account.name()
+            )));
+        }
+        self.accounts.push(account);
+        Ok(self)
+    }
+
+    /// Keeps only the accounts `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Account) -> bool) {
+        let mut keep = keep;
+        self.accounts.retain(|a| keep(a));
     }
 
     /// The accounts, in the order they were added.
-    pub fn accounts(&self) -> impl Iterator<Item = (&str, &Account)> {
-        self.accounts.iter().map(|(n, a)| (n.as_str(), a))
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.iter()
     }
 
     /// The account with this name.
     pub fn account(&self, name: &str) -> Option<&Account> {
-        self.accounts
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a)
+        self.accounts.iter().find(|a| a.name() == name)
     }
 
-    /// The first account of the conversation's marketplace (by name, when there are several).
-    pub fn account_for(&self, conversation: &ConversationRef) -> Option<(&str, &Account)> {
-        self.accounts()
-            .find(|(_, a)| a.marketplace() == conversation.marketplace)
+    /// The account a reference belongs to: the one it names, else the only account of
+    /// its marketplace. Fails when no account fits, or when several do (the error lists
+    /// them, to be named as `marketplace@account:id`).
+    pub fn resolve(&self, conversation: &ConversationRef) -> Result<&Account, Error> {
+        let marketplace = conversation.marketplace;
+        if let Some(name) = &conversation.account {
+            return match self.account(name) {
+                Some(a) if a.marketplace() == marketplace => Ok(a),
+                Some(a) => Err(Error::invalid(
+                    marketplace,
+                    format!("the account {name} is a {} account", a.marketplace()),
+                )),
+                None => Err(Error::invalid(
+                    marketplace,
+                    format!("no account is named {name}"),
+                )),
+            };
+        }
+        let mut candidates = self
+            .accounts
+            .iter()
+            .filter(|a| a.marketplace() == marketplace);
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) => Ok(only),
+            (None, _) => Err(Error::invalid(
+                marketplace,
+                format!("no {marketplace} account is configured"),
+            )),
+            (Some(_), Some(_)) => {
+                let names: Vec<&str> = self
+                    .accounts
+                    .iter()
+                    .filter(|a| a.marketplace() == marketplace)
+                    .map(Account::name)
+                    .collect();
+                Err(Error::invalid(
+                    marketplace,
+                    format!(
+                        "several {marketplace} accounts could own {}: name one of {} (as {marketplace}@ACCOUNT:{} or --account ACCOUNT)",
+                        crate::error::clip(&conversation.plain(), 120),
+                        names.join(", "),
+                        crate::error::clip(&conversation.id, 80),
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The shortest form of `conversation` that [`Inbox::resolve`] maps back to the same
+    /// account: `marketplace:id` when the inbox has one account of that marketplace,
+    /// `marketplace@account:id` otherwise.
+    pub fn display_ref(&self, conversation: &ConversationRef) -> String {
+        let several = self
+            .accounts
+            .iter()
+            .filter(|a| a.marketplace() == conversation.marketplace)
+            .nth(1)
+            .is_some();
+        if several {
+            conversation.to_string()
+        } else {
+            conversation.plain()
+        }
+    }
+
+    /// The messages of a conversation, from the account it belongs to.
+    pub fn messages(
+        &self,
+        conversation: &ConversationRef,
+        query: MessageQuery,
+    ) -> Listing<Message> {
+        match self.resolve(conversation) {
+            Ok(account) => account.messages(conversation, query),
+            Err(e) => Listing::failed(e),
+        }
+    }
+
+    /// Sends a message through the account the conversation belongs to.
+    pub async fn send(
+        &self,
+        conversation: &ConversationRef,
+        text: &str,
+        attachments: &[OutgoingAttachment],
+    ) -> Result<Sent, Error> {
+        let account = self.resolve(conversation)?;
+        account.send(conversation, text, attachments).await
+    }
+
+    /// Marks a conversation read through the account it belongs to.
+    pub async fn mark_read(&self, conversation: &ConversationRef) -> Result<(), Error> {
+        self.resolve(conversation)?.mark_read(conversation).await
     }
 
     /// Every account's conversations, polled concurrently and merged as they arrive.
     /// Each account's own order is kept; an error of one account ends only its stream.
-    pub fn conversations(&self) -> BoxStream<'static, Tagged<Conversation>> {
-        select_all(self.accounts.iter().map(|(name, account)| {
-            let name = name.clone();
+    pub fn conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> BoxStream<'static, Tagged<Conversation>> {
+        select_all(self.accounts.iter().map(|account| {
+            let name = account.name().to_string();
             account
-                .conversations()
+                .conversations(query.clone())
                 .map(move |item| Tagged {
                     account: name.clone(),
                     item,
@@ -66,20 +180,20 @@ impl Inbox {
         .boxed()
     }
 
-    /// Every message of every conversation of every account: accounts concurrently,
-    /// each account's conversations one after another.
-    pub fn all_messages(&self) -> BoxStream<'static, Tagged<Message>> {
-        select_all(self.accounts.iter().map(|(name, account)| {
-            let (name, account) = (name.clone(), account.clone());
-            let tag = name.clone();
+    /// Every message of every listed conversation of every account: accounts
+    /// concurrently, each account's conversations one after another.
+    pub fn all_messages(&self, query: ConversationQuery) -> BoxStream<'static, Tagged<Message>> {
+        select_all(self.accounts.iter().map(|account| {
+            let account = account.clone();
+            let name = account.name().to_string();
             account
-                .conversations()
+                .conversations(query.clone())
                 .flat_map(move |c| match c {
-                    Ok(c) => account.messages(&c.reference),
+                    Ok(c) => account.messages(&c.reference, MessageQuery::new()).items(),
                     Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
                 })
                 .map(move |item| Tagged {
-                    account: tag.clone(),
+                    account: name.clone(),
                     item,
                 })
                 .boxed()
@@ -89,9 +203,9 @@ impl Inbox {
 
     /// Unread summaries of every account, fetched concurrently.
     pub async fn unread(&self) -> Vec<Tagged<UnreadSummary>> {
-        join_all(self.accounts.iter().map(|(name, account)| async move {
+        join_all(self.accounts.iter().map(|account| async move {
             Tagged {
-                account: name.clone(),
+                account: account.name().to_string(),
                 item: account.unread().await,
             }
         }))

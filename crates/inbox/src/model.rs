@@ -63,45 +63,94 @@ impl FromStr for Marketplace {
     }
 }
 
-/// Names a conversation on a marketplace; round-trips through `marketplace:id`
-/// (`allegro:<thread id>`, `mercadolibre:<pack id>`, `magalu:<conversation id>`,
-/// `ozon:<chat id>`).
+/// Names a conversation on a marketplace, and the account it belongs to.
+///
+/// It round-trips through a string: `marketplace:id` (`allegro:<thread id>`,
+/// `mercadolibre:<pack id>`, `magalu:<conversation id>`, `ozon:<chat id>`) or, naming the
+/// account, `marketplace@account:id` (`allegro@pl-main:<thread id>`). Everything after the
+/// first `:` is the id, whatever it holds. Every reference the facade returns names its
+/// account; a plain one is resolved by [`crate::Inbox`] when only one account of that
+/// marketplace could own it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConversationRef {
     /// The marketplace.
     pub marketplace: Marketplace,
+    /// The name of the account it belongs to, when known (see [`valid_account_name`]).
+    pub account: Option<String>,
     /// The vendor's id of the thread, pack, conversation or chat.
     pub id: String,
 }
 
 impl ConversationRef {
-    /// A reference from its parts.
+    /// A reference that does not name its account.
     pub fn new(marketplace: Marketplace, id: impl Into<String>) -> Self {
         ConversationRef {
             marketplace,
+            account: None,
             id: id.into(),
         }
     }
+
+    /// The same conversation, naming its account.
+    pub fn with_account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    /// The `marketplace:id` form, without the account.
+    pub fn plain(&self) -> String {
+        format!("{}:{}", self.marketplace, self.id)
+    }
+}
+
+/// Whether `name` can name an account: 1 to 64 characters of ASCII letters, digits, `.`,
+/// `_` and `-` (so that `marketplace@account:id` always splits one way).
+pub fn valid_account_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl fmt::Display for ConversationRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.marketplace, self.id)
+        match &self.account {
+            Some(account) => write!(f, "{}@{}:{}", self.marketplace, account, self.id),
+            None => write!(f, "{}:{}", self.marketplace, self.id),
+        }
     }
 }
 
 impl FromStr for ConversationRef {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let (m, id) = s.split_once(':').ok_or_else(|| Error::InvalidInput {
+        let (head, id) = s.split_once(':').ok_or_else(|| Error::InvalidInput {
             marketplace: None,
-            message: format!("conversation reference {s:?} is not of the form marketplace:id"),
+            message: format!(
+                "conversation reference {:?} is not of the form marketplace:id or marketplace@account:id",
+                crate::error::clip(s, 80)
+            ),
         })?;
+        let (m, account) = match head.split_once('@') {
+            Some((m, account)) => (m, Some(account)),
+            None => (head, None),
+        };
         let marketplace: Marketplace = m.parse()?;
         if id.is_empty() {
             return Err(Error::invalid(marketplace, "the conversation id is empty"));
         }
-        Ok(ConversationRef::new(marketplace, id))
+        let reference = ConversationRef::new(marketplace, id);
+        match account {
+            None => Ok(reference),
+            Some(a) if valid_account_name(a) => Ok(reference.with_account(a)),
+            Some(a) => Err(Error::invalid(
+                marketplace,
+                format!(
+                    "{:?} is not an account name (letters, digits, '.', '_', '-')",
+                    crate::error::clip(a, 80)
+                ),
+            )),
+        }
     }
 }
 
@@ -344,6 +393,13 @@ mod tests {
             let r: ConversationRef = s.parse().unwrap();
             assert_eq!(r.to_string(), s);
         }
+        let qualified: ConversationRef = "allegro@pl-main:a:b@c".parse().unwrap();
+        assert_eq!(qualified.account.as_deref(), Some("pl-main"));
+        assert_eq!(qualified.id, "a:b@c");
+        assert_eq!(qualified.to_string(), "allegro@pl-main:a:b@c");
+        assert_eq!(qualified.plain(), "allegro:a:b@c");
+        assert!("allegro@bad name:x".parse::<ConversationRef>().is_err());
+        assert!("allegro@:x".parse::<ConversationRef>().is_err());
         assert!("ebay:1".parse::<ConversationRef>().is_err());
         assert!("allegro:".parse::<ConversationRef>().is_err());
         assert!("allegro".parse::<ConversationRef>().is_err());

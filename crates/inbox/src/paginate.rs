@@ -1,92 +1,38 @@
-//! The one paginator behind every listing stream.
+//! The one paginator behind every listing.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
-use std::fmt::Debug;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, StreamExt};
 use inbox_core::Lenient;
 use serde::Serialize;
 
+use crate::listing::{Listing, Page};
 use crate::{Error, Marketplace};
 
-/// One fetched page: its items (each decoded or an error of its own) and the cursor of
-/// the next page, if the vendor gives one.
-pub(crate) struct Page<T, C> {
+/// Where a listing is. Each marketplace reads the variant its API pages with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Cursor {
+    /// The first page.
+    First,
+    /// An item offset (Allegro public.v1, Mercado Libre, Magalu).
+    Offset(u64),
+    /// An opaque cursor or a message id (Allegro beta.v1, Ozon).
+    Token(String),
+}
+
+/// One fetched page as a marketplace adapter returns it: every element converted or an
+/// error of its own, the next cursor if the vendor says there is more, and what the page
+/// holds (to notice a server that sends a page again under a new cursor).
+pub(crate) struct Fetched<T> {
     pub items: Vec<Result<T, Error>>,
-    pub next: Option<C>,
-    /// Identifies the page's content (e.g. its item ids), to notice a server that sends
-    /// the same page again under a new cursor.
-    pub fingerprint: Option<String>,
+    pub next: Option<Cursor>,
+    pub fingerprint: u64,
 }
 
-/// Walks pages lazily, starting at `first`, until a page has no next cursor or no items.
-///
-/// Nothing is requested before the stream is first polled. A cursor that comes back, or
-/// a page identical to the one before it, ends the stream with [`Error::Pagination`]
-/// instead of looping. A failed page yields its error and ends the stream.
-pub(crate) fn paginate<T, C, F, Fut>(
-    marketplace: Marketplace,
-    first: C,
-    fetch: F,
-) -> BoxStream<'static, Result<T, Error>>
-where
-    T: Send + 'static,
-    C: Clone + Eq + Hash + Debug + Send + 'static,
-    F: FnMut(C) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Page<T, C>, Error>> + Send + 'static,
-{
-    struct State<C, F> {
-        next: Option<C>,
-        seen: HashSet<C>,
-        last_fingerprint: Option<String>,
-        fetch: F,
-    }
-    let state = State {
-        next: Some(first),
-        seen: HashSet::new(),
-        last_fingerprint: None,
-        fetch,
-    };
-    stream::unfold(state, move |mut st| async move {
-        let cursor = st.next.take()?;
-        if !st.seen.insert(cursor.clone()) {
-            let message = format!("the marketplace sent the page cursor {cursor:?} a second time");
-            return Some((
-                vec![Err(Error::Pagination {
-                    marketplace,
-                    message,
-                })],
-                st,
-            ));
-        }
-        match (st.fetch)(cursor).await {
-            Err(e) => Some((vec![Err(e)], st)),
-            Ok(page) => {
-                if page.fingerprint.is_some() && page.fingerprint == st.last_fingerprint {
-                    let message = "the marketplace sent the same page twice".to_string();
-                    return Some((
-                        vec![Err(Error::Pagination {
-                            marketplace,
-                            message,
-                        })],
-                        st,
-                    ));
-                }
-                st.last_fingerprint = page.fingerprint;
-                if !page.items.is_empty() {
-                    st.next = page.next;
-                }
-                Some((page.items, st))
-            }
-        }
-    })
-    .flat_map(stream::iter)
-    .boxed()
-}
-
-impl<T, C> Page<T, C> {
+impl<T> Fetched<T> {
     /// A page from a vendor list: every element converted (a malformed or unconvertible
     /// one becomes [`Error::Decode`] with its raw JSON), fingerprinted by the ids `id`
     /// reads from the decoded elements.
@@ -95,22 +41,22 @@ impl<T, C> Page<T, C> {
         what: &'static str,
         elements: Vec<Lenient<V>>,
         id: impl Fn(&V) -> Option<&str>,
-        next: Option<C>,
+        next: Option<Cursor>,
         convert: impl Fn(V, serde_json::Value) -> Result<T, String>,
     ) -> Self {
-        let ids: Vec<&str> = elements
-            .iter()
-            .map(|e| e.valid().and_then(&id).unwrap_or("?"))
-            .collect();
-        let fingerprint = (!ids.is_empty()).then(|| ids.join(","));
+        let mut hasher = DefaultHasher::new();
+        for e in &elements {
+            e.valid().and_then(&id).unwrap_or("?").hash(&mut hasher);
+        }
+        elements.len().hash(&mut hasher);
         let items = elements
             .into_iter()
             .map(|e| element(marketplace, what, e, &convert))
             .collect();
-        Page {
+        Fetched {
             items,
             next,
-            fingerprint,
+            fingerprint: hasher.finish(),
         }
     }
 }
@@ -130,6 +76,97 @@ fn element<V: Serialize, T>(
     }
 }
 
+/// What the paginator does with each item besides passing it on.
+pub(crate) struct Walk<T> {
+    pub marketplace: Marketplace,
+    /// Completes an item (e.g. names its account) and says whether the query keeps it.
+    pub keep: Box<dyn Fn(&mut T) -> bool + Send>,
+    /// True for an item that shows every later page is outside the query (a listing in
+    /// newest-first order that reached items older than `since`).
+    pub past_end: Box<dyn Fn(&T) -> bool + Send>,
+}
+
+/// Walks pages lazily from the first, until a page has no next cursor.
+///
+/// Nothing is requested before the stream is first polled. A cursor, or a page's content,
+/// seen before in this listing ends it with [`Error::Pagination`] instead of looping, and
+/// so does an empty page that says there is more. A failed page yields its error and
+/// ends the listing.
+pub(crate) fn paginate<T, F, Fut>(walk: Walk<T>, fetch: F) -> Listing<T>
+where
+    T: Send + 'static,
+    F: FnMut(Cursor) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Fetched<T>, Error>> + Send + 'static,
+{
+    struct State<T, F> {
+        next: Option<Cursor>,
+        cursors: HashSet<u64>,
+        pages: HashSet<u64>,
+        walk: Walk<T>,
+        fetch: F,
+    }
+    let state = State {
+        next: Some(Cursor::First),
+        cursors: HashSet::new(),
+        pages: HashSet::new(),
+        walk,
+        fetch,
+    };
+    let pages = stream::unfold(state, |mut st| async move {
+        let cursor = st.next.take()?;
+        let marketplace = st.walk.marketplace;
+        let stop = |message: &str| {
+            Err(Error::Pagination {
+                marketplace,
+                message: message.to_string(),
+            })
+        };
+        if !st.cursors.insert(hash(&cursor)) {
+            return Some((stop("the marketplace sent a page cursor a second time"), st));
+        }
+        let fetched = match (st.fetch)(cursor).await {
+            Ok(fetched) => fetched,
+            Err(e) => return Some((Err(e), st)),
+        };
+        if fetched.items.is_empty() {
+            if fetched.next.is_some() {
+                return Some((
+                    stop("the marketplace sent an empty page but said there is more"),
+                    st,
+                ));
+            }
+            return Some((Ok(Page { items: Vec::new() }), st));
+        }
+        if !st.pages.insert(fetched.fingerprint) {
+            return Some((stop("the marketplace sent a page it had already sent"), st));
+        }
+        let mut past_end = false;
+        let mut items = Vec::with_capacity(fetched.items.len());
+        for item in fetched.items {
+            match item {
+                Ok(mut t) => {
+                    past_end |= (st.walk.past_end)(&t);
+                    if (st.walk.keep)(&mut t) {
+                        items.push(Ok(t));
+                    }
+                }
+                Err(e) => items.push(Err(e)),
+            }
+        }
+        if !past_end {
+            st.next = fetched.next;
+        }
+        Some((Ok(Page { items }), st))
+    });
+    Listing::new(pages.boxed())
+}
+
+fn hash(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,66 +174,99 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    fn walk() -> Walk<u64> {
+        Walk {
+            marketplace: Marketplace::Ozon,
+            keep: Box::new(|_| true),
+            past_end: Box::new(|_| false),
+        }
+    }
+
+    fn page(items: &[u64], next: Option<u64>) -> Fetched<u64> {
+        Fetched {
+            items: items.iter().copied().map(Ok).collect(),
+            next: next.map(Cursor::Offset),
+            fingerprint: hash(&items),
+        }
+    }
+
+    fn at(c: &Cursor) -> u64 {
+        match c {
+            Cursor::Offset(n) => *n,
+            _ => 0,
+        }
+    }
+
     #[test]
     fn nothing_is_fetched_before_the_first_poll_and_pages_end_on_no_cursor() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let s = paginate(Marketplace::Ozon, 0u32, move |n| {
+        let s = paginate(walk(), move |cursor| {
             c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                Ok(Page {
-                    items: vec![Ok(n)],
-                    next: (n < 2).then_some(n + 1),
-                    fingerprint: Some(n.to_string()),
-                })
-            }
+            let n = at(&cursor);
+            async move { Ok(page(&[n], (n < 2).then_some(n + 1))) }
         });
         assert_eq!(calls.load(Ordering::SeqCst), 0);
-        let items: Vec<_> = block_on(s.collect::<Vec<_>>())
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let items: Vec<u64> = block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
         assert_eq!(items, [0, 1, 2]);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]
     fn a_repeated_cursor_ends_with_an_error() {
-        let s = paginate(Marketplace::Allegro, 7u32, |n| async move {
-            Ok(Page {
-                items: vec![Ok(n)],
-                next: Some(7),
-                fingerprint: None,
-            })
+        let s = paginate(walk(), |cursor| {
+            let n = at(&cursor);
+            async move { Ok(page(&[n + 100], Some(7))) }
         });
         let items = block_on(s.collect::<Vec<_>>());
-        assert_eq!(items.len(), 2);
-        assert!(matches!(items[1], Err(Error::Pagination { .. })));
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(matches!(items.last(), Some(Err(Error::Pagination { .. }))));
     }
 
     #[test]
-    fn a_repeated_page_under_a_new_cursor_ends_with_an_error() {
-        let s = paginate(Marketplace::Magalu, 0u32, |n| async move {
-            Ok(Page {
-                items: vec![Ok(1)],
-                next: Some(n + 1),
-                fingerprint: Some("same".into()),
-            })
+    fn a_cycle_of_pages_under_fresh_cursors_ends_with_an_error() {
+        // A, B, A, B … under cursors that never repeat.
+        let s = paginate(walk(), |cursor| {
+            let n = at(&cursor);
+            let content = if n.is_multiple_of(2) { [1, 2] } else { [3, 4] };
+            async move { Ok(page(&content, Some(n + 1))) }
         });
         let items = block_on(s.collect::<Vec<_>>());
-        assert_eq!(items.len(), 2);
-        assert!(matches!(items[1], Err(Error::Pagination { .. })));
+        let ok: Vec<u64> = items
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(ok, [1, 2, 3, 4], "nothing delivered twice");
+        assert!(matches!(items.last(), Some(Err(Error::Pagination { .. }))));
     }
 
     #[test]
-    fn an_empty_page_ends_even_with_a_cursor() {
-        let s = paginate(Marketplace::Magalu, 0u32, |n| async move {
-            Ok(Page::<u32, u32> {
-                items: vec![],
-                next: Some(n + 1),
-                fingerprint: None,
-            })
-        });
+    fn an_empty_page_that_claims_more_is_an_error_and_without_a_cursor_ends() {
+        let s = paginate(walk(), |_| async move { Ok(page(&[], Some(1))) });
+        let items = block_on(s.collect::<Vec<_>>());
+        assert!(matches!(items.as_slice(), [Err(Error::Pagination { .. })]));
+        let s = paginate(walk(), |_| async move { Ok(page(&[], None)) });
         assert!(block_on(s.collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn an_item_past_the_end_stops_after_its_page_and_filters_apply() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let w = Walk {
+            marketplace: Marketplace::Allegro,
+            keep: Box::new(|n: &mut u64| *n >= 5),
+            past_end: Box::new(|n: &u64| *n < 5),
+        };
+        // Newest first: 9 8 7 | 6 5 4 | 3 2 1
+        let s = paginate(w, move |cursor| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let n = at(&cursor);
+            let items: Vec<u64> = (0..3).map(|i| 9 - n - i).collect();
+            async move { Ok(page(&items, Some(n + 3))) }
+        });
+        let items: Vec<u64> = block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
+        assert_eq!(items, [9, 8, 7, 6, 5]);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -1,8 +1,10 @@
-//! Turns the generated clients' errors into [`Error`], reading what the vendor said.
+//! Turns the generated clients' results into the facade's: [`call`] is the one place
+//! where a vendor error becomes an [`Error`], reading what the vendor said.
 
+use std::future::Future;
 use std::time::Duration;
 
-use progenitor_client::Error as ClientError;
+use progenitor_client::{Error as ClientError, ResponseValue};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ impl ErrorBody for () {
     }
 }
 
+#[cfg(feature = "ozon")]
 impl ErrorBody for inbox_ozon::types::RpcStatus {
     fn code(&self) -> Option<String> {
         self.code.map(|c| c.to_string())
@@ -33,12 +36,25 @@ impl ErrorBody for inbox_ozon::types::RpcStatus {
     }
 }
 
+#[cfg(feature = "mercadolibre")]
 impl ErrorBody for inbox_mercadolibre::types::ErrorBody {
     fn code(&self) -> Option<String> {
         self.error.clone().or_else(|| self.code.clone())
     }
     fn message(&self) -> Option<String> {
         self.message.clone()
+    }
+}
+
+/// Awaits a generated client's request and returns its body, or the vendor's error as
+/// an [`Error`] of `marketplace`.
+pub(crate) async fn call<T, E: ErrorBody>(
+    marketplace: Marketplace,
+    request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
+) -> Result<T, Error> {
+    match request.await {
+        Ok(rv) => Ok(rv.into_inner()),
+        Err(e) => Err(map(marketplace, e).await),
     }
 }
 
@@ -63,12 +79,10 @@ pub(crate) async fn map<E: ErrorBody>(marketplace: Marketplace, err: ClientError
             error: e.to_string(),
             snippet: snippet(&bytes),
             raw: None,
+            source: Some(Box::new(e)),
         },
         ClientError::CommunicationError(e) | ClientError::ResponseBodyError(e) => {
-            Error::Transport {
-                marketplace,
-                message: transport_message(&e),
-            }
+            transport(marketplace, e)
         }
         ClientError::InvalidRequest(message) => Error::InvalidInput {
             marketplace: Some(marketplace),
@@ -77,15 +91,20 @@ pub(crate) async fn map<E: ErrorBody>(marketplace: Marketplace, err: ClientError
         ClientError::Custom(message) => Error::Transport {
             marketplace,
             message,
+            not_sent: false,
+            source: None,
         },
-        ClientError::InvalidUpgrade(_) => Error::Transport {
+        ClientError::InvalidUpgrade(e) => Error::Transport {
             marketplace,
             message: "unexpected protocol upgrade".into(),
+            not_sent: false,
+            source: Some(Box::new(e)),
         },
     }
 }
 
-fn transport_message(e: &reqwest::Error) -> String {
+/// A transport error, naming host and port only.
+pub(crate) fn transport(marketplace: Marketplace, e: reqwest::Error) -> Error {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -93,13 +112,19 @@ fn transport_message(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    match e.url() {
+    let message = match e.url() {
         Some(url) => format!(
             "{what} ({}{})",
             url.host_str().unwrap_or(""),
             url.port().map(|p| format!(":{p}")).unwrap_or_default()
         ),
         None => what.to_string(),
+    };
+    Error::Transport {
+        marketplace,
+        message,
+        not_sent: e.is_connect(),
+        source: Some(Box::new(e.without_url())),
     }
 }
 
@@ -122,7 +147,7 @@ fn from_status(
         status,
         code,
         message,
-        request_id: ["trace-id", "x-request-id", "x-trace-id", "x-request-id"]
+        request_id: ["trace-id", "x-request-id", "x-trace-id"]
             .iter()
             .find_map(|h| {
                 headers

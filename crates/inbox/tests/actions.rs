@@ -120,7 +120,7 @@ async fn allegro_send_declares_uploads_then_replies() {
         .await
         .unwrap();
     assert_eq!(sent.message_id.as_deref(), Some("new-1"));
-    assert_eq!(sent.conversation.to_string(), "allegro:t1");
+    assert_eq!(sent.conversation.to_string(), "allegro@pl:t1");
     declare.assert_async().await;
     upload.assert_async().await;
     reply.assert_async().await;
@@ -300,7 +300,10 @@ async fn vendor_errors_name_the_marketplace_and_keep_the_vendor_words() {
         err.to_string().starts_with("mercadolibre: HTTP 403"),
         "{err}"
     );
-    let items: Vec<_> = allegro(&server).conversations().collect().await;
+    let items: Vec<_> = allegro(&server)
+        .conversations(ConversationQuery::new())
+        .collect()
+        .await;
     match &items[0] {
         Err(
             e @ Error::RateLimited {
@@ -335,10 +338,12 @@ async fn inbox_merges_accounts_and_sums_unread() {
         .await;
     let mut inbox = Inbox::new();
     inbox
-        .add("ozon-main", ozon(&server))
-        .add("meli-br", meli(&server));
+        .add(ozon(&server))
+        .unwrap()
+        .add(meli(&server))
+        .unwrap();
     let mut got: Vec<(String, String)> = inbox
-        .conversations()
+        .conversations(ConversationQuery::new())
         .map(|t| (t.account, t.item.unwrap().reference.to_string()))
         .collect()
         .await;
@@ -346,9 +351,9 @@ async fn inbox_merges_accounts_and_sums_unread() {
     assert_eq!(
         got,
         [
-            ("meli-br".to_string(), "mercadolibre:5".to_string()),
-            ("ozon-main".into(), "ozon:o1".into()),
-            ("ozon-main".into(), "ozon:o2".into())
+            ("br".to_string(), "mercadolibre@br:5".to_string()),
+            ("ru".into(), "ozon@ru:o1".into()),
+            ("ru".into(), "ozon@ru:o2".into())
         ]
     );
     let mut unread = inbox.unread().await;

@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 const V1: &str = "application/vnd.allegro.public.v1+json";
 const BETA: &str = "application/vnd.allegro.beta.v1+json";
 
-async fn collect<T>(
-    s: futures::stream::BoxStream<'static, Result<T, Error>>,
-) -> Vec<Result<T, Error>> {
+async fn collect<T: Send + 'static>(s: Listing<T>) -> Vec<Result<T, Error>> {
     s.collect().await
 }
 
@@ -69,16 +67,16 @@ async fn allegro_walks_three_beta_pages_of_threads_and_messages() {
         );
     }
     let account = allegro(&server);
-    let items = collect(account.conversations()).await;
+    let items = collect(account.conversations(ConversationQuery::new())).await;
     assert_eq!(
         ids(&items, |c: &Conversation| c.reference.to_string()),
         [
-            "allegro:t1",
-            "allegro:t2",
-            "allegro:t3",
-            "allegro:t4",
-            "allegro:t5",
-            "allegro:t6"
+            "allegro@pl:t1",
+            "allegro@pl:t2",
+            "allegro@pl:t3",
+            "allegro@pl:t4",
+            "allegro@pl:t5",
+            "allegro@pl:t6"
         ]
     );
     let first = items[0].as_ref().unwrap();
@@ -117,7 +115,8 @@ async fn allegro_walks_three_beta_pages_of_threads_and_messages() {
                 .await,
         );
     }
-    let items = collect(account.messages(&"allegro:t1".parse().unwrap())).await;
+    let items =
+        collect(account.messages(&"allegro@pl:t1".parse().unwrap(), MessageQuery::new())).await;
     assert_eq!(
         ids(&items, |m: &Message| m.id.clone()),
         ["m1", "m2", "m3", "m4", "m5", "m6"]
@@ -171,7 +170,7 @@ async fn allegro_falls_back_to_public_v1_on_406() {
             then.status(200).json_body(page(40, 3));
         })
         .await;
-    let items = collect(allegro(&server).conversations()).await;
+    let items = collect(allegro(&server).conversations(ConversationQuery::new())).await;
     let got = ids(&items, |c: &Conversation| c.reference.id.clone());
     assert_eq!(got.len(), 43);
     assert_eq!(got[0], "v1-0");
@@ -212,8 +211,11 @@ async fn mercadolibre_walks_three_pages_without_marking_read() {
                 .await,
         );
     }
-    let items =
-        collect(meli(&server).messages(&"mercadolibre:2000000089077943".parse().unwrap())).await;
+    let items = collect(meli(&server).messages(
+        &"mercadolibre@br:2000000089077943".parse().unwrap(),
+        MessageQuery::new(),
+    ))
+    .await;
     let got = ids(&items, |m: &Message| m.id.clone());
     assert_eq!(got, (0..25).map(|i| format!("m{i}")).collect::<Vec<_>>());
     let m = items[0].as_ref().unwrap();
@@ -243,11 +245,14 @@ async fn mercadolibre_conversations_are_the_unread_packs() {
                 ]}));
         })
         .await;
-    let items = collect(meli(&server).conversations()).await;
+    let items = collect(meli(&server).conversations(ConversationQuery::new())).await;
     mock.assert_async().await;
     assert_eq!(items.len(), 3);
     let first = items[0].as_ref().unwrap();
-    assert_eq!(first.reference.to_string(), "mercadolibre:2000000089077943");
+    assert_eq!(
+        first.reference.to_string(),
+        "mercadolibre@br:2000000089077943"
+    );
     assert_eq!(first.unread, Some(Unread::Count(2)));
     match &items[1] {
         Err(Error::Decode {
@@ -286,7 +291,7 @@ async fn magalu_follows_links_next_over_three_pages() {
                 .await,
         );
     }
-    let items = collect(magalu(&server, true).conversations()).await;
+    let items = collect(magalu(&server, true).conversations(ConversationQuery::new())).await;
     assert_eq!(
         ids(&items, |c: &Conversation| c.reference.id.clone()),
         ["c1", "c2", "c3", "c4", "c5", "c6"]
@@ -322,7 +327,10 @@ async fn magalu_follows_links_next_over_three_pages() {
                 .await,
         );
     }
-    let items = collect(magalu(&server, true).messages(&"magalu:c1".parse().unwrap())).await;
+    let items = collect(
+        magalu(&server, true).messages(&"magalu@mg:c1".parse().unwrap(), MessageQuery::new()),
+    )
+    .await;
     assert_eq!(
         ids(&items, |m: &Message| m.text.clone()),
         ["a", "b", "c", "d", "e", "f"]
@@ -345,7 +353,7 @@ async fn a_server_that_repeats_a_page_ends_the_stream_with_an_error() {
             then.status(200).json_body(same);
         })
         .await;
-    let items = collect(magalu(&server, true).conversations()).await;
+    let items = collect(magalu(&server, true).conversations(ConversationQuery::new())).await;
     assert_eq!(items.len(), 3, "{items:?}");
     assert!(matches!(
         items[2],
@@ -391,7 +399,7 @@ async fn ozon_walks_three_pages_of_chats_and_history() {
         );
     }
     let account = ozon(&server);
-    let items = collect(account.conversations()).await;
+    let items = collect(account.conversations(ConversationQuery::new())).await;
     assert_eq!(
         ids(&items, |c: &Conversation| c.reference.id.clone()),
         ["a", "b", "c", "d", "e", "f"]
@@ -424,7 +432,8 @@ async fn ozon_walks_three_pages_of_chats_and_history() {
                 .await,
         );
     }
-    let items = collect(account.messages(&"ozon:chat-1".parse().unwrap())).await;
+    let items =
+        collect(account.messages(&"ozon@ru:chat-1".parse().unwrap(), MessageQuery::new())).await;
     assert_eq!(
         ids(&items, |m: &Message| m.id.clone()),
         ["9", "8", "7", "6", "5", "4"]
@@ -458,7 +467,7 @@ async fn a_bad_element_costs_only_that_element_and_unknown_values_are_kept() {
         })
         .await;
     let account = ozon(&server);
-    let items = collect(account.messages(&"ozon:c".parse().unwrap())).await;
+    let items = collect(account.messages(&"ozon@ru:c".parse().unwrap(), MessageQuery::new())).await;
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].as_ref().unwrap().id, "3");
     match &items[1] {
@@ -477,7 +486,7 @@ async fn a_bad_element_costs_only_that_element_and_unknown_values_are_kept() {
         items[2].as_ref().unwrap().author.role,
         Role::Unknown("Сustomer".into())
     );
-    let chats = collect(account.conversations()).await;
+    let chats = collect(account.conversations(ConversationQuery::new())).await;
     let chat = chats[0].as_ref().unwrap();
     assert_eq!(
         chat.kind,
@@ -498,10 +507,10 @@ async fn nothing_is_requested_before_the_first_poll() {
         })
         .await;
     let _streams = [
-        allegro(&server).conversations(),
-        meli(&server).conversations(),
-        magalu(&server, true).conversations(),
-        ozon(&server).conversations(),
+        allegro(&server).conversations(ConversationQuery::new()),
+        meli(&server).conversations(ConversationQuery::new()),
+        magalu(&server, true).conversations(ConversationQuery::new()),
+        ozon(&server).conversations(ConversationQuery::new()),
     ];
     tokio::task::yield_now().await;
     any.assert_calls_async(0).await;

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::{App, Vendor};
+use crate::{App, Received, Vendor, RECEIVED_KEPT};
 
 /// A JSON response with a given media type.
 pub(crate) fn json_as(status: StatusCode, media: &str, body: Value) -> Response {
@@ -96,6 +96,32 @@ pub(crate) fn ozon_keys(
     }
 }
 
+/// Keeps what a request was and which credential it carried.
+fn record(app: &App, vendor: Vendor, request: &Request) {
+    let headers = request.headers();
+    let credential = match vendor {
+        Vendor::Ozon => headers.get("client-id"),
+        _ => headers.get(header::AUTHORIZATION),
+    }
+    .and_then(|v| v.to_str().ok())
+    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_string());
+    let received = Received {
+        vendor,
+        method: request.method().to_string(),
+        path: request
+            .uri()
+            .path_and_query()
+            .map_or_else(String::new, |p| p.to_string()),
+        credential,
+    };
+    if let Ok(mut log) = app.received.lock() {
+        if log.len() >= RECEIVED_KEPT {
+            log.pop_front();
+        }
+        log.push_back(received);
+    }
+}
+
 /// A deterministic value in [0, 1) for request `n` and stream `salt`.
 fn unit(n: u64, salt: u64) -> f64 {
     let mut z = n.wrapping_add(salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -112,6 +138,7 @@ pub(crate) async fn faults(
     next: Next,
 ) -> Response {
     let n = app.requests.fetch_add(1, Ordering::Relaxed);
+    record(&app, vendor, &request);
     let f = &app.config.faults;
     if !f.latency.is_zero() {
         tokio::time::sleep(f.latency).await;

@@ -112,6 +112,22 @@ impl Default for Config {
     }
 }
 
+/// One request as the sandbox received it, so tests can assert who asked for what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Which marketplace's API it reached.
+    pub vendor: Vendor,
+    /// HTTP method.
+    pub method: String,
+    /// Path below the marketplace's prefix, with the query string.
+    pub path: String,
+    /// The credential presented: the bearer token, or Ozon's `Client-Id`.
+    pub credential: Option<String>,
+}
+
+/// How many received requests [`Sandbox::received`] keeps (the newest).
+pub const RECEIVED_KEPT: usize = 10_000;
+
 /// Shared state of the running sandbox.
 pub(crate) struct App {
     pub config: Config,
@@ -120,6 +136,7 @@ pub(crate) struct App {
     pub magalu: Mutex<store::Market>,
     pub ozon: Mutex<store::Market>,
     pub requests: AtomicU64,
+    pub received: Mutex<std::collections::VecDeque<Received>>,
 }
 
 impl App {
@@ -149,6 +166,7 @@ impl Sandbox {
             magalu: Mutex::new(seed::market(Vendor::Magalu, &config)),
             ozon: Mutex::new(seed::market(Vendor::Ozon, &config)),
             requests: AtomicU64::new(0),
+            received: Mutex::new(std::collections::VecDeque::new()),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -203,6 +221,33 @@ impl Sandbox {
                 Vec::new(),
             )
             .is_some()
+    }
+
+    /// The accounts of this sandbox, one per marketplace named after it, in the form of
+    /// an `inbox --config` file (`{"accounts": [...]}`).
+    pub fn accounts_config(&self) -> serde_json::Value {
+        let c = self.credentials();
+        serde_json::json!({"accounts": [
+            {"name": "allegro", "marketplace": "allegro", "base_url": self.url(Vendor::Allegro),
+             "token": c.allegro_token},
+            {"name": "mercadolibre", "marketplace": "mercadolibre",
+             "base_url": self.url(Vendor::MercadoLibre), "token": c.mercadolibre_token,
+             "seller_id": c.mercadolibre_seller_id},
+            {"name": "magalu", "marketplace": "magalu", "base_url": self.url(Vendor::Magalu),
+             "token": c.magalu_token, "owner_name": "Sandbox Attendant",
+             "owner_id": "sandbox-attendant"},
+            {"name": "ozon", "marketplace": "ozon", "base_url": self.url(Vendor::Ozon),
+             "client_id": c.ozon_client_id, "api_key": c.ozon_api_key},
+        ]})
+    }
+
+    /// The requests received so far, oldest first (at most the newest [`RECEIVED_KEPT`]).
+    pub fn received(&self) -> Vec<Received> {
+        self.app
+            .received
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Requests served so far.

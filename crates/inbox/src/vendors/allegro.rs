@@ -1,18 +1,27 @@
-//! Allegro Message Center through the facade.
+//! Allegro Message Center.
 //!
-//! Listing uses beta.v1 (so post-purchase-issue threads are included) and falls back to
-//! public.v1 when the account answers 406 or 415 to the beta media type. Threads come
-//! newest activity first; messages newest first.
+//! Listing uses beta.v1 (so post-purchase-issue threads are included). An account that
+//! answers 406 or 415 to the beta media type is remembered as public.v1-only and listed
+//! with offsets from then on, without asking beta.v1 again. Threads come newest activity
+//! first; messages newest first. Pushed to the vendor: page size (≤ 20); on beta.v1 also
+//! `read=false` for unread-only and `status`; on public.v1 `after` for messages since a
+//! date. A `since` on threads ends the listing at the first older thread.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
-use futures::stream::BoxStream;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use inbox_allegro::{beta_v1, public_v1, Allegro};
 use serde_json::Value;
 
+use crate::adapter::{page_size, Adapter, Listed};
+use crate::config::AccountConfig;
+use crate::listing::{ConversationQuery, MessageQuery, StatusFilter};
 use crate::model::*;
-use crate::paginate::{paginate, Page};
-use crate::vendor_error::map;
+use crate::paginate::{Cursor, Fetched};
+use crate::vendor_error::call;
 use crate::{Error, Marketplace};
 
 const M: Marketplace = Marketplace::Allegro;
@@ -32,185 +41,235 @@ pub const ATTACHMENT_TYPES: [&str; 6] = [
     "application/pdf",
 ];
 
-/// Where a listing is: beta.v1 `page.id`, or public.v1 offset after a fallback.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Cursor {
-    Beta(Option<String>),
-    V1(u64),
-}
+/// Whether the account is served beta.v1: not asked yet, yes, or no (public.v1 only).
+const BETA_UNKNOWN: u8 = 0;
+const BETA_YES: u8 = 1;
+const BETA_NO: u8 = 2;
 
-/// An Allegro account in the facade.
-#[derive(Clone, Debug)]
-pub struct AllegroAccount {
+/// An Allegro account's side of the facade.
+#[derive(Debug)]
+pub(crate) struct AllegroAdapter {
     client: Allegro,
+    beta: AtomicU8,
 }
 
-fn page_size() -> NonZeroU32 {
-    NonZeroU32::new(PAGE).expect("non-zero")
-}
-
-/// Whether an error says the account is not served beta.v1.
-fn beta_refused<E>(e: &progenitor_client::Error<E>) -> bool {
-    matches!(e.status().map(|s| s.as_u16()), Some(406 | 415))
-}
-
-impl AllegroAccount {
-    /// Wraps a typed client.
-    pub fn new(client: Allegro) -> Self {
-        AllegroAccount { client }
-    }
-
-    /// The typed client, for operations the facade does not cover.
-    pub fn client(&self) -> &Allegro {
-        &self.client
-    }
-
-    /// Every thread, newest activity first.
-    pub fn conversations(&self) -> BoxStream<'static, Result<Conversation, Error>> {
-        let client = self.client.clone();
-        paginate(M, Cursor::Beta(None), move |cursor| {
-            let client = client.clone();
-            async move {
-                match cursor {
-                    Cursor::Beta(page_id) => {
-                        let first = page_id.is_none();
-                        let mut req = client.beta.list_threads_get().limit(page_size());
-                        if let Some(p) = page_id {
-                            req = req.page_id(p);
-                        }
-                        match req.send().await {
-                            Ok(rv) => Ok(beta_threads(rv.into_inner())),
-                            Err(e) if first && beta_refused(&e) => v1_threads(&client, 0).await,
-                            Err(e) => Err(map(M, e).await),
-                        }
-                    }
-                    Cursor::V1(offset) => v1_threads(&client, offset).await,
-                }
-            }
+impl AllegroAdapter {
+    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
+        let url = super::base_url(config, inbox_allegro::PRODUCTION_URL);
+        let client = Allegro::with_base_url(url, super::bearer(config)?)
+            .map_err(|e| super::http_error(config, e))?;
+        Ok(AllegroAdapter {
+            client,
+            beta: AtomicU8::new(BETA_UNKNOWN),
         })
     }
 
-    /// Every message of a thread, newest first.
-    pub fn messages(&self, thread_id: &str) -> BoxStream<'static, Result<Message, Error>> {
-        let client = self.client.clone();
-        let thread = thread_id.to_string();
-        paginate(M, Cursor::Beta(None), move |cursor| {
-            let client = client.clone();
-            let thread = thread.clone();
-            async move {
-                match cursor {
-                    Cursor::Beta(page_id) => {
-                        let first = page_id.is_none();
-                        let mut req = client
-                            .beta
-                            .list_messages_get()
-                            .thread_id(&thread)
-                            .limit(page_size());
-                        if let Some(p) = page_id {
-                            req = req.page_id(p);
-                        }
-                        match req.send().await {
-                            Ok(rv) => Ok(beta_messages(&thread, rv.into_inner())),
-                            Err(e) if first && beta_refused(&e) => {
-                                v1_messages(&client, &thread, 0).await
-                            }
-                            Err(e) => Err(map(M, e).await),
-                        }
-                    }
-                    Cursor::V1(offset) => v1_messages(&client, &thread, offset).await,
-                }
-            }
-        })
+    /// Whether to list with beta.v1 from the start of a listing.
+    fn use_beta(&self) -> bool {
+        self.beta.load(Ordering::Relaxed) != BETA_NO
     }
 
-    /// Replies in a thread, uploading attachments first (declare, then PUT the bytes).
-    pub async fn send(
-        &self,
-        thread_id: &str,
-        text: &str,
-        attachments: &[OutgoingAttachment],
-    ) -> Result<Sent, Error> {
-        validate(text, attachments)?;
-        let mut ids = Vec::new();
-        for a in attachments {
-            let declared = self
-                .client
-                .v1
-                .new_attachment_declaration_post()
-                .body(public_v1::types::NewAttachmentDeclaration {
-                    filename: a.name.clone(),
-                    size: a.bytes.len() as i64,
-                })
-                .send()
-                .await;
-            let declared = match declared {
-                Ok(rv) => rv.into_inner(),
-                Err(e) => return Err(map(M, e).await),
+    /// Records the answer to a beta.v1 request: `Ok` means served; a 406/415 means this
+    /// account is public.v1 only (returns true: fall back).
+    fn learn<T, E>(&self, result: &Result<T, progenitor_client::Error<E>>) -> bool {
+        match result {
+            Ok(_) => {
+                self.beta.store(BETA_YES, Ordering::Relaxed);
+                false
+            }
+            Err(e) if matches!(e.status().map(|s| s.as_u16()), Some(406 | 415)) => {
+                self.beta.store(BETA_NO, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn limit(asked: Option<u32>) -> NonZeroU32 {
+    NonZeroU32::new(page_size(asked, PAGE)).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Adapter for AllegroAdapter {
+    fn marketplace(&self) -> Marketplace {
+        M
+    }
+
+    fn newest_first(&self, _: Listed) -> bool {
+        true
+    }
+
+    fn conversations_page(
+        self: Arc<Self>,
+        query: ConversationQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
+        async move {
+            let limit = limit(query.page_size);
+            let page_id = match cursor {
+                Cursor::Offset(offset) => return v1_threads(&self.client, limit, offset).await,
+                Cursor::Token(id) => Some(id),
+                Cursor::First if !self.use_beta() => {
+                    return v1_threads(&self.client, limit, 0).await
+                }
+                Cursor::First => None,
             };
-            let id = declared.id.ok_or_else(|| Error::Decode {
-                marketplace: M,
-                what: "attachment declaration",
-                error: "no attachment id in the answer".into(),
-                snippet: String::new(),
-                raw: None,
-            })?;
-            let uploaded = self
-                .client
-                .v1
-                .upload_attachment_put()
-                .attachment_id(id.as_str())
-                .content_type(a.mime.as_str())
-                .body(a.bytes.clone())
-                .send()
-                .await;
-            if let Err(e) = uploaded {
-                return Err(map(M, e).await);
+            let first = page_id.is_none();
+            let mut req = self.client.beta.list_threads_get().limit(limit);
+            if let Some(p) = page_id {
+                req = req.page_id(p);
             }
-            ids.push(public_v1::types::MessageAttachmentId { id: Some(id) });
-        }
-        let body = public_v1::types::NewMessageInThread {
-            text: text
-                .try_into()
-                .map_err(|e| Error::invalid(M, format!("{e}")))?,
-            attachments: (!ids.is_empty()).then_some(ids),
-        };
-        match self
-            .client
-            .v1
-            .new_message_in_thread_post()
-            .thread_id(thread_id)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(rv) => {
-                let m = rv.into_inner();
-                Ok(super::sent(
-                    M,
-                    thread_id,
-                    m.id.as_ref().map(|id| id.to_string()),
-                    &m,
-                ))
+            if query.unread_only {
+                req = req.read(false);
             }
-            Err(e) => Err(map(M, e).await),
+            if let Some(status) = query.status {
+                req = req.status(match status {
+                    StatusFilter::Open => beta_v1::enums::ListThreadsGETStatus::Open,
+                    StatusFilter::Closed => beta_v1::enums::ListThreadsGETStatus::Closed,
+                });
+            }
+            let result = req.send().await;
+            if self.learn(&result) && first {
+                return v1_threads(&self.client, limit, 0).await;
+            }
+            let list = call(M, async { result }).await?;
+            let threads = list.threads.ok_or_else(|| missing("threads"))?;
+            Ok(Fetched::convert(
+                M,
+                "thread",
+                threads,
+                |t| t.id.as_ref().map(|i| i.as_str()),
+                beta_cursor(list.next_page),
+                beta_thread,
+            ))
         }
+        .boxed()
     }
 
-    /// Marks a thread read.
-    pub async fn mark_read(&self, thread_id: &str) -> Result<(), Error> {
-        let body = public_v1::types::ThreadReadFlag { read: true };
-        match self
+    fn messages_page(
+        self: Arc<Self>,
+        thread: String,
+        query: MessageQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
+        async move {
+            let limit = limit(query.page_size);
+            let page_id = match cursor {
+                Cursor::Offset(offset) => {
+                    return v1_messages(&self.client, &thread, &query, limit, offset).await
+                }
+                Cursor::Token(id) => Some(id),
+                Cursor::First if !self.use_beta() => {
+                    return v1_messages(&self.client, &thread, &query, limit, 0).await
+                }
+                Cursor::First => None,
+            };
+            let first = page_id.is_none();
+            let mut req = self
+                .client
+                .beta
+                .list_messages_get()
+                .thread_id(&thread)
+                .limit(limit);
+            if let Some(p) = page_id {
+                req = req.page_id(p);
+            }
+            let result = req.send().await;
+            if self.learn(&result) && first {
+                return v1_messages(&self.client, &thread, &query, limit, 0).await;
+            }
+            let list = call(M, async { result }).await?;
+            let messages = list.messages.ok_or_else(|| missing("messages"))?;
+            Ok(Fetched::convert(
+                M,
+                "message",
+                messages,
+                |m| m.id.as_ref().map(|i| i.as_str()),
+                beta_cursor(list.next_page),
+                |m, raw| beta_message(&thread, m, raw),
+            ))
+        }
+        .boxed()
+    }
+
+    fn send<'a>(
+        &'a self,
+        thread_id: &'a str,
+        text: &'a str,
+        attachments: &'a [OutgoingAttachment],
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            validate(text, attachments)?;
+            let mut ids = Vec::new();
+            for a in attachments {
+                ids.push(public_v1::types::MessageAttachmentId {
+                    id: Some(self.upload(a).await?),
+                });
+            }
+            let body = public_v1::types::NewMessageInThread {
+                text: text
+                    .try_into()
+                    .map_err(|e| Error::invalid(M, format!("{e}")))?,
+                attachments: (!ids.is_empty()).then_some(ids),
+            };
+            let request = self
+                .client
+                .v1
+                .new_message_in_thread_post()
+                .thread_id(thread_id)
+                .body(body);
+            let m = call(M, request.send()).await?;
+            Ok(super::sent(
+                M,
+                thread_id,
+                m.id.as_ref().map(|id| id.to_string()),
+                &m,
+            ))
+        }
+        .boxed()
+    }
+
+    fn mark_read<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        async move {
+            let request = self
+                .client
+                .v1
+                .change_read_flag_on_thread_put()
+                .thread_id(thread_id)
+                .body(public_v1::types::ThreadReadFlag { read: true });
+            call(M, request.send()).await.map(|_| ())
+        }
+        .boxed()
+    }
+}
+
+impl AllegroAdapter {
+    /// Declares an attachment, then PUTs its bytes; returns its id.
+    async fn upload(&self, a: &OutgoingAttachment) -> Result<inbox_core::FlexId, Error> {
+        let size = i64::try_from(a.bytes.len())
+            .map_err(|_| Error::invalid(M, format!("{}: too large", a.name)))?;
+        let declare = self.client.v1.new_attachment_declaration_post().body(
+            public_v1::types::NewAttachmentDeclaration {
+                filename: a.name.clone(),
+                size,
+            },
+        );
+        let id = call(M, declare.send()).await?.id.ok_or_else(|| {
+            Error::decode(
+                M,
+                "attachment declaration",
+                "no attachment id in the answer",
+            )
+        })?;
+        let put = self
             .client
             .v1
-            .change_read_flag_on_thread_put()
-            .thread_id(thread_id)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(map(M, e).await),
-        }
+            .upload_attachment_put()
+            .attachment_id(id.as_str())
+            .content_type(a.mime.as_str())
+            .body(a.bytes.clone());
+        call(M, put.send()).await?;
+        Ok(id)
     }
 }
 
@@ -243,93 +302,71 @@ pub(crate) fn validate(text: &str, attachments: &[OutgoingAttachment]) -> Result
     Ok(())
 }
 
-async fn v1_threads(client: &Allegro, offset: u64) -> Result<Page<Conversation, Cursor>, Error> {
-    match client
-        .v1
-        .list_threads_get()
-        .limit(page_size())
-        .offset(offset)
-        .send()
-        .await
-    {
-        Ok(rv) => {
-            let list = rv.into_inner();
-            let threads = list.threads.unwrap_or_default();
-            let n = threads.len() as u64;
-            Ok(Page::convert(
-                M,
-                "thread",
-                threads,
-                |t| t.id.as_ref().map(|i| i.as_str()),
-                (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
-                v1_thread,
-            ))
-        }
-        Err(e) => Err(map(M, e).await),
-    }
+fn missing(list: &str) -> Error {
+    Error::decode(M, "response", format!("the page has no `{list}` list"))
 }
 
-async fn v1_messages(
+/// The public.v1 cursor after a page of `n` items at `offset`: none on a short page.
+fn v1_next(offset: u64, n: usize, limit: NonZeroU32) -> Option<Cursor> {
+    let n = u64::try_from(n).ok()?;
+    (n >= u64::from(limit.get()))
+        .then(|| offset.checked_add(n).map(Cursor::Offset))
+        .flatten()
+}
+
+async fn v1_threads(
     client: &Allegro,
-    thread: &str,
+    limit: NonZeroU32,
     offset: u64,
-) -> Result<Page<Message, Cursor>, Error> {
-    match client
-        .v1
-        .list_messages_get()
-        .thread_id(thread)
-        .limit(page_size())
-        .offset(offset)
-        .send()
-        .await
-    {
-        Ok(rv) => {
-            let list = rv.into_inner();
-            let messages = list.messages.unwrap_or_default();
-            let n = messages.len() as u64;
-            Ok(Page::convert(
-                M,
-                "message",
-                messages,
-                |m| m.id.as_ref().map(|i| i.as_str()),
-                (n >= PAGE as u64).then_some(Cursor::V1(offset + n)),
-                |m, raw| v1_message(thread, m, raw),
-            ))
-        }
-        Err(e) => Err(map(M, e).await),
-    }
-}
-
-/// The beta.v1 cursor of the next page; `nextPage: null` is the last page.
-fn beta_cursor(next: Option<beta_v1::types::NextPageVBeta1>) -> Option<Cursor> {
-    next.and_then(|p| p.id)
-        .map(|id| Cursor::Beta(Some(id.to_string())))
-}
-
-fn beta_threads(list: beta_v1::types::ThreadsListVBeta1) -> Page<Conversation, Cursor> {
-    let threads = list.threads.unwrap_or_default();
-    let next = beta_cursor(list.next_page);
-    Page::convert(
+) -> Result<Fetched<Conversation>, Error> {
+    let request = client.v1.list_threads_get().limit(limit).offset(offset);
+    let list = call(M, request.send()).await?;
+    let threads = list.threads.ok_or_else(|| missing("threads"))?;
+    let next = v1_next(offset, threads.len(), limit);
+    Ok(Fetched::convert(
         M,
         "thread",
         threads,
         |t| t.id.as_ref().map(|i| i.as_str()),
         next,
-        beta_thread,
-    )
+        v1_thread,
+    ))
 }
 
-fn beta_messages(thread: &str, list: beta_v1::types::MessagesListVBeta1) -> Page<Message, Cursor> {
-    let messages = list.messages.unwrap_or_default();
-    let next = beta_cursor(list.next_page);
-    Page::convert(
+async fn v1_messages(
+    client: &Allegro,
+    thread: &str,
+    query: &MessageQuery,
+    limit: NonZeroU32,
+    offset: u64,
+) -> Result<Fetched<Message>, Error> {
+    let mut request = client
+        .v1
+        .list_messages_get()
+        .thread_id(thread)
+        .limit(limit)
+        .offset(offset);
+    if let Some(since) = query.since {
+        // `after` is exclusive; one millisecond earlier keeps a message at `since`.
+        request = request.after(since - chrono::Duration::milliseconds(1));
+    }
+    let list = call(M, request.send()).await?;
+    let messages = list.messages.ok_or_else(|| missing("messages"))?;
+    let next = v1_next(offset, messages.len(), limit);
+    Ok(Fetched::convert(
         M,
         "message",
         messages,
         |m| m.id.as_ref().map(|i| i.as_str()),
         next,
-        |m, raw| beta_message(thread, m, raw),
-    )
+        |m, raw| v1_message(thread, m, raw),
+    ))
+}
+
+/// The beta.v1 cursor of the next page; `nextPage: null` is the last page.
+fn beta_cursor(next: Option<beta_v1::types::NextPageVBeta1>) -> Option<Cursor> {
+    next.and_then(|p| p.id)
+        .map(|id| Cursor::Token(id.to_string()))
 }
 
 fn require<T>(v: Option<T>, field: &str) -> Result<T, String> {

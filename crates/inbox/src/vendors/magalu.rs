@@ -1,183 +1,201 @@
-//! Magalu conversations through the facade. Conversations and messages come in the
-//! order Magalu returns them; paging follows `meta.links.next`.
+//! Magalu conversations. Conversations and messages come in the order Magalu returns
+//! them; paging follows `meta.links.next`. Pushed to the vendor: the page size (≤ 100),
+//! `status` and `since` (as `last_interaction_at_start`).
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
-use futures::stream::BoxStream;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use inbox_magalu::{enums, types, Magalu};
 use serde_json::Value;
 
+use crate::adapter::{page_size, Adapter, Listed};
+use crate::config::{AccountConfig, MagaluOwner};
+use crate::listing::{ConversationQuery, MessageQuery, StatusFilter};
 use crate::model::*;
-use crate::paginate::{paginate, Page};
-use crate::vendor_error::map;
+use crate::paginate::{Cursor, Fetched};
+use crate::vendor_error::call;
 use crate::{Error, Marketplace};
 
 const M: Marketplace = Marketplace::Magalu;
 /// Magalu's `max_limit`.
-const PAGE: u64 = 100;
+const PAGE: u32 = 100;
 
-/// The seller-side attendant Magalu requires on every reply (`owner`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MagaluOwner {
-    /// Display name, e.g. `Joseph Climber`.
-    pub name: String,
-    /// Your id for the attendant, e.g. `j.climber`.
-    pub external_id: String,
-}
-
-/// A Magalu seller account in the facade.
-#[derive(Clone, Debug)]
-pub struct MagaluAccount {
+/// A Magalu seller account's side of the facade.
+#[derive(Debug)]
+pub(crate) struct MagaluAdapter {
     client: Magalu,
     owner: Option<MagaluOwner>,
 }
 
-impl MagaluAccount {
-    /// Wraps a typed client; `owner` signs replies (sending fails without one).
-    pub fn new(client: Magalu, owner: Option<MagaluOwner>) -> Self {
-        MagaluAccount { client, owner }
-    }
-
-    /// The typed client, for operations the facade does not cover.
-    pub fn client(&self) -> &Magalu {
-        &self.client
-    }
-
-    /// Every conversation.
-    pub fn conversations(&self) -> BoxStream<'static, Result<Conversation, Error>> {
-        let client = self.client.clone();
-        paginate(M, 0u64, move |offset| {
-            let client = client.clone();
-            async move {
-                let rv = client
-                    .list_conversations()
-                    .limit(limit())
-                    .offset(offset)
-                    .send()
-                    .await;
-                let page = match rv {
-                    Ok(rv) => rv.into_inner(),
-                    Err(e) => return Err(map(M, e).await),
-                };
-                let results = page.results.unwrap_or_default();
-                let next = next_offset(page.meta.as_ref(), offset, results.len() as u64);
-                Ok(Page::convert(
-                    M,
-                    "conversation",
-                    results,
-                    |c| c.id.as_ref().map(|i| i.as_str()),
-                    next,
-                    conversation,
-                ))
-            }
+impl MagaluAdapter {
+    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
+        let url = super::base_url(config, inbox_magalu::PRODUCTION_URL);
+        let client = Magalu::with_base_url(url, super::bearer(config)?)
+            .map_err(|e| super::http_error(config, e))?;
+        Ok(MagaluAdapter {
+            client,
+            owner: config.owner.clone(),
         })
     }
+}
 
-    /// Every message of a conversation.
-    pub fn messages(&self, conversation_id: &str) -> BoxStream<'static, Result<Message, Error>> {
-        let client = self.client.clone();
-        let conv = conversation_id.to_string();
-        paginate(M, 0u64, move |offset| {
-            let (client, conv) = (client.clone(), conv.clone());
-            async move {
-                let rv = client
-                    .list_messages()
-                    .conversation_id(&conv)
-                    .limit(limit())
-                    .offset(offset)
-                    .send()
-                    .await;
-                let page = match rv {
-                    Ok(rv) => rv.into_inner(),
-                    Err(e) => return Err(map(M, e).await),
-                };
-                let results = page.results.unwrap_or_default();
-                let next = next_offset(page.meta.as_ref(), offset, results.len() as u64);
-                Ok(Page::convert(
-                    M,
-                    "message",
-                    results,
-                    |m| m.id.as_ref().map(|i| i.as_str()),
-                    next,
-                    |m, raw| message(&conv, m, raw),
-                ))
+impl Adapter for MagaluAdapter {
+    fn marketplace(&self) -> Marketplace {
+        M
+    }
+
+    fn newest_first(&self, _: Listed) -> bool {
+        false
+    }
+
+    fn conversations_page(
+        self: Arc<Self>,
+        query: ConversationQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
+        async move {
+            let offset = offset(&cursor);
+            let mut request = self
+                .client
+                .list_conversations()
+                .limit(limit(query.page_size))
+                .offset(offset);
+            if let Some(status) = query.status {
+                request = request.status(match status {
+                    StatusFilter::Open => "OPENED",
+                    StatusFilter::Closed => "CLOSED",
+                });
             }
-        })
+            if let Some(since) = query.since {
+                request = request.last_interaction_at_start(since);
+            }
+            let page = call(M, request.send()).await?;
+            let results = results(page.results)?;
+            let next = next_offset(page.meta.as_ref(), offset, results.len());
+            Ok(Fetched::convert(
+                M,
+                "conversation",
+                results,
+                |c| c.id.as_ref().map(|i| i.as_str()),
+                next,
+                conversation,
+            ))
+        }
+        .boxed()
+    }
+
+    fn messages_page(
+        self: Arc<Self>,
+        conversation_id: String,
+        query: MessageQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
+        async move {
+            let offset = offset(&cursor);
+            let request = self
+                .client
+                .list_messages()
+                .conversation_id(&conversation_id)
+                .limit(limit(query.page_size))
+                .offset(offset);
+            let page = call(M, request.send()).await?;
+            let results = results(page.results)?;
+            let next = next_offset(page.meta.as_ref(), offset, results.len());
+            Ok(Fetched::convert(
+                M,
+                "message",
+                results,
+                |m| m.id.as_ref().map(|i| i.as_str()),
+                next,
+                |m, raw| message(&conversation_id, m, raw),
+            ))
+        }
+        .boxed()
     }
 
     /// Replies in a conversation, signed by the account's owner. Magalu has no upload API.
-    pub async fn send(
-        &self,
-        conversation_id: &str,
-        text: &str,
-        attachments: &[OutgoingAttachment],
-    ) -> Result<Sent, Error> {
-        if !attachments.is_empty() {
-            return Err(Error::Unsupported {
-                marketplace: M,
-                operation: "sending attachments",
-            });
-        }
-        super::check_text(M, text, usize::MAX)?;
-        let owner = self.owner.as_ref().ok_or_else(|| {
-            Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply; configure one for this account")
-        })?;
-        let body = types::NewMessage {
-            content: text.to_string(),
-            external_id: None,
-            owner: types::NewMessageOwner {
-                name: owner.name.clone(),
-                external_id: owner.external_id.clone(),
-            },
-        };
-        match self
-            .client
-            .send_message()
-            .conversation_id(conversation_id)
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(rv) => {
-                let m = rv.into_inner();
-                Ok(super::sent(
-                    M,
-                    conversation_id,
-                    m.id.as_ref().map(|i| i.to_string()),
-                    &m,
-                ))
+    fn send<'a>(
+        &'a self,
+        conversation_id: &'a str,
+        text: &'a str,
+        attachments: &'a [OutgoingAttachment],
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            if !attachments.is_empty() {
+                return Err(Error::Unsupported {
+                    marketplace: M,
+                    operation: "sending attachments",
+                    not_built: false,
+                });
             }
-            Err(e) => Err(map(M, e).await),
+            super::check_text(M, text, usize::MAX)?;
+            let owner = self.owner.as_ref().ok_or_else(|| {
+                Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply; configure one for this account")
+            })?;
+            let body = types::NewMessage {
+                content: text.to_string(),
+                external_id: None,
+                owner: types::NewMessageOwner {
+                    name: owner.name.clone(),
+                    external_id: owner.external_id.clone(),
+                },
+            };
+            let request = self
+                .client
+                .send_message()
+                .conversation_id(conversation_id)
+                .body(body);
+            let m = call(M, request.send()).await?;
+            Ok(super::sent(
+                M,
+                conversation_id,
+                m.id.as_ref().map(|i| i.to_string()),
+                &m,
+            ))
         }
+        .boxed()
     }
 
     /// Marks a conversation read (`PATCH …/read_by`).
-    pub async fn mark_read(&self, conversation_id: &str) -> Result<(), Error> {
-        match self
-            .client
-            .mark_conversation_read()
-            .conversation_id(conversation_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(map(M, e).await),
+    fn mark_read<'a>(&'a self, conversation_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        async move {
+            let request = self
+                .client
+                .mark_conversation_read()
+                .conversation_id(conversation_id);
+            call(M, request.send()).await.map(|_| ())
         }
+        .boxed()
     }
 }
 
-fn limit() -> NonZeroU64 {
-    NonZeroU64::new(PAGE).expect("non-zero")
+fn offset(cursor: &Cursor) -> u64 {
+    match cursor {
+        Cursor::Offset(n) => *n,
+        _ => 0,
+    }
+}
+
+/// The page's `results`; a missing or null list is an error, not an empty page.
+fn results<T>(results: Option<Vec<T>>) -> Result<Vec<T>, Error> {
+    results.ok_or_else(|| Error::decode(M, "response", "the page has no `results` list"))
+}
+
+fn limit(asked: Option<u32>) -> NonZeroU64 {
+    NonZeroU64::new(u64::from(page_size(asked, PAGE))).unwrap_or(NonZeroU64::MIN)
 }
 
 /// The next `_offset`: from `meta.links.next` when present, else none (the last page).
-fn next_offset(meta: Option<&types::Meta>, offset: u64, n: u64) -> Option<u64> {
+fn next_offset(meta: Option<&types::Meta>, offset: u64, n: usize) -> Option<Cursor> {
     let next = meta?.links.as_ref()?.next.as_deref()?;
     let parsed = next
         .split(['?', '&'])
         .find_map(|kv| kv.strip_prefix("_offset="))
         .and_then(|v| v.parse::<u64>().ok());
-    Some(parsed.unwrap_or(offset + n))
+    let after = offset.checked_add(u64::try_from(n).ok()?);
+    parsed.or(after).map(Cursor::Offset)
 }
 
 fn user_role(t: Option<&enums::UserType>) -> Role {

@@ -1,25 +1,30 @@
-//! Mercado Libre post-sale messages through the facade.
+//! Mercado Libre post-sale messages.
 //!
-//! Mercado Libre has no conversation listing: [`MercadoLibreAccount::conversations`]
-//! yields the packs with unread messages, and any pack opens by reference. Reading
-//! messages always sends `mark_as_read=false`, so listing never changes read state;
-//! [`MercadoLibreAccount::mark_read`] is the explicit way to mark a pack read.
-//! Messages come in the order Mercado Libre returns them (newest first).
+//! Mercado Libre has no conversation listing: the account's conversations are the packs
+//! with unread messages (`/messages/unread`, at most 500), and any pack opens by
+//! reference. Reading messages always sends `mark_as_read=false`, so listing never
+//! changes read state; mark-read is the explicit way to mark a pack read. Messages come
+//! newest first, offset-paged by `paging.total`; the page size is pushed to the vendor.
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
-use futures::stream::BoxStream;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use inbox_mercadolibre::{enums, types, MercadoLibre};
 use serde_json::Value;
 
+use crate::adapter::{page_size, Adapter, Listed};
+use crate::config::AccountConfig;
+use crate::listing::{ConversationQuery, MessageQuery};
 use crate::model::*;
-use crate::paginate::{paginate, Page};
-use crate::vendor_error::map;
+use crate::paginate::{Cursor, Fetched};
+use crate::vendor_error::call;
 use crate::{Error, Marketplace};
 
 const M: Marketplace = Marketplace::MercadoLibre;
 /// Page size for pack messages (Mercado Libre's documented default; it publishes no maximum).
-const PAGE: u64 = 10;
+const PAGE: u32 = 10;
 /// Longest message text a seller may send.
 pub const MAX_TEXT: usize = 350;
 /// Largest attachment (25 MB).
@@ -42,193 +47,190 @@ pub const MESSAGING_AGENTS: [&str; 6] = [
     "3037204685",
 ];
 
-/// A Mercado Libre seller account in the facade.
-#[derive(Clone, Debug)]
-pub struct MercadoLibreAccount {
+/// A Mercado Libre seller account's side of the facade.
+#[derive(Debug)]
+pub(crate) struct MercadoLibreAdapter {
     client: MercadoLibre,
     seller_id: String,
 }
 
-impl MercadoLibreAccount {
-    /// Wraps a typed client for the seller `seller_id`.
-    pub fn new(client: MercadoLibre, seller_id: impl Into<String>) -> Self {
-        MercadoLibreAccount {
-            client,
-            seller_id: seller_id.into(),
-        }
-    }
-
-    /// The typed client, for operations the facade does not cover.
-    pub fn client(&self) -> &MercadoLibre {
-        &self.client
-    }
-
-    /// The seller's user id.
-    pub fn seller_id(&self) -> &str {
-        &self.seller_id
-    }
-
-    /// The packs with unread messages (Mercado Libre lists at most 500 per call).
-    pub fn conversations(&self) -> BoxStream<'static, Result<Conversation, Error>> {
-        let client = self.client.clone();
-        paginate(M, (), move |()| {
-            let client = client.clone();
-            async move {
-                let rv = client
-                    .get_unread_messages()
-                    .role(enums::GetUnreadMessagesRole::Seller)
-                    .tag(enums::Tag::PostSale)
-                    .send()
-                    .await;
-                let unread = match rv {
-                    Ok(rv) => rv.into_inner(),
-                    Err(e) => return Err(map(M, e).await),
-                };
-                let results = unread.results.unwrap_or_default();
-                Ok(Page::convert(
-                    M,
-                    "unread pack",
-                    results,
-                    |r| r.resource.as_deref(),
-                    None,
-                    unread_pack,
-                ))
-            }
-        })
-    }
-
-    /// Every message of a pack, without marking anything read.
-    pub fn messages(&self, pack_id: &str) -> BoxStream<'static, Result<Message, Error>> {
-        let client = self.client.clone();
-        let (pack, seller) = (pack_id.to_string(), self.seller_id.clone());
-        paginate(M, 0u64, move |offset| {
-            let (client, pack, seller) = (client.clone(), pack.clone(), seller.clone());
-            async move {
-                let page = fetch(&client, &pack, &seller, offset, false).await?;
-                let messages = page.messages.unwrap_or_default();
-                let n = messages.len() as u64;
-                let total = page
-                    .paging
-                    .and_then(|p| p.total)
-                    .map(|t| t.get().max(0) as u64);
-                let more = match total {
-                    Some(total) => offset + n < total,
-                    None => n >= PAGE,
-                };
-                Ok(Page::convert(
-                    M,
-                    "message",
-                    messages,
-                    |m| m.id.as_ref().map(|i| i.as_str()),
-                    more.then_some(offset + n),
-                    |m, raw| message(&pack, &seller, m, raw),
-                ))
-            }
-        })
-    }
-
-    /// Sends a message in a pack: to the buyer, or to the site's messaging agent on
-    /// migrated threads (derived from the thread). Attachments are uploaded first.
-    pub async fn send(
-        &self,
-        pack_id: &str,
-        text: &str,
-        attachments: &[OutgoingAttachment],
-    ) -> Result<Sent, Error> {
-        validate(text, attachments)?;
-        let page = fetch(&self.client, pack_id, &self.seller_id, 0, false).await?;
-        let messages: Vec<types::Message> = page
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| m.into_result().ok())
-            .collect();
-        let recipient = recipient(&messages, &self.seller_id).ok_or_else(|| {
-            Error::invalid(M, format!("pack {pack_id} has no message to derive the recipient from; Mercado Libre sellers reply to buyers"))
+impl MercadoLibreAdapter {
+    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
+        let seller_id = config.seller_id.clone().ok_or_else(|| {
+            Error::config(format!(
+                "account {}: Mercado Libre needs the seller's user id (`seller_id`)",
+                config.name
+            ))
         })?;
-        let mut ids = Vec::new();
-        if !attachments.is_empty() {
-            let site = messages
-                .iter()
-                .find_map(|m| m.site_id.as_ref().map(|s| s.to_string()))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        M,
-                        "cannot tell the pack's site (MLA, MLB, …) needed to upload attachments",
-                    )
-                })?;
-            for a in attachments {
-                match self
-                    .client
-                    .upload_attachment(&site, &a.name, &a.mime, a.bytes.clone())
-                    .await
-                {
-                    Ok(rv) => ids.extend(rv.into_inner().id.map(|i| i.to_string())),
-                    Err(e) => return Err(map(M, e).await),
-                }
-            }
-        }
-        let body = types::NewMessage {
-            from: types::NewMessageUser {
-                user_id: self.seller_id.clone(),
-            },
-            to: types::NewMessageUser { user_id: recipient },
-            text: text
-                .try_into()
-                .map_err(|e| Error::invalid(M, format!("{e}")))?,
-            attachments: ids,
-        };
-        let rv = self
+        let url = super::base_url(config, inbox_mercadolibre::PRODUCTION_URL);
+        let client = MercadoLibre::with_base_url(url, super::bearer(config)?)
+            .map_err(|e| super::http_error(config, e))?;
+        Ok(MercadoLibreAdapter { client, seller_id })
+    }
+
+    /// One page of a pack's messages; `mark_as_read` false leaves read state alone.
+    async fn fetch(
+        &self,
+        pack: &str,
+        limit: u32,
+        offset: u64,
+        mark_as_read: bool,
+    ) -> Result<types::PackMessages, Error> {
+        let request = self
             .client
-            .send_pack_message()
-            .pack_id(pack_id)
+            .get_pack_messages()
+            .pack_id(pack)
             .seller_id(&self.seller_id)
             .tag(enums::Tag::PostSale)
-            .body(body)
-            .send()
-            .await;
-        match rv {
-            Ok(rv) => {
-                let m = rv.into_inner();
-                Ok(super::sent(
-                    M,
-                    pack_id,
-                    m.id.as_ref().map(|i| i.to_string()),
-                    &m,
-                ))
-            }
-            Err(e) => Err(map(M, e).await),
-        }
-    }
-
-    /// Marks a pack's messages read (a read without `mark_as_read=false`).
-    pub async fn mark_read(&self, pack_id: &str) -> Result<(), Error> {
-        fetch(&self.client, pack_id, &self.seller_id, 0, true)
-            .await
-            .map(|_| ())
+            .limit(NonZeroU64::new(u64::from(limit)).unwrap_or(NonZeroU64::MIN))
+            .offset(offset)
+            .mark_as_read(mark_as_read);
+        call(M, request.send()).await
     }
 }
 
-async fn fetch(
-    client: &MercadoLibre,
-    pack: &str,
-    seller: &str,
-    offset: u64,
-    mark_as_read: bool,
-) -> Result<types::PackMessages, Error> {
-    let rv = client
-        .get_pack_messages()
-        .pack_id(pack)
-        .seller_id(seller)
-        .tag(enums::Tag::PostSale)
-        .limit(NonZeroU64::new(PAGE).expect("non-zero"))
-        .offset(offset)
-        .mark_as_read(mark_as_read)
-        .send()
-        .await;
-    match rv {
-        Ok(rv) => Ok(rv.into_inner()),
-        Err(e) => Err(map(M, e).await),
+impl Adapter for MercadoLibreAdapter {
+    fn marketplace(&self) -> Marketplace {
+        M
+    }
+
+    fn newest_first(&self, listed: Listed) -> bool {
+        listed == Listed::Messages
+    }
+
+    fn conversations_page(
+        self: Arc<Self>,
+        _query: ConversationQuery,
+        _cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
+        async move {
+            let request = self
+                .client
+                .get_unread_messages()
+                .role(enums::GetUnreadMessagesRole::Seller)
+                .tag(enums::Tag::PostSale);
+            let unread = call(M, request.send()).await?;
+            let results = unread.results.ok_or_else(|| {
+                Error::decode(M, "response", "the unread answer has no `results` list")
+            })?;
+            Ok(Fetched::convert(
+                M,
+                "unread pack",
+                results,
+                |r| r.resource.as_deref(),
+                None,
+                unread_pack,
+            ))
+        }
+        .boxed()
+    }
+
+    fn messages_page(
+        self: Arc<Self>,
+        pack: String,
+        query: MessageQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
+        async move {
+            let offset = match cursor {
+                Cursor::Offset(n) => n,
+                _ => 0,
+            };
+            let limit = page_size(query.page_size, PAGE);
+            let page = self.fetch(&pack, limit, offset, false).await?;
+            let messages = page
+                .messages
+                .ok_or_else(|| Error::decode(M, "response", "the page has no `messages` list"))?;
+            let n = u64::try_from(messages.len()).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(n);
+            let total = page
+                .paging
+                .and_then(|p| p.total)
+                .map(|t| u64::try_from(t.get()).unwrap_or(0));
+            let more = match total {
+                Some(total) => end < total,
+                None => n >= u64::from(limit),
+            };
+            let seller = self.seller_id.clone();
+            Ok(Fetched::convert(
+                M,
+                "message",
+                messages,
+                |m| m.id.as_ref().map(|i| i.as_str()),
+                (more && end > offset).then_some(Cursor::Offset(end)),
+                |m, raw| message(&pack, &seller, m, raw),
+            ))
+        }
+        .boxed()
+    }
+
+    fn send<'a>(
+        &'a self,
+        pack_id: &'a str,
+        text: &'a str,
+        attachments: &'a [OutgoingAttachment],
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            validate(text, attachments)?;
+            let page = self.fetch(pack_id, PAGE, 0, false).await?;
+            let messages: Vec<types::Message> = page
+                .messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.into_result().ok())
+                .collect();
+            let recipient = recipient(&messages, &self.seller_id).ok_or_else(|| {
+                Error::invalid(M, format!("pack {} has no message to derive the recipient from; Mercado Libre sellers reply to buyers", crate::error::clip(pack_id, 80)))
+            })?;
+            let mut ids = Vec::new();
+            if !attachments.is_empty() {
+                let site = messages
+                    .iter()
+                    .find_map(|m| m.site_id.as_ref().map(|s| s.to_string()))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            M,
+                            "cannot tell the pack's site (MLA, MLB, …) needed to upload attachments",
+                        )
+                    })?;
+                for a in attachments {
+                    let upload = self
+                        .client
+                        .upload_attachment(&site, &a.name, &a.mime, a.bytes.clone());
+                    ids.extend(call(M, upload).await?.id.map(|i| i.to_string()));
+                }
+            }
+            let body = types::NewMessage {
+                from: types::NewMessageUser {
+                    user_id: self.seller_id.clone(),
+                },
+                to: types::NewMessageUser { user_id: recipient },
+                text: text
+                    .try_into()
+                    .map_err(|e| Error::invalid(M, format!("{e}")))?,
+                attachments: ids,
+            };
+            let request = self
+                .client
+                .send_pack_message()
+                .pack_id(pack_id)
+                .seller_id(&self.seller_id)
+                .tag(enums::Tag::PostSale)
+                .body(body);
+            let m = call(M, request.send()).await?;
+            Ok(super::sent(
+                M,
+                pack_id,
+                m.id.as_ref().map(|i| i.to_string()),
+                &m,
+            ))
+        }
+        .boxed()
+    }
+
+    /// Marks a pack's messages read: a read without `mark_as_read=false`.
+    fn mark_read<'a>(&'a self, pack_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        async move { self.fetch(pack_id, PAGE, 0, true).await.map(|_| ()) }.boxed()
     }
 }
 

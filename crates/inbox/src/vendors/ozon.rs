@@ -1,177 +1,211 @@
-//! Ozon seller chats through the facade. Chats come in Ozon's order; messages newest
-//! first (history `Backward`, paged by the oldest message id seen).
+//! Ozon seller chats. Chats come in Ozon's order, paged by `cursor`; the page size
+//! (≤ 100), `unread_only` and `chat_status` are pushed to the vendor. Messages come newest
+//! first (history `Backward`, paged by the oldest message id seen, ≤ 1000 a page).
+
+use std::sync::Arc;
 
 use base64::Engine as _;
-use futures::stream::BoxStream;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use inbox_ozon::{enums, types, Ozon};
 use serde_json::Value;
 
+use crate::adapter::{page_size, Adapter, Listed};
+use crate::config::{AccountConfig, Credentials};
+use crate::listing::{ConversationQuery, MessageQuery, StatusFilter};
 use crate::model::*;
-use crate::paginate::{paginate, Page};
-use crate::vendor_error::map;
+use crate::paginate::{Cursor, Fetched};
+use crate::vendor_error::call;
 use crate::{Error, Marketplace};
 
 const M: Marketplace = Marketplace::Ozon;
 /// Ozon's largest chat-list page.
-const CHAT_PAGE: i64 = 100;
+const CHAT_PAGE: u32 = 100;
 /// Ozon's largest history page.
-const HISTORY_PAGE: i64 = 1000;
+const HISTORY_PAGE: u32 = 1000;
 /// Longest message text Ozon accepts.
 pub const MAX_TEXT: usize = 1000;
 
-/// An Ozon seller account in the facade.
-#[derive(Clone, Debug)]
-pub struct OzonAccount {
+/// An Ozon seller account's side of the facade.
+#[derive(Debug)]
+pub(crate) struct OzonAdapter {
     client: Ozon,
 }
 
-impl OzonAccount {
-    /// Wraps a typed client.
-    pub fn new(client: Ozon) -> Self {
-        OzonAccount { client }
+impl OzonAdapter {
+    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
+        let Credentials::ApiKey { client_id, api_key } = &config.credentials else {
+            return Err(Error::config(format!(
+                "account {}: Ozon authenticates with `client_id` and `api_key`",
+                config.name
+            )));
+        };
+        let url = super::base_url(config, inbox_ozon::PRODUCTION_URL);
+        let client = Ozon::with_base_url(url, client_id.clone(), api_key.clone())
+            .map_err(|e| super::http_error(config, e))?;
+        Ok(OzonAdapter { client })
+    }
+}
+
+impl Adapter for OzonAdapter {
+    fn marketplace(&self) -> Marketplace {
+        M
     }
 
-    /// The typed client, for operations the facade does not cover.
-    pub fn client(&self) -> &Ozon {
-        &self.client
+    fn newest_first(&self, listed: Listed) -> bool {
+        listed == Listed::Messages
     }
 
-    /// Every chat.
-    pub fn conversations(&self) -> BoxStream<'static, Result<Conversation, Error>> {
-        let client = self.client.clone();
-        paginate(M, None::<String>, move |cursor| {
-            let client = client.clone();
-            async move {
-                let body = types::V3ChatList {
-                    filter: None,
-                    limit: CHAT_PAGE,
-                    cursor,
-                };
-                let page = match client.chat_api_chat_list_v3().body(body).send().await {
-                    Ok(rv) => rv.into_inner(),
-                    Err(e) => return Err(map(M, e).await),
-                };
-                let chats = page.chats.unwrap_or_default();
-                let next = match (page.has_next.map(|b| b.get()), page.cursor) {
-                    (Some(true), Some(c)) if !c.is_empty() => Some(Some(c)),
-                    _ => None,
-                };
-                Ok(Page::convert(
-                    M,
-                    "chat",
-                    chats,
-                    |c| c.chat.as_ref()?.chat_id.as_ref().map(|i| i.as_str()),
-                    next,
-                    chat,
-                ))
-            }
-        })
-    }
-
-    /// Every message of a chat, newest first.
-    pub fn messages(&self, chat_id: &str) -> BoxStream<'static, Result<Message, Error>> {
-        let client = self.client.clone();
-        let chat_id = chat_id.to_string();
-        paginate(M, None::<u64>, move |from| {
-            let (client, chat_id) = (client.clone(), chat_id.clone());
-            async move {
-                let body = types::V3ChatHistoryRequest {
-                    chat_id: chat_id.clone(),
-                    direction: Some("Backward".into()),
-                    filter: None,
-                    from_message_id: from,
-                    limit: Some(HISTORY_PAGE),
-                };
-                let page = match client.chat_api_chat_history_v3().body(body).send().await {
-                    Ok(rv) => rv.into_inner(),
-                    Err(e) => return Err(map(M, e).await),
-                };
-                let mut messages = page.messages.unwrap_or_default();
-                // `from_message_id` is inclusive: drop the message the page started at.
-                if let Some(from) = from {
-                    messages.retain(|m| {
-                        m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()) != Some(from)
-                    });
+    fn conversations_page(
+        self: Arc<Self>,
+        query: ConversationQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
+        async move {
+            let filter = (query.unread_only || query.status.is_some()).then(|| {
+                types::V3ChatListRequestFilter {
+                    chat_status: query.status.map(|s| {
+                        match s {
+                            StatusFilter::Open => "Opened",
+                            StatusFilter::Closed => "Closed",
+                        }
+                        .to_string()
+                    }),
+                    unread_only: query.unread_only.then_some(true),
                 }
-                let oldest = messages
-                    .iter()
-                    .rev()
-                    .find_map(|m| m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()));
-                let next = match (page.has_next.map(|b| b.get()), oldest) {
-                    (Some(true), Some(id)) => Some(Some(id)),
+            });
+            let body = types::V3ChatList {
+                filter,
+                limit: i64::from(page_size(query.page_size, CHAT_PAGE)),
+                cursor: match cursor {
+                    Cursor::Token(c) => Some(c),
+                    _ => None,
+                },
+            };
+            let page = call(M, self.client.chat_api_chat_list_v3().body(body).send()).await?;
+            let chats = page
+                .chats
+                .ok_or_else(|| Error::decode(M, "response", "the page has no `chats` list"))?;
+            let next = match (page.has_next.map(|b| b.get()), page.cursor) {
+                (Some(true), Some(c)) if !c.is_empty() => Some(Cursor::Token(c)),
+                _ => None,
+            };
+            Ok(Fetched::convert(
+                M,
+                "chat",
+                chats,
+                |c| c.chat.as_ref()?.chat_id.as_ref().map(|i| i.as_str()),
+                next,
+                chat,
+            ))
+        }
+        .boxed()
+    }
+
+    fn messages_page(
+        self: Arc<Self>,
+        chat_id: String,
+        query: MessageQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
+        async move {
+            let from =
+                match &cursor {
+                    Cursor::Token(id) => Some(id.parse::<u64>().map_err(|_| {
+                        Error::decode(M, "message id", "a message id is not a number")
+                    })?),
                     _ => None,
                 };
-                Ok(Page::convert(
-                    M,
-                    "message",
-                    messages,
-                    |m| m.message_id.as_ref().map(|i| i.as_str()),
-                    next,
-                    |m, raw| message(&chat_id, m, raw),
-                ))
+            let body = types::V3ChatHistoryRequest {
+                chat_id: chat_id.clone(),
+                direction: Some("Backward".into()),
+                filter: None,
+                from_message_id: from,
+                limit: Some(i64::from(page_size(query.page_size, HISTORY_PAGE))),
+            };
+            let page = call(M, self.client.chat_api_chat_history_v3().body(body).send()).await?;
+            let mut messages = page
+                .messages
+                .ok_or_else(|| Error::decode(M, "response", "the page has no `messages` list"))?;
+            // `from_message_id` is inclusive: drop the message the page started at.
+            if let Some(from) = from {
+                messages.retain(|m| {
+                    m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()) != Some(from)
+                });
             }
-        })
+            let oldest = messages
+                .iter()
+                .rev()
+                .find_map(|m| m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()));
+            let next = match (page.has_next.map(|b| b.get()), oldest) {
+                (Some(true), Some(id)) => Some(Cursor::Token(id.to_string())),
+                _ => None,
+            };
+            Ok(Fetched::convert(
+                M,
+                "message",
+                messages,
+                |m| m.message_id.as_ref().map(|i| i.as_str()),
+                next,
+                |m, raw| message(&chat_id, m, raw),
+            ))
+        }
+        .boxed()
     }
 
     /// Sends files (base64, one call each) then the text, if any.
-    pub async fn send(
-        &self,
-        chat_id: &str,
-        text: &str,
-        attachments: &[OutgoingAttachment],
-    ) -> Result<Sent, Error> {
-        validate(text, attachments)?;
-        let mut last = Value::Null;
-        for a in attachments {
-            let body = types::ChatChatSendFileRequest {
-                base64_content: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
-                chat_id: chat_id.to_string(),
-                name: a.name.clone(),
-            };
-            match self
-                .client
-                .chat_api_chat_send_file()
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(rv) => last = serde_json::to_value(rv.into_inner()).unwrap_or(Value::Null),
-                Err(e) => return Err(map(M, e).await),
+    fn send<'a>(
+        &'a self,
+        chat_id: &'a str,
+        text: &'a str,
+        attachments: &'a [OutgoingAttachment],
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            validate(text, attachments)?;
+            let mut last = Value::Null;
+            for a in attachments {
+                let body = types::ChatChatSendFileRequest {
+                    base64_content: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
+                    chat_id: chat_id.to_string(),
+                    name: a.name.clone(),
+                };
+                let answer =
+                    call(M, self.client.chat_api_chat_send_file().body(body).send()).await?;
+                last = serde_json::to_value(answer).unwrap_or(Value::Null);
             }
-        }
-        if !text.is_empty() {
-            let body = types::ChatChatSendMessageRequest {
-                chat_id: chat_id.to_string(),
-                text: text.to_string(),
-            };
-            match self
-                .client
-                .chat_api_chat_send_message()
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(rv) => last = serde_json::to_value(rv.into_inner()).unwrap_or(Value::Null),
-                Err(e) => return Err(map(M, e).await),
+            if !text.is_empty() {
+                let body = types::ChatChatSendMessageRequest {
+                    chat_id: chat_id.to_string(),
+                    text: text.to_string(),
+                };
+                let answer = call(
+                    M,
+                    self.client.chat_api_chat_send_message().body(body).send(),
+                )
+                .await?;
+                last = serde_json::to_value(answer).unwrap_or(Value::Null);
             }
+            Ok(Sent {
+                conversation: ConversationRef::new(M, chat_id),
+                message_id: None,
+                vendor: last,
+            })
         }
-        Ok(Sent {
-            conversation: ConversationRef::new(M, chat_id),
-            message_id: None,
-            vendor: last,
-        })
+        .boxed()
     }
 
     /// Marks every message of a chat read.
-    pub async fn mark_read(&self, chat_id: &str) -> Result<(), Error> {
-        let body = types::ChatRead {
-            chat_id: chat_id.to_string(),
-            from_message_id: None,
-        };
-        match self.client.chat_api_chat_read_v2().body(body).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(map(M, e).await),
+    fn mark_read<'a>(&'a self, chat_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        async move {
+            let body = types::ChatRead {
+                chat_id: chat_id.to_string(),
+                from_message_id: None,
+            };
+            call(M, self.client.chat_api_chat_read_v2().body(body).send())
+                .await
+                .map(|_| ())
         }
+        .boxed()
     }
 }
 

@@ -1,38 +1,45 @@
-//! Accounts pointed at a mock server, shared by the facade tests.
+//! Accounts pointed at a mock server, built from configuration as users build them.
+#![allow(dead_code)]
 
 use httpmock::MockServer;
-use marketplace_inbox::vendors::{
-    allegro::AllegroAccount, magalu::MagaluAccount, magalu::MagaluOwner,
-    mercadolibre::MercadoLibreAccount, ozon::OzonAccount,
-};
-use marketplace_inbox::Account;
+use marketplace_inbox::{Account, AccountConfig, Credentials, Marketplace};
+
+fn account(config: AccountConfig) -> Account {
+    Account::from_config(&config).unwrap()
+}
+
+fn token(t: &str) -> Credentials {
+    Credentials::Token(t.into())
+}
 
 pub fn allegro(server: &MockServer) -> Account {
-    AllegroAccount::new(inbox_allegro::Allegro::with_base_url(&server.base_url(), "tok-a").unwrap())
-        .into()
+    account(
+        AccountConfig::new("pl", Marketplace::Allegro, token("tok-a")).base_url(server.base_url()),
+    )
 }
 
 pub fn meli(server: &MockServer) -> Account {
-    MercadoLibreAccount::new(
-        inbox_mercadolibre::MercadoLibre::with_base_url(&server.base_url(), "tok-m").unwrap(),
-        "415458330",
+    account(
+        AccountConfig::new("br", Marketplace::MercadoLibre, token("tok-m"))
+            .base_url(server.base_url())
+            .seller_id("415458330"),
     )
-    .into()
 }
 
 pub fn magalu(server: &MockServer, owner: bool) -> Account {
-    let owner = owner.then(|| MagaluOwner {
-        name: "Joseph Climber".into(),
-        external_id: "j.climber".into(),
-    });
-    MagaluAccount::new(
-        inbox_magalu::Magalu::with_base_url(&server.base_url(), "tok-g").unwrap(),
-        owner,
-    )
-    .into()
+    let config =
+        AccountConfig::new("mg", Marketplace::Magalu, token("tok-g")).base_url(server.base_url());
+    account(if owner {
+        config.owner("Joseph Climber", "j.climber")
+    } else {
+        config
+    })
 }
 
 pub fn ozon(server: &MockServer) -> Account {
-    OzonAccount::new(inbox_ozon::Ozon::with_base_url(&server.base_url(), "123", "key-o").unwrap())
-        .into()
+    let credentials = Credentials::ApiKey {
+        client_id: "123".into(),
+        api_key: "key-o".into(),
+    };
+    account(AccountConfig::new("ru", Marketplace::Ozon, credentials).base_url(server.base_url()))
 }

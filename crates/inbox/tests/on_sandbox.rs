@@ -3,42 +3,19 @@
 
 use futures::{StreamExt, TryStreamExt};
 use inbox_sandbox::{Config, Sandbox, Vendor};
-use marketplace_inbox::vendors::{
-    allegro::AllegroAccount, magalu::*, mercadolibre::MercadoLibreAccount, ozon::OzonAccount,
-};
 use marketplace_inbox::*;
 
+/// The sandbox's accounts, built the way users build theirs: from configuration.
+fn config(s: &Sandbox) -> InboxConfig {
+    serde_json::from_value(s.accounts_config()).unwrap()
+}
+
 fn accounts(s: &Sandbox) -> Vec<Account> {
-    let c = s.credentials().clone();
-    vec![
-        AllegroAccount::new(
-            inbox_allegro::Allegro::with_base_url(&s.url(Vendor::Allegro), c.allegro_token)
-                .unwrap(),
-        )
-        .into(),
-        MercadoLibreAccount::new(
-            inbox_mercadolibre::MercadoLibre::with_base_url(
-                &s.url(Vendor::MercadoLibre),
-                c.mercadolibre_token,
-            )
-            .unwrap(),
-            c.mercadolibre_seller_id,
-        )
-        .into(),
-        MagaluAccount::new(
-            inbox_magalu::Magalu::with_base_url(&s.url(Vendor::Magalu), c.magalu_token).unwrap(),
-            Some(MagaluOwner {
-                name: "Sandbox Attendant".into(),
-                external_id: "attendant".into(),
-            }),
-        )
-        .into(),
-        OzonAccount::new(
-            inbox_ozon::Ozon::with_base_url(&s.url(Vendor::Ozon), c.ozon_client_id, c.ozon_api_key)
-                .unwrap(),
-        )
-        .into(),
-    ]
+    config(s)
+        .accounts
+        .iter()
+        .map(|a| Account::from_config(a).unwrap())
+        .collect()
 }
 
 const EXAMPLES: [&str; 4] = [
@@ -60,7 +37,7 @@ async fn every_marketplace_lists_sends_and_marks_read() {
     for (account, example) in accounts(&sandbox).into_iter().zip(EXAMPLES) {
         let m = account.marketplace();
         let conversations: Vec<Conversation> = account
-            .conversations()
+            .conversations(ConversationQuery::new())
             .try_collect()
             .await
             .unwrap_or_else(|e| panic!("{m}: {e}"));
@@ -74,10 +51,10 @@ async fn every_marketplace_lists_sends_and_marks_read() {
                 "{m}: walks every page under a page cap of 5"
             );
         }
-        let mut refs: Vec<String> = conversations
+        let mut refs: Vec<String> = conversations.iter().map(|c| c.reference.plain()).collect();
+        assert!(conversations
             .iter()
-            .map(|c| c.reference.to_string())
-            .collect();
+            .all(|c| c.reference.account.as_deref() == Some(m.as_str())));
         refs.sort();
         refs.dedup();
         assert_eq!(refs.len(), conversations.len(), "{m}: no duplicates");
@@ -85,7 +62,7 @@ async fn every_marketplace_lists_sends_and_marks_read() {
 
         let reference: ConversationRef = example.parse().unwrap();
         let before: Vec<Message> = account
-            .messages(&reference)
+            .messages(&reference, MessageQuery::new())
             .try_collect()
             .await
             .unwrap_or_else(|e| panic!("{m}: {e}"));
@@ -98,7 +75,11 @@ async fn every_marketplace_lists_sends_and_marks_read() {
             .send(&reference, &text, &[])
             .await
             .unwrap_or_else(|e| panic!("{m}: {e}"));
-        let after: Vec<Message> = account.messages(&reference).try_collect().await.unwrap();
+        let after: Vec<Message> = account
+            .messages(&reference, MessageQuery::new())
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(after.len(), before.len() + 1, "{m}");
         let sent = after
             .iter()
@@ -125,7 +106,11 @@ async fn mercadolibre_listing_never_marks_read() {
     let account = accounts(&sandbox).remove(1);
     let reference: ConversationRef = EXAMPLES[1].parse().unwrap();
     let before = account.unread().await.unwrap();
-    let _: Vec<Message> = account.messages(&reference).try_collect().await.unwrap();
+    let _: Vec<Message> = account
+        .messages(&reference, MessageQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(account.unread().await.unwrap(), before);
 }
 
@@ -153,32 +138,26 @@ async fn over_long_text_is_refused_by_the_sandbox_too() {
 #[tokio::test]
 async fn wrong_credentials_get_the_vendors_auth_errors() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
-    let bad: Vec<Account> = vec![
-        AllegroAccount::new(
-            inbox_allegro::Allegro::with_base_url(&sandbox.url(Vendor::Allegro), "wrong").unwrap(),
-        )
-        .into(),
-        MercadoLibreAccount::new(
-            inbox_mercadolibre::MercadoLibre::with_base_url(
-                &sandbox.url(Vendor::MercadoLibre),
-                "wrong",
-            )
-            .unwrap(),
-            "415458330",
-        )
-        .into(),
-        MagaluAccount::new(
-            inbox_magalu::Magalu::with_base_url(&sandbox.url(Vendor::Magalu), "wrong").unwrap(),
-            None,
-        )
-        .into(),
-        OzonAccount::new(
-            inbox_ozon::Ozon::with_base_url(&sandbox.url(Vendor::Ozon), "123456", "wrong").unwrap(),
-        )
-        .into(),
-    ];
+    let mut wrong = sandbox.accounts_config();
+    for account in wrong["accounts"].as_array_mut().unwrap() {
+        for key in ["token", "api_key"] {
+            if account.get(key).is_some() {
+                account[key] = "wrong".into();
+            }
+        }
+    }
+    let wrong: InboxConfig = serde_json::from_value(wrong).unwrap();
+    let bad: Vec<Account> = wrong
+        .accounts
+        .iter()
+        .map(|a| Account::from_config(a).unwrap())
+        .collect();
     for (account, status) in bad.into_iter().zip([401u16, 401, 401, 403]) {
-        let first = account.conversations().next().await.unwrap();
+        let first = account
+            .conversations(ConversationQuery::new())
+            .next()
+            .await
+            .unwrap();
         match first {
             Err(Error::Api {
                 status: s,
@@ -202,7 +181,11 @@ async fn allegro_without_beta_falls_back_against_the_sandbox() {
     .await
     .unwrap();
     let account = accounts(&sandbox).remove(0);
-    let conversations: Vec<Conversation> = account.conversations().try_collect().await.unwrap();
+    let conversations: Vec<Conversation> = account
+        .conversations(ConversationQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(conversations.len(), 13);
 }
 
@@ -219,7 +202,12 @@ async fn injected_rate_limits_reach_the_caller_as_rate_limited_with_retry_after(
     .await
     .unwrap();
     for account in accounts(&sandbox) {
-        match account.conversations().next().await.unwrap() {
+        match account
+            .conversations(ConversationQuery::new())
+            .next()
+            .await
+            .unwrap()
+        {
             Err(Error::RateLimited {
                 marketplace,
                 retry_after,
@@ -250,7 +238,12 @@ async fn injected_server_errors_name_the_marketplace() {
     .await
     .unwrap();
     for account in accounts(&sandbox) {
-        match account.conversations().next().await.unwrap() {
+        match account
+            .conversations(ConversationQuery::new())
+            .next()
+            .await
+            .unwrap()
+        {
             Err(Error::Api {
                 marketplace,
                 status: 500,

@@ -1,0 +1,60 @@
+//! The contract each marketplace implements once. Everything around it (the listing
+//! loop, filters, account names on references, error mapping) is written once, in
+//! [`crate::Account`] and [`crate::paginate`].
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::listing::{ConversationQuery, MessageQuery};
+use crate::paginate::{Cursor, Fetched};
+use crate::{Conversation, Error, Marketplace, Message, OutgoingAttachment, Sent};
+
+/// Which listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listed {
+    Conversations,
+    Messages,
+}
+
+/// One marketplace's side of the facade. Ids are the vendor's own; the account name and
+/// the query's client-side filters are applied by the caller.
+pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
+    /// Which marketplace.
+    fn marketplace(&self) -> Marketplace;
+
+    /// Whether this listing comes newest first, so that `since` may end it early.
+    fn newest_first(&self, listed: Listed) -> bool;
+
+    /// One page of conversations, with as much of `query` as the vendor can apply.
+    fn conversations_page(
+        self: Arc<Self>,
+        query: ConversationQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>>;
+
+    /// One page of a conversation's messages. Never changes read state.
+    fn messages_page(
+        self: Arc<Self>,
+        conversation: String,
+        query: MessageQuery,
+        cursor: Cursor,
+    ) -> BoxFuture<'static, Result<Fetched<Message>, Error>>;
+
+    /// Sends a message, attachments uploaded the vendor's way, after checking the
+    /// vendor's rules.
+    fn send<'a>(
+        &'a self,
+        conversation: &'a str,
+        text: &'a str,
+        attachments: &'a [OutgoingAttachment],
+    ) -> BoxFuture<'a, Result<Sent, Error>>;
+
+    /// Marks a conversation read.
+    fn mark_read<'a>(&'a self, conversation: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// The page size to ask for: the query's, within 1..=`max`, else `max`.
+pub(crate) fn page_size(asked: Option<u32>, max: u32) -> u32 {
+    asked.unwrap_or(max).clamp(1, max.max(1))
+}

@@ -1,0 +1,395 @@
+//! Accounts from configuration: [`AccountConfig`] per account, [`InboxConfig`] for many,
+//! read from code, a JSON file or the environment.
+//!
+//! The file form is flat, one object per account:
+//!
+//! ```json
+//! {"accounts": [
+//!   {"name": "pl-main", "marketplace": "allegro", "token": "…"},
+//!   {"name": "br", "marketplace": "mercadolibre", "token": "…", "seller_id": "415458330"},
+//!   {"name": "mg", "marketplace": "magalu", "token": "…", "owner_name": "Ana", "owner_id": "ana"},
+//!   {"name": "ru", "marketplace": "ozon", "client_id": "123456", "api_key": "…"},
+//!   {"name": "pl-oauth", "marketplace": "allegro", "client_id": "…", "client_secret": "…",
+//!    "refresh_token": "…", "access_token": "…", "expires_at": "2026-11-27T10:00:00Z"}
+//! ]}
+//! ```
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use inbox_core::Secret;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Marketplace};
+
+/// How an account authenticates.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// A bearer access token used as it is (Allegro, Mercado Libre, Magalu).
+    Token(Secret),
+    /// OAuth 2 credentials of an app the seller authorised (Allegro, Mercado Libre,
+    /// Magalu).
+    OAuth(OAuthCredentials),
+    /// Ozon's `Client-Id` and `Api-Key`.
+    ApiKey {
+        /// The seller's numeric client id.
+        client_id: String,
+        /// The API key.
+        api_key: Secret,
+    },
+}
+
+/// OAuth 2 credentials: the app's id and secret, the seller's refresh token, and the
+/// current access token with its expiry when known.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OAuthCredentials {
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: Secret,
+    /// The seller's refresh token (single-use on Allegro and Mercado Libre).
+    pub refresh_token: Secret,
+    /// The current access token, when one is held.
+    pub access_token: Option<Secret>,
+    /// When the access token expires, when known.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl OAuthCredentials {
+    /// OAuth credentials without a current access token.
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+        refresh_token: impl Into<Secret>,
+    ) -> Self {
+        OAuthCredentials {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            refresh_token: refresh_token.into(),
+            access_token: None,
+            expires_at: None,
+        }
+    }
+
+    /// With the current access token and, when known, its expiry.
+    pub fn access_token(
+        mut self,
+        token: impl Into<Secret>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        self.access_token = Some(token.into());
+        self.expires_at = expires_at;
+        self
+    }
+}
+
+/// The seller-side attendant Magalu requires on every reply (`owner`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagaluOwner {
+    /// Display name, e.g. `Joseph Climber`.
+    pub name: String,
+    /// Your id for the attendant, e.g. `j.climber`.
+    pub external_id: String,
+}
+
+/// One marketplace account: its unique name, marketplace, credentials, and what the
+/// marketplace needs besides (Mercado Libre's seller id, Magalu's reply owner).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "AccountFile", into = "AccountFile")]
+#[non_exhaustive]
+pub struct AccountConfig {
+    /// The account's name: 1 to 64 letters, digits, `.`, `_`, `-`; unique in an inbox.
+    pub name: String,
+    /// Which marketplace.
+    pub marketplace: Marketplace,
+    /// How it authenticates.
+    pub credentials: Credentials,
+    /// The API's base URL; `None` for the marketplace's production API.
+    pub base_url: Option<String>,
+    /// Mercado Libre: the seller's user id (required there).
+    pub seller_id: Option<String>,
+    /// Magalu: who signs replies (required to send there).
+    pub owner: Option<MagaluOwner>,
+}
+
+impl AccountConfig {
+    /// An account of `marketplace` named `name`, against the production API.
+    pub fn new(
+        name: impl Into<String>,
+        marketplace: Marketplace,
+        credentials: Credentials,
+    ) -> Self {
+        AccountConfig {
+            name: name.into(),
+            marketplace,
+            credentials,
+            base_url: None,
+            seller_id: None,
+            owner: None,
+        }
+    }
+
+    /// Against another base URL (a proxy, a sandbox, a test server).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Mercado Libre's seller id.
+    pub fn seller_id(mut self, id: impl Into<String>) -> Self {
+        self.seller_id = Some(id.into());
+        self
+    }
+
+    /// Magalu's reply owner.
+    pub fn owner(mut self, name: impl Into<String>, external_id: impl Into<String>) -> Self {
+        self.owner = Some(MagaluOwner {
+            name: name.into(),
+            external_id: external_id.into(),
+        });
+        self
+    }
+}
+
+/// Several accounts: the form of the `inbox --config` file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InboxConfig {
+    /// The accounts, in order.
+    pub accounts: Vec<AccountConfig>,
+}
+
+impl InboxConfig {
+    /// A configuration of these accounts.
+    pub fn new(accounts: Vec<AccountConfig>) -> Self {
+        InboxConfig { accounts }
+    }
+
+    /// Reads a JSON file `{"accounts": [...]}`. Accounts without a `base_url` take
+    /// `INBOX_<MARKETPLACE>_URL` from the environment when it is set.
+    pub fn from_file(path: &Path) -> Result<InboxConfig, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+        let mut config: InboxConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        for account in &mut config.accounts {
+            if account.base_url.is_none() {
+                account.base_url = env_url(account.marketplace);
+            }
+        }
+        Ok(config)
+    }
+
+    /// One account per marketplace whose variables are set, named after the marketplace:
+    /// `ALLEGRO_TOKEN`; `MERCADOLIBRE_TOKEN` and `MERCADOLIBRE_SELLER_ID`; `MAGALU_TOKEN`
+    /// (with `MAGALU_OWNER_NAME`, `MAGALU_OWNER_ID`); `OZON_CLIENT_ID` and `OZON_API_KEY`.
+    /// Base URLs from `INBOX_<MARKETPLACE>_URL`. A half-set pair is an error.
+    pub fn from_env() -> Result<InboxConfig, Error> {
+        use Marketplace::*;
+        let account = |m: Marketplace, credentials| {
+            let mut a = AccountConfig::new(m.as_str(), m, credentials);
+            a.base_url = env_url(m);
+            a
+        };
+        let mut accounts = Vec::new();
+        if let Some(token) = env("ALLEGRO_TOKEN") {
+            accounts.push(account(Allegro, Credentials::Token(token.into())));
+        }
+        match (env("MERCADOLIBRE_TOKEN"), env("MERCADOLIBRE_SELLER_ID")) {
+            (Some(token), Some(seller)) => accounts
+                .push(account(MercadoLibre, Credentials::Token(token.into())).seller_id(seller)),
+            (Some(_), None) => {
+                return Err(Error::config(
+                    "MERCADOLIBRE_TOKEN is set but MERCADOLIBRE_SELLER_ID is not: set both",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(token) = env("MAGALU_TOKEN") {
+            let mut a = account(Magalu, Credentials::Token(token.into()));
+            if let (Some(name), Some(id)) = (env("MAGALU_OWNER_NAME"), env("MAGALU_OWNER_ID")) {
+                a = a.owner(name, id);
+            }
+            accounts.push(a);
+        }
+        match (env("OZON_CLIENT_ID"), env("OZON_API_KEY")) {
+            (Some(client_id), Some(key)) => accounts.push(account(
+                Ozon,
+                Credentials::ApiKey {
+                    client_id,
+                    api_key: key.into(),
+                },
+            )),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::config("set both OZON_CLIENT_ID and OZON_API_KEY"))
+            }
+            _ => {}
+        }
+        Ok(InboxConfig { accounts })
+    }
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `INBOX_ALLEGRO_URL`, `INBOX_MERCADOLIBRE_URL`, `INBOX_MAGALU_URL`, `INBOX_OZON_URL`.
+fn env_url(m: Marketplace) -> Option<String> {
+    env(&format!("INBOX_{}_URL", m.as_str().to_ascii_uppercase()))
+}
+
+/// The flat file form of [`AccountConfig`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFile {
+    name: String,
+    marketplace: Marketplace,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seller_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner_id: Option<String>,
+}
+
+impl TryFrom<AccountFile> for AccountConfig {
+    type Error = String;
+
+    fn try_from(f: AccountFile) -> Result<Self, String> {
+        let name = &f.name;
+        let credentials = match (f.token, f.client_id, f.api_key, f.client_secret, f.refresh_token) {
+            (Some(token), None, None, None, None) => Credentials::Token(token),
+            (None, Some(client_id), Some(api_key), None, None) => {
+                Credentials::ApiKey { client_id, api_key }
+            }
+            (None, Some(client_id), None, Some(client_secret), Some(refresh_token)) => {
+                Credentials::OAuth(OAuthCredentials {
+                    client_id,
+                    client_secret,
+                    refresh_token,
+                    access_token: f.access_token,
+                    expires_at: f.expires_at,
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "account {name}: give either `token`, or `client_id` and `api_key` (Ozon), or `client_id`, `client_secret` and `refresh_token` (OAuth)"
+                ))
+            }
+        };
+        let owner = match (f.owner_name, f.owner_id) {
+            (Some(name), Some(external_id)) => Some(MagaluOwner { name, external_id }),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "account {name}: give both `owner_name` and `owner_id`"
+                ))
+            }
+        };
+        Ok(AccountConfig {
+            name: f.name,
+            marketplace: f.marketplace,
+            credentials,
+            base_url: f.base_url,
+            seller_id: f.seller_id,
+            owner,
+        })
+    }
+}
+
+impl From<AccountConfig> for AccountFile {
+    fn from(a: AccountConfig) -> Self {
+        let mut f = AccountFile {
+            name: a.name,
+            marketplace: a.marketplace,
+            base_url: a.base_url,
+            token: None,
+            client_id: None,
+            api_key: None,
+            client_secret: None,
+            refresh_token: None,
+            access_token: None,
+            expires_at: None,
+            seller_id: a.seller_id,
+            owner_name: None,
+            owner_id: None,
+        };
+        if let Some(owner) = a.owner {
+            f.owner_name = Some(owner.name);
+            f.owner_id = Some(owner.external_id);
+        }
+        match a.credentials {
+            Credentials::Token(t) => f.token = Some(t),
+            Credentials::ApiKey { client_id, api_key } => {
+                f.client_id = Some(client_id);
+                f.api_key = Some(api_key);
+            }
+            Credentials::OAuth(o) => {
+                f.client_id = Some(o.client_id);
+                f.client_secret = Some(o.client_secret);
+                f.refresh_token = Some(o.refresh_token);
+                f.access_token = o.access_token;
+                f.expires_at = o.expires_at;
+            }
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_form_round_trips_and_refuses_mixed_credentials() {
+        let text = r#"{"accounts": [
+            {"name": "pl", "marketplace": "allegro", "token": "t"},
+            {"name": "ru", "marketplace": "ozon", "client_id": "1", "api_key": "k", "base_url": "http://x"},
+            {"name": "br", "marketplace": "mercadolibre", "client_id": "c", "client_secret": "s",
+             "refresh_token": "r", "seller_id": "9"},
+            {"name": "mg", "marketplace": "magalu", "token": "g", "owner_name": "Ana", "owner_id": "ana"}
+        ]}"#;
+        let config: InboxConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(config.accounts.len(), 4);
+        assert!(matches!(
+            &config.accounts[2].credentials,
+            Credentials::OAuth(o) if o.refresh_token.expose() == "r" && o.access_token.is_none()
+        ));
+        assert_eq!(
+            config.accounts[3].owner.as_ref().map(|o| o.name.as_str()),
+            Some("Ana")
+        );
+        let again: InboxConfig =
+            serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
+        assert!(!format!("{config:?}").contains("\"t\""), "{config:?}");
+
+        for bad in [
+            r#"{"accounts": [{"name": "a", "marketplace": "allegro", "token": "t", "api_key": "k"}]}"#,
+            r#"{"accounts": [{"name": "a", "marketplace": "allegro"}]}"#,
+            r#"{"accounts": [{"name": "a", "marketplace": "ebay", "token": "t"}]}"#,
+            r#"{"accounts": [{"name": "a", "marketplace": "allegro", "token": "t", "tokn": "x"}]}"#,
+        ] {
+            assert!(serde_json::from_str::<InboxConfig>(bad).is_err(), "{bad}");
+        }
+    }
+}
