@@ -392,3 +392,146 @@ fn a_closed_stdout_ends_quietly_instead_of_panicking() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{stderr}");
 }
+
+/// Two sandboxes stand for two sellers on each of Allegro and Ozon: different
+/// credentials, and B has conversations A does not.
+#[test]
+fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
+    use inbox_sandbox::Credentials;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = |allegro: &str, ozon: &str, conversations| {
+        let credentials = Credentials {
+            allegro_token: allegro.into(),
+            ozon_client_id: ozon.into(),
+            ..Credentials::default()
+        };
+        runtime
+            .block_on(Sandbox::start(Config {
+                conversations,
+                credentials,
+                ..Config::default()
+            }))
+            .unwrap()
+    };
+    let a = start("tok-a", "111", 2);
+    let b = start("tok-b", "222", 12);
+    let mut accounts = Vec::new();
+    for (sandbox, suffix) in [(&a, "a"), (&b, "b")] {
+        for account in sandbox.accounts_config()["accounts"].as_array().unwrap() {
+            let mut account = account.clone();
+            match account["marketplace"].as_str() {
+                Some("allegro") => account["name"] = format!("shop-{suffix}").into(),
+                Some("ozon") => account["name"] = format!("ru-{suffix}").into(),
+                _ => continue,
+            }
+            accounts.push(account);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("inbox-two-accounts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("accounts.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({ "accounts": accounts }).to_string(),
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_inbox"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let lines = |out: Output| -> Vec<Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    let listed = lines(run(&["--json", "conversations"]));
+    let refs: Vec<&str> = listed.iter().filter_map(|c| c["ref"].as_str()).collect();
+    for c in &listed {
+        let (r, account) = (c["ref"].as_str().unwrap(), c["account"].as_str().unwrap());
+        assert!(r.contains(&format!("@{account}:")), "{r} names {account}");
+    }
+    // The example conversation plus the generated ones, per seller.
+    let count = |prefix: &str| refs.iter().filter(|r| r.starts_with(prefix)).count();
+    assert_eq!(count("allegro@shop-a:"), 3, "{refs:?}");
+    assert_eq!(count("allegro@shop-b:"), 13, "{refs:?}");
+    assert_eq!(count("ozon@ru-a:"), 3, "{refs:?}");
+    assert_eq!(count("ozon@ru-b:"), 13, "{refs:?}");
+
+    // Conversations only B has, used exactly as printed.
+    let allegro_b = "allegro@shop-b:sbx0000000000000000000000000000000000000010";
+    let ozon_b = "ozon@ru-b:0000000a-a474-469f-95d5-00000000000a";
+    for r in [allegro_b, ozon_b] {
+        assert!(refs.contains(&r), "{r} listed");
+        let messages = lines(run(&["--json", "messages", r]));
+        assert!(!messages.is_empty());
+        assert!(
+            messages.iter().all(|m| m["conversation"] == r),
+            "{messages:?}"
+        );
+        let sent = lines(run(&["--json", "send", r, "--text", "Dziękujemy"]));
+        assert_eq!(sent[0]["ref"], r);
+        let read = lines(run(&["--json", "read", r]));
+        assert_eq!(read[0]["ref"], r);
+    }
+
+    // Every request each sandbox received carried that seller's own credentials, and the
+    // conversations of B were never asked of A.
+    for (sandbox, allegro, ozon) in [(&a, "tok-a", "111"), (&b, "tok-b", "222")] {
+        for r in sandbox.received() {
+            let want = match r.vendor {
+                inbox_sandbox::Vendor::Allegro => allegro,
+                _ => ozon,
+            };
+            assert_eq!(r.credential.as_deref(), Some(want), "{r:?}");
+        }
+    }
+    let asked = |sandbox: &Sandbox, id: &str| {
+        sandbox
+            .received()
+            .into_iter()
+            .filter(|r| r.path.contains(id))
+            .count()
+    };
+    assert_eq!(asked(&a, "sbx0000000000000000000000000000000000000010"), 0);
+    assert!(asked(&b, "sbx0000000000000000000000000000000000000010") >= 3);
+    let b_sent = b
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/chat/send/message")
+        .count();
+    let a_sent = a
+        .received()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/chat/send/message")
+        .count();
+    assert_eq!((a_sent, b_sent), (0, 1));
+
+    // A plain reference is ambiguous here: one clear line naming the accounts; --account
+    // picks one.
+    let plain = "allegro:sbx0000000000000000000000000000000000000010";
+    let out = run(&["messages", plain]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("shop-a, shop-b"), "{err}");
+    let picked = lines(run(&["--json", "--account", "shop-b", "messages", plain]));
+    assert!(!picked.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -218,13 +218,10 @@ impl Adapter for AllegroAdapter {
                 .new_message_in_thread_post()
                 .thread_id(thread_id)
                 .body(body);
-            let m = call(M, request.send()).await?;
-            Ok(super::sent(
-                M,
-                thread_id,
-                m.id.as_ref().map(|id| id.to_string()),
-                &m,
-            ))
+            super::deliver(M, thread_id, request.send(), |m| {
+                m.id.as_ref().map(|id| id.to_string())
+            })
+            .await
         }
         .boxed()
     }

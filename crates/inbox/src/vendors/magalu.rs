@@ -147,13 +147,10 @@ impl Adapter for MagaluAdapter {
                 .send_message()
                 .conversation_id(conversation_id)
                 .body(body);
-            let m = call(M, request.send()).await?;
-            Ok(super::sent(
-                M,
-                conversation_id,
-                m.id.as_ref().map(|i| i.to_string()),
-                &m,
-            ))
+            super::deliver(M, conversation_id, request.send(), |m| {
+                m.id.as_ref().map(|i| i.to_string())
+            })
+            .await
         }
         .boxed()
     }

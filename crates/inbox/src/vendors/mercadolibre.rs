@@ -217,13 +217,10 @@ impl Adapter for MercadoLibreAdapter {
                 .seller_id(&self.seller_id)
                 .tag(enums::Tag::PostSale)
                 .body(body);
-            let m = call(M, request.send()).await?;
-            Ok(super::sent(
-                M,
-                pack_id,
-                m.id.as_ref().map(|i| i.to_string()),
-                &m,
-            ))
+            super::deliver(M, pack_id, request.send(), |m| {
+                m.id.as_ref().map(|i| i.to_string())
+            })
+            .await
         }
         .boxed()
     }

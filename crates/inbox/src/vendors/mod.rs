@@ -11,12 +11,15 @@ pub mod mercadolibre;
 #[cfg(feature = "ozon")]
 pub mod ozon;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use inbox_core::Secret;
+use progenitor_client::{Error as ClientError, ResponseValue};
 
 use crate::adapter::Adapter;
 use crate::config::{AccountConfig, Credentials};
+use crate::vendor_error::{call, ErrorBody};
 use crate::{ConversationRef, Error, Marketplace, References, Sent};
 
 /// The adapter a configuration describes.
@@ -97,16 +100,18 @@ pub(crate) fn order_and_offer(order: Option<String>, offer: Option<String>) -> R
     }
 }
 
-/// What a send returned: the conversation, the new message's id, the vendor's answer.
-pub(crate) fn sent<T: serde::Serialize>(
+/// Awaits a send request and describes what it created: the conversation, the new
+/// message's id (read from the answer by `id`), and the vendor's answer.
+pub(crate) async fn deliver<T: serde::Serialize, E: ErrorBody>(
     marketplace: Marketplace,
     conversation: &str,
-    message_id: Option<String>,
-    answer: &T,
-) -> Sent {
-    Sent {
+    request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
+    id: impl FnOnce(&T) -> Option<String>,
+) -> Result<Sent, Error> {
+    let answer = call(marketplace, request).await?;
+    Ok(Sent {
         conversation: ConversationRef::new(marketplace, conversation),
-        message_id,
-        vendor: serde_json::to_value(answer).unwrap_or(serde_json::Value::Null),
-    }
+        message_id: id(&answer),
+        vendor: serde_json::to_value(&answer).unwrap_or(serde_json::Value::Null),
+    })
 }
