@@ -363,7 +363,7 @@ mod tests {
     fn the_file_form_round_trips_and_refuses_mixed_credentials() {
         let text = r#"{"accounts": [
             {"name": "pl", "marketplace": "allegro", "token": "t"},
-            {"name": "ru", "marketplace": "ozon", "client_id": "1", "api_key": "k", "base_url": "http://x"},
+            {"name": "ru", "marketplace": "Ozon", "client_id": "1", "api_key": "k", "base_url": "http://x"},
             {"name": "br", "marketplace": "mercadolibre", "client_id": "c", "client_secret": "s",
              "refresh_token": "r", "seller_id": "9"},
             {"name": "mg", "marketplace": "magalu", "token": "g", "owner_name": "Ana", "owner_id": "ana"}
@@ -378,6 +378,7 @@ mod tests {
             config.accounts[3].owner.as_ref().map(|o| o.name.as_str()),
             Some("Ana")
         );
+        assert_eq!(config.accounts[1].marketplace, Marketplace::Ozon);
         let again: InboxConfig =
             serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
         assert_eq!(again, config);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// A marketplace this crate speaks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Marketplace {
     /// Allegro (Poland), Message Center.
@@ -60,6 +60,15 @@ impl FromStr for Marketplace {
                     "unknown marketplace {s:?}; expected allegro, mercadolibre, magalu or ozon"
                 ),
             })
+    }
+}
+
+/// Reads a marketplace name in any case (`allegro`, `Ozon`, `MERCADOLIBRE`).
+impl<'de> Deserialize<'de> for Marketplace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
