@@ -44,6 +44,43 @@ pub const SANDBOX_URL: &str = "https://api.allegro.pl.allegrosandbox.pl";
 inbox_core::impl_client_hooks!(public_v1::Client);
 inbox_core::impl_client_hooks!(beta_v1::Client);
 
+/// Allegro's OAuth token endpoint (production).
+pub const TOKEN_URL: &str = "https://allegro.pl/auth/oauth/token";
+/// Allegro's OAuth token endpoint (sandbox).
+pub const SANDBOX_TOKEN_URL: &str = "https://allegro.pl.allegrosandbox.pl/auth/oauth/token";
+
+/// Allegro's limits as a request policy for `account`: 9,000 requests a minute per
+/// client id (exceeding it blocks the client id for a minute, so a 429 without
+/// `Retry-After` waits 60 s), and 1 new message a second per user on the two operations
+/// that write messages.
+pub fn policy(account: &str) -> inbox_core::Policy {
+    use inbox_core::{Applies, Classify, Labels, Policy, RateLimit, RetryPolicy};
+    use std::time::Duration;
+    Policy::new(
+        Labels {
+            marketplace: "allegro",
+            account: account.to_string(),
+        },
+        RetryPolicy {
+            rate_limited_wait: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        },
+        Classify {
+            downloads: public_v1::BINARY_RESPONSE_OPERATIONS,
+            ..Classify::default()
+        },
+        vec![
+            RateLimit::new("all", 9_000, Duration::from_secs(60), Applies::All),
+            RateLimit::new(
+                "messages",
+                1,
+                Duration::from_secs(1),
+                Applies::Operations(&["newMessagePOST", "newMessageInThreadPOST"]),
+            ),
+        ],
+    )
+}
+
 /// One Allegro account: a client per API version, sharing one connection pool and token.
 #[derive(Clone, Debug)]
 pub struct Allegro {
@@ -79,12 +116,23 @@ impl Allegro {
     /// A client over an existing `reqwest::Client` (which must have a TLS provider).
     pub fn from_parts(base_url: &str, http: reqwest::Client, token: impl Into<Secret>) -> Self {
         let auth = inbox_core::Auth::Bearer(token.into());
+        Self::with_policy(base_url, http, auth, policy(""))
+    }
+
+    /// A client with any credentials and request policy (shared by both versions).
+    pub fn with_policy(
+        base_url: &str,
+        http: reqwest::Client,
+        auth: inbox_core::Auth,
+        policy: inbox_core::Policy,
+    ) -> Self {
         let context = |json, binary_operations| inbox_core::Context {
             auth: auth.clone(),
             media: Some(inbox_core::MediaTypes {
                 json,
                 binary_operations,
             }),
+            policy: policy.clone(),
         };
         let base_url = base_url.trim_end_matches('/');
         Allegro {

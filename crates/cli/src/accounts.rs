@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use marketplace_inbox::{Inbox, InboxConfig};
@@ -14,18 +15,21 @@ pub struct Loaded {
     pub _sandbox: Option<Box<dyn Any>>,
 }
 
-/// Accounts from the sandbox (`--sandbox`), else from `--config FILE`, else from the
-/// environment.
+/// Accounts from the sandbox (`--sandbox`), else from `--config FILE` (rotated OAuth
+/// tokens are written back to it), else from the environment.
 pub async fn load(sandbox: bool, config: Option<&Path>) -> Result<Loaded> {
     if sandbox {
         return start_sandbox().await;
     }
-    let config = match config {
-        Some(path) => InboxConfig::from_file(path)?,
-        None => InboxConfig::from_env()?,
+    let inbox = match config {
+        Some(path) => {
+            let store = Arc::new(crate::tokens::ConfigFile::new(path.to_path_buf()));
+            Inbox::from_config_with_store(&InboxConfig::from_file(path)?, store)?
+        }
+        None => Inbox::from_config(&InboxConfig::from_env()?)?,
     };
     Ok(Loaded {
-        inbox: Inbox::from_config(&config)?,
+        inbox,
         _sandbox: None,
     })
 }

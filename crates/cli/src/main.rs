@@ -5,6 +5,7 @@
 
 mod accounts;
 mod output;
+mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -47,6 +48,10 @@ struct Cli {
     /// `marketplace:id` reference when several could own it.
     #[arg(long, global = true, value_name = "NAME")]
     account: Option<String>,
+    /// Log requests, retries and token refreshes on stderr (-v info, -vv debug, -vvv
+    /// trace); `RUST_LOG` sets the filter instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +110,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging(cli.verbose);
     match run(cli).await {
         Ok(code) => code,
         // The reader went away (`inbox … | head`): nothing left to say.
@@ -119,6 +125,27 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tracing on stderr when asked for with `-v` or `RUST_LOG`; silent otherwise.
+fn logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (
+        std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+        verbose,
+    ) {
+        (Some(spec), _) => EnvFilter::new(spec),
+        (None, 0) => return,
+        (None, 1) => EnvFilter::new("info"),
+        (None, 2) => EnvFilter::new("debug"),
+        (None, _) => EnvFilter::new("trace"),
+    };
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// One line: which marketplace, what failed, what to do.

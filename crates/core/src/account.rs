@@ -1,12 +1,14 @@
 /// Declares a vendor account type over a generated `Client` whose inner type is
 /// [`crate::Context`]: constructors for production, any base URL, and an existing
-/// `reqwest::Client`, all with bearer-token auth, plus `Deref` to the generated client.
+/// `reqwest::Client`, with bearer-token auth and the vendor's default policy (`$policy`,
+/// a `fn(&str) -> Policy`), or any [`crate::Auth`] and [`crate::Policy`]; plus `Deref` to
+/// the generated client.
 ///
 /// Used by the clients whose only credential is an OAuth bearer token and whose wire
 /// format is plain JSON (Mercado Libre, Magalu).
 #[macro_export]
 macro_rules! bearer_account {
-    ($(#[$meta:meta])* $name:ident, $client:ty, $production:expr) => {
+    ($(#[$meta:meta])* $name:ident, $client:ty, $production:expr, $policy:path) => {
         $(#[$meta])*
         #[derive(Clone, Debug)]
         pub struct $name {
@@ -30,9 +32,20 @@ macro_rules! bearer_account {
 
             /// A client over an existing `reqwest::Client` (which must have a TLS provider).
             pub fn from_parts(base_url: &str, http: ::reqwest::Client, token: impl Into<$crate::Secret>) -> Self {
+                Self::with_policy(base_url, http, $crate::Auth::Bearer(token.into()), $policy(""))
+            }
+
+            /// A client with any credentials and request policy.
+            pub fn with_policy(
+                base_url: &str,
+                http: ::reqwest::Client,
+                auth: $crate::Auth,
+                policy: $crate::Policy,
+            ) -> Self {
                 let context = $crate::Context {
-                    auth: $crate::Auth::Bearer(token.into()),
+                    auth,
                     media: None,
+                    policy,
                 };
                 $name {
                     client: <$client>::new_with_client(base_url.trim_end_matches('/'), http, context),

@@ -13,20 +13,59 @@ impl std::fmt::Display for HttpClientError {
 
 impl std::error::Error for HttpClientError {}
 
-/// A `reqwest::Client` with the settings every vendor client uses.
+/// How long the HTTP client waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// For a whole request and its answer.
+    pub request: Duration,
+    /// Between two reads of an answer's body (a stalled upload or download).
+    pub stall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+            stall: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Timeouts {
+    /// These timeouts.
+    pub fn new(connect: Duration, request: Duration, stall: Duration) -> Self {
+        Timeouts {
+            connect,
+            request,
+            stall,
+        }
+    }
+}
+
+/// A `reqwest::Client` with the settings every vendor client uses and the default
+/// [`Timeouts`] (connect 10 s, request 60 s, stall 20 s).
+pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
+    http_client_with(Timeouts::default())
+}
+
+/// A `reqwest::Client` with these timeouts.
 ///
 /// TLS is rustls with the `ring` provider (installed once per process here, so no caller
-/// can forget it); connect timeout 10 s, whole-request timeout 60 s; a `User-Agent`
-/// naming this library.
-pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
+/// can forget it); a `User-Agent` naming this library.
+pub fn http_client_with(timeouts: Timeouts) -> Result<reqwest::Client, HttpClientError> {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
         // Another provider installed first by the application is fine too.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .read_timeout(timeouts.stall)
         .user_agent(concat!("marketplace-inbox/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| HttpClientError(e.to_string()))

@@ -13,29 +13,36 @@
 //!   when it does not match its schema, so one bad element never costs a whole page;
 //! - [`open_enum!`]: enums that keep unknown vendor values in an `Unknown(String)` variant.
 //!
-//! It also holds [`Secret`], the [`Auth`] a client sends, and [`prepare_request`], the one
-//! place where every outgoing request gets its credentials and media types.
+//! It also holds the request path every client shares: [`Secret`], the [`Auth`] a client
+//! sends, [`prepare_request`] (credentials and media types), and [`execute`] (rate limits,
+//! retries, token refresh and tracing, under an account's [`Policy`]).
 
 mod account;
+mod execute;
 mod flex_id;
 mod flex_scalar;
 mod flex_time;
 mod http;
 mod lenient;
 mod open_enum;
+mod policy;
+mod token;
 
 #[doc(hidden)]
 pub use open_enum::open_enum_text;
 mod request;
 mod secret;
 
+pub use execute::{execute, retry_after, retry_after_value, ATTEMPTS_HEADER, TOKEN_REFUSED_HEADER};
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
-pub use http::{http_client, HttpClientError};
+pub use http::{http_client, http_client_with, HttpClientError, Timeouts};
 pub use lenient::{InvalidElement, Lenient};
+pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;
+pub use token::{ClientAuth, OAuthToken, PersistTokens, Refused, Tokens};
 
 #[doc(hidden)]
 pub mod __private {

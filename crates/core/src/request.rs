@@ -1,6 +1,8 @@
+use std::sync::Arc;
+
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
-use crate::Secret;
+use crate::{OAuthToken, Policy, Secret};
 
 /// Credentials a vendor client sends with every request.
 #[derive(Clone, Debug)]
@@ -8,6 +10,9 @@ use crate::Secret;
 pub enum Auth {
     /// `Authorization: Bearer <token>` (Allegro, Mercado Libre, Magalu).
     Bearer(Secret),
+    /// `Authorization: Bearer <token>` from an OAuth token that refreshes itself (set
+    /// per attempt by [`crate::execute`]).
+    OAuth(Arc<OAuthToken>),
     /// Ozon's `Client-Id` and `Api-Key` headers.
     ClientIdApiKey {
         /// The seller's numeric client id (not secret, but still marked sensitive).
@@ -31,13 +36,16 @@ pub struct MediaTypes {
     pub binary_operations: &'static [&'static str],
 }
 
-/// What a generated client carries for its request hook: credentials and media type.
+/// What a generated client carries for its request hooks: credentials, media type, and
+/// the account's request policy (retries, rate limits, labels).
 #[derive(Clone, Debug)]
 pub struct Context {
     /// Credentials sent with every request.
     pub auth: Auth,
     /// The vendor media type, when it is not plain `application/json`.
     pub media: Option<MediaTypes>,
+    /// Retries, rate limits and tracing labels, shared by every clone.
+    pub policy: Policy,
 }
 
 impl Context {
@@ -52,7 +60,8 @@ impl Context {
 }
 
 /// Implements progenitor's `ClientHooks` for a generated `Client` whose inner type is
-/// [`Context`]: every request passes through [`prepare_request`] before it is sent.
+/// [`Context`]: every request passes through [`prepare_request`], then is sent by
+/// [`crate::execute`] under the context's policy.
 #[macro_export]
 macro_rules! impl_client_hooks {
     ($client:ty) => {
@@ -66,6 +75,15 @@ macro_rules! impl_client_hooks {
                 self.inner()
                     .prepare(request, info.operation_id)
                     .map_err(::progenitor_client::Error::InvalidRequest)
+            }
+
+            async fn exec(
+                &self,
+                request: ::reqwest::Request,
+                info: &::progenitor_client::OperationInfo,
+            ) -> ::reqwest::Result<::reqwest::Response> {
+                use ::progenitor_client::ClientInfo as _;
+                $crate::execute(self.client(), self.inner(), request, info.operation_id).await
             }
         }
     };
@@ -89,11 +107,7 @@ pub fn prepare_request(
     if let Some(media) = media {
         let vendor = HeaderValue::from_static(media.json);
         if !headers.contains_key(ACCEPT) {
-            // progenitor reports ids in snake_case; the spec's may be camelCase.
-            let same = |id: &&str| {
-                let norm = |s: &str| s.replace('_', "").to_ascii_lowercase();
-                norm(id) == norm(operation_id)
-            };
+            let same = |id: &&str| crate::policy::same_operation(id, operation_id);
             let accept = if media.binary_operations.iter().any(same) {
                 HeaderValue::from_static("*/*")
             } else {
@@ -126,7 +140,7 @@ pub fn prepare_request(
                 sensitive(api_key.expose(), "Api-Key")?,
             );
         }
-        Auth::None => {}
+        Auth::OAuth(_) | Auth::None => {}
     }
     Ok(())
 }

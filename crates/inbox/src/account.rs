@@ -4,11 +4,21 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 
 use crate::adapter::{Adapter, Listed};
-use crate::config::AccountConfig;
+use crate::config::{AccountConfig, TokenStore};
 use crate::listing::{ConversationQuery, Listing, MessageQuery};
 use crate::model::*;
 use crate::paginate::{paginate, Walk};
 use crate::{vendors, Error, Marketplace};
+use inbox_core::Tokens;
+
+/// How many times [`Account::send`] may send one text message when earlier attempts
+/// certainly did not arrive.
+pub const SEND_ATTEMPTS: u32 = 3;
+
+/// How far before a send's start its message may be timestamped by the marketplace's
+/// clock and still be taken for it. The same text sent twice within this window by other
+/// means may be taken for this send.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 /// One named marketplace account: lists its conversations and messages, sends and marks
 /// read. Cheap to clone; clones share connections (and, later, limits and tokens).
@@ -35,6 +45,24 @@ impl Account {
     /// request made). Fails with [`Error::Config`] on a bad name or missing credentials,
     /// and with [`Error::Unsupported`] when this build leaves the marketplace out.
     pub fn from_config(config: &AccountConfig) -> Result<Account, Error> {
+        Self::build(config, None)
+    }
+
+    /// Like [`Account::from_config`], handing every rotated OAuth token pair to `store`
+    /// before it is used (so a crash never loses the only valid refresh token).
+    pub fn from_config_with_store(
+        config: &AccountConfig,
+        store: Arc<dyn TokenStore>,
+    ) -> Result<Account, Error> {
+        let name = config.name.clone();
+        let persist = move |tokens: &Tokens| store.save(&name, tokens);
+        Self::build(config, Some(Arc::new(persist)))
+    }
+
+    fn build(
+        config: &AccountConfig,
+        persist: Option<Arc<dyn inbox_core::PersistTokens>>,
+    ) -> Result<Account, Error> {
         if !valid_account_name(&config.name) {
             return Err(Error::config(format!(
                 "account name {:?} must be 1 to 64 letters, digits, '.', '_' or '-'",
@@ -43,7 +71,7 @@ impl Account {
         }
         Ok(Account {
             name: Arc::from(config.name.as_str()),
-            adapter: vendors::adapter(config)?,
+            adapter: vendors::adapter(config, persist)?,
         })
     }
 
@@ -120,6 +148,14 @@ impl Account {
     /// Sends a message, with attachments uploaded the marketplace's way. The
     /// marketplace's rules (length, character set, required fields, file types) are
     /// checked before any request is made.
+    ///
+    /// A send is never repeated blindly. When it fails in a way that may have reached
+    /// the marketplace (a timeout, a broken connection, a server error), the conversation
+    /// is read back for a seller message with the same text created since the attempt
+    /// began: if it is there, the send succeeded; if it certainly is not, a text-only
+    /// message is sent again (at most [`SEND_ATTEMPTS`] times in all). A send with
+    /// attachments is not repeated (its uploads cannot be looked up), and an error that
+    /// leaves it unknown says so ([`Error::may_have_arrived`]).
     pub async fn send(
         &self,
         conversation: &ConversationRef,
@@ -127,12 +163,49 @@ impl Account {
         attachments: &[OutgoingAttachment],
     ) -> Result<Sent, Error> {
         self.check(conversation)?;
-        let mut sent = self
-            .adapter
-            .send(&conversation.id, text, attachments)
-            .await?;
-        sent.conversation.account = Some(self.name.to_string());
-        Ok(sent)
+        let started = chrono::Utc::now();
+        let mut attempt = 1;
+        loop {
+            let failed = match self.adapter.send(&conversation.id, text, attachments).await {
+                Ok(mut sent) => {
+                    sent.conversation.account = Some(self.name.to_string());
+                    return Ok(sent);
+                }
+                Err(e) if e.may_have_arrived() => e,
+                Err(e) => return Err(e),
+            };
+            tracing::warn!(account = %self.name, attempt, error = %failed, "send may have arrived; looking for it");
+            match self.find_sent(conversation, text, started).await {
+                Ok(Some(found)) => {
+                    return Ok(Sent {
+                        conversation: found.conversation,
+                        message_id: Some(found.id),
+                        vendor: found.vendor,
+                    })
+                }
+                Ok(None) if attachments.is_empty() && attempt < SEND_ATTEMPTS => attempt += 1,
+                _ => return Err(failed),
+            }
+        }
+    }
+
+    /// The seller's message with `text` created since `since` (less [`CLOCK_SKEW`]), if
+    /// the conversation shows one.
+    async fn find_sent(
+        &self,
+        conversation: &ConversationRef,
+        text: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Message>, Error> {
+        let since = since - CLOCK_SKEW;
+        let wanted = text.trim();
+        let mut listing = self.messages(conversation, MessageQuery::new().since(since));
+        while let Some(m) = listing.try_next().await? {
+            if m.author.role == Role::Seller && m.text.trim() == wanted {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
     }
 
     /// Marks a conversation read.

@@ -14,6 +14,7 @@
 //! ]}
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -85,6 +86,14 @@ impl OAuthCredentials {
     }
 }
 
+/// Where an inbox saves rotated OAuth tokens: called with the account's name and its new
+/// tokens after every refresh, before they are used. An error is logged and the new
+/// tokens are used all the same (the old refresh token is already spent).
+pub trait TokenStore: Send + Sync {
+    /// Saves `tokens` for the account `account`.
+    fn save(&self, account: &str, tokens: &inbox_core::Tokens) -> Result<(), String>;
+}
+
 /// The seller-side attendant Magalu requires on every reply (`owner`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MagaluOwner {
@@ -92,6 +101,60 @@ pub struct MagaluOwner {
     pub name: String,
     /// Your id for the attendant, e.g. `j.climber`.
     pub external_id: String,
+}
+
+/// How an account's requests are repeated; each `None` keeps the marketplace's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts in all, the first included (1: never repeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// The first backoff, in seconds (it doubles, with full jitter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_delay_secs: Option<f64>,
+    /// The most time spent waiting between attempts of one request, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_delay_secs: Option<f64>,
+    /// The wait after a 429 without `Retry-After`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited_wait_secs: Option<f64>,
+}
+
+impl RetrySettings {
+    /// Never repeat a request.
+    pub fn never() -> Self {
+        RetrySettings {
+            max_attempts: Some(1),
+            ..RetrySettings::default()
+        }
+    }
+}
+
+/// A rate limit: at most `requests` per `per_secs` seconds (`requests: 0` lifts it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSetting {
+    /// Requests allowed…
+    pub requests: u32,
+    /// …per this many seconds.
+    pub per_secs: f64,
+}
+
+/// How long an account's requests may take; each `None` keeps the default (connect
+/// 10 s, request 60 s, stall 20 s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// To open a connection, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_secs: Option<f64>,
+    /// For a whole request and its answer, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_secs: Option<f64>,
+    /// Between two reads of a body (a stalled transfer), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_secs: Option<f64>,
 }
 
 /// One marketplace account: its unique name, marketplace, credentials, and what the
@@ -112,6 +175,15 @@ pub struct AccountConfig {
     pub seller_id: Option<String>,
     /// Magalu: who signs replies (required to send there).
     pub owner: Option<MagaluOwner>,
+    /// OAuth: the token endpoint; `None` for the marketplace's own.
+    pub token_url: Option<String>,
+    /// Overrides of the marketplace's rate limits, by name (`all`, `reads`, `writes`,
+    /// `messages`; see each client's `policy`).
+    pub limits: BTreeMap<String, LimitSetting>,
+    /// Retries.
+    pub retry: RetrySettings,
+    /// Timeouts.
+    pub timeouts: TimeoutSettings,
 }
 
 impl AccountConfig {
@@ -128,7 +200,36 @@ impl AccountConfig {
             base_url: None,
             seller_id: None,
             owner: None,
+            token_url: None,
+            limits: BTreeMap::new(),
+            retry: RetrySettings::default(),
+            timeouts: TimeoutSettings::default(),
         }
+    }
+
+    /// Another OAuth token endpoint (a sandbox, a test server).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// Overrides the rate limit `name` (`requests: 0` lifts it).
+    pub fn limit(mut self, name: impl Into<String>, requests: u32, per_secs: f64) -> Self {
+        self.limits
+            .insert(name.into(), LimitSetting { requests, per_secs });
+        self
+    }
+
+    /// These retry settings.
+    pub fn retry(mut self, retry: RetrySettings) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// These timeouts.
+    pub fn timeouts(mut self, timeouts: TimeoutSettings) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Against another base URL (a proxy, a sandbox, a test server).
@@ -269,6 +370,18 @@ struct AccountFile {
     owner_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    limits: BTreeMap<String, LimitSetting>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    retry: RetrySettings,
+    #[serde(default, skip_serializing_if = "is_default")]
+    timeouts: TimeoutSettings,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl TryFrom<AccountFile> for AccountConfig {
@@ -312,6 +425,10 @@ impl TryFrom<AccountFile> for AccountConfig {
             base_url: f.base_url,
             seller_id: f.seller_id,
             owner,
+            token_url: f.token_url,
+            limits: f.limits,
+            retry: f.retry,
+            timeouts: f.timeouts,
         })
     }
 }
@@ -332,6 +449,10 @@ impl From<AccountConfig> for AccountFile {
             seller_id: a.seller_id,
             owner_name: None,
             owner_id: None,
+            token_url: a.token_url,
+            limits: a.limits,
+            retry: a.retry,
+            timeouts: a.timeouts,
         };
         if let Some(owner) = a.owner {
             f.owner_name = Some(owner.name);
@@ -366,7 +487,9 @@ mod tests {
             {"name": "ru", "marketplace": "Ozon", "client_id": "1", "api_key": "k", "base_url": "http://x"},
             {"name": "br", "marketplace": "mercadolibre", "client_id": "c", "client_secret": "s",
              "refresh_token": "r", "seller_id": "9"},
-            {"name": "mg", "marketplace": "magalu", "token": "g", "owner_name": "Ana", "owner_id": "ana"}
+            {"name": "mg", "marketplace": "magalu", "token": "g", "owner_name": "Ana", "owner_id": "ana",
+             "limits": {"reads": {"requests": 100, "per_secs": 60}}, "retry": {"max_attempts": 2},
+             "timeouts": {"stall_secs": 5}}
         ]}"#;
         let config: InboxConfig = serde_json::from_str(text).unwrap();
         assert_eq!(config.accounts.len(), 4);
@@ -379,6 +502,8 @@ mod tests {
             Some("Ana")
         );
         assert_eq!(config.accounts[1].marketplace, Marketplace::Ozon);
+        assert_eq!(config.accounts[3].retry.max_attempts, Some(2));
+        assert_eq!(config.accounts[3].limits["reads"].requests, 100);
         let again: InboxConfig =
             serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
         assert_eq!(again, config);

@@ -15,7 +15,7 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The marketplace answered with an error status.
-    #[error("{marketplace}: HTTP {status}{}{}", Detail(code.as_deref(), message.as_deref()), RequestId(request_id.as_deref()))]
+    #[error("{marketplace}: HTTP {status}{}{}{}", Detail(code.as_deref(), message.as_deref()), RequestId(request_id.as_deref()), Attempts(*attempts))]
     Api {
         /// Which marketplace.
         marketplace: Marketplace,
@@ -27,15 +27,31 @@ pub enum Error {
         message: Option<String>,
         /// The vendor's request id (`trace-id`, `X-Request-ID`, …), to quote to support.
         request_id: Option<String>,
+        /// How many times the request was sent before this answer was kept.
+        attempts: u32,
     },
     /// The marketplace refused the request for its rate limit (HTTP 429).
-    #[error("{marketplace}: rate limited{}{}", RetryAfter(*retry_after), Detail(None, message.as_deref()))]
+    #[error("{marketplace}: rate limited{}{}{}", RetryAfter(*retry_after), Detail(None, message.as_deref()), Attempts(*attempts))]
     RateLimited {
         /// Which marketplace.
         marketplace: Marketplace,
         /// How long the vendor asked to wait, from `Retry-After`.
         retry_after: Option<Duration>,
         /// The vendor's message, when given.
+        message: Option<String>,
+        /// How many times the request was sent before this answer was kept.
+        attempts: u32,
+    },
+    /// The account's authorisation is gone: its refresh token was refused
+    /// (`invalid_grant`: used already, revoked, or the seller changed the password).
+    /// Authorise the app again and put the new refresh token in the account's configuration.
+    #[error("{marketplace}: the authorisation must be renewed{} — authorise the app again and update the account's refresh token", Detail(code.as_deref(), message.as_deref()))]
+    Reauthorize {
+        /// Which marketplace.
+        marketplace: Marketplace,
+        /// The token endpoint's error code (e.g. `invalid_grant`).
+        code: Option<String>,
+        /// The token endpoint's description.
         message: Option<String>,
     },
     /// The request did not complete (connection, timeout, body read).
@@ -110,6 +126,7 @@ impl Error {
         match self {
             Error::Api { marketplace, .. }
             | Error::RateLimited { marketplace, .. }
+            | Error::Reauthorize { marketplace, .. }
             | Error::Transport { marketplace, .. }
             | Error::Decode { marketplace, .. }
             | Error::Unsupported { marketplace, .. }
@@ -126,6 +143,17 @@ impl Error {
         match self {
             Error::Transport { .. } | Error::RateLimited { .. } => true,
             Error::Api { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// Whether a write that failed this way may still have reached the marketplace (a
+    /// timeout, a broken connection or answer, a server error): its effect is unknown.
+    pub fn may_have_arrived(&self) -> bool {
+        match self {
+            Error::Transport { not_sent, .. } => !not_sent,
+            Error::Api { status, .. } => *status == 408 || (500..600).contains(status),
+            Error::Decode { .. } => true,
             _ => false,
         }
     }
@@ -229,6 +257,16 @@ impl fmt::Display for RequestId<'_> {
     }
 }
 
+struct Attempts(u32);
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 | 1 => Ok(()),
+            n => write!(f, " (after {n} attempts)"),
+        }
+    }
+}
+
 struct RetryAfter(Option<Duration>);
 impl fmt::Display for RetryAfter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -262,13 +300,16 @@ mod tests {
             code: None,
             message: None,
             request_id: None,
+            attempts: 3,
         };
         assert!(api(503).is_retryable());
+        assert!(api(503).to_string().ends_with("(after 3 attempts)"));
         assert!(!api(404).is_retryable());
         let limited = Error::RateLimited {
             marketplace: Marketplace::Allegro,
             retry_after: Some(Duration::from_secs(3)),
             message: None,
+            attempts: 1,
         };
         assert!(limited.is_retryable());
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));

@@ -40,6 +40,19 @@ impl Inbox {
         Ok(inbox)
     }
 
+    /// Every account a configuration describes, with rotated OAuth tokens saved to
+    /// `store` (see [`Account::from_config_with_store`]).
+    pub fn from_config_with_store(
+        config: &InboxConfig,
+        store: std::sync::Arc<dyn crate::config::TokenStore>,
+    ) -> Result<Inbox, Error> {
+        let mut inbox = Inbox::new();
+        for account in &config.accounts {
+            inbox.add(Account::from_config_with_store(account, store.clone())?)?;
+        }
+        Ok(inbox)
+    }
+
     /// Adds an account; its name must not be taken.
     pub fn add(&mut self, account: Account) -> Result<&mut Self, Error> {
         if self.account(account.name()).is_some() {

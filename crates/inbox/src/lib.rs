@@ -82,10 +82,13 @@ mod paginate;
 mod vendor_error;
 pub mod vendors;
 
-pub use account::Account;
-pub use config::{AccountConfig, Credentials, InboxConfig, MagaluOwner, OAuthCredentials};
+pub use account::{Account, CLOCK_SKEW, SEND_ATTEMPTS};
+pub use config::{
+    AccountConfig, Credentials, InboxConfig, LimitSetting, MagaluOwner, OAuthCredentials,
+    RetrySettings, TimeoutSettings, TokenStore,
+};
 pub use error::{Cause, Error};
 pub use inbox::{Inbox, Tagged};
-pub use inbox_core::Secret;
+pub use inbox_core::{Secret, Tokens};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -135,11 +135,25 @@ fn from_status(
     code: Option<String>,
     message: Option<String>,
 ) -> Error {
+    let attempts = headers
+        .get(inbox_core::ATTEMPTS_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(1);
+    // The token endpoint refused the refresh token: no request can succeed until the
+    // seller authorises the app again. A server error there may pass.
+    if headers.contains_key(inbox_core::TOKEN_REFUSED_HEADER) && (400..500).contains(&status) {
+        return Error::Reauthorize {
+            marketplace,
+            code,
+            message,
+        };
+    }
     if status == 429 {
         return Error::RateLimited {
             marketplace,
             retry_after: retry_after(headers),
             message,
+            attempts,
         };
     }
     Error::Api {
@@ -155,13 +169,13 @@ fn from_status(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             }),
+        attempts,
     }
 }
 
-/// `Retry-After` in seconds (HTTP dates are not used by these vendors).
+/// `Retry-After` as seconds or as an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    inbox_core::retry_after_value(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Code and message from the error envelopes these vendors use: Allegro's

@@ -274,12 +274,13 @@ async fn account_names_are_unique_and_configurations_are_checked() {
             Marketplace::MercadoLibre,
             Credentials::Token("t".into()),
         ),
-        // OAuth without an access token cannot authenticate yet.
-        AccountConfig::new(
-            "p",
-            Marketplace::Allegro,
-            Credentials::OAuth(OAuthCredentials::new("id", "secret-value", "refresh-value")),
-        ),
+        // A rate limit the marketplace does not have.
+        allegro("p", "tok", &server).limit("reads", 10, 1.0),
+        // A negative number of seconds.
+        allegro("p", "tok", &server).timeouts(TimeoutSettings {
+            stall_secs: Some(-1.0),
+            ..TimeoutSettings::default()
+        }),
     ];
     for config in cases {
         let err = Account::from_config(&config).unwrap_err();
@@ -294,14 +295,15 @@ async fn account_names_are_unique_and_configurations_are_checked() {
             "{shown}"
         );
     }
-    let with_token = AccountConfig::new(
-        "p",
-        Marketplace::Allegro,
-        Credentials::OAuth(
-            OAuthCredentials::new("id", "secret", "refresh").access_token("access", None),
-        ),
-    );
-    assert_eq!(Account::from_config(&with_token).unwrap().name(), "p");
+    // OAuth with or without a current access token (the first request refreshes it).
+    for oauth in [
+        OAuthCredentials::new("id", "secret-value", "refresh-value"),
+        OAuthCredentials::new("id", "secret", "refresh").access_token("access", None),
+    ] {
+        let config = AccountConfig::new("p", Marketplace::Allegro, Credentials::OAuth(oauth));
+        let account = Account::from_config(&config).unwrap();
+        assert!(!format!("{account:?}").contains("secret-value"));
+    }
 }
 
 #[tokio::test]

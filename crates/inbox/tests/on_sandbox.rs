@@ -18,6 +18,20 @@ fn accounts(s: &Sandbox) -> Vec<Account> {
         .collect()
 }
 
+/// The sandbox's accounts, sending each request at most twice, with short backoff.
+fn twice(s: &Sandbox) -> Vec<Account> {
+    let retry = RetrySettings {
+        max_attempts: Some(2),
+        base_delay_secs: Some(0.01),
+        ..RetrySettings::default()
+    };
+    config(s)
+        .accounts
+        .into_iter()
+        .map(|a| Account::from_config(&a.retry(retry.clone())).unwrap())
+        .collect()
+}
+
 const EXAMPLES: [&str; 4] = [
     "allegro:dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
     "mercadolibre:2000000089077943",
@@ -190,7 +204,7 @@ async fn allegro_without_beta_falls_back_against_the_sandbox() {
 }
 
 #[tokio::test]
-async fn injected_rate_limits_reach_the_caller_as_rate_limited_with_retry_after() {
+async fn rate_limits_reach_the_caller_after_the_last_attempt_with_retry_after() {
     let faults = inbox_sandbox::Faults {
         rate_429: 1.0,
         ..Default::default()
@@ -201,28 +215,28 @@ async fn injected_rate_limits_reach_the_caller_as_rate_limited_with_retry_after(
     })
     .await
     .unwrap();
-    for account in accounts(&sandbox) {
-        match account
-            .conversations(ConversationQuery::new())
-            .next()
-            .await
-            .unwrap()
-        {
-            Err(Error::RateLimited {
+    let firsts = futures::future::join_all(twice(&sandbox).into_iter().map(|account| async move {
+        let first = account.conversations(ConversationQuery::new()).next().await;
+        (account.marketplace(), first)
+    }))
+    .await;
+    for (m, first) in firsts {
+        match first {
+            Some(Err(Error::RateLimited {
                 marketplace,
                 retry_after,
                 message,
-            }) => {
-                assert_eq!(marketplace, account.marketplace());
+                attempts,
+            })) => {
+                assert_eq!(marketplace, m);
                 assert_eq!(retry_after, Some(std::time::Duration::from_secs(1)));
-                assert!(
-                    message.is_some(),
-                    "{marketplace}: the vendor's message is kept"
-                );
+                assert_eq!(attempts, 2, "{m}: sent twice, waiting Retry-After between");
+                assert!(message.is_some(), "{m}: the vendor's message is kept");
             }
-            other => panic!("{}: {other:?}", account.marketplace()),
+            other => panic!("{m}: {other:?}"),
         }
     }
+    assert_eq!(sandbox.requests(), 8);
 }
 
 #[tokio::test]
@@ -237,19 +251,23 @@ async fn injected_server_errors_name_the_marketplace() {
     })
     .await
     .unwrap();
-    for account in accounts(&sandbox) {
+    for account in twice(&sandbox) {
         match account
             .conversations(ConversationQuery::new())
             .next()
             .await
             .unwrap()
         {
-            Err(Error::Api {
-                marketplace,
+            Err(e @ Error::Api {
                 status: 500,
+                attempts: 2,
                 ..
-            }) => assert_eq!(marketplace, account.marketplace()),
+            }) => {
+                assert_eq!(e.marketplace(), Some(account.marketplace()));
+                assert!(e.is_retryable());
+            }
             other => panic!("{}: {other:?}", account.marketplace()),
         }
     }
+    assert_eq!(sandbox.requests(), 8, "each read sent twice");
 }

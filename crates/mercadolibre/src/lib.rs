@@ -42,8 +42,39 @@ inbox_core::bearer_account!(
     /// One Mercado Libre seller account.
     MercadoLibre,
     generated::Client,
-    PRODUCTION_URL
+    PRODUCTION_URL,
+    policy
 );
+
+/// Mercado Libre's OAuth token endpoint.
+pub const TOKEN_URL: &str = "https://api.mercadolibre.com/oauth/token";
+
+/// Mercado Libre's published limits as a request policy for `account`: GETs share 500
+/// requests a minute, POST/PUT another 500; a 429 (`local_rate_limited`, no
+/// `Retry-After`) waits 5 s ("try again in a few seconds").
+pub fn policy(account: &str) -> inbox_core::Policy {
+    use inbox_core::{Applies, Classify, Labels, Policy, RateLimit, RetryPolicy};
+    use std::time::Duration;
+    let minute = Duration::from_secs(60);
+    Policy::new(
+        Labels {
+            marketplace: "mercadolibre",
+            account: account.to_string(),
+        },
+        RetryPolicy {
+            rate_limited_wait: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        },
+        Classify {
+            downloads: &["downloadAttachment"],
+            ..Classify::default()
+        },
+        vec![
+            RateLimit::new("reads", 500, minute, Applies::Reads),
+            RateLimit::new("writes", 500, minute, Applies::Writes),
+        ],
+    )
+}
 
 impl MercadoLibre {
     /// Uploads a file to attach to a message: `POST /messages/attachments` as

@@ -71,12 +71,24 @@ impl Ozon {
         client_id: impl Into<String>,
         api_key: impl Into<Secret>,
     ) -> Self {
+        let auth = inbox_core::Auth::ClientIdApiKey {
+            client_id: client_id.into(),
+            api_key: api_key.into(),
+        };
+        Self::with_policy(base_url, http, auth, policy(""))
+    }
+
+    /// A client with any credentials and request policy.
+    pub fn with_policy(
+        base_url: &str,
+        http: reqwest::Client,
+        auth: inbox_core::Auth,
+        policy: inbox_core::Policy,
+    ) -> Self {
         let context = inbox_core::Context {
-            auth: inbox_core::Auth::ClientIdApiKey {
-                client_id: client_id.into(),
-                api_key: api_key.into(),
-            },
+            auth,
             media: None,
+            policy,
         };
         Ozon {
             client: generated::Client::new_with_client(
@@ -86,6 +98,39 @@ impl Ozon {
             ),
         }
     }
+}
+
+/// Ozon's limits as a request policy for `account`: 50 requests a second per
+/// `Client-Id` across all methods; a 429 (code 8, no `Retry-After`) waits 1 s. The list
+/// and history POSTs only read; `/v2/chat/read` may be repeated.
+pub fn policy(account: &str) -> inbox_core::Policy {
+    use inbox_core::{Applies, Classify, Labels, Policy, RateLimit, RetryPolicy};
+    use std::time::Duration;
+    Policy::new(
+        Labels {
+            marketplace: "ozon",
+            account: account.to_string(),
+        },
+        RetryPolicy {
+            rate_limited_wait: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        },
+        Classify {
+            read_posts: &[
+                "ChatAPI_ChatListV3",
+                "ChatAPI_ChatHistoryV3",
+                "ChatAPI_ChatListV2",
+            ],
+            idempotent_posts: &["ChatAPI_ChatReadV2"],
+            downloads: &[],
+        },
+        vec![RateLimit::new(
+            "all",
+            50,
+            Duration::from_secs(1),
+            Applies::All,
+        )],
+    )
 }
 
 impl std::ops::Deref for Ozon {

@@ -244,9 +244,9 @@ async fn send_message_start_chat_read_and_send_file() {
 }
 
 #[tokio::test]
-async fn rate_limit_error_is_typed_with_ozon_code() {
+async fn rate_limit_error_is_typed_with_ozon_code_after_the_send_was_repeated() {
     let server = MockServer::start_async().await;
-    server
+    let limited = server
         .mock_async(|when, then| {
             ozon(when.path("/v1/chat/send/message"));
             then.status(429).json_body(json!({
@@ -256,7 +256,27 @@ async fn rate_limit_error_is_typed_with_ozon_code() {
             }));
         })
         .await;
-    let err = client(&server)
+    // Ozon's own policy, with three attempts and short waits: a 429 means nothing was
+    // done, so even a send is repeated.
+    let policy = inbox_ozon::policy("test").adjusted(
+        inbox_core::RetryPolicy {
+            max_attempts: 3,
+            rate_limited_wait: std::time::Duration::from_millis(10),
+            ..inbox_core::RetryPolicy::default()
+        },
+        vec![],
+    );
+    let auth = inbox_core::Auth::ClientIdApiKey {
+        client_id: "123456".into(),
+        api_key: "key-ozon".into(),
+    };
+    let client = Ozon::with_policy(
+        &server.base_url(),
+        inbox_core::http_client().unwrap(),
+        auth,
+        policy,
+    );
+    let err = client
         .chat_api_chat_send_message()
         .body(types::ChatChatSendMessageRequest {
             chat_id: "c".into(),
@@ -265,6 +285,7 @@ async fn rate_limit_error_is_typed_with_ozon_code() {
         .send()
         .await
         .unwrap_err();
+    limited.assert_calls_async(3).await;
     assert_eq!(err.status().map(|s| s.as_u16()), Some(429));
     match err {
         inbox_ozon::Error::ErrorResponse(body) => {

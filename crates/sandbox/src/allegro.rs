@@ -68,7 +68,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 
 /// Auth, then the media version from `Accept` (406 for anything else).
 fn check(app: &App, headers: &HeaderMap) -> Result<Ver, Response> {
-    bearer(V, headers, &app.config.credentials.allegro_token)?;
+    bearer(app, V, headers)?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -567,7 +567,7 @@ async fn download(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = bearer(V, &headers, &app.config.credentials.allegro_token) {
+    if let Err(r) = bearer(&app, V, &headers) {
         return r;
     }
     let market = app.allegro.lock().expect("lock");

@@ -43,14 +43,28 @@ pub(crate) fn error(vendor: Vendor, status: StatusCode, code: &str, message: &st
     json(status, body)
 }
 
-/// Checks `Authorization: Bearer <expected>`.
-pub(crate) fn bearer(vendor: Vendor, headers: &HeaderMap, expected: &str) -> Result<(), Response> {
+/// Checks `Authorization: Bearer <token>`: the configured token, or an access token the
+/// token endpoint issued and that has not expired.
+pub(crate) fn bearer(app: &App, vendor: Vendor, headers: &HeaderMap) -> Result<(), Response> {
+    let c = &app.config.credentials;
+    let expected = match vendor {
+        Vendor::Allegro => &c.allegro_token,
+        Vendor::MercadoLibre => &c.mercadolibre_token,
+        Vendor::Magalu => &c.magalu_token,
+        Vendor::Ozon => &c.ozon_api_key,
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if t == expected => Ok(()),
+    match given.map(|t| (t == expected, crate::oauth::issued(app, vendor, t))) {
+        Some((true, _) | (_, Some(true))) => Ok(()),
+        Some((_, Some(false))) => Err(error(
+            vendor,
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Access token expired",
+        )),
         _ => Err(match vendor {
             Vendor::Allegro => json(
                 StatusCode::UNAUTHORIZED,
@@ -131,7 +145,56 @@ fn unit(n: u64, salt: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Adds latency and injects 429 / 500 / slow answers at the configured rates.
+/// The vendor's 429 answer.
+fn too_many(vendor: Vendor) -> Response {
+    let (code, message) = match vendor {
+        Vendor::Allegro => ("TooManyRequests", "Too many requests"),
+        Vendor::MercadoLibre => (
+            "local_rate_limited",
+            "Too many requests, try again in a few seconds",
+        ),
+        Vendor::Magalu => ("too_many_requests", "Rate limit exceeded"),
+        Vendor::Ozon => ("8", "You have reached request rate limit per second"),
+    };
+    error(vendor, StatusCode::TOO_MANY_REQUESTS, code, message)
+}
+
+/// A `200` whose body breaks off: the client sees a reset connection.
+fn broken() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected by the sandbox",
+        ))
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `response` with its body sent half, then held for `stall`, then the rest.
+async fn stalled(response: Response, stall: std::time::Duration) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return broken();
+    };
+    let half = bytes.len() / 2;
+    let (head, tail) = (bytes.slice(..half), bytes.slice(half..));
+    use futures::StreamExt as _;
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(head)]).chain(
+        futures::stream::once(async move {
+            tokio::time::sleep(stall).await;
+            Ok(tail)
+        }),
+    );
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+/// Enforces the configured rate limits, adds latency and injects faults at the
+/// configured rates (each choice a deterministic function of the request's number).
 pub(crate) async fn faults(
     State((app, vendor)): State<(Arc<App>, Vendor)>,
     request: Request,
@@ -139,23 +202,22 @@ pub(crate) async fn faults(
 ) -> Response {
     let n = app.requests.fetch_add(1, Ordering::Relaxed);
     record(&app, vendor, &request);
+    let reads_only = matches!(request.method().as_str(), "GET" | "HEAD")
+        || (vendor == Vendor::Ozon
+            && ["/v3/chat/list", "/v3/chat/history"].contains(&request.uri().path()));
+    let write = !reads_only;
+    if !app.windows.admit(vendor, write) {
+        app.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return too_many(vendor);
+    }
     let f = &app.config.faults;
     if !f.latency.is_zero() {
         tokio::time::sleep(f.latency).await;
     }
     if unit(n, 1) < f.rate_429 {
-        let (code, message) = match vendor {
-            Vendor::Allegro => ("TooManyRequests", "Too many requests"),
-            Vendor::MercadoLibre => (
-                "local_rate_limited",
-                "Too many requests, try again in a few seconds",
-            ),
-            Vendor::Magalu => ("too_many_requests", "Rate limit exceeded"),
-            Vendor::Ozon => ("8", "You have reached request rate limit per second"),
-        };
-        let mut r = error(vendor, StatusCode::TOO_MANY_REQUESTS, code, message);
+        let mut r = too_many(vendor);
         r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(f.retry_after_secs));
         return r;
     }
     if unit(n, 2) < f.rate_500 {
@@ -166,8 +228,19 @@ pub(crate) async fn faults(
             "internal error (injected by the sandbox)",
         );
     }
+    if unit(n, 4) < f.rate_reset {
+        return broken();
+    }
     if unit(n, 3) < f.rate_slow {
         tokio::time::sleep(f.slow_delay).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if write && unit(n, 5) < f.rate_lost_write {
+        app.lost_writes.fetch_add(1, Ordering::Relaxed);
+        return broken();
+    }
+    if unit(n, 6) < f.rate_stall {
+        return stalled(response, f.stall).await;
+    }
+    response
 }

@@ -19,8 +19,10 @@
 
 mod allegro;
 mod http;
+mod limits;
 mod magalu;
 mod mercadolibre;
+mod oauth;
 mod ozon;
 mod seed;
 mod store;
@@ -32,6 +34,8 @@ use std::time::Duration;
 
 use axum::Router;
 
+pub use limits::Limit;
+pub use oauth::{token_path, OAuthConfig};
 pub use store::Vendor;
 
 /// Credentials the sandbox accepts; anything else gets the vendor's 401 body.
@@ -65,18 +69,46 @@ impl Default for Credentials {
 }
 
 /// Injected misbehaviour, for tests and benchmarks.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Faults {
     /// Added to every request.
     pub latency: Duration,
-    /// Share of requests answered 429 with the vendor's body and `Retry-After: 1` (0.0–1.0).
+    /// Share of requests answered 429 with the vendor's body and `Retry-After` (0.0–1.0).
     pub rate_429: f64,
+    /// The `Retry-After` of an injected 429, in seconds.
+    pub retry_after_secs: u64,
     /// Share of requests answered 500 (0.0–1.0).
     pub rate_500: f64,
     /// Share of requests delayed by `slow_delay` (0.0–1.0).
     pub rate_slow: f64,
     /// Delay of a slow response.
     pub slow_delay: Duration,
+    /// Share of requests whose connection breaks before the handler runs (0.0–1.0).
+    pub rate_reset: f64,
+    /// Share of requests whose answer stops half-way for `stall` (0.0–1.0).
+    pub rate_stall: f64,
+    /// How long a stalled answer stops.
+    pub stall: Duration,
+    /// Share of writes (POST, PUT, PATCH, DELETE) that are carried out but whose answer
+    /// breaks off, so the client cannot know (0.0–1.0).
+    pub rate_lost_write: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency: Duration::ZERO,
+            rate_429: 0.0,
+            retry_after_secs: 1,
+            rate_500: 0.0,
+            rate_slow: 0.0,
+            slow_delay: Duration::ZERO,
+            rate_reset: 0.0,
+            rate_stall: 0.0,
+            stall: Duration::ZERO,
+            rate_lost_write: 0.0,
+        }
+    }
 }
 
 /// What the sandbox serves.
@@ -96,6 +128,11 @@ pub struct Config {
     pub credentials: Credentials,
     /// Injected latency and errors.
     pub faults: Faults,
+    /// The OAuth app and token lifetime of the token endpoints.
+    pub oauth: OAuthConfig,
+    /// Rate limits enforced with 429 (none by default; [`Limit::published`] has the
+    /// vendors' own).
+    pub limits: Vec<Limit>,
 }
 
 impl Default for Config {
@@ -108,6 +145,8 @@ impl Default for Config {
             allegro_beta: true,
             credentials: Credentials::default(),
             faults: Faults::default(),
+            oauth: OAuthConfig::default(),
+            limits: Vec::new(),
         }
     }
 }
@@ -137,9 +176,18 @@ pub(crate) struct App {
     pub ozon: Mutex<store::Market>,
     pub requests: AtomicU64,
     pub received: Mutex<std::collections::VecDeque<Received>>,
+    pub grants: [Mutex<oauth::Grants>; 4],
+    pub windows: limits::Windows,
+    pub rate_limited: AtomicU64,
+    pub lost_writes: AtomicU64,
 }
 
 impl App {
+    pub(crate) fn grants(&self, vendor: Vendor) -> &Mutex<oauth::Grants> {
+        let i = Vendor::ALL.iter().position(|v| *v == vendor).unwrap_or(0);
+        self.grants.get(i).unwrap_or(&self.grants[0])
+    }
+
     pub(crate) fn page(&self, vendor_max: u64, asked: Option<u64>, default: u64) -> u64 {
         let cap = self
             .config
@@ -167,6 +215,10 @@ impl Sandbox {
             ozon: Mutex::new(seed::market(Vendor::Ozon, &config)),
             requests: AtomicU64::new(0),
             received: Mutex::new(std::collections::VecDeque::new()),
+            grants: Vendor::ALL.map(|_| oauth::Grants::new(&config.oauth)),
+            windows: limits::Windows::new(&config.limits),
+            rate_limited: AtomicU64::new(0),
+            lost_writes: AtomicU64::new(0),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -241,6 +293,89 @@ impl Sandbox {
         ]})
     }
 
+    /// The text of every message the seller sent through the API on a marketplace, one
+    /// entry per stored message (to count duplicates).
+    pub fn seller_texts(&self, vendor: Vendor) -> Vec<String> {
+        let market = match vendor {
+            Vendor::Allegro => &self.app.allegro,
+            Vendor::MercadoLibre => &self.app.mercadolibre,
+            Vendor::Magalu => &self.app.magalu,
+            Vendor::Ozon => &self.app.ozon,
+        };
+        let Ok(market) = market.lock() else {
+            return Vec::new();
+        };
+        market
+            .convs
+            .iter()
+            .flat_map(|c| &c.extra)
+            .filter(|m| m.author == store::Author::Seller)
+            .map(|m| m.text.clone())
+            .collect()
+    }
+
+    /// The same accounts with OAuth credentials: the sandbox's app, the refresh token
+    /// valid now, and the token endpoint (Ozon keeps its API key).
+    pub fn oauth_accounts_config(&self) -> serde_json::Value {
+        let mut config = self.accounts_config();
+        if let Some(accounts) = config["accounts"].as_array_mut() {
+            for (account, vendor) in accounts.iter_mut().zip(Vendor::ALL) {
+                if vendor == Vendor::Ozon {
+                    continue;
+                }
+                if let Some(a) = account.as_object_mut() {
+                    a.remove("token");
+                    a.insert(
+                        "client_id".into(),
+                        self.app.config.oauth.client_id.clone().into(),
+                    );
+                    a.insert(
+                        "client_secret".into(),
+                        self.app.config.oauth.client_secret.clone().into(),
+                    );
+                    a.insert("refresh_token".into(), self.refresh_token(vendor).into());
+                    a.insert(
+                        "token_url".into(),
+                        format!("{}{}", self.url(vendor), token_path(vendor)).into(),
+                    );
+                }
+            }
+        }
+        config
+    }
+
+    /// The refresh token a marketplace accepts now.
+    pub fn refresh_token(&self, vendor: Vendor) -> String {
+        self.app
+            .grants(vendor)
+            .lock()
+            .map(|g| g.refresh_token().to_string())
+            .unwrap_or_default()
+    }
+
+    /// How many refresh grants a marketplace has answered.
+    pub fn refreshes(&self, vendor: Vendor) -> u64 {
+        self.app
+            .grants(vendor)
+            .lock()
+            .map(|g| g.refreshes.load(std::sync::atomic::Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    /// How many writes were carried out but had their answer broken off.
+    pub fn lost_writes(&self) -> u64 {
+        self.app
+            .lost_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many requests were refused for a configured rate limit.
+    pub fn rate_limited(&self) -> u64 {
+        self.app
+            .rate_limited
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The requests received so far, oldest first (at most the newest [`RECEIVED_KEPT`]).
     pub fn received(&self) -> Vec<Received> {
         self.app
@@ -293,12 +428,16 @@ fn router(app: Arc<App>) -> Router {
             Vendor::Magalu => magalu::routes(),
             Vendor::Ozon => ozon::routes(),
         };
+        let token = axum::Router::new()
+            .route(token_path(vendor), axum::routing::post(oauth::token))
+            .with_state((app.clone(), vendor));
         let routes = routes
             .layer(axum::middleware::from_fn_with_state(
                 (app.clone(), vendor),
                 http::faults,
             ))
-            .with_state(app.clone());
+            .with_state(app.clone())
+            .merge(token);
         router = router.nest(&format!("/{}", vendor.prefix()), routes);
     }
     router

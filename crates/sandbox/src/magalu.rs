@@ -113,7 +113,7 @@ fn envelope(results: Vec<Value>, limit: u64, offset: u64, total: u64) -> Value {
 }
 
 fn check(app: &App, headers: &HeaderMap) -> Result<(), Response> {
-    bearer(V, headers, &app.config.credentials.magalu_token)
+    bearer(app, V, headers)
 }
 
 async fn list(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Response {

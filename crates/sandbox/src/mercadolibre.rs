@@ -34,7 +34,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 }
 
 fn check(app: &App, headers: &HeaderMap, p: &Params) -> Result<(), Response> {
-    bearer(V, headers, &app.config.credentials.mercadolibre_token)?;
+    bearer(app, V, headers)?;
     if p.get("tag").map(String::as_str) != Some("post_sale") {
         return Err(error(
             V,

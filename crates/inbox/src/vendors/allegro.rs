@@ -14,6 +14,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use inbox_allegro::{beta_v1, public_v1, Allegro};
+use inbox_core::{ClientAuth, PersistTokens};
 use serde_json::Value;
 
 use crate::adapter::{page_size, Adapter, Listed};
@@ -54,10 +55,18 @@ pub(crate) struct AllegroAdapter {
 }
 
 impl AllegroAdapter {
-    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
-        let url = super::base_url(config, inbox_allegro::PRODUCTION_URL);
-        let client = Allegro::with_base_url(url, super::bearer(config)?)
-            .map_err(|e| super::http_error(config, e))?;
+    pub(crate) fn from_config(
+        config: &AccountConfig,
+        persist: Option<Arc<dyn PersistTokens>>,
+    ) -> Result<Self, Error> {
+        let defaults = super::Defaults {
+            production: inbox_allegro::PRODUCTION_URL,
+            token_url: inbox_allegro::TOKEN_URL,
+            client_auth: ClientAuth::Basic,
+            policy: inbox_allegro::policy,
+        };
+        let w = super::wiring(config, &defaults, persist)?;
+        let client = Allegro::with_policy(&w.url, w.http, w.auth, w.policy);
         Ok(AllegroAdapter {
             client,
             beta: AtomicU8::new(BETA_UNKNOWN),

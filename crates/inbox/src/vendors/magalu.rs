@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use inbox_core::{ClientAuth, PersistTokens};
 use inbox_magalu::{enums, types, Magalu};
 use serde_json::Value;
 
@@ -30,10 +31,18 @@ pub(crate) struct MagaluAdapter {
 }
 
 impl MagaluAdapter {
-    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
-        let url = super::base_url(config, inbox_magalu::PRODUCTION_URL);
-        let client = Magalu::with_base_url(url, super::bearer(config)?)
-            .map_err(|e| super::http_error(config, e))?;
+    pub(crate) fn from_config(
+        config: &AccountConfig,
+        persist: Option<Arc<dyn PersistTokens>>,
+    ) -> Result<Self, Error> {
+        let defaults = super::Defaults {
+            production: inbox_magalu::PRODUCTION_URL,
+            token_url: inbox_magalu::TOKEN_URL,
+            client_auth: ClientAuth::Form,
+            policy: inbox_magalu::policy,
+        };
+        let w = super::wiring(config, &defaults, persist)?;
+        let client = Magalu::with_policy(&w.url, w.http, w.auth, w.policy);
         Ok(MagaluAdapter {
             client,
             owner: config.owner.clone(),

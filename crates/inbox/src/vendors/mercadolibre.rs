@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use inbox_core::{ClientAuth, PersistTokens};
 use inbox_mercadolibre::{enums, types, MercadoLibre};
 use serde_json::Value;
 
@@ -55,16 +56,24 @@ pub(crate) struct MercadoLibreAdapter {
 }
 
 impl MercadoLibreAdapter {
-    pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
+    pub(crate) fn from_config(
+        config: &AccountConfig,
+        persist: Option<Arc<dyn PersistTokens>>,
+    ) -> Result<Self, Error> {
         let seller_id = config.seller_id.clone().ok_or_else(|| {
             Error::config(format!(
                 "account {}: Mercado Libre needs the seller's user id (`seller_id`)",
                 config.name
             ))
         })?;
-        let url = super::base_url(config, inbox_mercadolibre::PRODUCTION_URL);
-        let client = MercadoLibre::with_base_url(url, super::bearer(config)?)
-            .map_err(|e| super::http_error(config, e))?;
+        let defaults = super::Defaults {
+            production: inbox_mercadolibre::PRODUCTION_URL,
+            token_url: inbox_mercadolibre::TOKEN_URL,
+            client_auth: ClientAuth::Form,
+            policy: inbox_mercadolibre::policy,
+        };
+        let w = super::wiring(config, &defaults, persist)?;
+        let client = MercadoLibre::with_policy(&w.url, w.http, w.auth, w.policy);
         Ok(MercadoLibreAdapter { client, seller_id })
     }
 

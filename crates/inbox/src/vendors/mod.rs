@@ -13,8 +13,11 @@ pub mod ozon;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use inbox_core::Secret;
+use inbox_core::{
+    Auth, ClientAuth, OAuthToken, PersistTokens, Policy, RateLimit, RetryPolicy, Timeouts, Tokens,
+};
 use progenitor_client::{Error as ClientError, ResponseValue};
 
 use crate::adapter::Adapter;
@@ -22,17 +25,20 @@ use crate::config::{AccountConfig, Credentials};
 use crate::vendor_error::{call, ErrorBody};
 use crate::{ConversationRef, Error, Marketplace, References, Sent};
 
-/// The adapter a configuration describes.
-pub(crate) fn adapter(config: &AccountConfig) -> Result<Arc<dyn Adapter>, Error> {
+/// The adapter a configuration describes; `persist` receives rotated OAuth tokens.
+pub(crate) fn adapter(
+    config: &AccountConfig,
+    persist: Option<Arc<dyn PersistTokens>>,
+) -> Result<Arc<dyn Adapter>, Error> {
     match config.marketplace {
         #[cfg(feature = "allegro")]
-        Marketplace::Allegro => allegro::AllegroAdapter::from_config(config).map(erase),
+        Marketplace::Allegro => allegro::AllegroAdapter::from_config(config, persist).map(erase),
         #[cfg(feature = "mercadolibre")]
         Marketplace::MercadoLibre => {
-            mercadolibre::MercadoLibreAdapter::from_config(config).map(erase)
+            mercadolibre::MercadoLibreAdapter::from_config(config, persist).map(erase)
         }
         #[cfg(feature = "magalu")]
-        Marketplace::Magalu => magalu::MagaluAdapter::from_config(config).map(erase),
+        Marketplace::Magalu => magalu::MagaluAdapter::from_config(config, persist).map(erase),
         #[cfg(feature = "ozon")]
         Marketplace::Ozon => ozon::OzonAdapter::from_config(config).map(erase),
         #[allow(unreachable_patterns)]
@@ -48,26 +54,99 @@ fn erase<A: Adapter>(a: A) -> Arc<dyn Adapter> {
     Arc::new(a)
 }
 
-/// The base URL of an account: its own, else the marketplace's production API.
-pub(crate) fn base_url<'a>(config: &'a AccountConfig, production: &'a str) -> &'a str {
-    config.base_url.as_deref().unwrap_or(production)
+/// What a marketplace brings to the wiring of its accounts.
+pub(crate) struct Defaults {
+    pub production: &'static str,
+    pub token_url: &'static str,
+    pub client_auth: ClientAuth,
+    pub policy: fn(&str) -> Policy,
 }
 
-/// The bearer token of an account that authenticates with one.
-pub(crate) fn bearer(config: &AccountConfig) -> Result<Secret, Error> {
-    match &config.credentials {
-        Credentials::Token(t) => Ok(t.clone()),
-        Credentials::OAuth(o) => o.access_token.clone().ok_or_else(|| {
-            Error::config(format!(
-                "account {}: OAuth credentials need an access_token for now (token refresh is not available yet)",
-                config.name
-            ))
-        }),
-        Credentials::ApiKey { .. } => Err(Error::config(format!(
-            "account {}: {} authenticates with an OAuth token, not an API key",
-            config.name, config.marketplace
+/// Everything an account's clients are built from.
+pub(crate) struct Wiring {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub auth: Auth,
+    pub policy: Policy,
+}
+
+/// Wires an account: its base URL, an HTTP client with its timeouts, its credentials (an
+/// OAuth token that refreshes itself and hands rotated tokens to `persist`), and the
+/// marketplace's request policy with the account's overrides.
+pub(crate) fn wiring(
+    config: &AccountConfig,
+    defaults: &Defaults,
+    persist: Option<Arc<dyn PersistTokens>>,
+) -> Result<Wiring, Error> {
+    let name = &config.name;
+    let secs = |v: Option<f64>, default: Duration| -> Result<Duration, Error> {
+        match v {
+            None => Ok(default),
+            Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+                Error::config(format!("account {name}: {s} is not a number of seconds"))
+            }),
+        }
+    };
+    let t = &config.timeouts;
+    let base = Timeouts::default();
+    let timeouts = Timeouts::new(
+        secs(t.connect_secs, base.connect)?,
+        secs(t.request_secs, base.request)?,
+        secs(t.stall_secs, base.stall)?,
+    );
+    let http = inbox_core::http_client_with(timeouts).map_err(|e| http_error(config, e))?;
+    let auth = match &config.credentials {
+        Credentials::Token(t) => Auth::Bearer(t.clone()),
+        Credentials::ApiKey { client_id, api_key } => Auth::ClientIdApiKey {
+            client_id: client_id.clone(),
+            api_key: api_key.clone(),
+        },
+        Credentials::OAuth(o) => Auth::OAuth(Arc::new(OAuthToken::new(
+            config.token_url.as_deref().unwrap_or(defaults.token_url),
+            o.client_id.clone(),
+            o.client_secret.clone(),
+            defaults.client_auth,
+            Tokens {
+                access_token: o.access_token.clone(),
+                refresh_token: o.refresh_token.clone(),
+                expires_at: o.expires_at,
+            },
+            persist,
         ))),
+    };
+    let vendor = (defaults.policy)(name);
+    let r = &config.retry;
+    let base = vendor.retry().clone();
+    let retry = RetryPolicy {
+        max_attempts: r.max_attempts.unwrap_or(base.max_attempts).max(1),
+        base_delay: secs(r.base_delay_secs, base.base_delay)?,
+        max_total_delay: secs(r.max_total_delay_secs, base.max_total_delay)?,
+        rate_limited_wait: secs(r.rate_limited_wait_secs, base.rate_limited_wait)?,
+        ..base
+    };
+    let mut limits: Vec<RateLimit> = vendor.limits().cloned().collect();
+    for (limit_name, setting) in &config.limits {
+        let Some(limit) = limits.iter_mut().find(|l| l.name == limit_name.as_str()) else {
+            let known: Vec<&str> = vendor.limits().map(|l| l.name).collect();
+            return Err(Error::config(format!(
+                "account {name}: {} has no limit named {limit_name:?} (it has {})",
+                config.marketplace,
+                known.join(", ")
+            )));
+        };
+        limit.requests = setting.requests;
+        limit.per = secs(Some(setting.per_secs), limit.per)?;
     }
+    Ok(Wiring {
+        url: config
+            .base_url
+            .as_deref()
+            .unwrap_or(defaults.production)
+            .to_string(),
+        http,
+        auth,
+        policy: vendor.adjusted(retry, limits),
+    })
 }
 
 /// An HTTP client failure at construction, as a configuration error.

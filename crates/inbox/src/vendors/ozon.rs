@@ -34,15 +34,20 @@ pub(crate) struct OzonAdapter {
 
 impl OzonAdapter {
     pub(crate) fn from_config(config: &AccountConfig) -> Result<Self, Error> {
-        let Credentials::ApiKey { client_id, api_key } = &config.credentials else {
+        let Credentials::ApiKey { .. } = &config.credentials else {
             return Err(Error::config(format!(
                 "account {}: Ozon authenticates with `client_id` and `api_key`",
                 config.name
             )));
         };
-        let url = super::base_url(config, inbox_ozon::PRODUCTION_URL);
-        let client = Ozon::with_base_url(url, client_id.clone(), api_key.clone())
-            .map_err(|e| super::http_error(config, e))?;
+        let defaults = super::Defaults {
+            production: inbox_ozon::PRODUCTION_URL,
+            token_url: "",
+            client_auth: inbox_core::ClientAuth::Form,
+            policy: inbox_ozon::policy,
+        };
+        let w = super::wiring(config, &defaults, None)?;
+        let client = Ozon::with_policy(&w.url, w.http, w.auth, w.policy);
         Ok(OzonAdapter { client })
     }
 }

@@ -1,0 +1,346 @@
+//! What the request path may do on its own: which requests it may repeat, how often and
+//! how long it waits, and how fast it may send. One [`Policy`] per account, shared by
+//! every clone of its clients, so every stream and call of an account draws on the same
+//! rate limits.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Method;
+
+/// What repeating a request can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Changes nothing (GETs, Ozon's list and history POSTs): repeated on any transient failure.
+    Read,
+    /// Repeating it leaves the same state (mark read, PUT of attachment bytes): also
+    /// repeated on any transient failure.
+    Idempotent,
+    /// Creates something (send, upload, declare, start, delete): repeated only when the
+    /// request certainly did not reach the vendor (connection refused, 429).
+    Write,
+    /// A file download: read, but its body is streamed to the caller, not buffered here.
+    Download,
+}
+
+/// How a vendor's operations are classified beyond their HTTP method.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Classify {
+    /// POST operations that only read (Ozon's `/v3/chat/list`, `/v3/chat/history`).
+    pub read_posts: &'static [&'static str],
+    /// POST operations that may be repeated safely (Ozon's `/v2/chat/read`).
+    pub idempotent_posts: &'static [&'static str],
+    /// Operations that answer with a file.
+    pub downloads: &'static [&'static str],
+}
+
+impl Classify {
+    /// The kind of `operation_id` sent with `method`.
+    pub fn kind(&self, method: &Method, operation_id: &str) -> Kind {
+        let listed = |ids: &[&str]| ids.iter().any(|id| same_operation(id, operation_id));
+        if listed(self.downloads) {
+            Kind::Download
+        } else if *method == Method::GET || *method == Method::HEAD || listed(self.read_posts) {
+            Kind::Read
+        } else if *method == Method::PUT
+            || *method == Method::PATCH
+            || listed(self.idempotent_posts)
+        {
+            Kind::Idempotent
+        } else {
+            Kind::Write
+        }
+    }
+}
+
+/// progenitor reports operation ids in snake_case; the specs' may be camelCase.
+pub fn same_operation(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    norm(a) == norm(b)
+}
+
+/// How failed requests are repeated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: never repeat).
+    pub max_attempts: u32,
+    /// The first backoff; each further one doubles, with full jitter.
+    pub base_delay: Duration,
+    /// The longest single wait.
+    pub max_delay: Duration,
+    /// The most time spent waiting between attempts of one request; a wait that would
+    /// pass it ends the request with its last answer.
+    pub max_total_delay: Duration,
+    /// The wait after a 429 that names no `Retry-After` (the vendor's own rule).
+    pub rate_limited_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_total_delay: Duration::from_secs(90),
+            rate_limited_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Never repeat a request.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The backoff before attempt `attempt + 1` (attempt counts from 1), with full
+    /// jitter from `unit` in [0, 1).
+    pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
+        let exp = self.base_delay.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        exp.min(self.max_delay).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// Which requests a rate limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// Every request.
+    All,
+    /// Requests that only read (GET, and read-only POSTs).
+    Reads,
+    /// Everything else.
+    Writes,
+    /// These operations only.
+    Operations(&'static [&'static str]),
+}
+
+impl Applies {
+    fn matches(self, kind: Kind, operation_id: &str) -> bool {
+        match self {
+            Applies::All => true,
+            Applies::Reads => matches!(kind, Kind::Read | Kind::Download),
+            Applies::Writes => matches!(kind, Kind::Write | Kind::Idempotent),
+            Applies::Operations(ids) => ids.iter().any(|id| same_operation(id, operation_id)),
+        }
+    }
+}
+
+/// A vendor rate limit: at most `requests` per `per`, for the requests it applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// A name to override it by (`reads`, `writes`, `all`, `messages`).
+    pub name: &'static str,
+    /// Requests allowed…
+    pub requests: u32,
+    /// …per this period.
+    pub per: Duration,
+    /// Which requests count.
+    pub applies: Applies,
+}
+
+impl RateLimit {
+    /// A limit of `requests` per `per`.
+    pub const fn new(name: &'static str, requests: u32, per: Duration, applies: Applies) -> Self {
+        RateLimit {
+            name,
+            requests,
+            per,
+            applies,
+        }
+    }
+}
+
+/// The share of a published limit the client uses, leaving room for the jitter between
+/// when a request leaves and when the vendor counts it.
+pub const LIMIT_SHARE: f64 = 0.98;
+
+/// Who the requests are for, as tracing spans name them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Labels {
+    /// `allegro`, `mercadolibre`, `magalu`, `ozon`.
+    pub marketplace: &'static str,
+    /// The account's name.
+    pub account: String,
+}
+
+/// An account's request policy: retries, rate limits, labels. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Policy(Arc<PolicyInner>);
+
+struct PolicyInner {
+    labels: Labels,
+    retry: RetryPolicy,
+    classify: Classify,
+    limits: Vec<(RateLimit, DefaultDirectRateLimiter)>,
+    jitter: Mutex<u64>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("labels", &self.0.labels)
+            .field("retry", &self.0.retry)
+            .field(
+                "limits",
+                &self.0.limits.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Policy {
+    /// A policy with these retries and limits; limits whose period or count is zero are
+    /// left out.
+    pub fn new(
+        labels: Labels,
+        retry: RetryPolicy,
+        classify: Classify,
+        limits: Vec<RateLimit>,
+    ) -> Self {
+        let limits = limits
+            .into_iter()
+            .filter_map(|l| {
+                let spacing = l.per.checked_div(l.requests)?.div_f64(LIMIT_SHARE);
+                let quota = Quota::with_period(spacing)?.allow_burst(NonZeroU32::MIN);
+                Some((l, RateLimiter::direct(quota)))
+            })
+            .collect();
+        let seed = labels
+            .account
+            .bytes()
+            .fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+            });
+        Policy(Arc::new(PolicyInner {
+            labels,
+            retry,
+            classify,
+            limits,
+            jitter: Mutex::new(seed | 1),
+        }))
+    }
+
+    /// No retries and no limits: every request goes out once, at once.
+    pub fn plain(marketplace: &'static str) -> Self {
+        Policy::new(
+            Labels {
+                marketplace,
+                account: String::new(),
+            },
+            RetryPolicy::none(),
+            Classify::default(),
+            Vec::new(),
+        )
+    }
+
+    /// The same policy with other retries and limits (labels and classification kept).
+    pub fn adjusted(&self, retry: RetryPolicy, limits: Vec<RateLimit>) -> Policy {
+        Policy::new(self.0.labels.clone(), retry, self.0.classify, limits)
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &Labels {
+        &self.0.labels
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.0.retry
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> impl Iterator<Item = &RateLimit> {
+        self.0.limits.iter().map(|(l, _)| l)
+    }
+
+    /// The kind of a request.
+    pub fn kind(&self, method: &Method, operation_id: &str) -> Kind {
+        self.0.classify.kind(method, operation_id)
+    }
+
+    /// Waits until every limit that counts this request lets it go.
+    pub async fn until_ready(&self, kind: Kind, operation_id: &str) {
+        for (limit, limiter) in &self.0.limits {
+            if limit.applies.matches(kind, operation_id) {
+                limiter.until_ready().await;
+            }
+        }
+    }
+
+    /// A value in [0, 1) for jitter: deterministic for an account name (xorshift).
+    pub fn unit(&self) -> f64 {
+        let Ok(mut state) = self.0.jitter.lock() else {
+            return 0.5;
+        };
+        let mut x = *state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *state = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_classified_by_method_and_operation() {
+        let c = Classify {
+            read_posts: &["ChatAPI_ChatListV3"],
+            idempotent_posts: &["ChatAPI_ChatReadV2"],
+            downloads: &["downloadAttachmentGET"],
+        };
+        assert_eq!(c.kind(&Method::GET, "list"), Kind::Read);
+        assert_eq!(c.kind(&Method::POST, "chat_api_chat_list_v3"), Kind::Read);
+        assert_eq!(
+            c.kind(&Method::POST, "chat_api_chat_read_v2"),
+            Kind::Idempotent
+        );
+        assert_eq!(c.kind(&Method::PUT, "change_read_flag"), Kind::Idempotent);
+        assert_eq!(c.kind(&Method::POST, "send"), Kind::Write);
+        assert_eq!(
+            c.kind(&Method::GET, "download_attachment_get"),
+            Kind::Download
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_never_overflows() {
+        let r = RetryPolicy::default();
+        assert_eq!(r.backoff(1, 1.0), Duration::from_millis(200));
+        assert_eq!(r.backoff(3, 1.0), Duration::from_millis(800));
+        assert_eq!(r.backoff(40, 1.0), r.max_delay);
+        assert_eq!(r.backoff(u32::MAX, 0.5), r.max_delay / 2);
+    }
+
+    #[test]
+    fn jitter_is_deterministic_per_account() {
+        let p = |a: &str| {
+            Policy::new(
+                Labels {
+                    marketplace: "ozon",
+                    account: a.into(),
+                },
+                RetryPolicy::default(),
+                Classify::default(),
+                vec![],
+            )
+        };
+        let (a, b) = (p("x"), p("x"));
+        let xs: Vec<f64> = (0..5).map(|_| a.unit()).collect();
+        let ys: Vec<f64> = (0..5).map(|_| b.unit()).collect();
+        assert_eq!(xs, ys);
+        assert!(xs.iter().all(|u| (0.0..1.0).contains(u)));
+    }
+}

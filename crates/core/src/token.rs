@@ -1,0 +1,225 @@
+//! OAuth 2 access tokens that refresh themselves: shortly before they expire, and once
+//! when the vendor rejects one. Refreshing is single-flight (any number of requests at
+//! expiry cause one refresh, and all of them continue with its token), and a rotated
+//! refresh token is handed to [`PersistTokens`] before it is used.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::Secret;
+
+/// The tokens of one account at a moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tokens {
+    /// The access token, when one is held.
+    pub access_token: Option<Secret>,
+    /// The refresh token (single-use on Allegro and Mercado Libre).
+    pub refresh_token: Secret,
+    /// When the access token expires, when known.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where rotated tokens are saved. Called with the new tokens after every refresh and
+/// before they are used; an error is logged and the tokens are used all the same (the old
+/// refresh token is already spent).
+pub trait PersistTokens: Send + Sync {
+    /// Saves the tokens (e.g. writes them to the configuration file).
+    fn save(&self, tokens: &Tokens) -> Result<(), String>;
+}
+
+impl<F: Fn(&Tokens) -> Result<(), String> + Send + Sync> PersistTokens for F {
+    fn save(&self, tokens: &Tokens) -> Result<(), String> {
+        self(tokens)
+    }
+}
+
+/// How the app's credentials go to the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic `client_id:client_secret` (Allegro).
+    Basic,
+    /// `client_id` and `client_secret` in the form (Mercado Libre, Magalu).
+    Form,
+}
+
+/// Why a token could not be had: the token endpoint's own answer (e.g. 400
+/// `invalid_grant`: authorise again), or a transport failure.
+#[derive(Debug)]
+pub enum Refused {
+    /// The token endpoint answered with an error status.
+    Answer(reqwest::Response),
+    /// The token endpoint could not be reached.
+    Transport(reqwest::Error),
+}
+
+/// An OAuth 2 access token kept fresh with a refresh token.
+pub struct OAuthToken {
+    endpoint: String,
+    client_id: String,
+    client_secret: Secret,
+    client_auth: ClientAuth,
+    /// Refresh this long before the known expiry.
+    skew: Duration,
+    tokens: Mutex<Tokens>,
+    refreshing: tokio::sync::Mutex<()>,
+    persist: Option<Arc<dyn PersistTokens>>,
+}
+
+impl fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Granted {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+}
+
+impl OAuthToken {
+    /// A token for the app `client_id`/`client_secret` from `tokens`, refreshed at
+    /// `endpoint` (the vendor's `…/oauth/token`).
+    pub fn new(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+        client_auth: ClientAuth,
+        tokens: Tokens,
+        persist: Option<Arc<dyn PersistTokens>>,
+    ) -> Self {
+        OAuthToken {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret,
+            client_auth,
+            skew: Duration::from_secs(60),
+            tokens: Mutex::new(tokens),
+            refreshing: tokio::sync::Mutex::new(()),
+            persist,
+        }
+    }
+
+    /// The tokens now held.
+    pub fn tokens(&self) -> Option<Tokens> {
+        self.tokens.lock().ok().map(|t| t.clone())
+    }
+
+    /// A usable access token: the one held unless it is missing or about to expire.
+    pub async fn access(&self, http: &reqwest::Client) -> Result<Secret, Refused> {
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        let _one = self.refreshing.lock().await;
+        // Another request may have refreshed while this one waited.
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        self.refresh(http).await
+    }
+
+    /// A new access token after the vendor rejected `rejected`: refreshed once, however
+    /// many requests were rejected with the same token.
+    pub async fn after_rejection(
+        &self,
+        http: &reqwest::Client,
+        rejected: &Secret,
+    ) -> Result<Secret, Refused> {
+        let _one = self.refreshing.lock().await;
+        match self.current() {
+            Some(held) if held != *rejected => Ok(held),
+            _ => self.refresh(http).await,
+        }
+    }
+
+    fn current(&self) -> Option<Secret> {
+        self.tokens.lock().ok()?.access_token.clone()
+    }
+
+    fn fresh(&self) -> Option<Secret> {
+        let t = self.tokens.lock().ok()?;
+        let expired = t.expires_at.is_some_and(|at| {
+            let skew = chrono::Duration::from_std(self.skew).unwrap_or_default();
+            at - skew <= Utc::now()
+        });
+        if expired {
+            None
+        } else {
+            t.access_token.clone()
+        }
+    }
+
+    /// One refresh grant; the caller holds `refreshing`.
+    async fn refresh(&self, http: &reqwest::Client) -> Result<Secret, Refused> {
+        let refresh_token = self
+            .tokens
+            .lock()
+            .map(|t| t.refresh_token.clone())
+            .unwrap_or_else(|p| p.into_inner().refresh_token.clone());
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ];
+        let mut request = http.post(&self.endpoint);
+        match self.client_auth {
+            ClientAuth::Basic => {
+                request = request.basic_auth(&self.client_id, Some(self.client_secret.expose()));
+            }
+            ClientAuth::Form => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", self.client_secret.expose()));
+            }
+        }
+        let started = Utc::now();
+        let response = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(Refused::Transport)?;
+        if !response.status().is_success() {
+            tracing::warn!(status = response.status().as_u16(), "token refresh refused");
+            return Err(Refused::Answer(response));
+        }
+        let bytes = response.bytes().await.map_err(Refused::Transport)?;
+        let Ok(granted) = serde_json::from_slice::<Granted>(&bytes) else {
+            tracing::warn!("token endpoint answered without an access token");
+            let mut answer = http::Response::new(bytes);
+            *answer.status_mut() = http::StatusCode::BAD_GATEWAY;
+            return Err(Refused::Answer(answer.into()));
+        };
+        let expires_in = granted.expires_in.as_ref().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        let access = Secret::new(granted.access_token);
+        let tokens = Tokens {
+            access_token: Some(access.clone()),
+            refresh_token: granted
+                .refresh_token
+                .map(Secret::new)
+                .unwrap_or(refresh_token),
+            expires_at: expires_in
+                .map(|s| started + chrono::Duration::seconds(s.clamp(0, 10 * 365 * 86_400))),
+        };
+        if let Some(persist) = &self.persist {
+            if let Err(e) = persist.save(&tokens) {
+                tracing::error!(error = %e, "rotated tokens could not be saved");
+            }
+        }
+        if let Ok(mut held) = self.tokens.lock() {
+            *held = tokens;
+        }
+        tracing::info!("access token refreshed");
+        Ok(access)
+    }
+}

@@ -1,0 +1,169 @@
+//! The vendors' OAuth token endpoints: `grant_type=refresh_token` (form-encoded) answers
+//! a new access token that expires after the configured time and a new refresh token;
+//! the old refresh token is spent (single-use, rotating), and using it again gets the
+//! vendor's `invalid_grant` body.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde_json::json;
+
+use crate::http::json;
+use crate::{App, Vendor};
+
+/// The OAuth app the sandbox accepts, and how long its access tokens live.
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: String,
+    /// The refresh token valid at start (the same for every marketplace).
+    pub refresh_token: String,
+    /// How long an issued access token is accepted.
+    pub access_ttl: Duration,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            client_id: "sandbox-app".into(),
+            client_secret: "sandbox-app-secret".into(),
+            refresh_token: "sandbox-refresh-0".into(),
+            access_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Tokens of one marketplace.
+#[derive(Debug)]
+pub(crate) struct Grants {
+    refresh_token: String,
+    issued: HashMap<String, Instant>,
+    pub refreshes: AtomicU64,
+}
+
+impl Grants {
+    pub(crate) fn new(config: &OAuthConfig) -> Mutex<Grants> {
+        Mutex::new(Grants {
+            refresh_token: config.refresh_token.clone(),
+            issued: HashMap::new(),
+            refreshes: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Grants {
+    /// The refresh token valid now.
+    pub(crate) fn refresh_token(&self) -> &str {
+        &self.refresh_token
+    }
+}
+
+/// Whether `token` is an issued access token: `Some(true)` valid, `Some(false)` expired.
+pub(crate) fn issued(app: &App, vendor: Vendor, token: &str) -> Option<bool> {
+    let grants = app.grants(vendor).lock().ok()?;
+    grants
+        .issued
+        .get(token)
+        .map(|until| Instant::now() < *until)
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Grant {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST …/oauth/token`.
+pub(crate) async fn token(
+    State((app, vendor)): State<(Arc<App>, Vendor)>,
+    headers: HeaderMap,
+    Form(grant): Form<Grant>,
+) -> Response {
+    let config = &app.config.oauth;
+    let (id, secret) = match vendor {
+        // Allegro: HTTP Basic client authentication.
+        Vendor::Allegro => basic(&headers).unwrap_or_default(),
+        _ => (
+            grant.client_id.clone().unwrap_or_default(),
+            grant.client_secret.clone().unwrap_or_default(),
+        ),
+    };
+    if id != config.client_id || secret != config.client_secret {
+        return refusal(
+            vendor,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Bad client credentials",
+        );
+    }
+    if grant.grant_type.as_deref() != Some("refresh_token") {
+        return refusal(
+            vendor,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only refresh_token is served here",
+        );
+    }
+    let Ok(mut grants) = app.grants(vendor).lock() else {
+        return refusal(
+            vendor,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "lock",
+        );
+    };
+    if grant.refresh_token.as_deref() != Some(grants.refresh_token.as_str()) {
+        return refusal(vendor, StatusCode::BAD_REQUEST, "invalid_grant", "Error validating grant. Your authorization code or refresh token may be expired or it was already used");
+    }
+    let n = grants.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+    let access = format!("{}-access-{n}", vendor.prefix());
+    grants.refresh_token = format!("{}-refresh-{n}", vendor.prefix());
+    grants
+        .issued
+        .insert(access.clone(), Instant::now() + config.access_ttl);
+    json(
+        StatusCode::OK,
+        json!({"access_token": access, "token_type": "bearer", "expires_in": config.access_ttl.as_secs(),
+               "refresh_token": grants.refresh_token, "scope": "offline_access read write"}),
+    )
+}
+
+fn refusal(vendor: Vendor, status: StatusCode, error: &str, description: &str) -> Response {
+    let body = match vendor {
+        Vendor::MercadoLibre => {
+            json!({"error_description": description, "error": error, "status": status.as_u16(), "cause": []})
+        }
+        _ => json!({"error": error, "error_description": description}),
+    };
+    json(status, body)
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// The path of a marketplace's token endpoint below its prefix.
+pub fn token_path(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Allegro => "/auth/oauth/token",
+        _ => "/oauth/token",
+    }
+}
