@@ -8,19 +8,12 @@ use std::sync::{Arc, Mutex};
 use futures::{StreamExt, TryStreamExt};
 use inbox_sandbox::{Config, Sandbox, Vendor};
 use marketplace_inbox::*;
-use serde_json::{json, Value};
+
+mod common;
+use common::sandbox_account as account;
+use serde_json::json;
 
 const OAUTH: [Vendor; 3] = [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu];
-
-fn account(config: &Value, vendor: Vendor, edit: impl FnOnce(&mut Value)) -> AccountConfig {
-    let mut a = config["accounts"]
-        .as_array()
-        .and_then(|all| all.iter().find(|a| a["marketplace"] == vendor.prefix()))
-        .cloned()
-        .unwrap();
-    edit(&mut a);
-    serde_json::from_value(a).unwrap()
-}
 
 /// Captures every tracing event, at every level, as text.
 #[derive(Clone, Default)]

@@ -258,11 +258,13 @@ async fn injected_server_errors_name_the_marketplace() {
             .await
             .unwrap()
         {
-            Err(e @ Error::Api {
-                status: 500,
-                attempts: 2,
-                ..
-            }) => {
+            Err(
+                e @ Error::Api {
+                    status: 500,
+                    attempts: 2,
+                    ..
+                },
+            ) => {
                 assert_eq!(e.marketplace(), Some(account.marketplace()));
                 assert!(e.is_retryable());
             }

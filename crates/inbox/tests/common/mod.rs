@@ -43,3 +43,19 @@ pub fn ozon(server: &MockServer) -> Account {
     };
     account(AccountConfig::new("ru", Marketplace::Ozon, credentials).base_url(server.base_url()))
 }
+
+/// The sandbox account of `vendor` in an accounts JSON (`Sandbox::accounts_config`),
+/// edited by `edit`.
+pub fn sandbox_account(
+    config: &serde_json::Value,
+    vendor: inbox_sandbox::Vendor,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> AccountConfig {
+    let mut a = config["accounts"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["marketplace"] == vendor.prefix()))
+        .cloned()
+        .unwrap();
+    edit(&mut a);
+    serde_json::from_value(a).unwrap()
+}
