@@ -211,9 +211,57 @@ pub fn prune_unreachable_schemas(doc: &mut Value) -> Result<usize> {
     Ok(before - schemas.len())
 }
 
+/// Puts `inbox_core::path_segment` in place of progenitor's `encode_path` for every path
+/// parameter of the generated code. `encode_path` leaves `.` and `\` alone, so an id such
+/// as `..` or `a\b` is collapsed or turned into `/` by URL parsing and the request
+/// reaches another route; `path_segment` encodes everything but unreserved characters and
+/// refuses `""`, `.` and `..` with `Error::InvalidRequest` before any request. Returns
+/// the rewritten code and how many calls it replaced.
+pub fn strict_path_segments(code: &str) -> Result<(String, usize)> {
+    const CALL: &str = "encode_path(&";
+    const TAIL: &str = ".to_string())";
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    let mut count = 0;
+    while let Some(at) = rest.find(CALL) {
+        let (before, from) = rest.split_at(at);
+        let arg_start = CALL.len();
+        let Some(end) = from.get(arg_start..).and_then(|a| a.find(TAIL)) else {
+            bail!("strict_path_segments: an encode_path call is not of the form encode_path(&x.to_string())");
+        };
+        let arg = &from[arg_start..arg_start + end];
+        if !arg.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            bail!("strict_path_segments: unexpected encode_path argument {arg:?}");
+        }
+        out.push_str(before);
+        out.push_str(&format!(
+            "::inbox_core::path_segment(&{arg}.to_string()).map_err(Error::InvalidRequest)?"
+        ));
+        rest = &from[arg_start + end + TAIL.len()..];
+        count += 1;
+    }
+    out.push_str(rest);
+    if count == 0 {
+        bail!("fix-up `strict_path_segments` matched nothing");
+    }
+    Ok((out, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_parameters_go_through_path_segment() {
+        let code = "let url = format!(\"{}/t/{}/m/{}\", b, encode_path(&thread_id.to_string()), encode_path(&m.to_string()),);";
+        let (out, n) = strict_path_segments(code).unwrap();
+        assert_eq!(n, 2);
+        assert!(!out.contains("encode_path("), "{out}");
+        assert!(out.contains(
+            "::inbox_core::path_segment(&thread_id.to_string()).map_err(Error::InvalidRequest)?"
+        ));
+        assert!(strict_path_segments("no paths here").is_err());
+    }
 
     #[test]
     fn a_fixup_that_matches_nothing_fails_loudly() {

@@ -136,7 +136,20 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
             "\n/// Operations that answer with a file rather than JSON.\npub const BINARY_RESPONSE_OPERATIONS: &[&str] = &{binary_ops:?};\n"
         ));
     }
-    rustfmt(&text)
+    let formatted = rustfmt(&text)?;
+    if !target.path_parameters {
+        if formatted.contains("encode_path(&") {
+            bail!(
+                "{name} ({}) has path parameters now: set `path_parameters` on its target",
+                target.module
+            );
+        }
+        return Ok(formatted);
+    }
+    // Rewritten on rustfmt's layout, then laid out again.
+    let (strict, _) = crate::fixups::strict_path_segments(&formatted)
+        .with_context(|| format!("{name} ({})", target.module))?;
+    rustfmt(&strict)
 }
 
 /// Operation ids whose success responses carry no JSON media type.

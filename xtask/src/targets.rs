@@ -20,6 +20,9 @@ pub struct Target {
     pub media: Option<&'static str>,
     /// Vendor-specific fix-ups, run before the tolerance passes.
     pub fixups: fn(&mut Value, &str) -> Result<()>,
+    /// Whether its operations have path parameters (then `strict_path_segments` must
+    /// rewrite them; else there must be none).
+    pub path_parameters: bool,
 }
 
 fn allegro(doc: &mut Value, spec: &str, version: &str) -> Result<()> {
@@ -89,6 +92,7 @@ pub fn all() -> Vec<Target> {
             dir: "allegro",
             media: Some("application/vnd.allegro.public.v1+json"),
             fixups: allegro_public,
+            path_parameters: true,
         },
         Target {
             spec: "allegro.yaml",
@@ -97,6 +101,7 @@ pub fn all() -> Vec<Target> {
             dir: "allegro",
             media: Some("application/vnd.allegro.beta.v1+json"),
             fixups: allegro_beta,
+            path_parameters: true,
         },
         Target {
             spec: "mercadolibre.yaml",
@@ -105,6 +110,7 @@ pub fn all() -> Vec<Target> {
             dir: "mercadolibre",
             media: None,
             fixups: mercadolibre,
+            path_parameters: true,
         },
         Target {
             spec: "magalu.yaml",
@@ -113,6 +119,7 @@ pub fn all() -> Vec<Target> {
             dir: "magalu",
             media: None,
             fixups: magalu,
+            path_parameters: true,
         },
         Target {
             spec: "ozon.yaml",
@@ -121,6 +128,7 @@ pub fn all() -> Vec<Target> {
             dir: "ozon",
             media: None,
             fixups: ozon,
+            path_parameters: false,
         },
     ]
 }

@@ -2356,7 +2356,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2470,7 +2471,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/read",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2681,7 +2683,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/messages",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2797,7 +2800,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/messages",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2886,7 +2890,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/messages/{}",
                 client.baseurl,
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2972,7 +2977,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/messages/{}",
                 client.baseurl,
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -3152,7 +3158,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/message-attachments/{}",
                 client.baseurl,
-                encode_path(&attachment_id.to_string()),
+                ::inbox_core::path_segment(&attachment_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -3256,7 +3263,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/message-attachments/{}",
                 client.baseurl,
-                encode_path(&attachment_id.to_string()),
+                ::inbox_core::path_segment(&attachment_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map.append(

@@ -2044,7 +2044,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2154,7 +2155,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/read",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2390,7 +2392,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/messages",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2508,7 +2511,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/threads/{}/messages",
                 client.baseurl,
-                encode_path(&thread_id.to_string()),
+                ::inbox_core::path_segment(&thread_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2597,7 +2601,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/messages/{}",
                 client.baseurl,
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2683,7 +2688,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/messages/{}",
                 client.baseurl,
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2863,7 +2869,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/message-attachments/{}",
                 client.baseurl,
-                encode_path(&attachment_id.to_string()),
+                ::inbox_core::path_segment(&attachment_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
@@ -2967,7 +2974,8 @@ pub mod builder {
             let url = format!(
                 "{}/messaging/message-attachments/{}",
                 client.baseurl,
-                encode_path(&attachment_id.to_string()),
+                ::inbox_core::path_segment(&attachment_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map.append(

@@ -6,8 +6,14 @@ use marketplace_inbox::{
 };
 use serde_json::{json, Value};
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// An instant in RFC 3339, UTC, with every fractional digit the vendor sent; `None` for
+/// an instant RFC 3339 cannot write (a year outside 0001–9999; the vendor's raw value
+/// stays in `vendor`).
+fn time(t: DateTime<Utc>) -> Option<String> {
+    use chrono::Datelike;
+    (1..=9999)
+        .contains(&t.year())
+        .then(|| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 fn kind(k: &ConversationKind) -> String {
@@ -51,8 +57,8 @@ pub fn conversation_json(inbox: &Inbox, account: &str, c: &Conversation) -> Valu
         "unread": unread,
         "unread_count": count,
         "other_party": c.other_party.as_ref().and_then(|p| p.name.clone().or(p.id.clone())),
-        "created_at": c.created_at.map(time),
-        "last_activity_at": c.last_activity_at.map(time),
+        "created_at": c.created_at.and_then(time),
+        "last_activity_at": c.last_activity_at.and_then(time),
     })
 }
 
@@ -107,7 +113,9 @@ pub fn conversation_row(inbox: &Inbox, c: &Conversation) -> String {
         v["kind"].as_str().unwrap_or("-"),
         v["status"].as_str().unwrap_or("-"),
         unread,
-        c.last_activity_at.map_or("-".into(), time)
+        c.last_activity_at
+            .and_then(time)
+            .unwrap_or_else(|| "-".into())
     )
 }
 
@@ -120,10 +128,40 @@ pub fn message_row(m: &Message) -> String {
     };
     format!(
         "{}  {:<8} {:<20} {}{}",
-        time(m.created_at),
+        time(m.created_at).unwrap_or_else(|| "-".into()),
         m.author.role.as_str(),
         cut(m.author.name.as_deref().unwrap_or("-"), 20),
         cut(&m.text, 100),
         files
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn instants_keep_every_digit_and_unwritable_ones_are_null() {
+        assert_eq!(
+            time(at("2026-11-20T10:00:00.123456789+02:00")).as_deref(),
+            Some("2026-11-20T08:00:00.123456789Z")
+        );
+        assert_eq!(
+            time(at("2019-03-13T09:34:26.450-04:00")).as_deref(),
+            Some("2019-03-13T13:34:26.450Z")
+        );
+        // Two instants a microsecond apart stay apart.
+        assert_ne!(
+            time(at("2026-01-01T00:00:00.000001Z")),
+            time(at("2026-01-01T00:00:00.000002Z"))
+        );
+        let far = DateTime::<Utc>::from_timestamp(400_000_000_000, 0).unwrap();
+        assert_eq!(time(far), None, "year {}", far.format("%Y"));
+        let zero = at("0000-06-01T00:00:00Z");
+        assert_eq!(time(zero), None);
+    }
 }

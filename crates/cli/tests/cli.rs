@@ -535,3 +535,20 @@ fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
     assert!(!picked.is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_dot_segment_reference_is_refused_before_any_request() {
+    let env = start();
+    for args in [
+        vec!["send", "allegro:..", "--text", "hi"],
+        vec!["messages", "magalu:."],
+        vec!["read", "mercadolibre:.."],
+    ] {
+        let out = env.inbox(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("route"), "{err}");
+    }
+    assert_eq!(env.sandbox.requests(), 0);
+}

@@ -25,6 +25,7 @@ mod flex_time;
 mod http;
 mod lenient;
 mod open_enum;
+mod path;
 mod policy;
 mod token;
 
@@ -39,6 +40,7 @@ pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
 pub use http::{http_client, http_client_with, HttpClientError, Timeouts};
 pub use lenient::{InvalidElement, Lenient};
+pub use path::path_segment;
 pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;

@@ -8,7 +8,7 @@
         feature = "magalu",
         feature = "ozon"
     )),
-    allow(dead_code, unused_imports)
+    allow(dead_code, unused_imports, unused_variables)
 )]
 //! One inbox over Allegro, Mercado Libre, Magalu and Ozon.
 //!

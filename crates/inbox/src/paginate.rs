@@ -28,6 +28,8 @@ pub(crate) enum Cursor {
 /// holds (to notice a server that sends a page again under a new cursor).
 pub(crate) struct Fetched<T> {
     pub items: Vec<Result<T, Error>>,
+    /// A hash of each item's vendor id, where it has one (same order as `items`).
+    pub ids: Vec<Option<u64>>,
     pub next: Option<Cursor>,
     pub fingerprint: u64,
 }
@@ -45,16 +47,23 @@ impl<T> Fetched<T> {
         convert: impl Fn(V, serde_json::Value) -> Result<T, String>,
     ) -> Self {
         let mut hasher = DefaultHasher::new();
+        let ids: Vec<Option<u64>> = elements
+            .iter()
+            .map(|e| e.valid().and_then(&id).map(hash))
+            .collect();
         for e in &elements {
-            e.valid().and_then(&id).unwrap_or("?").hash(&mut hasher);
+            match e.raw() {
+                Some(raw) => raw.to_string().hash(&mut hasher),
+                None => e.valid().and_then(&id).hash(&mut hasher),
+            }
         }
-        elements.len().hash(&mut hasher);
         let items = elements
             .into_iter()
             .map(|e| element(marketplace, what, e, &convert))
             .collect();
         Fetched {
             items,
+            ids,
             next,
             fingerprint: hasher.finish(),
         }
@@ -68,8 +77,8 @@ fn element<V: Serialize, T>(
     convert: impl FnOnce(V, serde_json::Value) -> Result<T, String>,
 ) -> Result<T, Error> {
     match item {
-        Lenient::Valid(v) => {
-            let raw = serde_json::to_value(&v).unwrap_or(serde_json::Value::Null);
+        Lenient::Valid(v, raw) => {
+            let raw = raw.unwrap_or_else(|| serde_json::to_value(&v).unwrap_or_default());
             convert(v, raw.clone()).map_err(|e| Error::decode_element(marketplace, what, e, raw))
         }
         Lenient::Invalid(bad) => Err(Error::decode_element(marketplace, what, bad.error, bad.raw)),
@@ -90,8 +99,10 @@ pub(crate) struct Walk<T> {
 ///
 /// Nothing is requested before the stream is first polled. A cursor, or a page's content,
 /// seen before in this listing ends it with [`Error::Pagination`] instead of looping, and
-/// so does an empty page that says there is more. A failed page yields its error and
-/// ends the listing.
+/// so does an empty page that says there is more. An item whose id was already delivered
+/// is never delivered again (8 bytes a delivered item are kept for that), and a page of
+/// only such items ends the listing with [`Error::Pagination`]. A failed page yields its
+/// error and ends the listing.
 pub(crate) fn paginate<T, F, Fut>(walk: Walk<T>, fetch: F) -> Listing<T>
 where
     T: Send + 'static,
@@ -102,6 +113,7 @@ where
         next: Option<Cursor>,
         cursors: HashSet<u64>,
         pages: HashSet<u64>,
+        delivered: HashSet<u64>,
         walk: Walk<T>,
         fetch: F,
     }
@@ -109,6 +121,7 @@ where
         next: Some(Cursor::First),
         cursors: HashSet::new(),
         pages: HashSet::new(),
+        delivered: HashSet::new(),
         walk,
         fetch,
     };
@@ -140,9 +153,19 @@ where
         if !st.pages.insert(fetched.fingerprint) {
             return Some((stop("the marketplace sent a page it had already sent"), st));
         }
-        let mut past_end = false;
+        // An item already delivered (offset pages shift when messages arrive, a server
+        // may ignore the cursor) is dropped; a page of nothing else is a loop.
+        let (mut past_end, mut fresh, mut repeated) = (false, 0usize, 0usize);
         let mut items = Vec::with_capacity(fetched.items.len());
-        for item in fetched.items {
+        let ids = fetched.ids.into_iter().chain(std::iter::repeat(None));
+        for (item, id) in fetched.items.into_iter().zip(ids) {
+            if let Some(id) = id {
+                if !st.delivered.insert(id) {
+                    repeated += 1;
+                    continue;
+                }
+                fresh += 1;
+            }
             match item {
                 Ok(mut t) => {
                     past_end |= (st.walk.past_end)(&t);
@@ -153,6 +176,12 @@ where
                 Err(e) => items.push(Err(e)),
             }
         }
+        if repeated > 0 && fresh == 0 {
+            return Some((
+                stop("the marketplace sent a page of items it had already sent"),
+                st,
+            ));
+        }
         if !past_end {
             st.next = fetched.next;
         }
@@ -161,7 +190,7 @@ where
     Listing::new(pages.boxed())
 }
 
-fn hash(value: &impl Hash) -> u64 {
+fn hash(value: &(impl Hash + ?Sized)) -> u64 {
     let mut h = DefaultHasher::new();
     value.hash(&mut h);
     h.finish()
@@ -185,6 +214,7 @@ mod tests {
     fn page(items: &[u64], next: Option<u64>) -> Fetched<u64> {
         Fetched {
             items: items.iter().copied().map(Ok).collect(),
+            ids: items.iter().map(|i| Some(hash(i))).collect(),
             next: next.map(Cursor::Offset),
             fingerprint: hash(&items),
         }
@@ -237,6 +267,27 @@ mod tests {
             .filter_map(|r| r.as_ref().ok().copied())
             .collect();
         assert_eq!(ok, [1, 2, 3, 4], "nothing delivered twice");
+        assert!(matches!(items.last(), Some(Err(Error::Pagination { .. }))));
+    }
+
+    #[test]
+    fn items_already_delivered_are_dropped_and_a_page_of_only_those_ends_the_listing() {
+        // An offset page that shifted by one, then a server that ignores the cursor.
+        let s = paginate(walk(), |cursor| {
+            let n = at(&cursor);
+            let items: Vec<u64> = match n {
+                0 => vec![1, 2, 3],
+                1 => vec![3, 4, 5],
+                _ => vec![4, 5],
+            };
+            async move { Ok(page(&items, Some(n + 1))) }
+        });
+        let items = block_on(s.collect::<Vec<_>>());
+        let ok: Vec<u64> = items
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(ok, [1, 2, 3, 4, 5]);
         assert!(matches!(items.last(), Some(Err(Error::Pagination { .. }))));
     }
 

@@ -497,3 +497,55 @@ async fn errors_keep_their_cause_and_say_whether_to_retry() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn vendor_keeps_every_field_as_received() {
+    let server = MockServer::start_async().await;
+    let mut t = thread("t1");
+    t["surprise"] = json!({"added": [1, 2.5, "x"], "later": null});
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messaging/threads");
+            then.status(200)
+                .json_body(json!({"threads": [t], "nextPage": null}));
+        })
+        .await;
+    let account = Account::from_config(&allegro("pl", "tok", &server)).unwrap();
+    let listed: Vec<Conversation> = account
+        .conversations(ConversationQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed[0].vendor, t, "the element exactly as sent");
+}
+
+#[tokio::test]
+async fn an_ozon_history_that_ignores_from_message_id_ends_without_duplicates() {
+    let server = MockServer::start_async().await;
+    let history = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/history");
+            let messages: Vec<serde_json::Value> = [3, 2, 1]
+                .map(|id| json!({"message_id": id, "created_at": "2026-11-20T10:00:00Z", "data": ["x"], "user": {"id": "u", "type": "Customer"}}))
+                .into();
+            then.status(200)
+                .json_body(json!({"has_next": true, "messages": messages}));
+        })
+        .await;
+    let account = Account::from_config(&ozon("ru", "1", &server)).unwrap();
+    let items: Vec<Result<Message, Error>> = account
+        .messages(&account.reference("c"), MessageQuery::new())
+        .collect()
+        .await;
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|m| m.as_ref().ok())
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(ids, ["3", "2", "1"]);
+    assert!(
+        matches!(items.last(), Some(Err(Error::Pagination { .. }))),
+        "{items:?}"
+    );
+    history.assert_calls_async(2).await;
+}

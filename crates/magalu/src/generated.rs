@@ -2211,7 +2211,8 @@ pub mod builder {
             let url = format!(
                 "{}/v0/conversations/{}",
                 client.baseurl,
-                encode_path(&conversation_id.to_string()),
+                ::inbox_core::path_segment(&conversation_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2302,7 +2303,8 @@ pub mod builder {
             let url = format!(
                 "{}/v0/conversations/{}/messages",
                 client.baseurl,
-                encode_path(&conversation_id.to_string()),
+                ::inbox_core::path_segment(&conversation_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2392,7 +2394,8 @@ pub mod builder {
             let url = format!(
                 "{}/v0/conversations/{}/messages",
                 client.baseurl,
-                encode_path(&conversation_id.to_string()),
+                ::inbox_core::path_segment(&conversation_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2470,8 +2473,10 @@ pub mod builder {
             let url = format!(
                 "{}/v0/conversations/{}/messages/{}",
                 client.baseurl,
-                encode_path(&conversation_id.to_string()),
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&conversation_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2535,7 +2540,8 @@ pub mod builder {
             let url = format!(
                 "{}/v0/conversations/{}/read_by",
                 client.baseurl,
-                encode_path(&conversation_id.to_string()),
+                ::inbox_core::path_segment(&conversation_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(

@@ -2176,8 +2176,9 @@ pub mod builder {
             let url = format!(
                 "{}/messages/packs/{}/sellers/{}",
                 client.baseurl,
-                encode_path(&pack_id.to_string()),
-                encode_path(&seller_id.to_string()),
+                ::inbox_core::path_segment(&pack_id.to_string()).map_err(Error::InvalidRequest)?,
+                ::inbox_core::path_segment(&seller_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2305,8 +2306,9 @@ pub mod builder {
             let url = format!(
                 "{}/messages/packs/{}/sellers/{}",
                 client.baseurl,
-                encode_path(&pack_id.to_string()),
-                encode_path(&seller_id.to_string()),
+                ::inbox_core::path_segment(&pack_id.to_string()).map_err(Error::InvalidRequest)?,
+                ::inbox_core::path_segment(&seller_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2394,7 +2396,8 @@ pub mod builder {
             let url = format!(
                 "{}/messages/{}",
                 client.baseurl,
-                encode_path(&message_id.to_string()),
+                ::inbox_core::path_segment(&message_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2492,7 +2495,8 @@ pub mod builder {
             let url = format!(
                 "{}/messages/attachments/{}",
                 client.baseurl,
-                encode_path(&attachment_id.to_string()),
+                ::inbox_core::path_segment(&attachment_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -2672,8 +2676,9 @@ pub mod builder {
             let url = format!(
                 "{}/messages/unread/packs/{}/sellers/{}",
                 client.baseurl,
-                encode_path(&pack_id.to_string()),
-                encode_path(&seller_id.to_string()),
+                ::inbox_core::path_segment(&pack_id.to_string()).map_err(Error::InvalidRequest)?,
+                ::inbox_core::path_segment(&seller_id.to_string())
+                    .map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
