@@ -107,6 +107,24 @@ enum Command {
     },
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_are_one_bounded_line_of_escaped_text() {
+        let hostile = format!("evil\nsecond line\r\x1b[31mred\x07{}", "x".repeat(10_000));
+        let line = one_line(&hostile, MAX_LINE);
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(
+            line.starts_with("evil\\nsecond line\\r\\u{1b}[31mred\\u{7}"),
+            "{line}"
+        );
+        assert!(line.chars().count() <= MAX_LINE + 1);
+        assert!(line.ends_with('…'));
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -148,36 +166,75 @@ fn logging(verbose: u8) {
         .try_init();
 }
 
-/// One line: which marketplace, what failed, what to do.
+/// The longest error line printed, in characters.
+const MAX_LINE: usize = 500;
+
+/// One line: which marketplace, what failed, what to do. Vendor text quoted in it is
+/// data: control characters are escaped and the line is cut at [`MAX_LINE`] characters.
 fn describe(e: &anyhow::Error) -> String {
     use marketplace_inbox::Error as E;
-    let Some(inner) = e.downcast_ref::<E>() else {
-        return format!("{e:#}");
-    };
-    let hint = match inner {
-        E::Api {
-            status: 401 | 403,
+    let hint = match e.downcast_ref::<E>() {
+        Some(E::Api {
+            status: 401,
             marketplace,
             ..
-        } => format!(
+        }) => format!(
             "check the {} credentials ({})",
             marketplace,
             credentials_hint(*marketplace)
         ),
-        E::Api { status: 404, .. } => "check the conversation reference".into(),
-        E::RateLimited { .. } => "wait a little and try again".into(),
-        E::Transport { marketplace, .. } => format!(
+        // A 403 says why (blocked conversation, subscription, reply window, key): the
+        // vendor's words are the message. Without any, it is the credentials.
+        Some(E::Api {
+            status: 403,
+            marketplace,
+            code: None,
+            message: None,
+            ..
+        }) => format!(
+            "check the {} credentials ({})",
+            marketplace,
+            credentials_hint(*marketplace)
+        ),
+        Some(E::Api { status: 404, .. }) => "check the conversation reference".into(),
+        Some(E::RateLimited { .. }) => "wait a little and try again".into(),
+        Some(E::Transport { marketplace, .. }) => format!(
             "check the network, or INBOX_{}_URL",
             marketplace.as_str().to_uppercase()
         ),
-        E::Unsupported { .. } => "send the text without attachments".into(),
+        Some(E::Unsupported {
+            not_built: false, ..
+        }) => "send the text without attachments".into(),
         _ => String::new(),
     };
-    if hint.is_empty() {
+    let line = if hint.is_empty() {
         format!("{e:#}")
     } else {
         format!("{e:#} — {hint}")
+    };
+    one_line(&line, MAX_LINE)
+}
+
+/// `text` on one line: control characters escaped, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for c in text.chars() {
+        let piece = match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        };
+        count += piece.chars().count();
+        if count > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
     }
+    out
 }
 
 fn credentials_hint(m: Marketplace) -> &'static str {

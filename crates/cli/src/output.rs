@@ -59,6 +59,7 @@ pub fn conversation_json(inbox: &Inbox, account: &str, c: &Conversation) -> Valu
         "other_party": c.other_party.as_ref().and_then(|p| p.name.clone().or(p.id.clone())),
         "created_at": c.created_at.and_then(time),
         "last_activity_at": c.last_activity_at.and_then(time),
+        "reply_deadline": c.reply_deadline.and_then(time),
     })
 }
 
@@ -76,7 +77,12 @@ pub fn message_json(inbox: &Inbox, account: &str, m: &Message) -> Value {
         "created_at": time(m.created_at),
         "read": m.read,
         "status": m.status,
-        "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "mime": a.mime, "size": a.size, "url": a.url})).collect::<Vec<_>>(),
+        "moderation_reason": m.moderation_reason,
+        "kind": m.kind,
+        "attachments": m.attachments.iter().map(|a| json!({
+            "name": a.name, "mime": a.mime, "size": a.size, "url": a.url, "id": a.id,
+            "status": a.status, "downloadable": a.downloadable(),
+        })).collect::<Vec<_>>(),
     })
 }
 

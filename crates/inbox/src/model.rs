@@ -308,7 +308,10 @@ pub struct Conversation {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Related orders, offers, pack, posting.
     pub references: References,
-    /// The vendor's own object, for fields this model does not map.
+    /// Until when the seller may still write, where the marketplace's rules make it
+    /// knowable (Ozon's reply windows).
+    pub reply_deadline: Option<DateTime<Utc>>,
+    /// The vendor's object exactly as received, for fields this model does not map.
     pub vendor: serde_json::Value,
 }
 
@@ -325,6 +328,16 @@ pub struct Attachment {
     pub url: Option<String>,
     /// The vendor's attachment id.
     pub id: Option<String>,
+    /// The vendor's safety verdict: Allegro `NEW`/`SAFE`/`UNSAFE`/`EXPIRED`, Mercado
+    /// Libre `potential_security_threat` as `UNSAFE`.
+    pub status: Option<String>,
+}
+
+impl Attachment {
+    /// Whether the file may be offered for download: not flagged unsafe or expired.
+    pub fn downloadable(&self) -> bool {
+        !matches!(self.status.as_deref(), Some(s) if s.eq_ignore_ascii_case("UNSAFE") || s.eq_ignore_ascii_case("EXPIRED"))
+    }
 }
 
 /// A message in a conversation.
@@ -348,9 +361,17 @@ pub struct Message {
     pub read: Option<bool>,
     /// Moderation or delivery status as the vendor names it (`DELIVERED`, `clean`, `APPROVED`, …).
     pub status: Option<String>,
+    /// Why moderation held or blocked it, when the vendor says (Mercado Libre's
+    /// `message_moderation.reason`, Magalu's `block_rules`).
+    pub moderation_reason: Option<String>,
+    /// The vendor's kind of message (Allegro `ASK_QUESTION`, `MAIL`, `MESSAGE_CENTER`).
+    pub kind: Option<String>,
+    /// Whether the vendor holds more attachments than it lists (Allegro
+    /// `hasAdditionalAttachments`).
+    pub more_attachments: Option<bool>,
     /// Related orders, offers, pack, posting.
     pub references: References,
-    /// The vendor's own object, for fields this model does not map.
+    /// The vendor's object exactly as received, for fields this model does not map.
     pub vendor: serde_json::Value,
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use progenitor_client::{Error as ClientError, ResponseValue};
 use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::snippet;
@@ -48,12 +49,31 @@ impl ErrorBody for inbox_mercadolibre::types::ErrorBody {
 
 /// Awaits a generated client's request and returns its body, or the vendor's error as
 /// an [`Error`] of `marketplace`.
-pub(crate) async fn call<T, E: ErrorBody>(
+///
+/// Any 2xx is a success, also one the spec does not declare (a vendor that answers 201
+/// where 200 is documented, or 204 with no body): the body is decoded as the declared
+/// type when it can be, else taken as an empty object. A write the vendor accepted must
+/// never be reported as failed, or the user sends it again.
+pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
     marketplace: Marketplace,
     request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
 ) -> Result<T, Error> {
     match request.await {
         Ok(rv) => Ok(rv.into_inner()),
+        Err(ClientError::UnexpectedResponse(r)) if r.status().is_success() => {
+            let body = r.bytes().await.unwrap_or_default();
+            serde_json::from_slice(&body)
+                .or_else(|_| serde_json::from_value(Value::Object(Default::default())))
+                .or_else(|_| serde_json::from_value(Value::Null))
+                .map_err(|e| Error::Decode {
+                    marketplace,
+                    what: "response",
+                    error: e.to_string(),
+                    snippet: snippet(&body),
+                    raw: None,
+                    source: Some(Box::new(e)),
+                })
+        }
         Err(e) => Err(map(marketplace, e).await),
     }
 }

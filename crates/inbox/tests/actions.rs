@@ -9,6 +9,7 @@ use marketplace_inbox::*;
 use serde_json::json;
 
 const V1: &str = "application/vnd.allegro.public.v1+json";
+const BETA: &str = "application/vnd.allegro.beta.v1+json";
 
 fn r(s: &str) -> ConversationRef {
     s.parse().unwrap()
@@ -107,7 +108,9 @@ async fn allegro_send_declares_uploads_then_replies() {
         .await;
     let reply = server
         .mock_async(|when, then| {
-            when.method(POST).path("/messaging/threads/t1/messages").header("accept", V1).header("content-type", V1).json_body(json!({"text": "Dzień dobry", "attachments": [{"id": "att-1"}]}));
+            // The reply goes through beta.v1 (post-purchase threads exist only there); the
+            // attachment endpoints are the same in both versions.
+            when.method(POST).path("/messaging/threads/t1/messages").header("accept", BETA).header("content-type", BETA).json_body(json!({"text": "Dzień dobry", "attachments": [{"id": "att-1"}]}));
             then.status(201).json_body(json!({"id": "new-1", "status": "VERIFYING", "createdAt": "2026-11-21T10:00:00Z", "text": "Dzień dobry"}));
         })
         .await;
@@ -190,11 +193,21 @@ async fn ozon_send_file_as_base64_then_text_and_mark_read() {
             then.status(200).json_body(json!({"result": "success"}));
         })
         .await;
+    let newest = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/v3/chat/history")
+                .json_body(json!({"chat_id": "c1", "direction": "Backward", "limit": 1}));
+            then.status(200).json_body(json!({"has_next": true, "messages": [
+                {"message_id": "3000000000118021931", "created_at": "2026-11-20T10:00:00Z", "data": ["Спасибо"], "user": {"id": "u", "type": "Customer"}}]}));
+        })
+        .await;
+    // Marked read from the newest message, as documented.
     let read = server
         .mock_async(|when, then| {
             when.method(POST)
                 .path("/v2/chat/read")
-                .json_body(json!({"chat_id": "c1"}));
+                .json_body(json!({"chat_id": "c1", "from_message_id": 3000000000118021931u64}));
             then.status(200).json_body(json!({"unread_count": 0}));
         })
         .await;
@@ -211,6 +224,7 @@ async fn ozon_send_file_as_base64_then_text_and_mark_read() {
     account.mark_read(&r("ozon:c1")).await.unwrap();
     file_mock.assert_async().await;
     text.assert_async().await;
+    newest.assert_async().await;
     read.assert_async().await;
 }
 
@@ -221,17 +235,18 @@ async fn mark_read_per_marketplace() {
         .mock_async(|when, then| {
             when.method(PUT)
                 .path("/messaging/threads/t1/read")
-                .header("accept", V1)
+                .header("accept", BETA)
+                .header("content-type", BETA)
                 .json_body(json!({"read": true}));
-            then.status(200)
-                .json_body(json!({"id": "t1", "read": true}));
+            then.status(200).json_body(json!({"read": true}));
         })
         .await;
     let m = server
         .mock_async(|when, then| {
+            // The documented way: a read without `mark_as_read=false`, and no other value.
             when.method(GET)
                 .path("/messages/packs/9/sellers/415458330")
-                .query_param("mark_as_read", "true");
+                .query_param_missing("mark_as_read");
             then.status(200).json_body(json!({"messages": []}));
         })
         .await;

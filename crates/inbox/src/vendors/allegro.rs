@@ -201,6 +201,9 @@ impl Adapter for AllegroAdapter {
         .boxed()
     }
 
+    /// Replies through beta.v1 when the account is served it (post-purchase-issue
+    /// threads exist only there), else public.v1. Attachments are declared and uploaded
+    /// first (the same endpoints in both versions).
     fn send<'a>(
         &'a self,
         thread_id: &'a str,
@@ -211,15 +214,45 @@ impl Adapter for AllegroAdapter {
             validate(text, attachments)?;
             let mut ids = Vec::new();
             for a in attachments {
-                ids.push(public_v1::types::MessageAttachmentId {
-                    id: Some(self.upload(a).await?),
-                });
+                ids.push(self.upload(a).await?);
+            }
+            let id_of = |m: &public_v1::types::Message| m.id.as_ref().map(|i| i.to_string());
+            if self.use_beta() {
+                let body = beta_v1::types::NewMessageInThread {
+                    text: text
+                        .try_into()
+                        .map_err(|e| Error::invalid(M, format!("{e}")))?,
+                    attachments: (!ids.is_empty()).then(|| {
+                        ids.iter()
+                            .map(|id| beta_v1::types::MessageAttachmentId {
+                                id: Some(id.clone()),
+                            })
+                            .collect()
+                    }),
+                };
+                let request = self
+                    .client
+                    .beta
+                    .new_message_in_thread_post()
+                    .thread_id(thread_id)
+                    .body(body);
+                let result = request.send().await;
+                if !self.learn(&result) {
+                    return super::deliver(M, thread_id, async { result }, |m| {
+                        m.id.as_ref().map(|id| id.to_string())
+                    })
+                    .await;
+                }
             }
             let body = public_v1::types::NewMessageInThread {
                 text: text
                     .try_into()
                     .map_err(|e| Error::invalid(M, format!("{e}")))?,
-                attachments: (!ids.is_empty()).then_some(ids),
+                attachments: (!ids.is_empty()).then(|| {
+                    ids.into_iter()
+                        .map(|id| public_v1::types::MessageAttachmentId { id: Some(id) })
+                        .collect()
+                }),
             };
             let request = self
                 .client
@@ -227,16 +260,29 @@ impl Adapter for AllegroAdapter {
                 .new_message_in_thread_post()
                 .thread_id(thread_id)
                 .body(body);
-            super::deliver(M, thread_id, request.send(), |m| {
-                m.id.as_ref().map(|id| id.to_string())
-            })
-            .await
+            super::deliver(M, thread_id, request.send(), id_of).await
         }
         .boxed()
     }
 
+    /// Marks a thread read, through beta.v1 when the account is served it.
     fn mark_read<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move {
+            if self.use_beta() {
+                let body = beta_v1::types::ThreadReadFlagVBeta1 {
+                    read: Some(true.into()),
+                };
+                let request = self
+                    .client
+                    .beta
+                    .change_read_flag_on_thread_put()
+                    .thread_id(thread_id)
+                    .body(body);
+                let result = request.send().await;
+                if !self.learn(&result) {
+                    return call(M, async { result }).await.map(|_| ());
+                }
+            }
             let request = self
                 .client
                 .v1
@@ -393,6 +439,7 @@ fn v1_thread(t: public_v1::types::Thread, raw: Value) -> Result<Conversation, St
         created_at: None,
         last_activity_at: t.last_message_date_time.map(|d| d.utc()),
         references: References::default(),
+        reply_deadline: None,
         vendor: raw,
     })
 }
@@ -441,6 +488,7 @@ fn beta_thread(t: beta_v1::types::ThreadVBeta1, raw: Value) -> Result<Conversati
             pack: None,
             posting: None,
         },
+        reply_deadline: None,
         vendor: raw,
     })
 }
@@ -454,9 +502,25 @@ fn participant_role(r: &beta_v1::enums::ThreadParticipantVBeta1Role) -> Role {
     }
 }
 
+/// The author's id, when the vendor sends one (the schema has only the login).
+fn author_id(raw: &Value) -> Option<String> {
+    match raw.get("author")?.get("id")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Allegro's own system messages come from the login `allegro`: the marketplace, never
+/// the buyer, whatever `isInterlocutor` says.
+fn is_system(login: Option<&str>) -> bool {
+    login.is_some_and(|l| l.eq_ignore_ascii_case("allegro"))
+}
+
 fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<Message, String> {
     let author = m.author.unwrap_or_default();
     let role = match author.is_interlocutor.map(|b| b.get()) {
+        _ if is_system(author.login.as_deref()) => Role::Marketplace,
         Some(true) => Role::Buyer,
         Some(false) => Role::Seller,
         None => Role::Unknown("unknown".into()),
@@ -471,7 +535,7 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<
                 .map_or_else(|| thread.to_string(), |i| i.to_string()),
         ),
         author: Participant {
-            id: None,
+            id: author_id(&raw),
             name: author.login,
             role,
         },
@@ -488,10 +552,14 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<
                 size: None,
                 id: a.url.as_deref().and_then(attachment_id),
                 url: a.url,
+                status: a.status.map(|s| s.to_string()),
             })
             .collect(),
         read: None,
         status: m.status.map(|s| s.to_string()),
+        moderation_reason: None,
+        kind: m.type_.map(|t| t.to_string()),
+        more_attachments: m.has_additional_attachments.map(|b| b.get()),
         references: super::order_and_offer(
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
@@ -508,6 +576,7 @@ fn beta_message(
     use beta_v1::enums::MessageAuthorVBeta1Role as R;
     let author = m.author.unwrap_or_default();
     let role = match author.role {
+        _ if is_system(author.login.as_deref()) => Role::Marketplace,
         Some(R::Buyer) => Role::Buyer,
         Some(R::Seller) => Role::Seller,
         Some(R::Consultant) => Role::Support,
@@ -520,7 +589,7 @@ fn beta_message(
         id: require(m.id, "id")?.to_string(),
         conversation: ConversationRef::new(M, thread),
         author: Participant {
-            id: None,
+            id: author_id(&raw),
             name: author.login,
             role,
         },
@@ -537,10 +606,14 @@ fn beta_message(
                 size: None,
                 url: a.url,
                 id: a.id.map(|i| i.to_string()),
+                status: a.status.map(|s| s.to_string()),
             })
             .collect(),
         read: None,
         status: m.status.map(|s| s.to_string()),
+        moderation_reason: None,
+        kind: m.type_.map(|t| t.to_string()),
+        more_attachments: m.has_additional_attachments.map(|b| b.get()),
         references: super::order_and_offer(
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),

@@ -139,7 +139,7 @@ impl Adapter for MagaluAdapter {
                     not_built: false,
                 });
             }
-            super::check_text(M, text, usize::MAX)?;
+            validate(text)?;
             let owner = self.owner.as_ref().ok_or_else(|| {
                 Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply; configure one for this account")
             })?;
@@ -175,6 +175,53 @@ impl Adapter for MagaluAdapter {
         }
         .boxed()
     }
+}
+
+/// Longest reply Magalu accepts.
+pub const MAX_TEXT: usize = 2200;
+
+/// Magalu's rules for a reply, checked before any request: 1 to 2200 characters, and
+/// none of what its moderation blocks in replies — an e-mail address or a CPF (which is
+/// also a PIX key).
+pub(crate) fn validate(text: &str) -> Result<(), Error> {
+    super::check_text(M, text, MAX_TEXT)?;
+    let email = text.split_whitespace().any(|word| {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+        matches!(word.split_once('@'), Some((user, host)) if !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.'))
+    });
+    if email {
+        return Err(Error::invalid(
+            M,
+            "the reply contains an e-mail address, which Magalu's moderation blocks",
+        ));
+    }
+    if has_cpf(text) {
+        return Err(Error::invalid(
+            M,
+            "the reply contains a CPF (or a PIX key in its form), which Magalu's moderation blocks",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `text` holds 11 digits in a row, allowing the CPF's `.` and `-` between them.
+fn has_cpf(text: &str) -> bool {
+    let mut digits = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits == 11 && !chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+                return true;
+            }
+        } else if !(matches!(c, '.' | '-')
+            && digits > 0
+            && chars.peek().is_some_and(|n| n.is_ascii_digit()))
+        {
+            digits = 0;
+        }
+    }
+    false
 }
 
 fn offset(cursor: &Cursor) -> u64 {
@@ -253,8 +300,25 @@ fn conversation(c: types::Conversation, raw: Value) -> Result<Conversation, Stri
             pack: None,
             posting: None,
         },
+        reply_deadline: None,
         vendor: raw,
     })
+}
+
+/// The rules a moderated message broke, as one line (`block_rules` holds strings or
+/// objects naming the rule).
+fn block_rules(rules: Vec<Value>) -> Option<String> {
+    let names: Vec<String> = rules
+        .iter()
+        .filter_map(|r| match r {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => ["name", "rule", "code", "description"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_str).map(str::to_owned)),
+            _ => None,
+        })
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
 }
 
 fn message(conv: &str, m: types::Message, raw: Value) -> Result<Message, String> {
@@ -295,14 +359,22 @@ fn message(conv: &str, m: types::Message, raw: Value) -> Result<Message, String>
                 types::Attachment::AttachmentObject(o) => Attachment {
                     name: o.name,
                     mime: o.mime_type,
-                    size: o.size.map(|s| s.get().max(0) as u64),
+                    size: o.size.map(|s| s.get().max(0).unsigned_abs()),
                     url: o.url,
                     id: None,
+                    status: None,
                 },
             })
             .collect(),
         read,
-        status: m.moderation.and_then(|mo| mo.status).map(|s| s.to_string()),
+        status: m
+            .moderation
+            .as_ref()
+            .and_then(|mo| mo.status.as_ref())
+            .map(|s| s.to_string()),
+        moderation_reason: m.moderation.and_then(|mo| block_rules(mo.block_rules?)),
+        kind: None,
+        more_attachments: None,
         references: References::default(),
         vendor: raw,
     })

@@ -10,7 +10,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use inbox_core::{ClientAuth, PersistTokens};
 use inbox_mercadolibre::{enums, types, MercadoLibre};
 use serde_json::Value;
@@ -77,7 +77,9 @@ impl MercadoLibreAdapter {
         Ok(MercadoLibreAdapter { client, seller_id })
     }
 
-    /// One page of a pack's messages; `mark_as_read` false leaves read state alone.
+    /// One page of a pack's messages. Unless `mark_as_read`, the request says
+    /// `mark_as_read=false`, so reading changes nothing; to mark read, the parameter is
+    /// left out, as documented (no undocumented `true` is sent).
     async fn fetch(
         &self,
         pack: &str,
@@ -85,16 +87,24 @@ impl MercadoLibreAdapter {
         offset: u64,
         mark_as_read: bool,
     ) -> Result<types::PackMessages, Error> {
-        let request = self
+        let mut request = self
             .client
             .get_pack_messages()
             .pack_id(pack)
             .seller_id(&self.seller_id)
             .tag(enums::Tag::PostSale)
             .limit(NonZeroU64::new(u64::from(limit)).unwrap_or(NonZeroU64::MIN))
-            .offset(offset)
-            .mark_as_read(mark_as_read);
+            .offset(offset);
+        if !mark_as_read {
+            request = request.mark_as_read(false);
+        }
         call(M, request.send()).await
+    }
+
+    /// A pack's state, read from its first message page (one request, read state kept).
+    async fn status(&self, pack: &str) -> Option<ConversationStatus> {
+        let page = self.fetch(pack, 1, 0, false).await.ok()?;
+        status_of(page.conversation_status.as_ref()?)
     }
 }
 
@@ -122,14 +132,35 @@ impl Adapter for MercadoLibreAdapter {
             let results = unread.results.ok_or_else(|| {
                 Error::decode(M, "response", "the unread answer has no `results` list")
             })?;
-            Ok(Fetched::convert(
+            let mut page = Fetched::convert(
                 M,
                 "unread pack",
                 results,
                 |r| r.resource.as_deref(),
                 None,
                 unread_pack,
-            ))
+            );
+            // The unread listing says nothing of a pack's state; its first message page
+            // does (blocked, and why). A few at a time, within the account's limits.
+            let packs: Vec<Option<String>> = page
+                .items
+                .iter()
+                .map(|c| c.as_ref().ok().map(|c| c.reference.id.clone()))
+                .collect();
+            let statuses: Vec<Option<ConversationStatus>> = futures::stream::iter(packs)
+                .map(|pack| {
+                    let adapter = self.clone();
+                    async move { adapter.status(pack?.as_str()).await }
+                })
+                .buffered(4)
+                .collect()
+                .await;
+            for (item, status) in page.items.iter_mut().zip(statuses) {
+                if let Ok(c) = item {
+                    c.status = status;
+                }
+            }
+            Ok(page)
         }
         .boxed()
     }
@@ -182,6 +213,18 @@ impl Adapter for MercadoLibreAdapter {
         async move {
             validate(text, attachments)?;
             let page = self.fetch(pack_id, PAGE, 0, false).await?;
+            if let Some(ConversationStatus::Blocked { reason }) =
+                page.conversation_status.as_ref().and_then(status_of)
+            {
+                return Err(Error::invalid(
+                    M,
+                    format!(
+                        "pack {} is blocked ({}): Mercado Libre accepts no message in it",
+                        crate::error::clip(pack_id, 80),
+                        reason.as_deref().unwrap_or("no reason given")
+                    ),
+                ));
+            }
             let messages: Vec<types::Message> = page
                 .messages
                 .unwrap_or_default()
@@ -298,33 +341,59 @@ fn recipient(messages: &[types::Message], seller: &str) -> Option<String> {
         .cloned()
 }
 
+/// The pack (or order, standing in the pack's place) an unread `resource` names, in every
+/// documented shape: `/packs/{pack}/sellers/{seller}`, `/packs/{pack}`, the same under
+/// `/messages`, older `/orders/{order}`, or a bare id; a query string is ignored.
+pub(crate) fn pack_of(resource: &str) -> Option<String> {
+    let path = resource.split(['?', '#']).next().unwrap_or_default();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let id = match parts.as_slice() {
+        ["messages", rest @ ..] | rest @ [..] if !rest.is_empty() => match rest {
+            ["packs" | "orders", id, ..] => *id,
+            [id] => *id,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        .then(|| id.to_string())
+}
+
 fn unread_pack(r: types::UnreadResource, raw: Value) -> Result<Conversation, String> {
     let resource = r.resource.unwrap_or_default();
-    let parts: Vec<&str> = resource.trim_matches('/').split('/').collect();
-    let pack = match parts.as_slice() {
-        ["packs", pack, "sellers", _, ..] | ["messages", "packs", pack, "sellers", _, ..] => {
-            pack.to_string()
-        }
-        _ => {
-            return Err(format!(
-                "unread resource {resource:?} is not /packs/{{pack}}/sellers/{{seller}}"
-            ))
-        }
-    };
+    let pack = pack_of(&resource).ok_or_else(|| {
+        format!("unread resource {resource:?} names no pack (expected /packs/{{pack}}/sellers/{{seller}})")
+    })?;
     Ok(Conversation {
         reference: ConversationRef::new(M, pack.clone()),
         other_party: None,
         kind: ConversationKind::BuyerChat,
         status: None,
-        unread: Some(Unread::Count(r.count.map_or(0, |c| c.get().max(0) as u64))),
+        unread: Some(Unread::Count(
+            r.count.map_or(0, |c| c.get().max(0).unsigned_abs()),
+        )),
         created_at: None,
         last_activity_at: None,
         references: References {
             pack: Some(pack),
             ..References::default()
         },
+        reply_deadline: None,
         vendor: raw,
     })
+}
+
+/// A pack's state from `conversation_status`: blocked with its `substatus`, or open.
+fn status_of(c: &types::ConversationStatus) -> Option<ConversationStatus> {
+    use enums::ConversationStatusStatus as S;
+    match c.status.as_ref()? {
+        S::Active => Some(ConversationStatus::Open),
+        S::Blocked => Some(ConversationStatus::Blocked {
+            reason: c.substatus.as_ref().map(|s| s.to_string()),
+        }),
+        S::Unknown(v) => Some(ConversationStatus::Unknown(v.clone())),
+    }
 }
 
 fn message(pack: &str, seller: &str, m: types::Message, raw: Value) -> Result<Message, String> {
@@ -337,6 +406,7 @@ fn message(pack: &str, seller: &str, m: types::Message, raw: Value) -> Result<Me
         None => Role::Unknown("unknown".into()),
     };
     let dates = m.message_date.unwrap_or_default();
+    let moderation = m.message_moderation;
     let created = dates
         .created
         .or(dates.received)
@@ -360,17 +430,23 @@ fn message(pack: &str, seller: &str, m: types::Message, raw: Value) -> Result<Me
             .map(|a| Attachment {
                 name: a.original_filename.or(a.filename.clone()),
                 mime: a.type_,
-                size: a.size.map(|s| s.get().max(0) as u64),
+                size: a.size.map(|s| s.get().max(0).unsigned_abs()),
                 url: None,
                 id: a.filename,
+                status: a
+                    .potential_security_threat
+                    .map(|t| if t.get() { "UNSAFE" } else { "SAFE" }.to_string()),
             })
             .collect(),
         read: Some(dates.read.is_some()),
-        status: m
-            .message_moderation
-            .and_then(|mm| mm.status)
+        status: moderation
+            .as_ref()
+            .and_then(|mm| mm.status.as_ref())
             .map(|s| s.to_string())
             .or(m.status.map(|s| s.to_string())),
+        moderation_reason: moderation.and_then(|mm| mm.reason),
+        kind: None,
+        more_attachments: None,
         references: References {
             pack: Some(pack.to_string()),
             ..References::default()

@@ -181,7 +181,7 @@ pub(crate) fn order_and_offer(order: Option<String>, offer: Option<String>) -> R
 
 /// Awaits a send request and describes what it created: the conversation, the new
 /// message's id (read from the answer by `id`), and the vendor's answer.
-pub(crate) async fn deliver<T: serde::Serialize, E: ErrorBody>(
+pub(crate) async fn deliver<T: serde::Serialize + serde::de::DeserializeOwned, E: ErrorBody>(
     marketplace: Marketplace,
     conversation: &str,
     request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,

@@ -199,12 +199,34 @@ impl Adapter for OzonAdapter {
         .boxed()
     }
 
-    /// Marks every message of a chat read.
+    /// Marks every message of a chat read: reads the newest message's id, then marks
+    /// from it (`from_message_id`, as documented; the default is undocumented).
     fn mark_read<'a>(&'a self, chat_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move {
+            let newest = types::V3ChatHistoryRequest {
+                chat_id: chat_id.to_string(),
+                direction: Some("Backward".into()),
+                filter: None,
+                from_message_id: None,
+                limit: Some(1),
+            };
+            let page = call(
+                M,
+                self.client.chat_api_chat_history_v3().body(newest).send(),
+            )
+            .await?;
+            let newest = page
+                .messages
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m.valid()?.message_id.as_ref()?.as_u64())
+                .max();
+            let Some(from_message_id) = newest else {
+                return Ok(());
+            };
             let body = types::ChatRead {
                 chat_id: chat_id.to_string(),
-                from_message_id: None,
+                from_message_id: Some(from_message_id),
             };
             call(M, self.client.chat_api_chat_read_v2().body(body).send())
                 .await
@@ -236,8 +258,53 @@ pub(crate) fn validate(text: &str, attachments: &[OutgoingAttachment]) -> Result
     Ok(())
 }
 
+/// A vendor value as Ozon's documented spelling would compare: Latin letters for their
+/// Cyrillic look-alikes (the vendor's own example writes `Сustomer` with a Cyrillic С),
+/// lowercase, without `_`.
+fn folded(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            'А' | 'а' => 'a',
+            'В' | 'в' => 'b',
+            'С' | 'с' => 'c',
+            'Е' | 'е' => 'e',
+            'Н' | 'н' => 'h',
+            'К' | 'к' => 'k',
+            'М' | 'м' => 'm',
+            'О' | 'о' => 'o',
+            'Р' | 'р' => 'p',
+            'Т' | 'т' => 't',
+            'Х' | 'х' => 'x',
+            'У' | 'у' => 'y',
+            other => other,
+        })
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// An open enum's value, read again case-insensitively when it came in unknown.
+fn known<E: std::str::FromStr + std::fmt::Display>(value: E, all: &[&str]) -> E {
+    let text = value.to_string();
+    let wanted = folded(&text);
+    all.iter()
+        .find(|k| folded(k) == wanted && **k != text)
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(value)
+}
+
 fn chat(c: types::V3ChatInfo, raw: Value) -> Result<Conversation, String> {
     use enums::{ChatInfoChatStatusEnum as S, ChatInfoChatTypeEnum as K};
+    const TYPES: [&str; 7] = [
+        "UNSPECIFIED",
+        "SELLER_SUPPORT",
+        "BUYER_SELLER",
+        "BUYER_SELLER_SELECT",
+        "SELLER_API_UPDATES",
+        "SELLER_API_NOTIFICATIONS",
+        "SELLER_NOTIFICATION_LOGISTICS",
+    ];
     let details = c.chat.ok_or("missing `chat`")?;
     Ok(Conversation {
         reference: ConversationRef::new(
@@ -245,7 +312,7 @@ fn chat(c: types::V3ChatInfo, raw: Value) -> Result<Conversation, String> {
             details.chat_id.ok_or("missing `chat.chat_id`")?.to_string(),
         ),
         other_party: None,
-        kind: match details.chat_type {
+        kind: match details.chat_type.map(|t| known(t, &TYPES)) {
             Some(K::BuyerSeller | K::BuyerSellerSelect) => ConversationKind::BuyerChat,
             Some(K::SellerSupport) => ConversationKind::Support,
             Some(
@@ -254,24 +321,49 @@ fn chat(c: types::V3ChatInfo, raw: Value) -> Result<Conversation, String> {
             Some(other) => ConversationKind::Unknown(other.to_string()),
             None => ConversationKind::Unknown("UNSPECIFIED".into()),
         },
-        status: details.chat_status.and_then(|s| match s {
-            S::Opened => Some(ConversationStatus::Open),
-            S::Closed => Some(ConversationStatus::Closed),
-            S::Unspecified => None,
-            S::Unknown(v) => Some(ConversationStatus::Unknown(v)),
-        }),
+        status: details
+            .chat_status
+            .map(|s| known(s, &["UNSPECIFIED", "OPENED", "CLOSED"]))
+            .and_then(|s| match s {
+                S::Opened => Some(ConversationStatus::Open),
+                S::Closed => Some(ConversationStatus::Closed),
+                S::Unspecified => None,
+                S::Unknown(v) => Some(ConversationStatus::Unknown(v)),
+            }),
         unread: c.unread_count.map(|n| Unread::Count(n.get().max(0) as u64)),
         created_at: details.created_at.map(|d| d.utc()),
         last_activity_at: None,
         references: References::default(),
+        reply_deadline: None,
         vendor: raw,
     })
 }
 
+/// The address in a `data` fragment that is a picture: a plain `http(s)` URL, or a
+/// Markdown image or link around one.
+fn image_url(fragment: &str) -> Option<&str> {
+    let f = fragment.trim();
+    let url = match f.find("](") {
+        Some(i) if f.ends_with(')') => f.get(i + 2..f.len() - 1)?,
+        _ => f,
+    };
+    (url.starts_with("https://") || url.starts_with("http://"))
+        .then_some(url)
+        .filter(|u| !u.contains(char::is_whitespace))
+}
+
 fn message(chat_id: &str, m: types::V3ChatMessage, raw: Value) -> Result<Message, String> {
     use enums::V3UserType as U;
+    const USERS: [&str; 6] = [
+        "Customer",
+        "Seller",
+        "Crm",
+        "Courier",
+        "Support",
+        "NotificationUser",
+    ];
     let user = m.user.unwrap_or_default();
-    let role = match user.type_ {
+    let role = match user.type_.map(|t| known(t, &USERS)) {
         Some(U::Customer) => Role::Buyer,
         Some(U::Seller) => Role::Seller,
         Some(U::Support) => Role::Support,
@@ -281,6 +373,29 @@ fn message(chat_id: &str, m: types::V3ChatMessage, raw: Value) -> Result<Message
         None => Role::Unknown("unknown".into()),
     };
     let context = m.context.unwrap_or_default();
+    let data = m.data.unwrap_or_default();
+    // An image message carries its picture's address in `data` (plain or as Markdown):
+    // an attachment, not text.
+    let (attachments, text) = if m.is_image.is_some_and(|b| b.get()) {
+        let (urls, rest): (Vec<_>, Vec<_>) = data.into_iter().partition(|d| image_url(d).is_some());
+        let attachments = urls
+            .iter()
+            .filter_map(|d| image_url(d))
+            .map(|url| Attachment {
+                name: url
+                    .split(['?', '#'])
+                    .next()
+                    .and_then(|p| p.rsplit('/').next())
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
+                url: Some(url.to_string()),
+                ..Attachment::default()
+            })
+            .collect();
+        (attachments, rest.join("\n"))
+    } else {
+        (Vec::new(), data.join("\n"))
+    };
     Ok(Message {
         id: m.message_id.ok_or("missing `message_id`")?.to_string(),
         conversation: ConversationRef::new(M, chat_id),
@@ -289,12 +404,15 @@ fn message(chat_id: &str, m: types::V3ChatMessage, raw: Value) -> Result<Message
             name: None,
             role,
         },
-        text: m.data.unwrap_or_default().join("\n"),
+        text,
         subject: None,
         created_at: m.created_at.ok_or("missing `created_at`")?.utc(),
-        attachments: Vec::new(),
+        attachments,
         read: m.is_read.map(|b| b.get()),
         status: m.moderate_image_status.map(|s| s.to_string()),
+        moderation_reason: None,
+        kind: None,
+        more_attachments: None,
         references: References {
             orders: context.order_number.into_iter().collect(),
             offers: context.sku.into_iter().collect(),

@@ -1,47 +1,56 @@
-//! Accounts pointed at a mock server, built from configuration as users build them.
+//! Accounts pointed at a mock server or the sandbox, built from configuration as users
+//! build them.
 #![allow(dead_code)]
 
 use httpmock::MockServer;
 use marketplace_inbox::{Account, AccountConfig, Credentials, Marketplace};
 
-fn account(config: AccountConfig) -> Account {
-    Account::from_config(&config).unwrap()
-}
-
 fn token(t: &str) -> Credentials {
     Credentials::Token(t.into())
 }
 
-pub fn allegro(server: &MockServer) -> Account {
-    account(
-        AccountConfig::new("pl", Marketplace::Allegro, token("tok-a")).base_url(server.base_url()),
-    )
+pub fn allegro_config(server: &MockServer) -> AccountConfig {
+    AccountConfig::new("pl", Marketplace::Allegro, token("tok-a")).base_url(server.base_url())
 }
 
-pub fn meli(server: &MockServer) -> Account {
-    account(
-        AccountConfig::new("br", Marketplace::MercadoLibre, token("tok-m"))
-            .base_url(server.base_url())
-            .seller_id("415458330"),
-    )
+pub fn meli_config(server: &MockServer) -> AccountConfig {
+    AccountConfig::new("br", Marketplace::MercadoLibre, token("tok-m"))
+        .base_url(server.base_url())
+        .seller_id("415458330")
 }
 
-pub fn magalu(server: &MockServer, owner: bool) -> Account {
-    let config =
-        AccountConfig::new("mg", Marketplace::Magalu, token("tok-g")).base_url(server.base_url());
-    account(if owner {
-        config.owner("Joseph Climber", "j.climber")
-    } else {
-        config
-    })
+pub fn magalu_config(server: &MockServer) -> AccountConfig {
+    AccountConfig::new("mg", Marketplace::Magalu, token("tok-g"))
+        .base_url(server.base_url())
+        .owner("Joseph Climber", "j.climber")
 }
 
-pub fn ozon(server: &MockServer) -> Account {
+pub fn ozon_config(server: &MockServer) -> AccountConfig {
     let credentials = Credentials::ApiKey {
         client_id: "123".into(),
         api_key: "key-o".into(),
     };
-    account(AccountConfig::new("ru", Marketplace::Ozon, credentials).base_url(server.base_url()))
+    AccountConfig::new("ru", Marketplace::Ozon, credentials).base_url(server.base_url())
+}
+
+pub fn allegro(server: &MockServer) -> Account {
+    Account::from_config(&allegro_config(server)).unwrap()
+}
+
+pub fn meli(server: &MockServer) -> Account {
+    Account::from_config(&meli_config(server)).unwrap()
+}
+
+pub fn magalu(server: &MockServer, owner: bool) -> Account {
+    let mut config = magalu_config(server);
+    if !owner {
+        config.owner = None;
+    }
+    Account::from_config(&config).unwrap()
+}
+
+pub fn ozon(server: &MockServer) -> Account {
+    Account::from_config(&ozon_config(server)).unwrap()
 }
 
 /// The sandbox account of `vendor` in an accounts JSON (`Sandbox::accounts_config`),
