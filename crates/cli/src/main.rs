@@ -107,24 +107,6 @@ enum Command {
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_lines_are_one_bounded_line_of_escaped_text() {
-        let hostile = format!("evil\nsecond line\r\x1b[31mred\x07{}", "x".repeat(10_000));
-        let line = one_line(&hostile, MAX_LINE);
-        assert!(!line.chars().any(char::is_control), "{line}");
-        assert!(
-            line.starts_with("evil\\nsecond line\\r\\u{1b}[31mred\\u{7}"),
-            "{line}"
-        );
-        assert!(line.chars().count() <= MAX_LINE + 1);
-        assert!(line.ends_with('…'));
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -571,4 +553,22 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_are_one_bounded_line_of_escaped_text() {
+        let hostile = format!("evil\nsecond line\r\x1b[31mred\x07{}", "x".repeat(10_000));
+        let line = one_line(&hostile, MAX_LINE);
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(
+            line.starts_with("evil\\nsecond line\\r\\u{1b}[31mred\\u{7}"),
+            "{line}"
+        );
+        assert!(line.chars().count() <= MAX_LINE + 1);
+        assert!(line.ends_with('…'));
+    }
 }
