@@ -7,6 +7,43 @@ pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///`ApiError`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ApiError {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub code: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub details: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub message: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub path: ::std::option::Option<::std::string::String>,
+        #[serde(
+            rename = "userMessage",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub user_message: ::std::option::Option<::std::string::String>,
+    }
+    impl ApiError {
+        pub fn builder() -> builder::ApiError {
+            Default::default()
+        }
+    }
+    ///An error answer: `errors` (code, message, details, path, userMessage) on the API, or `error` and `error_description` from authorisation.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ErrorsHolder {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_description: ::std::option::Option<::std::string::String>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub errors: ::std::vec::Vec<ApiError>,
+    }
+    impl ErrorsHolder {
+        pub fn builder() -> builder::ErrorsHolder {
+            Default::default()
+        }
+    }
     ///`Interlocutor`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Interlocutor {
@@ -388,6 +425,191 @@ pub mod types {
     }
     /// Types for composing complex structures.
     pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct ApiError {
+            code: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            details: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            message: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            path: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            user_message: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ApiError {
+            fn default() -> Self {
+                Self {
+                    code: Ok(Default::default()),
+                    details: Ok(Default::default()),
+                    message: Ok(Default::default()),
+                    path: Ok(Default::default()),
+                    user_message: Ok(Default::default()),
+                }
+            }
+        }
+        impl ApiError {
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for code: {e}"));
+                self
+            }
+            pub fn details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.details = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for details: {e}"));
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for message: {e}"));
+                self
+            }
+            pub fn path<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.path = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for path: {e}"));
+                self
+            }
+            pub fn user_message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user_message = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for user_message: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ApiError> for super::ApiError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ApiError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    code: value.code?,
+                    details: value.details?,
+                    message: value.message?,
+                    path: value.path?,
+                    user_message: value.user_message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ApiError> for ApiError {
+            fn from(value: super::ApiError) -> Self {
+                Self {
+                    code: Ok(value.code),
+                    details: Ok(value.details),
+                    message: Ok(value.message),
+                    path: Ok(value.path),
+                    user_message: Ok(value.user_message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ErrorsHolder {
+            error: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            error_description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            errors: ::std::result::Result<::std::vec::Vec<super::ApiError>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ErrorsHolder {
+            fn default() -> Self {
+                Self {
+                    error: Ok(Default::default()),
+                    error_description: Ok(Default::default()),
+                    errors: Ok(Default::default()),
+                }
+            }
+        }
+        impl ErrorsHolder {
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for error: {e}"));
+                self
+            }
+            pub fn error_description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error_description = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for error_description: {e}")
+                });
+                self
+            }
+            pub fn errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ApiError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.errors = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for errors: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ErrorsHolder> for super::ErrorsHolder {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ErrorsHolder,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    error: value.error?,
+                    error_description: value.error_description?,
+                    errors: value.errors?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ErrorsHolder> for ErrorsHolder {
+            fn from(value: super::ErrorsHolder) -> Self {
+                Self {
+                    error: Ok(value.error),
+                    error_description: Ok(value.error_description),
+                    errors: Ok(value.errors),
+                }
+            }
+        }
         #[derive(Clone, Debug)]
         pub struct Interlocutor {
             avatar_url: ::std::result::Result<
@@ -1946,7 +2168,9 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/messaging/threads`
-        pub async fn send(self) -> Result<ResponseValue<types::ThreadsList>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ThreadsList>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 limit,
@@ -1986,9 +2210,15 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                406u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                406u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2033,7 +2263,9 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/messaging/threads/{threadId}`
-        pub async fn send(self) -> Result<ResponseValue<types::Thread>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Thread>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 thread_id,
@@ -2074,8 +2306,12 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2140,7 +2376,9 @@ pub mod builder {
             self
         }
         ///Sends a `PUT` request to `/messaging/threads/{threadId}/read`
-        pub async fn send(self) -> Result<ResponseValue<types::Thread>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Thread>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 thread_id,
@@ -2186,10 +2424,18 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                403u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2243,7 +2489,9 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/messaging/messages`
-        pub async fn send(self) -> Result<ResponseValue<types::Message>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 accept_language,
@@ -2282,8 +2530,12 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 201u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2373,7 +2625,9 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/messaging/threads/{threadId}/messages`
-        pub async fn send(self) -> Result<ResponseValue<types::MessagesList>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MessagesList>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 thread_id,
@@ -2426,10 +2680,18 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                403u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2496,7 +2758,9 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/messaging/threads/{threadId}/messages`
-        pub async fn send(self) -> Result<ResponseValue<types::Message>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 thread_id,
@@ -2542,10 +2806,18 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 201u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                403u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2590,7 +2862,9 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/messaging/messages/{messageId}`
-        pub async fn send(self) -> Result<ResponseValue<types::Message>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 message_id,
@@ -2631,8 +2905,12 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2677,7 +2955,7 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/messaging/messages/{messageId}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<()>> {
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 message_id,
@@ -2700,7 +2978,15 @@ pub mod builder {
                 header_map.append("Accept-Language", value.to_string().try_into()?);
             }
             #[allow(unused_mut)]
-            let mut request = client.client.delete(url).headers(header_map).build()?;
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
             let info = OperationInfo {
                 operation_id: "delete_message_delete",
             };
@@ -2710,9 +2996,15 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 204u16 => Ok(ResponseValue::empty(response)),
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                403u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2770,7 +3062,9 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/messaging/message-attachments`
-        pub async fn send(self) -> Result<ResponseValue<types::MessageAttachmentId>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 accept_language,
@@ -2811,9 +3105,15 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 201u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                415u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                422u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2858,7 +3158,7 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
-        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<()>> {
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 attachment_id,
@@ -2891,8 +3191,12 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::stream(response)),
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -2959,7 +3263,9 @@ pub mod builder {
             self
         }
         ///Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
-        pub async fn send(self) -> Result<ResponseValue<types::MessageAttachmentId>, Error<()>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
                 attachment_id,
@@ -3010,11 +3316,21 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                401u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                403u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                404u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                413u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
-                415u16 => Err(Error::ErrorResponse(ResponseValue::empty(response))),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }

@@ -27,6 +27,35 @@ impl ErrorBody for () {
     }
 }
 
+/// Allegro's `{"errors": [{code, message, userMessage, …}]}`, or `{error,
+/// error_description}` from authorisation: the first error's code, and its `userMessage`
+/// with the technical `message` beside it when they differ.
+#[cfg(feature = "allegro")]
+macro_rules! allegro_errors {
+    ($($t:ty),*) => {$(
+        impl ErrorBody for $t {
+            fn code(&self) -> Option<String> {
+                self.errors.first().and_then(|e| e.code.clone()).or_else(|| self.error.clone())
+            }
+            fn message(&self) -> Option<String> {
+                let first = self.errors.first();
+                let user = first.and_then(|e| e.user_message.clone());
+                let technical = first.and_then(|e| e.message.clone());
+                match (user, technical) {
+                    (Some(u), Some(t)) if u != t => Some(format!("{u} ({t})")),
+                    (Some(m), _) | (None, Some(m)) => Some(m),
+                    (None, None) => self.error_description.clone(),
+                }
+            }
+        }
+    )*};
+}
+#[cfg(feature = "allegro")]
+allegro_errors!(
+    inbox_allegro::public_v1::types::ErrorsHolder,
+    inbox_allegro::beta_v1::types::ErrorsHolder
+);
+
 #[cfg(feature = "ozon")]
 impl ErrorBody for inbox_ozon::types::RpcStatus {
     fn code(&self) -> Option<String> {

@@ -254,3 +254,36 @@ async fn magalu_replies_are_checked_against_its_moderation_before_sending() {
     }
     any.assert_calls_async(3).await;
 }
+
+#[tokio::test]
+async fn allegro_error_bodies_reach_the_caller_with_code_and_user_message() {
+    use inbox_sandbox::{Config, Sandbox, Vendor};
+    let sandbox = Sandbox::start(Config {
+        conversations: 35,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let config = common::sandbox_account(&sandbox.accounts_config(), Vendor::Allegro, |_| {});
+    let account = Account::from_config(&config).unwrap();
+    // Thread 35 is a closed post-purchase issue.
+    let closed = account.reference(format!("sbx{:040}", 35));
+    let err = account.send(&closed, "Dzień dobry", &[]).await.unwrap_err();
+    match &err {
+        Error::Api {
+            status: 422,
+            code,
+            message,
+            ..
+        } => {
+            assert_eq!(code.as_deref(), Some("THREAD_CLOSED"));
+            let message = message.as_deref().unwrap_or_default();
+            assert!(
+                message.contains("closed POST_PURCHASE_ISSUE thread"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("THREAD_CLOSED"), "{err}");
+}
