@@ -247,9 +247,82 @@ pub fn strict_path_segments(code: &str) -> Result<(String, usize)> {
     Ok((out, count))
 }
 
+/// Fields of a page envelope that paging reads: they stay strict (a malformed one fails
+/// the page, rather than ending a listing early without a word).
+const PAGING_FIELDS: [&str; 10] = [
+    "threads",
+    "messages",
+    "results",
+    "chats",
+    "next_page",
+    "cursor",
+    "has_next",
+    "links",
+    "next",
+    "id",
+];
+
+/// Marks every optional field of the page envelopes `structs` — except [`PAGING_FIELDS`]
+/// — `#[serde(default, deserialize_with = "::inbox_core::or_none")]`, so that a malformed
+/// count, `previous` link, user id or status costs that field, not the page. Returns the
+/// rewritten code and how many fields it marked; fails when a struct is missing or has no
+/// such field.
+pub fn tolerant_envelope_fields(code: &str, structs: &[&str]) -> Result<(String, usize)> {
+    const MARK: &str = "        #[serde(default, deserialize_with = \"::inbox_core::or_none\")]";
+    let mut lines: Vec<String> = code.lines().map(str::to_owned).collect();
+    let mut total = 0;
+    for name in structs {
+        let header = format!("    pub struct {name} {{");
+        let Some(start) = lines.iter().position(|l| *l == header) else {
+            bail!("tolerant_envelope_fields: no struct {name}");
+        };
+        let mut marked = 0;
+        let mut i = start + 1;
+        while i < lines.len() && lines[i] != "    }" {
+            let field = lines[i]
+                .strip_prefix("        pub ")
+                .and_then(|rest| rest.split_once(':'));
+            if let Some((field, ty)) = field {
+                let ty = if ty.trim().is_empty() {
+                    lines
+                        .get(i + 1)
+                        .map(|l| l.trim().to_string())
+                        .unwrap_or_default()
+                } else {
+                    ty.trim().to_string()
+                };
+                if ty.starts_with("::std::option::Option<") && !PAGING_FIELDS.contains(&field) {
+                    lines.insert(i, MARK.to_string());
+                    i += 1;
+                    marked += 1;
+                }
+            }
+            i += 1;
+        }
+        if marked == 0 {
+            bail!("tolerant_envelope_fields: {name} has no optional field to mark");
+        }
+        total += marked;
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    Ok((out, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelope_fields_but_paging_ones_become_tolerant() {
+        let code = "    pub struct Page {\n        pub count: ::std::option::Option<i64>,\n        pub next: ::std::option::Option<String>,\n        pub status:\n            ::std::option::Option<S>,\n        pub items: Vec<T>,\n    }\n";
+        let (out, n) = tolerant_envelope_fields(code, &["Page"]).unwrap();
+        assert_eq!(n, 2, "{out}");
+        assert!(out.contains("or_none\")]\n        pub count"), "{out}");
+        assert!(out.contains("or_none\")]\n        pub status:"), "{out}");
+        assert!(!out.contains("or_none\")]\n        pub next"), "{out}");
+        assert!(tolerant_envelope_fields(code, &["Missing"]).is_err());
+    }
 
     #[test]
     fn path_parameters_go_through_path_segment() {

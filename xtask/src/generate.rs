@@ -136,6 +136,8 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
             "\n/// Operations that answer with a file rather than JSON.\npub const BINARY_RESPONSE_OPERATIONS: &[&str] = &{binary_ops:?};\n"
         ));
     }
+    let (text, _) = crate::fixups::tolerant_envelope_fields(&rustfmt(&text)?, target.envelopes)
+        .with_context(|| format!("{name} ({})", target.module))?;
     let formatted = rustfmt(&text)?;
     if !target.path_parameters {
         if formatted.contains("encode_path(&") {

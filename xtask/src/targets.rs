@@ -23,6 +23,9 @@ pub struct Target {
     /// Whether its operations have path parameters (then `strict_path_segments` must
     /// rewrite them; else there must be none).
     pub path_parameters: bool,
+    /// Page envelopes whose fields paging does not read become tolerant
+    /// (`tolerant_envelope_fields`).
+    pub envelopes: &'static [&'static str],
 }
 
 fn allegro(doc: &mut Value, spec: &str, version: &str) -> Result<()> {
@@ -93,6 +96,7 @@ pub fn all() -> Vec<Target> {
             media: Some("application/vnd.allegro.public.v1+json"),
             fixups: allegro_public,
             path_parameters: true,
+            envelopes: &["ThreadsList", "MessagesList"],
         },
         Target {
             spec: "allegro.yaml",
@@ -102,6 +106,7 @@ pub fn all() -> Vec<Target> {
             media: Some("application/vnd.allegro.beta.v1+json"),
             fixups: allegro_beta,
             path_parameters: true,
+            envelopes: &[],
         },
         Target {
             spec: "mercadolibre.yaml",
@@ -111,6 +116,7 @@ pub fn all() -> Vec<Target> {
             media: None,
             fixups: mercadolibre,
             path_parameters: true,
+            envelopes: &["PackMessages", "Paging", "UnreadMessages"],
         },
         Target {
             spec: "magalu.yaml",
@@ -120,6 +126,13 @@ pub fn all() -> Vec<Target> {
             media: None,
             fixups: magalu,
             path_parameters: true,
+            envelopes: &[
+                "ConversationsPage",
+                "MessagesPage",
+                "Meta",
+                "Links",
+                "PageInfo",
+            ],
         },
         Target {
             spec: "ozon.yaml",
@@ -129,6 +142,7 @@ pub fn all() -> Vec<Target> {
             media: None,
             fixups: ozon,
             path_parameters: false,
+            envelopes: &["V3ChatListResponse"],
         },
     ]
 }

@@ -209,10 +209,12 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessagesList {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub messages: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Message>>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub offset: ::std::option::Option<::inbox_core::FlexInt>,
     }
     impl MessagesList {
@@ -412,8 +414,10 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadsList {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub offset: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub threads: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Thread>>>,

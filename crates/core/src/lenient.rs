@@ -22,7 +22,9 @@ pub enum Lenient<T> {
 /// A list element that did not match its schema.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidElement {
-    /// The element exactly as received.
+    /// The element exactly as received; when it cannot be held as JSON data (a number
+    /// beyond `f64`, a lone UTF-16 surrogate escape, nesting past 128 levels), its exact
+    /// text, as a JSON string.
     pub raw: Value,
     /// Why it did not decode (serde's message, e.g. ``missing field `id` ``).
     pub error: String,
@@ -81,9 +83,21 @@ impl<T: Serialize> Serialize for Lenient<T> {
     }
 }
 
+/// Each element is first taken as its raw text (which skips over anything well-formed,
+/// however deep, however large its numbers), then decoded on its own: whatever is wrong
+/// with one element stays in that element.
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Value::deserialize(deserializer)?;
+        let text = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let raw = match serde_json::from_str::<Value>(text.get()) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return Ok(Lenient::Invalid(InvalidElement {
+                    error: e.to_string(),
+                    raw: Value::String(text.get().to_string()),
+                }))
+            }
+        };
         Ok(match T::deserialize(&raw) {
             Ok(t) => Lenient::Valid(t, Some(raw)),
             Err(e) => Lenient::Invalid(InvalidElement {
@@ -94,6 +108,20 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     }
 }
 
+/// Deserializes an optional field that paging does not need: anything that does not
+/// decode as `T` (a wrong type, a duplicated key, a number beyond `f64`, nesting past 128
+/// levels) costs only that field, which becomes `None`; the rest of the object decodes.
+///
+/// The generated page envelopes use it (`#[serde(default, deserialize_with = …)]`, put
+/// there by the xtask's `tolerant_envelope_fields` fix-up) on every optional field except
+/// those paging reads: lists, cursors, next links, `has_next`.
+pub fn or_none<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    let text = Option::<Box<serde_json::value::RawValue>>::deserialize(d)?;
+    Ok(text.and_then(|t| serde_json::from_str(t.get()).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +129,50 @@ mod tests {
     #[derive(Debug, Deserialize, Serialize, PartialEq)]
     struct Item {
         id: String,
+    }
+
+    #[test]
+    fn json_that_cannot_be_data_costs_only_its_element() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let text = format!(
+            r#"[{{"id":"a"}},{{"id":"b","x":{deep}}},{{"id":"\ud800"}},{{"id":"c","n":1e400}},{{"id":"d"}}]"#
+        );
+        let items: Vec<Lenient<Item>> = serde_json::from_str(&text).unwrap();
+        let ids: Vec<Option<&str>> = items
+            .iter()
+            .map(|i| i.valid().map(|i| i.id.as_str()))
+            .collect();
+        assert_eq!(ids, [Some("a"), None, None, None, Some("d")]);
+        let kept = items[3].raw().and_then(Value::as_str).unwrap();
+        assert_eq!(kept, r#"{"id":"c","n":1e400}"#, "the exact text is kept");
+        assert!(items[2].as_result().is_err());
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Envelope {
+        #[serde(default, deserialize_with = "or_none")]
+        count: Option<u64>,
+        #[serde(default, deserialize_with = "or_none")]
+        meta: Option<Item>,
+        next: Option<String>,
+    }
+
+    #[test]
+    fn a_malformed_optional_field_costs_only_itself() {
+        let e: Envelope = serde_json::from_str(
+            r#"{"count": "many", "meta": {"id": "a", "id": "b"}, "next": "p2"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.count, e.meta.is_none(), e.next.as_deref()),
+            (None, true, Some("p2"))
+        );
+        let e: Envelope = serde_json::from_str(r#"{"count": 1e400, "next": "p3"}"#).unwrap();
+        assert_eq!((e.count, e.next.as_deref()), (None, Some("p3")));
+        let e: Envelope = serde_json::from_str(r#"{"count": 7}"#).unwrap();
+        assert_eq!(e.count, Some(7));
+        // A field paging needs stays strict.
+        assert!(serde_json::from_str::<Envelope>(r#"{"next": 5}"#).is_err());
     }
 
     #[test]

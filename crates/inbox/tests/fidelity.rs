@@ -287,3 +287,122 @@ async fn allegro_error_bodies_reach_the_caller_with_code_and_user_message() {
     }
     assert!(err.to_string().contains("THREAD_CLOSED"), "{err}");
 }
+
+#[tokio::test]
+async fn a_malformed_part_of_a_page_costs_only_itself_and_never_silently() {
+    let server = MockServer::start_async().await;
+    // Mercado Libre: paging, status and limits malformed; one element past every JSON
+    // limit serde has; the rest of the page is delivered.
+    let deep = format!("{}0{}", "[".repeat(300), "]".repeat(300));
+    let body = format!(
+        r#"{{"paging": "garbage", "conversation_status": 5, "seller_max_message_length": {{}},
+            "messages": [
+              {{"id": "m1", "from": {{"user_id": 77}}, "text": "ok", "message_date": {{"created": "2026-11-20T10:00:00Z"}}}},
+              {{"id": "m2", "text": "deep", "x": {deep}}},
+              {{"id": "m3", "text": "\ud800", "message_date": {{"created": "2026-11-20T10:00:00Z"}}}},
+              {{"id": "m4", "n": 1e400}},
+              {{"id": "m5", "from": {{"user_id": 77}}, "text": "ok too", "message_date": {{"created": "2026-11-20T10:00:00Z"}}}}
+            ]}}"#
+    );
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/packs/5/sellers/415458330");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(body);
+        })
+        .await;
+    let meli = Account::from_config(&common::meli_config(&server)).unwrap();
+    let items: Vec<Result<Message, Error>> =
+        futures::StreamExt::collect(meli.messages(&meli.reference("5"), MessageQuery::new())).await;
+    let ok: Vec<&str> = items
+        .iter()
+        .filter_map(|m| m.as_ref().ok())
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(ok, ["m1", "m5"]);
+    assert_eq!(items.len(), 5, "{items:?}");
+    for bad in &items[1..4] {
+        assert!(
+            matches!(
+                bad,
+                Err(Error::Decode {
+                    marketplace: Marketplace::MercadoLibre,
+                    raw: Some(_),
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+
+    // Magalu: a count, a previous link and a duplicated key in the page info; next kept.
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v0/conversations").query_param("_offset", "0");
+            then.status(200).header("content-type", "application/json").body(
+                r#"{"meta": {"page": {"limit": 1, "count": "abc", "count": 2}, "links": {"previous": 5, "next": "?_offset=1&_limit=1"}},
+                    "results": [{"id": "c1", "status": "OPENED"}]}"#,
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v0/conversations").query_param("_offset", "1");
+            then.status(200).json_body(json!({"meta": {"links": {"next": null}}, "results": [{"id": "c2", "status": "OPENED"}]}));
+        })
+        .await;
+    let magalu = Account::from_config(&common::magalu_config(&server)).unwrap();
+    let listed: Vec<Conversation> = magalu
+        .conversations(ConversationQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|c| c.reference.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["c1", "c2"],
+        "the next link survived the malformed fields beside it"
+    );
+
+    // Ozon: a missing list is an error naming the marketplace, never an empty page.
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/list");
+            then.status(200)
+                .json_body(json!({"total_unread_count": "lots", "has_next": false}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/history");
+            then.status(200)
+                .json_body(json!({"has_next": false, "messages": null}));
+        })
+        .await;
+    let ozon = Account::from_config(&common::ozon_config(&server)).unwrap();
+    let chats: Vec<Result<Conversation, Error>> =
+        futures::StreamExt::collect(ozon.conversations(ConversationQuery::new())).await;
+    assert!(
+        matches!(
+            chats.as_slice(),
+            [Err(Error::Decode {
+                marketplace: Marketplace::Ozon,
+                ..
+            })]
+        ),
+        "{chats:?}"
+    );
+    let history: Vec<Result<Message, Error>> =
+        futures::StreamExt::collect(ozon.messages(&ozon.reference("c"), MessageQuery::new())).await;
+    assert!(
+        matches!(
+            history.as_slice(),
+            [Err(Error::Decode {
+                marketplace: Marketplace::Ozon,
+                ..
+            })]
+        ),
+        "{history:?}"
+    );
+}

@@ -77,6 +77,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ConversationsPage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub meta: ::std::option::Option<Meta>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub results: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Conversation>>>,
@@ -92,11 +93,13 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub next: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub previous: ::std::option::Option<::std::string::String>,
         #[serde(
             rename = "self",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub self_: ::std::option::Option<::std::string::String>,
     }
     impl Links {
@@ -142,6 +145,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessagesPage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub meta: ::std::option::Option<Meta>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub results: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Message>>>,
@@ -157,6 +161,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub links: ::std::option::Option<Links>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub page: ::std::option::Option<PageInfo>,
     }
     impl Meta {
@@ -242,14 +247,19 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct PageInfo {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub count: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub max_limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub offset: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub total: ::std::option::Option<::inbox_core::FlexInt>,
     }
     impl PageInfo {

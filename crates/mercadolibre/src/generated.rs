@@ -274,14 +274,18 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct PackMessages {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub buyer_max_message_length: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub conversation_status: ::std::option::Option<ConversationStatus>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub messages: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Message>>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub paging: ::std::option::Option<Paging>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub seller_max_message_length: ::std::option::Option<::inbox_core::FlexInt>,
     }
     impl PackMessages {
@@ -293,10 +297,13 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Paging {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub limit: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub offset: ::std::option::Option<::inbox_core::FlexInt>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub total: ::std::option::Option<::inbox_core::FlexInt>,
     }
     impl Paging {
@@ -310,6 +317,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub results: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<UnreadResource>>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub user_id: ::std::option::Option<::inbox_core::FlexId>,
     }
     impl UnreadMessages {

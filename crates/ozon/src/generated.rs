@@ -273,6 +273,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub has_next: ::std::option::Option<::inbox_core::FlexBool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
         pub total_unread_count: ::std::option::Option<::inbox_core::FlexInt>,
     }
     impl V3ChatListResponse {
