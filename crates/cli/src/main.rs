@@ -17,7 +17,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use marketplace_inbox::{
-    ConversationQuery, ConversationRef, Inbox, Marketplace, MessageQuery, OutgoingAttachment,
+    ConversationQuery, ConversationRef, Inbox, Marketplace, MessageQuery, NewConversation,
+    OutgoingAttachment,
 };
 
 /// Writes one line to stdout; a closed pipe (`inbox … | head`) ends the command quietly
@@ -98,6 +99,35 @@ enum Command {
         /// Stop after this many polls (default: never).
         #[arg(long, hide = true)]
         polls: Option<u64>,
+    },
+    /// Start a conversation: on Allegro with a buyer about their order (--to, --order,
+    /// --text), on Ozon for a posting (--posting).
+    Start {
+        /// The marketplace (allegro or ozon).
+        #[arg(long)]
+        marketplace: Marketplace,
+        /// Allegro: the buyer's login.
+        #[arg(long, value_name = "LOGIN")]
+        to: Option<String>,
+        /// Allegro: the buyer's order the thread is about.
+        #[arg(long, value_name = "ORDER_ID")]
+        order: Option<String>,
+        /// Allegro: the first message.
+        #[arg(long)]
+        text: Option<String>,
+        /// Ozon: the posting number.
+        #[arg(long, value_name = "NUMBER")]
+        posting: Option<String>,
+    },
+    /// Download an attachment of a message in a conversation, streamed to a file.
+    Download {
+        /// The conversation, as marketplace:id or marketplace@account:id.
+        reference: ConversationRef,
+        /// The attachment: its id, its file name, or its URL, as `messages` prints them.
+        attachment: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write every message of every account to a file as JSON lines.
     Export {
@@ -292,7 +322,113 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await
         }
         Command::Export { out } => export(&inbox, &out).await,
+        Command::Start {
+            marketplace,
+            to,
+            order,
+            text,
+            posting,
+        } => {
+            let new = match (marketplace, to, order, text, posting) {
+                (Marketplace::Allegro, Some(login), Some(order_id), Some(text), None) => {
+                    NewConversation::Allegro {
+                        login,
+                        order_id,
+                        text,
+                    }
+                }
+                (Marketplace::Ozon, None, None, None, Some(posting_number)) => {
+                    NewConversation::Ozon { posting_number }
+                }
+                (Marketplace::Allegro | Marketplace::Ozon, ..) => {
+                    return Err(anyhow!(
+                        "inbox start: Allegro takes --to, --order and --text; Ozon takes --posting"
+                    ))
+                }
+                (other, ..) => {
+                    return Err(anyhow!(
+                        "{other}: sellers cannot start conversations there (buyers do)"
+                    ))
+                }
+            };
+            let account = inbox.only(marketplace)?;
+            let started = account.start(&new).await?;
+            let shown = inbox.display_ref(&started.conversation);
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({"ref": shown, "started": true, "message_id": started.message_id})
+                );
+            } else {
+                out!("started {shown}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Download {
+            reference,
+            attachment,
+            out,
+        } => download(&inbox, json, &named(reference), &attachment, &out).await,
     }
+}
+
+/// Finds the attachment among the conversation's messages and streams it to `out`
+/// (a temporary file beside it, renamed when complete).
+async fn download(
+    inbox: &Inbox,
+    json: bool,
+    reference: &ConversationRef,
+    wanted: &str,
+    out: &std::path::Path,
+) -> Result<ExitCode> {
+    let mut messages = inbox.messages(reference, MessageQuery::new());
+    let mut found = None;
+    while let Some(m) = messages.next().await {
+        let m = m?;
+        found = m.attachments.into_iter().find(|a| {
+            [&a.id, &a.name, &a.url]
+                .iter()
+                .any(|v| v.as_deref() == Some(wanted))
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let attachment = found.ok_or_else(|| {
+        anyhow!(
+            "no attachment {wanted:?} in {} — `inbox messages` lists them",
+            inbox.display_ref(reference)
+        )
+    })?;
+    let mut download = inbox.download(reference, &attachment).await?;
+    let partial = out.with_extension("part");
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut written: u64 = 0;
+    while let Some(chunk) = download.body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                drop(file);
+                std::fs::remove_file(&partial).ok();
+                return Err(e.into());
+            }
+        };
+        file.write_all(&chunk)?;
+        written = written.saturating_add(chunk.len() as u64);
+    }
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&partial, out).with_context(|| format!("writing {}", out.display()))?;
+    if json {
+        out!(
+            "{}",
+            serde_json::json!({"ref": inbox.display_ref(reference), "attachment": wanted, "out": out.display().to_string(), "bytes": written})
+        );
+    } else {
+        out!("saved {} ({written} bytes)", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints one failure of one account's stream on stderr.

@@ -215,8 +215,19 @@ fn attachments_are_uploaded_the_vendors_way() {
             let a = &with_file.unwrap_or_else(|| panic!("{reference}: no attachment"))
                 ["attachments"][0];
             assert_eq!(a["name"], "nota.pdf", "{reference}: {a}");
+            assert_eq!(a["downloadable"], true, "{reference}: {a}");
+            // Downloaded back by the id `messages` printed, byte for byte.
+            let saved = dir.join(format!("{marketplace}.pdf"));
+            let id = a["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{reference}: no id: {a}"));
+            let done = env.json(&["download", reference, id, "--out", saved.to_str().unwrap()]);
+            assert_eq!(done[0]["bytes"], 16, "{done:?}");
+            assert_eq!(std::fs::read(&saved).unwrap(), b"%PDF-1.4 sandbox");
         }
     }
+    let missing = env.inbox(&["download", EXAMPLES[0], "no-such-file", "--out", "x.pdf"]);
+    assert!(!missing.status.success());
     let out = env.inbox(&[
         "send",
         EXAMPLES[2],
@@ -551,4 +562,67 @@ fn a_dot_segment_reference_is_refused_before_any_request() {
         assert!(err.contains("route"), "{err}");
     }
     assert_eq!(env.sandbox.requests(), 0);
+}
+
+#[test]
+fn start_opens_an_allegro_thread_and_an_ozon_chat_and_is_refused_elsewhere() {
+    let env = start();
+    // Buyer 3 of the sandbox, about their order.
+    let allegro = env.json(&[
+        "start",
+        "--marketplace",
+        "allegro",
+        "--to",
+        "buyer-3",
+        "--order",
+        "9000003",
+        "--text",
+        "Dzień dobry, paczka wysłana",
+    ]);
+    assert_eq!(allegro[0]["started"], true);
+    let thread = allegro[0]["ref"].as_str().unwrap().to_string();
+    assert!(thread.starts_with("allegro:"), "{thread}");
+    let messages = env.json(&["messages", &thread]);
+    assert!(messages
+        .iter()
+        .any(|m| m["text"] == "Dzień dobry, paczka wysłana" && m["author_role"] == "seller"));
+
+    let ozon = env.json(&[
+        "start",
+        "--marketplace",
+        "ozon",
+        "--posting",
+        "87654321-0001-1",
+    ]);
+    let chat = ozon[0]["ref"].as_str().unwrap().to_string();
+    assert!(chat.starts_with("ozon:"), "{chat}");
+    let again = env.json(&[
+        "start",
+        "--marketplace",
+        "ozon",
+        "--posting",
+        "87654321-0001-1",
+    ]);
+    assert_eq!(
+        again[0]["ref"],
+        chat.as_str(),
+        "the posting's chat, not a second one"
+    );
+
+    let before = env.sandbox.requests();
+    for args in [
+        vec!["start", "--marketplace", "magalu", "--text", "x"],
+        vec!["start", "--marketplace", "allegro", "--to", "buyer-3"],
+    ] {
+        let out = env.inbox(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr)
+                .trim_end()
+                .lines()
+                .count(),
+            1
+        );
+    }
+    assert_eq!(env.sandbox.requests(), before, "refused before any request");
 }

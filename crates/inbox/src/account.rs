@@ -208,6 +208,35 @@ impl Account {
         Ok(None)
     }
 
+    /// Starts a conversation (Allegro: a thread with a buyer about their order, opened
+    /// by its first message; Ozon: the chat of a posting). Marketplaces where sellers
+    /// cannot start one answer [`Error::Unsupported`]. Never repeated blindly.
+    pub async fn start(&self, new: &NewConversation) -> Result<Sent, Error> {
+        let mut started = self.adapter.start(new).await?;
+        started.conversation.account = Some(self.name.to_string());
+        Ok(started)
+    }
+
+    /// Downloads an attachment of one of the conversation's messages, streamed. One the
+    /// marketplace flagged unsafe or expired is refused ([`Attachment::downloadable`]).
+    pub async fn download(
+        &self,
+        conversation: &ConversationRef,
+        attachment: &Attachment,
+    ) -> Result<Download, Error> {
+        self.check(conversation)?;
+        if !attachment.downloadable() {
+            return Err(Error::invalid(
+                self.marketplace(),
+                format!(
+                    "the marketplace flagged this attachment {}: it is not offered for download",
+                    attachment.status.as_deref().unwrap_or("unsafe")
+                ),
+            ));
+        }
+        self.adapter.download(&conversation.id, attachment).await
+    }
+
     /// Marks a conversation read.
     pub async fn mark_read(&self, conversation: &ConversationRef) -> Result<(), Error> {
         self.check(conversation)?;

@@ -8,7 +8,10 @@ use futures::future::BoxFuture;
 
 use crate::listing::{ConversationQuery, MessageQuery};
 use crate::paginate::{Cursor, Fetched};
-use crate::{Conversation, Error, Marketplace, Message, OutgoingAttachment, Sent};
+use crate::{
+    Attachment, Conversation, Download, Error, Marketplace, Message, NewConversation,
+    OutgoingAttachment, Sent,
+};
 
 /// Which listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +55,26 @@ pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
 
     /// Marks a conversation read.
     fn mark_read<'a>(&'a self, conversation: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Starts a conversation; marketplaces where sellers cannot start one say so.
+    fn start<'a>(&'a self, new: &'a NewConversation) -> BoxFuture<'a, Result<Sent, Error>> {
+        let _ = new;
+        let marketplace = self.marketplace();
+        Box::pin(async move {
+            Err(Error::Unsupported {
+                marketplace,
+                operation: "starting a conversation",
+                not_built: false,
+            })
+        })
+    }
+
+    /// Downloads an attachment of a message in `conversation`, streamed.
+    fn download<'a>(
+        &'a self,
+        conversation: &'a str,
+        attachment: &'a Attachment,
+    ) -> BoxFuture<'a, Result<Download, Error>>;
 }
 
 /// The page size to ask for: the query's, within 1..=`max`, else `max`.

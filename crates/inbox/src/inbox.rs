@@ -99,33 +99,40 @@ impl Inbox {
                 )),
             };
         }
-        let mut candidates = self
+        self.only(marketplace).map_err(|e| match e {
+            Error::InvalidInput { message, .. } if message.starts_with("several") => Error::invalid(
+                marketplace,
+                format!(
+                    "{message} could own {} (name it as {marketplace}@ACCOUNT:{} or with --account ACCOUNT)",
+                    crate::error::clip(&conversation.plain(), 120),
+                    crate::error::clip(&conversation.id, 80),
+                ),
+            ),
+            other => other,
+        })
+    }
+
+    /// The only account of `marketplace`; fails when there is none or several (naming
+    /// them).
+    pub fn only(&self, marketplace: crate::Marketplace) -> Result<&Account, Error> {
+        let names: Vec<&str> = self
             .accounts
             .iter()
-            .filter(|a| a.marketplace() == marketplace);
-        match (candidates.next(), candidates.next()) {
-            (Some(only), None) => Ok(only),
-            (None, _) => Err(Error::invalid(
+            .filter(|a| a.marketplace() == marketplace)
+            .map(Account::name)
+            .collect();
+        match names.as_slice() {
+            [only] => self
+                .account(only)
+                .ok_or_else(|| Error::invalid(marketplace, "no such account")),
+            [] => Err(Error::invalid(
                 marketplace,
                 format!("no {marketplace} account is configured"),
             )),
-            (Some(_), Some(_)) => {
-                let names: Vec<&str> = self
-                    .accounts
-                    .iter()
-                    .filter(|a| a.marketplace() == marketplace)
-                    .map(Account::name)
-                    .collect();
-                Err(Error::invalid(
-                    marketplace,
-                    format!(
-                        "several {marketplace} accounts could own {}: name one of {} (as {marketplace}@ACCOUNT:{} or --account ACCOUNT)",
-                        crate::error::clip(&conversation.plain(), 120),
-                        names.join(", "),
-                        crate::error::clip(&conversation.id, 80),
-                    ),
-                ))
-            }
+            several => Err(Error::invalid(
+                marketplace,
+                format!("several {marketplace} accounts ({})", several.join(", ")),
+            )),
         }
     }
 
@@ -167,6 +174,18 @@ impl Inbox {
     ) -> Result<Sent, Error> {
         let account = self.resolve(conversation)?;
         account.send(conversation, text, attachments).await
+    }
+
+    /// Downloads an attachment of one of the conversation's messages, through the
+    /// account it belongs to.
+    pub async fn download(
+        &self,
+        conversation: &ConversationRef,
+        attachment: &Attachment,
+    ) -> Result<Download, Error> {
+        self.resolve(conversation)?
+            .download(conversation, attachment)
+            .await
     }
 
     /// Marks a conversation read through the account it belongs to.

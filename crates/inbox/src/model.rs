@@ -397,6 +397,47 @@ pub struct Sent {
     pub vendor: serde_json::Value,
 }
 
+/// What a seller starts a conversation from, on the marketplaces that allow it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NewConversation {
+    /// Allegro: a new thread with a buyer, about one of their orders (required since
+    /// 2025-02-28), opened by its first message.
+    Allegro {
+        /// The buyer's login.
+        login: String,
+        /// The order the thread is about (it must be the buyer's).
+        order_id: String,
+        /// The first message (at most 2000 characters).
+        text: String,
+    },
+    /// Ozon: the chat of a posting (FBS/rFBS, within 72 hours of payment or delivery;
+    /// Premium subscriptions only).
+    Ozon {
+        /// The posting number, e.g. `12345678-0001-1`.
+        posting_number: String,
+    },
+}
+
+/// A file being downloaded: its name and type when known, and its bytes as they arrive.
+pub struct Download {
+    /// File name, when known.
+    pub name: Option<String>,
+    /// Media type, when known.
+    pub mime: Option<String>,
+    /// The bytes, streamed (never held whole in memory).
+    pub body: futures::stream::BoxStream<'static, Result<bytes::Bytes, Error>>,
+}
+
+impl fmt::Debug for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Download")
+            .field("name", &self.name)
+            .field("mime", &self.mime)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Unread state of one account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnreadSummary {

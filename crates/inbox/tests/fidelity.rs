@@ -406,3 +406,62 @@ async fn a_malformed_part_of_a_page_costs_only_itself_and_never_silently() {
         "{history:?}"
     );
 }
+
+#[tokio::test]
+async fn downloads_from_vendor_addresses_carry_no_credentials_and_unsafe_files_are_refused() {
+    use futures::StreamExt;
+    let server = MockServer::start_async().await;
+    let file = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/files/photo-1.jpg")
+                .header_missing("authorization")
+                .header_missing("api-key")
+                .header_missing("client-id");
+            then.status(200)
+                .header("content-type", "image/jpeg")
+                .body("JPEGDATA");
+        })
+        .await;
+    let url = format!("{}/files/photo-1.jpg", server.base_url());
+    for config in [common::ozon_config(&server), common::magalu_config(&server)] {
+        let account = Account::from_config(&config).unwrap();
+        let attachment = Attachment {
+            url: Some(url.clone()),
+            ..Attachment::default()
+        };
+        let download = account
+            .download(&account.reference("c"), &attachment)
+            .await
+            .unwrap();
+        assert_eq!(download.mime.as_deref(), Some("image/jpeg"));
+        let bytes: Vec<u8> = download
+            .body
+            .map(|chunk| chunk.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(bytes, b"JPEGDATA");
+    }
+    file.assert_calls_async(2).await;
+
+    let account = Account::from_config(&common::allegro_config(&server)).unwrap();
+    let unsafe_file = Attachment {
+        id: Some("a2".into()),
+        status: Some("UNSAFE".into()),
+        ..Attachment::default()
+    };
+    let err = account
+        .download(&account.reference("t"), &unsafe_file)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    let not_http = Attachment {
+        url: Some("file:///etc/passwd".into()),
+        ..Attachment::default()
+    };
+    let ozon = Account::from_config(&common::ozon_config(&server)).unwrap();
+    assert!(ozon
+        .download(&ozon.reference("c"), &not_http)
+        .await
+        .is_err());
+}

@@ -265,6 +265,91 @@ impl Adapter for AllegroAdapter {
         .boxed()
     }
 
+    /// Opens a thread with a buyer about their order (public.v1, whose answer names the
+    /// new thread; beta.v1's does not).
+    fn start<'a>(&'a self, new: &'a NewConversation) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            let NewConversation::Allegro {
+                login,
+                order_id,
+                text,
+            } = new
+            else {
+                return Err(Error::invalid(
+                    M,
+                    "an Allegro thread starts from a buyer's login, an order id and a text",
+                ));
+            };
+            validate(text, &[])?;
+            for (what, value) in [("login", login), ("order id", order_id)] {
+                if value.trim().is_empty() {
+                    return Err(Error::invalid(M, format!("the buyer's {what} is empty")));
+                }
+            }
+            let body = public_v1::types::NewMessage {
+                attachments: None,
+                order: public_v1::types::MessageOrder {
+                    id: Some(order_id.as_str().into()),
+                },
+                recipient: public_v1::types::Recipient {
+                    login: login.clone(),
+                },
+                text: text
+                    .as_str()
+                    .try_into()
+                    .map_err(|e| Error::invalid(M, format!("{e}")))?,
+            };
+            let m = call(M, self.client.v1.new_message_post().body(body).send()).await?;
+            let thread = m
+                .thread
+                .as_ref()
+                .and_then(|t| t.id.as_ref())
+                .map(|t| t.to_string())
+                .ok_or_else(|| Error::decode(M, "new thread", "the answer names no thread"))?;
+            Ok(Sent {
+                conversation: ConversationRef::new(M, thread),
+                message_id: m.id.as_ref().map(|i| i.to_string()),
+                vendor: serde_json::to_value(&m).unwrap_or_default(),
+            })
+        }
+        .boxed()
+    }
+
+    /// Downloads an attachment (uploaded within the last six months) by its id.
+    fn download<'a>(
+        &'a self,
+        _thread: &'a str,
+        attachment: &'a Attachment,
+    ) -> BoxFuture<'a, Result<Download, Error>> {
+        async move {
+            let id = super::attachment_id(M, attachment)?;
+            match self
+                .client
+                .v1
+                .download_attachment_get()
+                .attachment_id(id)
+                .send()
+                .await
+            {
+                Ok(rv) => {
+                    let mime = rv
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    Ok(super::download(
+                        M,
+                        attachment,
+                        mime,
+                        rv.into_inner().into_inner(),
+                    ))
+                }
+                Err(e) => Err(crate::vendor_error::map(M, e).await),
+            }
+        }
+        .boxed()
+    }
+
     /// Marks a thread read, through beta.v1 when the account is served it.
     fn mark_read<'a>(&'a self, thread_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move {

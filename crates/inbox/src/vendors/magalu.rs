@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use inbox_core::{ClientAuth, PersistTokens};
-use inbox_magalu::{enums, types, Magalu};
+use inbox_magalu::{enums, types, ClientInfo as _, Magalu};
 use serde_json::Value;
 
 use crate::adapter::{page_size, Adapter, Listed};
@@ -160,6 +160,22 @@ impl Adapter for MagaluAdapter {
                 m.id.as_ref().map(|i| i.to_string())
             })
             .await
+        }
+        .boxed()
+    }
+
+    /// Downloads an attachment from the address Magalu gives (without credentials).
+    fn download<'a>(
+        &'a self,
+        _conversation: &'a str,
+        attachment: &'a Attachment,
+    ) -> BoxFuture<'a, Result<Download, Error>> {
+        async move {
+            let url = attachment
+                .url
+                .as_deref()
+                .ok_or_else(|| Error::invalid(M, "the attachment has no address"))?;
+            super::fetch_url(self.client.client(), M, url, attachment).await
         }
         .boxed()
     }

@@ -277,6 +277,53 @@ impl Adapter for MercadoLibreAdapter {
         .boxed()
     }
 
+    /// Downloads an attachment by its id; Mercado Libre wants the pack's site with it,
+    /// read from the pack's first page.
+    fn download<'a>(
+        &'a self,
+        pack: &'a str,
+        attachment: &'a Attachment,
+    ) -> BoxFuture<'a, Result<Download, Error>> {
+        async move {
+            let id = super::attachment_id(M, attachment)?;
+            let page = self.fetch(pack, PAGE, 0, false).await?;
+            let site = page
+                .messages
+                .unwrap_or_default()
+                .iter()
+                .find_map(|m| m.valid()?.site_id.as_ref().map(|s| s.to_string()))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        M,
+                        "cannot tell the pack's site (MLA, MLB, …) needed to download",
+                    )
+                })?;
+            let request = self
+                .client
+                .download_attachment()
+                .attachment_id(id)
+                .site_id(site)
+                .tag(enums::Tag::PostSale);
+            match request.send().await {
+                Ok(rv) => {
+                    let mime = rv
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    Ok(super::download(
+                        M,
+                        attachment,
+                        mime,
+                        rv.into_inner().into_inner(),
+                    ))
+                }
+                Err(e) => Err(crate::vendor_error::map(M, e).await),
+            }
+        }
+        .boxed()
+    }
+
     /// Marks a pack's messages read: a read without `mark_as_read=false`.
     fn mark_read<'a>(&'a self, pack_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move { self.fetch(pack_id, PAGE, 0, true).await.map(|_| ()) }.boxed()

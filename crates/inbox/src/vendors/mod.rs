@@ -194,3 +194,77 @@ pub(crate) async fn deliver<T: serde::Serialize + serde::de::DeserializeOwned, E
         vendor: serde_json::to_value(&answer).unwrap_or(serde_json::Value::Null),
     })
 }
+
+/// A file at a URL the vendor gave (Magalu's attachment links, Ozon's image addresses),
+/// fetched without any of the account's credentials, which must never reach another
+/// host.
+pub(crate) async fn fetch_url(
+    http: &reqwest::Client,
+    marketplace: Marketplace,
+    url: &str,
+    attachment: &crate::Attachment,
+) -> Result<crate::Download, Error> {
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http"))
+        .ok_or_else(|| {
+            Error::invalid(
+                marketplace,
+                "the attachment's address is not an http(s) URL",
+            )
+        })?;
+    let response = http
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| crate::vendor_error::transport(marketplace, e))?;
+    if !response.status().is_success() {
+        return Err(Error::Api {
+            marketplace,
+            status: response.status().as_u16(),
+            code: None,
+            message: Some("the attachment could not be fetched".into()),
+            request_id: None,
+            attempts: 1,
+        });
+    }
+    let mime = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok(download(
+        marketplace,
+        attachment,
+        mime,
+        response.bytes_stream(),
+    ))
+}
+
+/// A download of `attachment` from a stream of bytes.
+pub(crate) fn download(
+    marketplace: Marketplace,
+    attachment: &crate::Attachment,
+    mime: Option<String>,
+    bytes: impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+) -> crate::Download {
+    use futures::StreamExt;
+    crate::Download {
+        name: attachment.name.clone(),
+        mime: attachment.mime.clone().or(mime),
+        body: bytes
+            .map(move |chunk| chunk.map_err(|e| crate::vendor_error::transport(marketplace, e)))
+            .boxed(),
+    }
+}
+
+/// The attachment's vendor id, needed to download it through the API.
+pub(crate) fn attachment_id(
+    marketplace: Marketplace,
+    attachment: &crate::Attachment,
+) -> Result<&str, Error> {
+    attachment
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::invalid(marketplace, "the attachment has no id to download it by"))
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use inbox_ozon::{enums, types, Ozon};
+use inbox_ozon::{enums, types, ClientInfo as _, Ozon};
 use serde_json::Value;
 
 use crate::adapter::{page_size, Adapter, Listed};
@@ -195,6 +195,53 @@ impl Adapter for OzonAdapter {
                 message_id: None,
                 vendor: last,
             })
+        }
+        .boxed()
+    }
+
+    /// Opens the chat of a posting (`/v1/chat/start`).
+    fn start<'a>(&'a self, new: &'a NewConversation) -> BoxFuture<'a, Result<Sent, Error>> {
+        async move {
+            let NewConversation::Ozon { posting_number } = new else {
+                return Err(Error::invalid(
+                    M,
+                    "an Ozon chat starts from a posting number",
+                ));
+            };
+            if posting_number.trim().is_empty() {
+                return Err(Error::invalid(M, "the posting number is empty"));
+            }
+            let body = types::ChatChatStartRequest {
+                posting_number: posting_number.clone(),
+            };
+            let answer = call(M, self.client.chat_api_chat_start().body(body).send()).await?;
+            let chat = answer
+                .result
+                .as_ref()
+                .and_then(|r| r.chat_id.as_ref())
+                .map(|c| c.to_string())
+                .ok_or_else(|| Error::decode(M, "new chat", "the answer names no chat"))?;
+            Ok(Sent {
+                conversation: ConversationRef::new(M, chat),
+                message_id: None,
+                vendor: serde_json::to_value(&answer).unwrap_or_default(),
+            })
+        }
+        .boxed()
+    }
+
+    /// Downloads an image from the address Ozon gives (without credentials).
+    fn download<'a>(
+        &'a self,
+        _chat: &'a str,
+        attachment: &'a Attachment,
+    ) -> BoxFuture<'a, Result<Download, Error>> {
+        async move {
+            let url = attachment
+                .url
+                .as_deref()
+                .ok_or_else(|| Error::invalid(M, "the attachment has no address"))?;
+            super::fetch_url(self.client.client(), M, url, attachment).await
         }
         .boxed()
     }
