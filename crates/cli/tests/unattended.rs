@@ -3,57 +3,13 @@
 //! survives faults with every message exactly once.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use inbox_sandbox::{Config, Faults, Sandbox, Vendor};
+use inbox_sandbox::{Config, Faults, Vendor};
 use serde_json::{json, Value};
 
-struct Env {
-    sandbox: Sandbox,
-    dir: PathBuf,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn start(config: Config, name: &str) -> Env {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sandbox = runtime.block_on(Sandbox::start(config)).unwrap();
-    let dir = std::env::temp_dir().join(format!("inbox-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Env {
-        sandbox,
-        dir,
-        _runtime: runtime,
-    }
-}
-
-impl Env {
-    fn write_config(&self, config: &Value) -> PathBuf {
-        let path = self.dir.join("accounts.json");
-        std::fs::write(&path, config.to_string()).unwrap();
-        path
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
-fn inbox(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inbox"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{inbox, start};
 
 #[test]
 fn rotated_tokens_are_written_back_to_the_config_file() {

@@ -465,3 +465,73 @@ async fn downloads_from_vendor_addresses_carry_no_credentials_and_unsafe_files_a
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn vendor_paging_numbers_at_the_edge_of_u64_never_panic() {
+    let server = MockServer::start_async().await;
+    // Magalu's next link points at the largest offset; the page there is empty but says
+    // there is more: the listing ends with an error, without arithmetic overflow.
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/v0/conversations")
+                .query_param("_offset", "0");
+            then.status(200).json_body(
+                json!({"meta": {"links": {"next": "?_offset=18446744073709551615&_limit=100"}},
+                "results": [{"id": "c1", "status": "OPENED"}]}),
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v0/conversations").query_param("_offset", "18446744073709551615");
+            then.status(200).json_body(json!({"meta": {"links": {"next": "?_offset=18446744073709551615"}}, "results": []}));
+        })
+        .await;
+    // Mercado Libre's total near the top of u64, on a page at offset 0.
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/packs/5/sellers/415458330");
+            then.status(200).json_body(json!({"paging": {"total": 18446744073709551615u64, "offset": 18446744073709551615u64},
+                "messages": [{"id": "m1", "text": "x", "message_date": {"created": "2026-11-20T10:00:00Z"}}]}));
+        })
+        .await;
+    let magalu = Account::from_config(&common::magalu_config(&server)).unwrap();
+    let listed: Vec<Result<Conversation, Error>> =
+        futures::StreamExt::collect(magalu.conversations(ConversationQuery::new())).await;
+    assert!(listed[0].is_ok());
+    assert!(
+        matches!(listed.last(), Some(Err(Error::Pagination { .. }))),
+        "{listed:?}"
+    );
+    let meli = Account::from_config(&common::meli_config(&server)).unwrap();
+    let messages: Vec<Result<Message, Error>> =
+        futures::StreamExt::collect(meli.messages(&meli.reference("5"), MessageQuery::new())).await;
+    assert!(messages[0].is_ok(), "{messages:?}");
+}
+
+#[tokio::test]
+async fn magalu_moderation_rules_are_kept() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v0/conversations/c1/messages");
+            then.status(200).json_body(json!({"meta": {"links": {"next": null}}, "results": [
+                {"id": "m1", "content": "meu e-mail", "when_at": {"$date": "2026-11-20T10:00:00.000Z"},
+                 "from_user": {"id": "u", "type": "SELLER"},
+                 "moderation": {"status": "REJECTED", "when_at": {"$date": "2026-11-20T10:00:05.000Z"},
+                                "block_rules": ["EMAIL", {"name": "PHONE_NUMBER"}]}}]}));
+        })
+        .await;
+    let account = Account::from_config(&common::magalu_config(&server)).unwrap();
+    let messages: Vec<Message> = account
+        .messages(&account.reference("c1"), MessageQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(messages[0].status.as_deref(), Some("REJECTED"));
+    assert_eq!(
+        messages[0].moderation_reason.as_deref(),
+        Some("EMAIL, PHONE_NUMBER")
+    );
+}

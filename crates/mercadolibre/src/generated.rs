@@ -68,6 +68,17 @@ pub mod types {
             Default::default()
         }
     }
+    ///`LegacyText`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct LegacyText {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub plain: ::std::option::Option<::std::string::String>,
+    }
+    impl LegacyText {
+        pub fn builder() -> builder::LegacyText {
+            Default::default()
+        }
+    }
     ///`Message`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Message {
@@ -124,6 +135,51 @@ pub mod types {
     }
     impl MessageAttachment {
         pub fn builder() -> builder::MessageAttachment {
+            Default::default()
+        }
+    }
+    ///The envelope of `x-version: 2`, or the legacy flat message.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct MessageById {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub conversation_status: ::std::option::Option<ConversationStatus>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_available: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_created: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_notified: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_read: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_received: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub from: ::std::option::Option<MessageUser>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub message_id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub messages: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Message>>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub moderation_status: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub paging: ::std::option::Option<Paging>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resource: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resource_id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub site_id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub subject: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub text: ::std::option::Option<LegacyText>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub to: ::std::option::Option<MessageUser>,
+    }
+    impl MessageById {
+        pub fn builder() -> builder::MessageById {
             Default::default()
         }
     }
@@ -679,6 +735,49 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct LegacyText {
+            plain: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LegacyText {
+            fn default() -> Self {
+                Self {
+                    plain: Ok(Default::default()),
+                }
+            }
+        }
+        impl LegacyText {
+            pub fn plain<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plain = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for plain: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LegacyText> for super::LegacyText {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LegacyText,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    plain: value.plain?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LegacyText> for LegacyText {
+            fn from(value: super::LegacyText) -> Self {
+                Self {
+                    plain: Ok(value.plain),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Message {
             client_id: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexId>,
@@ -1056,6 +1155,338 @@ pub mod types {
                     potential_security_threat: Ok(value.potential_security_threat),
                     size: Ok(value.size),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MessageById {
+            conversation_status: ::std::result::Result<
+                ::std::option::Option<super::ConversationStatus>,
+                ::std::string::String,
+            >,
+            date_available: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            date_created: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            date_notified: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            date_read: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            date_received: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            from: ::std::result::Result<
+                ::std::option::Option<super::MessageUser>,
+                ::std::string::String,
+            >,
+            message_id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            messages: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Message>>>,
+                ::std::string::String,
+            >,
+            moderation_status: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            paging:
+                ::std::result::Result<::std::option::Option<super::Paging>, ::std::string::String>,
+            resource: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            resource_id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            site_id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            subject: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            text: ::std::result::Result<
+                ::std::option::Option<super::LegacyText>,
+                ::std::string::String,
+            >,
+            to: ::std::result::Result<
+                ::std::option::Option<super::MessageUser>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MessageById {
+            fn default() -> Self {
+                Self {
+                    conversation_status: Ok(Default::default()),
+                    date_available: Ok(Default::default()),
+                    date_created: Ok(Default::default()),
+                    date_notified: Ok(Default::default()),
+                    date_read: Ok(Default::default()),
+                    date_received: Ok(Default::default()),
+                    from: Ok(Default::default()),
+                    message_id: Ok(Default::default()),
+                    messages: Ok(Default::default()),
+                    moderation_status: Ok(Default::default()),
+                    paging: Ok(Default::default()),
+                    resource: Ok(Default::default()),
+                    resource_id: Ok(Default::default()),
+                    site_id: Ok(Default::default()),
+                    status: Ok(Default::default()),
+                    subject: Ok(Default::default()),
+                    text: Ok(Default::default()),
+                    to: Ok(Default::default()),
+                }
+            }
+        }
+        impl MessageById {
+            pub fn conversation_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ConversationStatus>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.conversation_status = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for conversation_status: {e}")
+                });
+                self
+            }
+            pub fn date_available<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_available = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for date_available: {e}")
+                });
+                self
+            }
+            pub fn date_created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_created = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for date_created: {e}"));
+                self
+            }
+            pub fn date_notified<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_notified = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for date_notified: {e}"));
+                self
+            }
+            pub fn date_read<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_read = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for date_read: {e}"));
+                self
+            }
+            pub fn date_received<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_received = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for date_received: {e}"));
+                self
+            }
+            pub fn from<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::MessageUser>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.from = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for from: {e}"));
+                self
+            }
+            pub fn message_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for message_id: {e}"));
+                self
+            }
+            pub fn messages<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Message>>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.messages = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for messages: {e}"));
+                self
+            }
+            pub fn moderation_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.moderation_status = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for moderation_status: {e}")
+                });
+                self
+            }
+            pub fn paging<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Paging>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.paging = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for paging: {e}"));
+                self
+            }
+            pub fn resource<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resource = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for resource: {e}"));
+                self
+            }
+            pub fn resource_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resource_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for resource_id: {e}"));
+                self
+            }
+            pub fn site_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.site_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for site_id: {e}"));
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                self
+            }
+            pub fn subject<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.subject = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for subject: {e}"));
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::LegacyText>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for text: {e}"));
+                self
+            }
+            pub fn to<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::MessageUser>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.to = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for to: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MessageById> for super::MessageById {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MessageById,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    conversation_status: value.conversation_status?,
+                    date_available: value.date_available?,
+                    date_created: value.date_created?,
+                    date_notified: value.date_notified?,
+                    date_read: value.date_read?,
+                    date_received: value.date_received?,
+                    from: value.from?,
+                    message_id: value.message_id?,
+                    messages: value.messages?,
+                    moderation_status: value.moderation_status?,
+                    paging: value.paging?,
+                    resource: value.resource?,
+                    resource_id: value.resource_id?,
+                    site_id: value.site_id?,
+                    status: value.status?,
+                    subject: value.subject?,
+                    text: value.text?,
+                    to: value.to?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MessageById> for MessageById {
+            fn from(value: super::MessageById) -> Self {
+                Self {
+                    conversation_status: Ok(value.conversation_status),
+                    date_available: Ok(value.date_available),
+                    date_created: Ok(value.date_created),
+                    date_notified: Ok(value.date_notified),
+                    date_read: Ok(value.date_read),
+                    date_received: Ok(value.date_received),
+                    from: Ok(value.from),
+                    message_id: Ok(value.message_id),
+                    messages: Ok(value.messages),
+                    moderation_status: Ok(value.moderation_status),
+                    paging: Ok(value.paging),
+                    resource: Ok(value.resource),
+                    resource_id: Ok(value.resource_id),
+                    site_id: Ok(value.site_id),
+                    status: Ok(value.status),
+                    subject: Ok(value.subject),
+                    text: Ok(value.text),
+                    to: Ok(value.to),
                 }
             }
         }
@@ -2000,17 +2431,19 @@ impl Client {
     pub fn send_pack_message(&self) -> builder::SendPackMessage<'_> {
         builder::SendPackMessage::new(self)
     }
-    /**One message by id, in the envelope of a pack listing.
+    /**One message by id. With `x-version: 2` the answer is the envelope of a pack listing (`messages`); without it, Mercado Libre answers the legacy flat shape, whose fields `MessageById` also holds.
 
     Sends a `GET` request to `/messages/{message_id}`
 
     Arguments:
     - `message_id`
     - `tag`: Always `post_sale`.
+    - `x_version`: The answer's version; `2` asks for the envelope.
     ```ignore
     let response = client.get_message()
         .message_id(message_id)
         .tag(tag)
+        .x_version(x_version)
         .send()
         .await;
     ```*/
@@ -2362,6 +2795,7 @@ pub mod builder {
         client: &'a super::Client,
         message_id: Result<::std::string::String, String>,
         tag: Result<::inbox_mercadolibre::generated::enums::Tag, String>,
+        x_version: Result<::inbox_mercadolibre::generated::enums::GetMessageXVersion, String>,
     }
     impl<'a> GetMessage<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -2369,6 +2803,7 @@ pub mod builder {
                 client: client,
                 message_id: Err("message_id was not initialized".to_string()),
                 tag: Err("tag was not initialized".to_string()),
+                x_version: Err("x_version was not initialized".to_string()),
             }
         }
         pub fn message_id<V>(mut self, value: V) -> Self
@@ -2390,28 +2825,43 @@ pub mod builder {
             });
             self
         }
+        pub fn x_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::inbox_mercadolibre::generated::enums::GetMessageXVersion>,
+        {
+            self.x_version = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: inbox_mercadolibre :: generated :: enums :: GetMessageXVersion` for x_version failed"
+                        .to_string()
+                });
+            self
+        }
         ///Sends a `GET` request to `/messages/{message_id}`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::PackMessages>, Error<types::ErrorBody>> {
+        ) -> Result<ResponseValue<types::MessageById>, Error<types::ErrorBody>> {
             let Self {
                 client,
                 message_id,
                 tag,
+                x_version,
             } = self;
             let message_id = message_id.map_err(Error::InvalidRequest)?;
             let tag = tag.map_err(Error::InvalidRequest)?;
+            let x_version = x_version.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/messages/{}",
                 client.baseurl,
                 ::inbox_core::path_segment(&message_id.to_string())
                     .map_err(Error::InvalidRequest)?,
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map.append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
             );
+            header_map.append("x-version", x_version.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -2765,6 +3215,12 @@ pub mod enums {
     BlockedByAiAssistantExpired = "blocked_by_ai_assistant_expired",
     BlockedByAiAssistantContactClosed = "blocked_by_ai_assistant_contact_closed",
     BlockByAiAssistantInitiatedBySellerExpired = "block_by_ai_assistant_initiated_by_seller_expired",
+    }
+    }
+    ::inbox_core::open_enum! {
+    /// Values of `GetMessageXVersion`.
+    pub enum GetMessageXVersion {
+    V2 = "2",
     }
     }
     ::inbox_core::open_enum! {

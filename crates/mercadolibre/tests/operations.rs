@@ -174,7 +174,8 @@ async fn message_by_id() {
             meli(
                 when.method(GET)
                     .path("/messages/2c92808469fea23a0169febf14580001"),
-            );
+            )
+            .header("x-version", "2");
             then.status(200).body(fixture("pack_messages.json"));
         })
         .await;
@@ -182,11 +183,51 @@ async fn message_by_id() {
         .get_message()
         .message_id("2c92808469fea23a0169febf14580001")
         .tag(enums::Tag::PostSale)
+        .x_version(enums::GetMessageXVersion::V2)
         .send()
         .await
         .unwrap();
     mock.assert_async().await;
     assert_eq!(r.messages.as_ref().unwrap().len(), 2);
+    assert!(r.message_id.is_none());
+}
+
+#[tokio::test]
+async fn message_by_id_in_the_legacy_flat_shape_is_decoded_too() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/0b3a9b0a31d84b53bd0e0f6d0c3f7a10");
+            then.status(200).json_body(serde_json::json!({
+                "message_id": "0b3a9b0a31d84b53bd0e0f6d0c3f7a10", "site_id": "MLA",
+                "date_created": "2019-03-13T09:34:26.450-04:00", "date_received": "2019-03-13T09:34:26.450-04:00",
+                "date_read": null, "from": {"user_id": "1977056109"}, "to": {"user_id": 415458330},
+                "subject": null, "text": {"plain": "Hola, ¿llegó el pedido?"}, "status": "available",
+                "moderation_status": "clean", "resource": "orders", "resource_id": "2000000089077943"}));
+        })
+        .await;
+    let r = client(&server)
+        .get_message()
+        .message_id("0b3a9b0a31d84b53bd0e0f6d0c3f7a10")
+        .tag(enums::Tag::PostSale)
+        .x_version(enums::GetMessageXVersion::V2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.message_id.as_ref().map(|i| i.as_str()),
+        Some("0b3a9b0a31d84b53bd0e0f6d0c3f7a10")
+    );
+    assert_eq!(
+        r.text.as_ref().and_then(|t| t.plain.as_deref()),
+        Some("Hola, ¿llegó el pedido?")
+    );
+    assert_eq!(
+        r.resource_id.as_ref().map(|i| i.as_str()),
+        Some("2000000089077943")
+    );
+    assert!(r.date_created.is_some());
+    assert!(r.messages.is_none());
 }
 
 #[tokio::test]

@@ -155,7 +155,9 @@ fn message_json(c: &Conv, m: &Msg, ver: Ver) -> Value {
         .attachments
         .iter()
         .map(|a| {
-            let mut v = json!({"fileName": a.name, "mimeType": a.mime, "url": format!("https://upload.allegro.pl/message-center/message-attachments/{}", a.id), "status": "SAFE"});
+            // The sandbox's "virus scan": a file named like the antivirus test file is UNSAFE.
+            let status = if a.name.to_ascii_lowercase().contains("eicar") { "UNSAFE" } else { "SAFE" };
+            let mut v = json!({"fileName": a.name, "mimeType": a.mime, "url": format!("https://upload.allegro.pl/message-center/message-attachments/{}", a.id), "status": status});
             if ver == Ver::Beta {
                 v["id"] = json!(a.id);
             }

@@ -1,0 +1,55 @@
+//! A sandbox in the test's process, a scratch directory, and the `inbox` binary run
+//! with a config file and nothing else from the environment.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use inbox_sandbox::{Config, Sandbox};
+use serde_json::Value;
+
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub dir: PathBuf,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn start(config: Config, name: &str) -> Env {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = runtime.block_on(Sandbox::start(config)).unwrap();
+    let dir = std::env::temp_dir().join(format!("inbox-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Env {
+        sandbox,
+        dir,
+        _runtime: runtime,
+    }
+}
+
+impl Env {
+    pub fn write_config(&self, config: &Value) -> PathBuf {
+        let path = self.dir.join("accounts.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+pub fn inbox(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap()
+}
