@@ -323,29 +323,8 @@ impl Adapter for AllegroAdapter {
     ) -> BoxFuture<'a, Result<Download, Error>> {
         async move {
             let id = super::attachment_id(M, attachment)?;
-            match self
-                .client
-                .v1
-                .download_attachment_get()
-                .attachment_id(id)
-                .send()
-                .await
-            {
-                Ok(rv) => {
-                    let mime = rv
-                        .headers()
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    Ok(super::download(
-                        M,
-                        attachment,
-                        mime,
-                        rv.into_inner().into_inner(),
-                    ))
-                }
-                Err(e) => Err(crate::vendor_error::map(M, e).await),
-            }
+            let request = self.client.v1.download_attachment_get().attachment_id(id);
+            super::api_download(M, attachment, request.send()).await
         }
         .boxed()
     }

@@ -304,22 +304,7 @@ impl Adapter for MercadoLibreAdapter {
                 .attachment_id(id)
                 .site_id(site)
                 .tag(enums::Tag::PostSale);
-            match request.send().await {
-                Ok(rv) => {
-                    let mime = rv
-                        .headers()
-                        .get(reqwest::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    Ok(super::download(
-                        M,
-                        attachment,
-                        mime,
-                        rv.into_inner().into_inner(),
-                    ))
-                }
-                Err(e) => Err(crate::vendor_error::map(M, e).await),
-            }
+            super::api_download(M, attachment, request.send()).await
         }
         .boxed()
     }

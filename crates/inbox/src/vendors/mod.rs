@@ -241,6 +241,30 @@ pub(crate) async fn fetch_url(
     ))
 }
 
+/// Awaits a generated client's file download and streams it as a [`crate::Download`].
+pub(crate) async fn api_download<E: ErrorBody>(
+    marketplace: Marketplace,
+    attachment: &crate::Attachment,
+    request: impl Future<Output = Result<ResponseValue<progenitor_client::ByteStream>, ClientError<E>>>,
+) -> Result<crate::Download, Error> {
+    match request.await {
+        Ok(rv) => {
+            let mime = rv
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok(download(
+                marketplace,
+                attachment,
+                mime,
+                rv.into_inner().into_inner(),
+            ))
+        }
+        Err(e) => Err(crate::vendor_error::map(marketplace, e).await),
+    }
+}
+
 /// A download of `attachment` from a stream of bytes.
 pub(crate) fn download(
     marketplace: Marketplace,
