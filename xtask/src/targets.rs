@@ -116,7 +116,7 @@ pub fn all() -> Vec<Target> {
             media: None,
             fixups: mercadolibre,
             path_parameters: true,
-            envelopes: &["PackMessages", "Paging", "UnreadMessages"],
+            envelopes: &["PackMessages", "Paging", "UnreadMessages", "OrdersSearch"],
         },
         Target {
             spec: "magalu.yaml",

@@ -256,13 +256,14 @@ fn export_writes_every_message_as_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // Allegro, Magalu and Ozon: 12 generated conversations of 6 messages plus the example;
-    // Mercado Libre exports its unread packs (4 generated of 6 plus the example's 2).
+    // Every conversation of every marketplace, read ones included: 12 generated
+    // conversations of 6 messages plus the example (Mercado Libre's packs enumerated
+    // through the seller's orders).
     let count = |m: &str| lines.iter().filter(|l| l["marketplace"] == m).count();
     assert_eq!(count("allegro"), 12 * 6 + 2);
     assert_eq!(count("magalu"), 12 * 6 + 1);
     assert_eq!(count("ozon"), 12 * 6 + 1);
-    assert_eq!(count("mercadolibre"), 4 * 6 + 2);
+    assert_eq!(count("mercadolibre"), 12 * 6 + 2);
     let mut ids: Vec<String> = lines
         .iter()
         .map(|l| format!("{}/{}", l["conversation"], l["id"]))

@@ -91,7 +91,7 @@ impl Account {
     }
 
     /// The account's conversations, lazily, page by page, in the marketplace's order
-    /// (see [`crate::vendors`]). For Mercado Libre: the packs with unread messages.
+    /// (see [`crate::vendors`]): every conversation, read ones included.
     pub fn conversations(&self, query: ConversationQuery) -> Listing<Conversation> {
         let adapter = self.adapter.clone();
         let name = self.name.clone();

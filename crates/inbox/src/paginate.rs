@@ -30,6 +30,9 @@ pub(crate) struct Fetched<T> {
     pub items: Vec<Result<T, Error>>,
     /// A hash of each item's vendor id, where it has one (same order as `items`).
     pub ids: Vec<Option<u64>>,
+    /// Whether items may legitimately repeat across pages (several orders of one pack):
+    /// repeats are still dropped, but a page of only repeats is not taken for a loop.
+    pub repeats_expected: bool,
     pub next: Option<Cursor>,
     pub fingerprint: u64,
 }
@@ -64,6 +67,7 @@ impl<T> Fetched<T> {
         Fetched {
             items,
             ids,
+            repeats_expected: false,
             next,
             fingerprint: hasher.finish(),
         }
@@ -176,7 +180,7 @@ where
                 Err(e) => items.push(Err(e)),
             }
         }
-        if repeated > 0 && fresh == 0 {
+        if repeated > 0 && fresh == 0 && !fetched.repeats_expected {
             return Some((
                 stop("the marketplace sent a page of items it had already sent"),
                 st,
@@ -215,6 +219,7 @@ mod tests {
         Fetched {
             items: items.iter().copied().map(Ok).collect(),
             ids: items.iter().map(|i| Some(hash(i))).collect(),
+            repeats_expected: false,
             next: next.map(Cursor::Offset),
             fingerprint: hash(&items),
         }

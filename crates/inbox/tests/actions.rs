@@ -352,6 +352,26 @@ async fn inbox_merges_accounts_and_sums_unread() {
             );
         })
         .await;
+    // Every pack: the seller's orders (two of pack 5, one without a pack).
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders/search")
+                .query_param("seller", "415458330")
+                .query_param("sort", "date_desc");
+            then.status(200).json_body(
+                json!({"paging": {"total": 3, "offset": 0, "limit": 50}, "results": [
+                {"id": 11, "pack_id": 5}, {"id": 12, "pack_id": 5}, {"id": 13, "pack_id": null}]}),
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/messages/packs/5/sellers/415458330");
+            then.status(200)
+                .json_body(json!({"messages": [], "conversation_status": {"status": "active"}}));
+        })
+        .await;
     let mut inbox = Inbox::new();
     inbox
         .add(ozon(&server))
@@ -367,7 +387,8 @@ async fn inbox_merges_accounts_and_sums_unread() {
     assert_eq!(
         got,
         [
-            ("br".to_string(), "mercadolibre@br:5".to_string()),
+            ("br".to_string(), "mercadolibre@br:13".to_string()),
+            ("br".into(), "mercadolibre@br:5".into()),
             ("ru".into(), "ozon@ru:o1".into()),
             ("ru".into(), "ozon@ru:o2".into())
         ]

@@ -55,15 +55,17 @@ async fn every_marketplace_lists_sends_and_marks_read() {
             .try_collect()
             .await
             .unwrap_or_else(|e| panic!("{m}: {e}"));
+        // Every conversation, read ones included (Mercado Libre's through the seller's
+        // orders: the example pack holds two), over every page under a page cap of 5.
+        assert_eq!(conversations.len(), 13, "{m}");
         if m == Marketplace::MercadoLibre {
+            let unread: Vec<Conversation> = account
+                .conversations(ConversationQuery::new().unread_only(true))
+                .try_collect()
+                .await
+                .unwrap();
             // The unread packs: the example pack and every third generated one.
-            assert_eq!(conversations.len(), 5, "{m}");
-        } else {
-            assert_eq!(
-                conversations.len(),
-                13,
-                "{m}: walks every page under a page cap of 5"
-            );
+            assert_eq!(unread.len(), 5, "{m}");
         }
         let mut refs: Vec<String> = conversations.iter().map(|c| c.reference.plain()).collect();
         assert!(conversations
@@ -272,4 +274,43 @@ async fn injected_server_errors_name_the_marketplace() {
         }
     }
     assert_eq!(sandbox.requests(), 8, "each read sent twice");
+}
+
+#[tokio::test]
+async fn mercadolibre_lists_every_pack_through_the_sellers_orders() {
+    let sandbox = Sandbox::start(Config {
+        conversations: 120,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let meli = accounts(&sandbox).remove(1);
+    let listed: Vec<Conversation> = meli
+        .conversations(ConversationQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    // 122 orders (the example pack holds two) are 121 conversations, each once.
+    let mut ids: Vec<&str> = listed.iter().map(|c| c.reference.id.as_str()).collect();
+    assert_eq!(ids.len(), 121);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 121, "no conversation twice");
+    assert!(ids.contains(&"2000000089077943"), "the example pack");
+    assert!(
+        ids.contains(&"2000000100000001"),
+        "the order without a pack names itself"
+    );
+    let unread = listed
+        .iter()
+        .filter(|c| c.unread.is_some_and(|u| u.is_unread()))
+        .count();
+    assert_eq!(unread, 41, "the example and every third generated pack");
+    // Three pages of orders, each with one unread listing, and the state of each unread
+    // pack; nothing else.
+    let received = sandbox.received();
+    let count = |p: &str| received.iter().filter(|r| r.path.starts_with(p)).count();
+    assert_eq!(count("/orders/search"), 3);
+    assert_eq!(count("/messages/unread"), 3);
+    assert_eq!(count("/messages/packs/"), 41);
 }

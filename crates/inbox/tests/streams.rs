@@ -229,7 +229,7 @@ async fn mercadolibre_walks_three_pages_without_marking_read() {
 }
 
 #[tokio::test]
-async fn mercadolibre_conversations_are_the_unread_packs() {
+async fn mercadolibre_unread_packs_come_in_every_resource_shape() {
     let server = MockServer::start_async().await;
     let mock = server
         .mock_async(|when, then| {
@@ -246,7 +246,8 @@ async fn mercadolibre_conversations_are_the_unread_packs() {
                 ]}));
         })
         .await;
-    let items = collect(meli(&server).conversations(ConversationQuery::new())).await;
+    let items =
+        collect(meli(&server).conversations(ConversationQuery::new().unread_only(true))).await;
     mock.assert_async().await;
     assert_eq!(items.len(), 4);
     let first = items[0].as_ref().unwrap();

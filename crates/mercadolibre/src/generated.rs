@@ -326,6 +326,54 @@ pub mod types {
             Default::default()
         }
     }
+    ///`Order`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct Order {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub buyer: ::std::option::Option<OrderBuyer>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_created: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub date_last_updated: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub pack_id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<::std::string::String>,
+    }
+    impl Order {
+        pub fn builder() -> builder::Order {
+            Default::default()
+        }
+    }
+    ///`OrderBuyer`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct OrderBuyer {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::inbox_core::FlexId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub nickname: ::std::option::Option<::std::string::String>,
+    }
+    impl OrderBuyer {
+        pub fn builder() -> builder::OrderBuyer {
+            Default::default()
+        }
+    }
+    ///`OrdersSearch`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct OrdersSearch {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "::inbox_core::or_none")]
+        pub paging: ::std::option::Option<Paging>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub results: ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<Order>>>,
+    }
+    impl OrdersSearch {
+        pub fn builder() -> builder::OrdersSearch {
+            Default::default()
+        }
+    }
     ///`PackMessages`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct PackMessages {
@@ -1981,6 +2029,254 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Order {
+            buyer: ::std::result::Result<
+                ::std::option::Option<super::OrderBuyer>,
+                ::std::string::String,
+            >,
+            date_created: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            date_last_updated: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            pack_id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Order {
+            fn default() -> Self {
+                Self {
+                    buyer: Ok(Default::default()),
+                    date_created: Ok(Default::default()),
+                    date_last_updated: Ok(Default::default()),
+                    id: Ok(Default::default()),
+                    pack_id: Ok(Default::default()),
+                    status: Ok(Default::default()),
+                }
+            }
+        }
+        impl Order {
+            pub fn buyer<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::OrderBuyer>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.buyer = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for buyer: {e}"));
+                self
+            }
+            pub fn date_created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_created = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for date_created: {e}"));
+                self
+            }
+            pub fn date_last_updated<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date_last_updated = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for date_last_updated: {e}")
+                });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn pack_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.pack_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for pack_id: {e}"));
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Order> for super::Order {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Order,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    buyer: value.buyer?,
+                    date_created: value.date_created?,
+                    date_last_updated: value.date_last_updated?,
+                    id: value.id?,
+                    pack_id: value.pack_id?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Order> for Order {
+            fn from(value: super::Order) -> Self {
+                Self {
+                    buyer: Ok(value.buyer),
+                    date_created: Ok(value.date_created),
+                    date_last_updated: Ok(value.date_last_updated),
+                    id: Ok(value.id),
+                    pack_id: Ok(value.pack_id),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OrderBuyer {
+            id: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexId>,
+                ::std::string::String,
+            >,
+            nickname: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for OrderBuyer {
+            fn default() -> Self {
+                Self {
+                    id: Ok(Default::default()),
+                    nickname: Ok(Default::default()),
+                }
+            }
+        }
+        impl OrderBuyer {
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexId>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn nickname<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.nickname = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for nickname: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OrderBuyer> for super::OrderBuyer {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OrderBuyer,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    id: value.id?,
+                    nickname: value.nickname?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OrderBuyer> for OrderBuyer {
+            fn from(value: super::OrderBuyer) -> Self {
+                Self {
+                    id: Ok(value.id),
+                    nickname: Ok(value.nickname),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OrdersSearch {
+            paging:
+                ::std::result::Result<::std::option::Option<super::Paging>, ::std::string::String>,
+            results: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Order>>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for OrdersSearch {
+            fn default() -> Self {
+                Self {
+                    paging: Ok(Default::default()),
+                    results: Ok(Default::default()),
+                }
+            }
+        }
+        impl OrdersSearch {
+            pub fn paging<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Paging>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.paging = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for paging: {e}"));
+                self
+            }
+            pub fn results<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::inbox_core::Lenient<super::Order>>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.results = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for results: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OrdersSearch> for super::OrdersSearch {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OrdersSearch,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    paging: value.paging?,
+                    results: value.results?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OrdersSearch> for OrdersSearch {
+            fn from(value: super::OrdersSearch) -> Self {
+                Self {
+                    paging: Ok(value.paging),
+                    results: Ok(value.results),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct PackMessages {
             buyer_max_message_length: ::std::result::Result<
                 ::std::option::Option<::inbox_core::FlexInt>,
@@ -2466,6 +2762,24 @@ impl Client {
     ```*/
     pub fn download_attachment(&self) -> builder::DownloadAttachment<'_> {
         builder::DownloadAttachment::new(self)
+    }
+    /**The seller's orders, offset-paged. An order's `pack_id`, or its own `id` when `pack_id` is null, names the conversation of its messages; several orders of one pack are one conversation.
+
+    Sends a `GET` request to `/orders/search`
+
+    ```ignore
+    let response = client.search_orders()
+        .limit(limit)
+        .offset(offset)
+        .order_date_created_from(order_date_created_from)
+        .order_date_last_updated_from(order_date_last_updated_from)
+        .seller(seller)
+        .sort(sort)
+        .send()
+        .await;
+    ```*/
+    pub fn search_orders(&self) -> builder::SearchOrders<'_> {
+        builder::SearchOrders::new(self)
     }
     /**Packs with unread messages (at most 500 per call).
 
@@ -2988,6 +3302,162 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::search_orders`]
+
+    [`Client::search_orders`]: super::Client::search_orders*/
+    #[derive(Debug, Clone)]
+    pub struct SearchOrders<'a> {
+        client: &'a super::Client,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        offset: Result<Option<i64>, String>,
+        order_date_created_from: Result<Option<::inbox_core::FlexDateTime>, String>,
+        order_date_last_updated_from: Result<Option<::inbox_core::FlexDateTime>, String>,
+        seller: Result<::std::string::String, String>,
+        sort: Result<Option<::inbox_mercadolibre::generated::enums::SearchOrdersSort>, String>,
+    }
+    impl<'a> SearchOrders<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                limit: Ok(None),
+                offset: Ok(None),
+                order_date_created_from: Ok(None),
+                order_date_last_updated_from: Ok(None),
+                seller: Err("seller was not initialized".to_string()),
+                sort: Ok(None),
+            }
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU64` for limit failed".to_string()
+            });
+            self
+        }
+        pub fn offset<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.offset = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i64` for offset failed".to_string());
+            self
+        }
+        pub fn order_date_created_from<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::inbox_core::FlexDateTime>,
+        {
+            self.order_date_created_from = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: inbox_core :: FlexDateTime` for order_date_created_from failed"
+                    .to_string()
+            });
+            self
+        }
+        pub fn order_date_last_updated_from<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::inbox_core::FlexDateTime>,
+        {
+            self.order_date_last_updated_from = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: inbox_core :: FlexDateTime` for order_date_last_updated_from failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn seller<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.seller = value.try_into().map_err(|_| {
+                "conversion to `:: std :: string :: String` for seller failed".to_string()
+            });
+            self
+        }
+        pub fn sort<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::inbox_mercadolibre::generated::enums::SearchOrdersSort>,
+        {
+            self.sort = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: inbox_mercadolibre :: generated :: enums :: SearchOrdersSort` for sort failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/orders/search`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::OrdersSearch>, Error<types::ErrorBody>> {
+            let Self {
+                client,
+                limit,
+                offset,
+                order_date_created_from,
+                order_date_last_updated_from,
+                seller,
+                sort,
+            } = self;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let offset = offset.map_err(Error::InvalidRequest)?;
+            let order_date_created_from = order_date_created_from.map_err(Error::InvalidRequest)?;
+            let order_date_last_updated_from =
+                order_date_last_updated_from.map_err(Error::InvalidRequest)?;
+            let seller = seller.map_err(Error::InvalidRequest)?;
+            let sort = sort.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/orders/search", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("offset", &offset))
+                .query(&progenitor_client::QueryParam::new(
+                    "order.date_created.from",
+                    &order_date_created_from,
+                ))
+                .query(&progenitor_client::QueryParam::new(
+                    "order.date_last_updated.from",
+                    &order_date_last_updated_from,
+                ))
+                .query(&progenitor_client::QueryParam::new("seller", &seller))
+                .query(&progenitor_client::QueryParam::new("sort", &sort))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "search_orders",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16..=599u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::get_unread_messages`]
 
     [`Client::get_unread_messages`]: super::Client::get_unread_messages*/
@@ -3246,6 +3716,13 @@ pub mod enums {
     Moderated = "moderated",
     Rejected = "rejected",
     PendingTranslation = "pending_translation",
+    }
+    }
+    ::inbox_core::open_enum! {
+    /// Values of `SearchOrdersSort`.
+    pub enum SearchOrdersSort {
+    DateAsc = "date_asc",
+    DateDesc = "date_desc",
     }
     }
     ::inbox_core::open_enum! {

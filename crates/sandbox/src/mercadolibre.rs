@@ -31,6 +31,80 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/messages/attachments", post(upload))
         .route("/messages/attachments/{id}", get(download))
         .route("/messages/{id}", get(message_by_id))
+        .route("/orders/search", get(orders_search))
+}
+
+/// The orders behind a conversation: the example pack holds two orders; the first
+/// generated conversation is an order without a pack (its id names the conversation);
+/// every other conversation is one order in its pack.
+fn orders_of(c: &Conv) -> Vec<Value> {
+    let buyer = json!({"id": c.buyer.0.parse::<u64>().unwrap_or(0), "nickname": c.buyer.1});
+    let order = |id: String, pack: Option<&str>| {
+        json!({"id": id.parse::<u64>().unwrap_or(0), "pack_id": pack.map(|p| p.parse::<u64>().unwrap_or(0)),
+               "status": "paid", "date_created": ts(c.created_at),
+               "date_last_updated": ts(c.last_activity(V)), "buyer": buyer})
+    };
+    match c.n {
+        0 => vec![
+            order("2000003508419013".into(), Some(&c.id)),
+            order("2000003508419014".into(), Some(&c.id)),
+        ],
+        1 => vec![order(c.id.clone(), None)],
+        n => vec![order(
+            (4_000_000_000_000_000u64 + n).to_string(),
+            Some(&c.id),
+        )],
+    }
+}
+
+/// `GET /orders/search?seller=…&offset&limit&sort=date_desc|date_asc`: every order of the
+/// seller, newest first by default (`limit` at most 50).
+async fn orders_search(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Response {
+    if let Err(r) = bearer(&app, V, &headers)
+        .and_then(|_| seller_ok(&app, p.get("seller").map_or("", String::as_str)))
+    {
+        return r;
+    }
+    let num = |k: &str| p.get(k).map(|v| v.parse::<u64>());
+    let (offset, limit) = match (num("offset"), num("limit")) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => {
+            return error(
+                V,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "offset and limit must be numbers",
+            )
+        }
+        (o, l) => (
+            o.and_then(Result::ok).unwrap_or(0),
+            l.and_then(Result::ok).unwrap_or(50),
+        ),
+    };
+    if !(1..=50).contains(&limit) {
+        return error(
+            V,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "limit must be between 1 and 50",
+        );
+    }
+    let limit = app.page(50, Some(limit), 50);
+    let market = app.mercadolibre.lock().expect("lock");
+    let mut orders: Vec<Value> = market.convs.iter().flat_map(orders_of).collect();
+    orders.sort_by(|a, b| a["date_created"].as_str().cmp(&b["date_created"].as_str()));
+    if p.get("sort").map(String::as_str) != Some("date_asc") {
+        orders.reverse();
+    }
+    let total = orders.len();
+    let results: Vec<Value> = orders
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(50))
+        .collect();
+    json(
+        StatusCode::OK,
+        json!({"query": p.get("seller"), "results": results, "paging": {"total": total, "offset": offset, "limit": limit}}),
+    )
 }
 
 fn check(app: &App, headers: &HeaderMap, p: &Params) -> Result<(), Response> {

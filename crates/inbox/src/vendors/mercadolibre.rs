@@ -26,6 +26,16 @@ use crate::{Error, Marketplace};
 const M: Marketplace = Marketplace::MercadoLibre;
 /// Page size for pack messages (Mercado Libre's documented default; it publishes no maximum).
 const PAGE: u32 = 10;
+/// The orders search's largest page.
+const ORDERS_PAGE: u32 = 50;
+/// The most packs `/messages/unread` lists.
+const UNREAD_CAP: usize = 500;
+
+/// Unread counts by pack, and whether every unread pack is in them.
+struct Unreads {
+    counts: std::collections::HashMap<String, u64>,
+    complete: bool,
+}
 /// Longest message text a seller may send.
 pub const MAX_TEXT: usize = 350;
 /// Largest attachment (25 MB).
@@ -101,6 +111,80 @@ impl MercadoLibreAdapter {
         call(M, request.send()).await
     }
 
+    /// The packs with unread messages (at most 500), each with its state.
+    async fn unread_packs(self: Arc<Self>) -> Result<Fetched<Conversation>, Error> {
+        let results = self.unread_resources().await?;
+        let mut page = Fetched::convert(
+            M,
+            "unread pack",
+            results,
+            |r| r.resource.as_deref(),
+            None,
+            unread_pack,
+        );
+        self.with_states(&mut page.items).await;
+        Ok(page)
+    }
+
+    /// Fills the state (blocked, and why) of the listed packs with unread messages, read
+    /// from each one's first message page — the packs a seller acts on; the listings say
+    /// nothing of it. A few at a time, within the account's limits.
+    async fn with_states(self: &Arc<Self>, items: &mut [Result<Conversation, Error>]) {
+        let mut asked = std::collections::HashSet::new();
+        let packs: Vec<Option<String>> = items
+            .iter()
+            .map(|c| {
+                let c = c.as_ref().ok()?;
+                let unread = c.unread.is_some_and(|u| u.is_unread());
+                // Several orders of one pack: its state is read once.
+                (unread && asked.insert(c.reference.id.clone())).then(|| c.reference.id.clone())
+            })
+            .collect();
+        let statuses: Vec<Option<ConversationStatus>> = futures::stream::iter(packs)
+            .map(|pack| {
+                let adapter = self.clone();
+                async move { adapter.status(pack?.as_str()).await }
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        for (item, status) in items.iter_mut().zip(statuses) {
+            if let (Ok(c), Some(status)) = (item, status) {
+                c.status = Some(status);
+            }
+        }
+    }
+
+    async fn unread_resources(
+        &self,
+    ) -> Result<Vec<inbox_core::Lenient<types::UnreadResource>>, Error> {
+        let request = self
+            .client
+            .get_unread_messages()
+            .role(enums::GetUnreadMessagesRole::Seller)
+            .tag(enums::Tag::PostSale);
+        call(M, request.send())
+            .await?
+            .results
+            .ok_or_else(|| Error::decode(M, "response", "the unread answer has no `results` list"))
+    }
+
+    /// Unread messages per pack. Mercado Libre lists at most [`UNREAD_CAP`] packs: when
+    /// the list is that long, a pack missing from it is unknown rather than read.
+    async fn unread_counts(&self) -> Result<Unreads, Error> {
+        let listed = self.unread_resources().await?;
+        let complete = listed.len() < UNREAD_CAP;
+        let counts = listed
+            .iter()
+            .filter_map(|r| {
+                let r = r.valid()?;
+                let pack = pack_of(r.resource.as_deref()?)?;
+                Some((pack, r.count.map_or(0, |c| c.get().max(0).unsigned_abs())))
+            })
+            .collect();
+        Ok(Unreads { counts, complete })
+    }
+
     /// A pack's state, read from its first message page (one request, read state kept).
     async fn status(&self, pack: &str) -> Option<ConversationStatus> {
         let page = self.fetch(pack, 1, 0, false).await.ok()?;
@@ -117,50 +201,57 @@ impl Adapter for MercadoLibreAdapter {
         listed == Listed::Messages
     }
 
+    /// Every conversation: the seller's orders, newest first, each naming its pack (or
+    /// itself when it has none); several orders of one pack are one conversation. Unread
+    /// counts come from `/messages/unread` with each page. With `unread_only`, the unread
+    /// packs alone (one request), each with its state (blocked, and why).
     fn conversations_page(
         self: Arc<Self>,
-        _query: ConversationQuery,
-        _cursor: Cursor,
+        query: ConversationQuery,
+        cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
         async move {
+            if query.unread_only {
+                return self.unread_packs().await;
+            }
+            let offset = match cursor {
+                Cursor::Offset(n) => n,
+                _ => 0,
+            };
+            let limit = page_size(query.page_size, ORDERS_PAGE);
             let request = self
                 .client
-                .get_unread_messages()
-                .role(enums::GetUnreadMessagesRole::Seller)
-                .tag(enums::Tag::PostSale);
-            let unread = call(M, request.send()).await?;
-            let results = unread.results.ok_or_else(|| {
-                Error::decode(M, "response", "the unread answer has no `results` list")
+                .search_orders()
+                .seller(&self.seller_id)
+                .offset(offset)
+                .limit(NonZeroU64::new(u64::from(limit)).unwrap_or(NonZeroU64::MIN))
+                .sort(enums::SearchOrdersSort::DateDesc);
+            let page = call(M, request.send()).await?;
+            let orders = page.results.ok_or_else(|| {
+                Error::decode(M, "response", "the orders page has no `results` list")
             })?;
-            let mut page = Fetched::convert(
+            let n = u64::try_from(orders.len()).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(n);
+            let total = page
+                .paging
+                .and_then(|p| p.total)
+                .and_then(|t| u64::try_from(t.get()).ok());
+            let more = match total {
+                Some(total) => end < total,
+                None => n >= u64::from(limit),
+            };
+            let unread = self.unread_counts().await?;
+            let mut fetched = Fetched::convert(
                 M,
-                "unread pack",
-                results,
-                |r| r.resource.as_deref(),
-                None,
-                unread_pack,
+                "order",
+                orders,
+                |o| o.pack_id.as_ref().or(o.id.as_ref()).map(|i| i.as_str()),
+                (more && end > offset).then_some(Cursor::Offset(end)),
+                |o, raw| order_conversation(o, raw, &unread),
             );
-            // The unread listing says nothing of a pack's state; its first message page
-            // does (blocked, and why). A few at a time, within the account's limits.
-            let packs: Vec<Option<String>> = page
-                .items
-                .iter()
-                .map(|c| c.as_ref().ok().map(|c| c.reference.id.clone()))
-                .collect();
-            let statuses: Vec<Option<ConversationStatus>> = futures::stream::iter(packs)
-                .map(|pack| {
-                    let adapter = self.clone();
-                    async move { adapter.status(pack?.as_str()).await }
-                })
-                .buffered(4)
-                .collect()
-                .await;
-            for (item, status) in page.items.iter_mut().zip(statuses) {
-                if let Ok(c) = item {
-                    c.status = status;
-                }
-            }
-            Ok(page)
+            fetched.repeats_expected = true;
+            self.with_states(&mut fetched.items).await;
+            Ok(fetched)
         }
         .boxed()
     }
@@ -408,6 +499,40 @@ fn unread_pack(r: types::UnreadResource, raw: Value) -> Result<Conversation, Str
         created_at: None,
         last_activity_at: None,
         references: References {
+            pack: Some(pack),
+            ..References::default()
+        },
+        reply_deadline: None,
+        vendor: raw,
+    })
+}
+
+/// The conversation an order names: its pack, or itself when it has none.
+fn order_conversation(
+    o: types::Order,
+    raw: Value,
+    unread: &Unreads,
+) -> Result<Conversation, String> {
+    let order = o.id.as_ref().map(|i| i.to_string()).ok_or("missing `id`")?;
+    let pack = o
+        .pack_id
+        .as_ref()
+        .map_or_else(|| order.clone(), |p| p.to_string());
+    let count = unread.counts.get(&pack).copied();
+    Ok(Conversation {
+        reference: ConversationRef::new(M, pack.clone()),
+        other_party: o.buyer.map(|b| Participant {
+            id: b.id.map(|i| i.to_string()),
+            name: b.nickname,
+            role: Role::Buyer,
+        }),
+        kind: ConversationKind::BuyerChat,
+        status: None,
+        unread: count.or(unread.complete.then_some(0)).map(Unread::Count),
+        created_at: o.date_created.map(|d| d.utc()),
+        last_activity_at: None,
+        references: References {
+            orders: vec![order],
             pack: Some(pack),
             ..References::default()
         },
