@@ -7,7 +7,6 @@ mod accounts;
 mod output;
 mod tokens;
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,12 +90,22 @@ enum Command {
     },
     /// Unread conversations and messages per account.
     Unread,
-    /// Poll and print new messages as they arrive, until interrupted.
+    /// One sync pass: print what changed since the previous pass on the same database
+    /// (the first pass imports and prints everything).
+    Sync {
+        /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+    },
+    /// Sync in a loop: print changes as they arrive, until interrupted.
     Watch {
-        /// Seconds between polls.
+        /// Seconds between passes.
         #[arg(long, default_value_t = 30.0)]
         interval: f64,
-        /// Stop after this many polls (default: never).
+        /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Stop after this many passes (default: never).
         #[arg(long, hide = true)]
         polls: Option<u64>,
     },
@@ -312,14 +321,35 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Unread => unread(&inbox, json).await,
-        Command::Watch { interval, polls } => {
-            watch(
-                &inbox,
-                json,
-                Duration::from_secs_f64(interval.max(0.05)),
-                polls,
-            )
-            .await
+        Command::Sync { db } => {
+            let store = open_store(db)?;
+            sync_pass(&inbox, &store, json).await
+        }
+        Command::Watch {
+            interval,
+            db,
+            polls,
+        } => {
+            let store = open_store(db)?;
+            let interval = Duration::from_secs_f64(interval.max(0.05));
+            let mut done = 0u64;
+            loop {
+                sync_pass(&inbox, &store, json).await?;
+                std::io::stdout().flush().ok();
+                if done == 0 {
+                    eprintln!(
+                        "inbox: watching; changes appear below as they arrive (Ctrl-C stops)"
+                    );
+                }
+                done = done.saturating_add(1);
+                if polls.is_some_and(|n| done >= n) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                }
+            }
         }
         Command::Export { out } => export(&inbox, &out).await,
         Command::Start {
@@ -580,71 +610,85 @@ async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// Polls every account; on each poll, the conversations whose listing changed (last
-/// message, activity time or unread state) are read again and their unseen messages printed. The first poll only learns
-/// what is already there.
-async fn watch(
-    inbox: &Inbox,
-    json: bool,
-    interval: Duration,
-    polls: Option<u64>,
-) -> Result<ExitCode> {
-    let mut state: HashMap<ConversationRef, String> = HashMap::new();
-    let mut seen: HashSet<(ConversationRef, String)> = HashSet::new();
-    let mut poll = 0u64;
-    loop {
-        let first = poll == 0;
-        let mut stream = inbox.conversations(ConversationQuery::new());
-        while let Some(t) = stream.next().await {
-            let c = match t.item {
-                Ok(c) => c,
-                Err(e) => {
-                    report(&t.account, e);
-                    continue;
-                }
+/// The sync database: `--db`, else `$XDG_DATA_HOME/inbox/inbox.db` (or
+/// `~/.local/share/inbox/inbox.db`).
+fn open_store(db: Option<PathBuf>) -> Result<marketplace_inbox::sync::SqliteStore> {
+    let path = match db {
+        Some(p) => p,
+        None => {
+            let env = |k: &str| {
+                std::env::var_os(k)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
             };
-            // The vendor's object changes with any activity (last message id or time, unread count).
-            let marker = c.vendor.to_string();
-            if state.get(&c.reference) == Some(&marker) {
+            let base = env("XDG_DATA_HOME")
+                .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
+                .ok_or_else(|| {
+                    anyhow!("no --db given and neither XDG_DATA_HOME nor HOME is set")
+                })?;
+            base.join("inbox").join("inbox.db")
+        }
+    };
+    marketplace_inbox::sync::SqliteStore::open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// One sync pass over every account: each account's changes are printed, then stored (a
+/// kill in between prints them again next time; none is ever stored twice). Fails when any
+/// account failed; what the others fetched is kept.
+async fn sync_pass(
+    inbox: &Inbox,
+    store: &marketplace_inbox::sync::SqliteStore,
+    json: bool,
+) -> Result<ExitCode> {
+    use marketplace_inbox::sync::{self, Change};
+    let mut failed = false;
+    for account in inbox.accounts() {
+        let name = account.name();
+        let step = match sync::step(account, store).await {
+            Ok(step) => step,
+            Err(e) => {
+                failed = true;
+                report(name, e);
                 continue;
             }
-            state.insert(c.reference.clone(), marker);
-            let mut messages = inbox.messages(&c.reference, MessageQuery::new());
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(m) => {
-                        if seen.insert((c.reference.clone(), m.id.clone())) && !first {
-                            if json {
-                                out!("{}", output::message_json(inbox, &t.account, &m));
-                            } else {
-                                out!(
-                                    "{}  {}",
-                                    inbox.display_ref(&m.conversation),
-                                    output::message_row(&m)
-                                );
-                            }
-                        }
-                    }
-                    Err(e) => report(&t.account, e),
-                }
+        };
+        for change in &step.changes {
+            let (event, mut line, row) = match change {
+                Change::Conversation(e, c) => (
+                    *e,
+                    output::conversation_json(inbox, name, c),
+                    output::conversation_row(inbox, c),
+                ),
+                Change::Message(e, m) => (
+                    *e,
+                    output::message_json(inbox, name, m),
+                    format!(
+                        "{}  {}",
+                        inbox.display_ref(&m.conversation),
+                        output::message_row(m)
+                    ),
+                ),
+            };
+            let event = serde_json::to_value(event)?;
+            if json {
+                line["event"] = event;
+                out!("{line}");
+            } else {
+                out!("{:<22} {row}", event.as_str().unwrap_or_default());
             }
         }
-        std::io::stdout().flush().ok();
-        if first {
-            eprintln!(
-                "inbox: watching {} conversations; new messages appear below (Ctrl-C stops)",
-                state.len()
-            );
-        }
-        poll += 1;
-        if polls.is_some_and(|n| poll >= n) {
-            return Ok(ExitCode::SUCCESS);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        std::io::stdout().flush()?;
+        if let Err(e) = step.commit(store) {
+            failed = true;
+            report(name, e);
         }
     }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {

@@ -280,8 +280,12 @@ fn export_writes_every_message_as_json_lines() {
 fn watch_prints_messages_that_arrive_between_polls() {
     let env = start();
     let c = env.sandbox.credentials().clone();
+    let db = std::env::temp_dir().join(format!("inbox-watch-{}.db", std::process::id()));
+    // The first pass prints everything: more than a pipe holds while nobody reads it.
+    let printed_to = std::env::temp_dir().join(format!("inbox-watch-{}.jsonl", std::process::id()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
-    cmd.args(["--json", "watch", "--interval", "2", "--polls", "2"])
+    cmd.args(["--json", "watch", "--interval", "2", "--polls", "2", "--db"])
+        .arg(&db)
         .env_clear()
         .env("INBOX_ALLEGRO_URL", env.sandbox.url(Vendor::Allegro))
         .env(
@@ -296,10 +300,10 @@ fn watch_prints_messages_that_arrive_between_polls() {
         .env("MAGALU_TOKEN", &c.magalu_token)
         .env("OZON_CLIENT_ID", &c.ozon_client_id)
         .env("OZON_API_KEY", &c.ozon_api_key)
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&printed_to).unwrap())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    // Wait until the first poll has learnt what is already there.
+    // Wait until the first pass has imported (and printed) what is already there.
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stderr.take().unwrap()),
@@ -321,20 +325,39 @@ fn watch_prints_messages_that_arrive_between_polls() {
             &format!("new from the buyer in {reference}")
         ));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let printed: Vec<Value> = String::from_utf8(out.stdout)
+    assert!(child.wait().unwrap().success());
+    let all: Vec<Value> = std::fs::read_to_string(&printed_to)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let mut ids: Vec<String> = all
+        .iter()
+        .filter(|l| l["event"] == "new_message")
+        .map(|l| format!("{}/{}", l["conversation"], l["id"]))
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no message printed twice");
+    let printed: Vec<&Value> = all
+        .iter()
+        .filter(|l| {
+            l["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("new from the buyer"))
+        })
+        .collect();
     assert_eq!(printed.len(), 4, "{printed:?}");
+    std::fs::remove_file(&db).ok();
+    std::fs::remove_file(&printed_to).ok();
     for reference in EXAMPLES {
         let m = printed
             .iter()
             .find(|m| m["conversation"] == reference)
             .unwrap_or_else(|| panic!("{reference} missing: {printed:?}"));
         assert_eq!(m["text"], format!("new from the buyer in {reference}"));
+        assert_eq!(m["event"], "new_message");
         assert_ne!(m["author_role"], "seller");
     }
 }

@@ -79,6 +79,7 @@ mod inbox;
 mod listing;
 mod model;
 mod paginate;
+pub mod sync;
 mod vendor_error;
 pub mod vendors;
 

@@ -1,0 +1,96 @@
+//! `inbox sync` against a sandbox in another process: the first pass imports and prints
+//! everything, later passes print exactly what changed, and a restart prints nothing old.
+
+use inbox_sandbox::{Config, Vendor};
+use serde_json::Value;
+
+mod common;
+use common::{inbox, start};
+
+const EXAMPLES: [(Vendor, &str); 4] = [
+    (
+        Vendor::Allegro,
+        "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+    ),
+    (Vendor::MercadoLibre, "2000000089077943"),
+    (Vendor::Magalu, "6628d7a3c01daebde56f5600"),
+    (Vendor::Ozon, "99feb3fc-a474-469f-95d5-268b470cc607"),
+];
+
+fn pass(path: &std::path::Path, db: &std::path::Path) -> Vec<Value> {
+    let out = inbox(path, &["--json", "sync", "--db", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn messages(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "new_message")
+        .collect()
+}
+
+#[test]
+fn sync_prints_everything_once_then_only_what_changed() {
+    let env = start(Config::default(), "sync");
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let db = env.dir.join("inbox.db");
+
+    let first = pass(&path, &db);
+    let imported = messages(&first);
+    // 12 generated conversations of 6 messages and each example's, on all four.
+    assert_eq!(imported.len(), 4 * 12 * 6 + 2 + 2 + 1 + 1);
+    assert_eq!(
+        first
+            .iter()
+            .filter(|l| l["event"] == "new_conversation")
+            .count(),
+        4 * 13
+    );
+    let mut keys: Vec<String> = imported
+        .iter()
+        .map(|m| format!("{}/{}/{}", m["account"], m["conversation"], m["id"]))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), imported.len(), "none twice");
+
+    assert!(
+        messages(&pass(&path, &db)).is_empty(),
+        "nothing new, nothing printed"
+    );
+
+    for (vendor, id) in EXAMPLES {
+        assert!(env
+            .sandbox
+            .buyer_writes(vendor, id, &format!("news in {id}")));
+    }
+    let third = pass(&path, &db);
+    let new = messages(&third);
+    assert_eq!(new.len(), 4, "{third:?}");
+    for (_, id) in EXAMPLES {
+        assert!(
+            new.iter().any(|m| m["text"] == format!("news in {id}")),
+            "{id}"
+        );
+    }
+    // A new process on the same database: nothing old again.
+    assert!(messages(&pass(&path, &db)).is_empty());
+
+    let count: u64 = rusqlite_count(&db);
+    assert_eq!(count, imported.len() as u64 + 4);
+}
+
+/// Messages in the database, read as a user would with sqlite3.
+fn rusqlite_count(db: &std::path::Path) -> u64 {
+    let store = marketplace_inbox::sync::SqliteStore::open(db).unwrap();
+    store.message_count(None).unwrap()
+}

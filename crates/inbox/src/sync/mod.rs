@@ -1,0 +1,224 @@
+//! Keeping a local mirror in step with the marketplaces: one [`sync_account`] step per
+//! account finds what changed since the store's checkpoint, and the [`Store`] takes the
+//! changes and the new checkpoint in one transaction.
+//!
+//! A step is stateless apart from what the store holds, so any scheduler can run it. It
+//! lists the account's conversations (Allegro and Magalu only those active since the last
+//! step, less a look-back window; Mercado Libre and Ozon all of them), reads the messages of
+//! the conversations whose listing changed (their last activity, unread state, status or
+//! last message), from their last known message less the look-back window, and keeps every
+//! message once: dedup is by (account, conversation, message id). The look-back window
+//! ([`LOOK_BACK`]) catches messages that appear late with an earlier timestamp (moderation).
+//!
+//! Delivery: every message reaches the store exactly once across any number of steps,
+//! including steps that fail or are killed (a step's writes are one transaction). A
+//! caller that hands changes on (prints them) does so between [`step`] and
+//! [`Step::commit`]: a crash after handing on and before committing hands them on again
+//! next time (at-least-once; ids are stable), and clean runs hand each on exactly once.
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{Store, StoreError};
+
+use crate::listing::{ConversationQuery, MessageQuery};
+use crate::{Account, Conversation, ConversationStatus, Error, Inbox, Message, Unread};
+
+/// How far before the last known instant a step looks again, for messages that appear
+/// late with an earlier timestamp (Mercado Libre moderation takes up to an hour).
+pub const LOOK_BACK: chrono::Duration = chrono::Duration::hours(1);
+
+/// What a step remembers of an account between steps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The newest conversation activity seen.
+    pub watermark: Option<DateTime<Utc>>,
+    /// Per conversation id: what its listing looked like, to tell it changed.
+    pub marks: BTreeMap<String, Mark>,
+}
+
+/// What a conversation's listing said at the last step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The listing's own summary (activity, unread state, status, last message id).
+    pub listing: String,
+    /// The newest message time stored for it.
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// What changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// A message not stored before.
+    NewMessage,
+    /// A stored message whose status or read state changed.
+    UpdatedMessage,
+    /// A conversation not stored before.
+    NewConversation,
+    /// A stored conversation whose listing changed.
+    UpdatedConversation,
+}
+
+/// One change, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A conversation, new or updated.
+    Conversation(Event, Conversation),
+    /// A message, new or updated.
+    Message(Event, Message),
+}
+
+/// What one step found, not yet stored.
+#[derive(Debug)]
+pub struct Step {
+    account: String,
+    checkpoint: Checkpoint,
+    /// What changed, in the order found.
+    pub changes: Vec<Change>,
+}
+
+impl Step {
+    /// Stores the changes and the new checkpoint, all or nothing.
+    pub fn commit(self, store: &dyn Store) -> Result<Vec<Change>, Error> {
+        store
+            .commit(&self.account, &self.checkpoint, &self.changes)
+            .map_err(Error::from)?;
+        Ok(self.changes)
+    }
+}
+
+/// One step for one account, stored: [`step`] then [`Step::commit`].
+pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Vec<Change>, Error> {
+    step(account, store).await?.commit(store)
+}
+
+/// Reads what changed for `account` since the store's checkpoint; nothing is stored until
+/// the step is committed.
+pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
+    let name = account.name();
+    let before = store.checkpoint(name).map_err(Error::from)?;
+    let mut after = before.clone();
+    let mut query = ConversationQuery::new();
+    if let Some(watermark) = before.watermark {
+        query = query.since(watermark - LOOK_BACK);
+    }
+    let mut changes = Vec::new();
+    let mut conversations = account.conversations(query);
+    while let Some(conversation) = conversations.try_next().await? {
+        let id = conversation.reference.id.clone();
+        let listing = summary(&conversation);
+        let known = before.marks.get(&id);
+        if known.is_some_and(|m| m.listing == listing) {
+            continue;
+        }
+        if let Some(at) = conversation.last_activity_at {
+            after.watermark = after.watermark.max(Some(at));
+        }
+        let since = known
+            .and_then(|m| m.last_message_at)
+            .map(|at| at - LOOK_BACK);
+        let mut query = MessageQuery::new();
+        if let Some(since) = since {
+            query = query.since(since);
+        }
+        let mut newest = known.and_then(|m| m.last_message_at);
+        let mut messages = account.messages(&conversation.reference, query);
+        while let Some(message) = messages.try_next().await? {
+            newest = newest.max(Some(message.created_at));
+            match store
+                .message_state(name, &id, &message.id)
+                .map_err(Error::from)?
+            {
+                None => changes.push(Change::Message(Event::NewMessage, message)),
+                Some(state) if state != message_state(&message) => {
+                    changes.push(Change::Message(Event::UpdatedMessage, message))
+                }
+                Some(_) => {}
+            }
+        }
+        let event = if known.is_some() {
+            Event::UpdatedConversation
+        } else {
+            Event::NewConversation
+        };
+        after.marks.insert(
+            id,
+            Mark {
+                listing,
+                last_message_at: newest,
+            },
+        );
+        changes.push(Change::Conversation(event, conversation));
+    }
+    Ok(Step {
+        account: name.to_string(),
+        checkpoint: after,
+        changes,
+    })
+}
+
+/// One stored step for every account of the inbox, one after another; an account that
+/// fails keeps what the others stored.
+pub async fn sync(inbox: &Inbox, store: &dyn Store) -> Vec<(String, Result<Vec<Change>, Error>)> {
+    let mut out = Vec::new();
+    for account in inbox.accounts() {
+        out.push((
+            account.name().to_string(),
+            sync_account(account, store).await,
+        ));
+    }
+    out
+}
+
+/// A conversation's listing in a few words: what changes when anything happens in it.
+fn summary(c: &Conversation) -> String {
+    let unread = match c.unread {
+        Some(Unread::Flag(f)) => f.to_string(),
+        Some(Unread::Count(n)) => n.to_string(),
+        None => "-".into(),
+    };
+    let status = match &c.status {
+        Some(ConversationStatus::Blocked { reason }) => {
+            format!("blocked:{}", reason.as_deref().unwrap_or(""))
+        }
+        Some(s) => format!("{s:?}"),
+        None => "-".into(),
+    };
+    let v = &c.vendor;
+    let last = [
+        v.get("last_message_id"),
+        v.pointer("/last_message/id"),
+        v.get("lastMessageDateTime"),
+        v.get("date_last_updated"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|x| x.to_string())
+    .collect::<Vec<_>>()
+    .join(",");
+    format!(
+        "{}|{unread}|{status}|{last}",
+        c.last_activity_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    )
+}
+
+/// What an update of a stored message is judged by: its status and read state.
+pub(crate) fn message_state(m: &Message) -> String {
+    format!(
+        "{}|{}",
+        m.status.as_deref().unwrap_or("-"),
+        m.read.map_or("-".to_string(), |r| r.to_string())
+    )
+}
