@@ -472,7 +472,10 @@ fn report(account: &str, e: marketplace_inbox::Error) {
 }
 
 async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCode> {
-    let mut stream = inbox.conversations(ConversationQuery::new().unread_only(unread));
+    let query = ConversationQuery::new()
+        .unread_only(unread)
+        .with_state(true);
+    let mut stream = inbox.conversations(query);
     let mut failed = false;
     if !json {
         out!("{}", output::CONVERSATION_HEADER);

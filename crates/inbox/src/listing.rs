@@ -27,6 +27,9 @@ pub struct ConversationQuery {
     pub status: Option<StatusFilter>,
     /// Only conversations active at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Fill each unread conversation's state where the listing does not carry it, at one
+    /// request each (Mercado Libre: blocked, and why).
+    pub with_state: bool,
 }
 
 /// The conversation states a listing can ask for.
@@ -65,6 +68,13 @@ impl ConversationQuery {
     /// Only conversations active at or after `t`.
     pub fn since(mut self, t: DateTime<Utc>) -> Self {
         self.since = Some(t);
+        self
+    }
+
+    /// Fill each unread conversation's state where the listing lacks it (Mercado Libre:
+    /// one request per unread pack).
+    pub fn with_state(mut self, yes: bool) -> Self {
+        self.with_state = yes;
         self
     }
 

@@ -48,7 +48,7 @@ async fn a_blocked_mercadolibre_pack_shows_why_and_refuses_a_send_before_sending
         .await;
     let account = Account::from_config(&common::meli_config(&server)).unwrap();
     let listed: Vec<Conversation> = account
-        .conversations(ConversationQuery::new().unread_only(true))
+        .conversations(ConversationQuery::new().unread_only(true).with_state(true))
         .try_collect()
         .await
         .unwrap();

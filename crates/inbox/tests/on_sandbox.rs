@@ -286,7 +286,7 @@ async fn mercadolibre_lists_every_pack_through_the_sellers_orders() {
     .unwrap();
     let meli = accounts(&sandbox).remove(1);
     let listed: Vec<Conversation> = meli
-        .conversations(ConversationQuery::new())
+        .conversations(ConversationQuery::new().with_state(true))
         .try_collect()
         .await
         .unwrap();

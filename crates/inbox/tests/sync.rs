@@ -86,3 +86,101 @@ async fn every_message_is_stored_once_across_failing_steps() {
     assert_eq!(printed.len(), expected);
     assert_eq!(store.message_count(None).unwrap(), expected as u64);
 }
+
+/// The sandbox's accounts with their limits lifted (limits are not under test).
+fn unlimited(sandbox: &Sandbox) -> Inbox {
+    let config = sandbox.accounts_config();
+    let mut inbox = Inbox::new();
+    for vendor in Vendor::ALL {
+        let mut account = common::sandbox_account(&config, vendor, |_| {});
+        let names: &[&str] = match vendor {
+            Vendor::Allegro => &["all", "messages"],
+            Vendor::Ozon => &["all"],
+            _ => &["reads", "writes"],
+        };
+        for name in names {
+            account = account.limit(*name, 0, 1.0);
+        }
+        inbox.add(Account::from_config(&account).unwrap()).unwrap();
+    }
+    inbox
+}
+
+/// Requests per marketplace the sandbox received since `from`.
+fn cost(sandbox: &Sandbox, from: usize) -> [usize; 4] {
+    let received = sandbox.received();
+    Vendor::ALL.map(|v| received[from..].iter().filter(|r| r.vendor == v).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_pass_costs_the_same_at_any_size_and_k_messages_cost_o_of_k() {
+    let mut quiet = Vec::new();
+    for size in [100, 1_000] {
+        let sandbox = Sandbox::start(Config {
+            conversations: size,
+            messages_per_conversation: 2,
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let inbox = unlimited(&sandbox);
+        let store = SqliteStore::in_memory().unwrap();
+        for (_, r) in sync::sync(&inbox, &store).await {
+            r.unwrap();
+        }
+        let imported = store.message_count(None).unwrap();
+        assert_eq!(imported, 4 * 2 * size + 2 + 2 + 1 + 1);
+        let from = sandbox.received().len();
+        for (_, r) in sync::sync(&inbox, &store).await {
+            assert!(r.unwrap().is_empty(), "a quiet pass finds nothing");
+        }
+        quiet.push(cost(&sandbox, from));
+
+        // k buyer messages in k conversations of each marketplace.
+        let k = 5;
+        for vendor in Vendor::ALL {
+            for n in 1..=k {
+                let id = match vendor {
+                    Vendor::Allegro => format!("sbx{n:040}"),
+                    Vendor::MercadoLibre => (2_000_000_100_000_000u64 + n).to_string(),
+                    Vendor::Magalu => format!("6628d7a3{n:016x}"),
+                    Vendor::Ozon => format!("{n:08x}-a474-469f-95d5-{n:012x}"),
+                };
+                assert!(
+                    sandbox.buyer_writes(vendor, &id, "one more"),
+                    "{vendor:?} {id}"
+                );
+            }
+        }
+        let from = sandbox.received().len();
+        let mut new = 0;
+        for (_, r) in sync::sync(&inbox, &store).await {
+            new += r
+                .unwrap()
+                .iter()
+                .filter(|c| matches!(c, Change::Message(Event::NewMessage, _)))
+                .count();
+        }
+        assert_eq!(new, 4 * k as usize);
+        let busy = cost(&sandbox, from);
+        eprintln!(
+            "size {size}: quiet pass {:?}, pass after {k} messages each {busy:?}",
+            quiet.last()
+        );
+        for (v, n) in Vendor::ALL.iter().zip(busy) {
+            assert!(
+                n <= 3 * k as usize + 3,
+                "{v:?}: {n} requests for {k} messages"
+            );
+        }
+    }
+    // Allegro, Mercado Libre and Magalu: the same at 100 and 1,000 conversations (1, 3
+    // and 1 requests). Ozon reads its unread chats, 100 a request: one in three sandbox
+    // chats stays unread, so 1 and 4 requests — bounded by the unread backlog, not by the
+    // number of chats.
+    let [a0, m0, g0, o0] = quiet[0];
+    let [a1, m1, g1, o1] = quiet[1];
+    assert_eq!((a0, m0, g0), (a1, m1, g1), "{quiet:?}");
+    assert_eq!((a1, m1, g1), (1, 3, 1), "{quiet:?}");
+    assert_eq!((o0, o1), (1, 4), "{quiet:?}");
+}

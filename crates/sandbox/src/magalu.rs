@@ -123,6 +123,16 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Res
     };
     let market = app.magalu.lock().expect("lock");
     let status = p.get("status").cloned();
+    // `last_interaction_at_start` / `_end`: the documented date range (ISO 8601).
+    let at = |k: &str| {
+        p.get(k)
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+    };
+    let (start, end) = (
+        at("last_interaction_at_start"),
+        at("last_interaction_at_end"),
+    );
     let mut convs: Vec<&Conv> = market
         .convs
         .iter()
@@ -131,6 +141,8 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Res
                 .as_deref()
                 .is_none_or(|s| s == if c.open { "OPENED" } else { "CLOSED" })
         })
+        .filter(|c| start.is_none_or(|s| c.last_activity(V) >= s))
+        .filter(|c| end.is_none_or(|e| c.last_activity(V) <= e))
         .collect();
     convs.sort_by_key(|c| std::cmp::Reverse(c.last_activity(V)));
     let total = convs.len() as u64;

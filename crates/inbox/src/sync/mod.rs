@@ -37,11 +37,22 @@ use crate::{Account, Conversation, ConversationStatus, Error, Inbox, Message, Un
 /// late with an earlier timestamp (Mercado Libre moderation takes up to an hour).
 pub const LOOK_BACK: chrono::Duration = chrono::Duration::hours(1);
 
+/// How often a step lists every conversation of a marketplace whose listing has neither
+/// an order nor a date filter to rely on (Mercado Libre, Ozon); between sweeps it reads
+/// only what its fast paths show.
+pub const SWEEP_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
 /// What a step remembers of an account between steps.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The newest conversation activity seen.
     pub watermark: Option<DateTime<Utc>>,
+    /// The newest conversation creation seen (Mercado Libre: its newest order).
+    #[serde(default)]
+    pub newest_created: Option<DateTime<Utc>>,
+    /// When every conversation was last listed.
+    #[serde(default)]
+    pub last_sweep: Option<DateTime<Utc>>,
     /// Per conversation id: what its listing looked like, to tell it changed.
     pub marks: BTreeMap<String, Mark>,
 }
@@ -108,18 +119,130 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
     let name = account.name();
     let before = store.checkpoint(name).map_err(Error::from)?;
     let mut after = before.clone();
-    let mut query = ConversationQuery::new();
-    if let Some(watermark) = before.watermark {
-        query = query.since(watermark - LOOK_BACK);
-    }
+    let started = Utc::now();
     let mut changes = Vec::new();
-    let mut conversations = account.conversations(query);
-    while let Some(conversation) = conversations.try_next().await? {
+    let mut visited = std::collections::HashSet::new();
+    for listing in listings(account.marketplace(), &before, started) {
+        if listing.sweep {
+            after.last_sweep = Some(started);
+        }
+        let mut conversations = account.conversations(listing.query);
+        while let Some(conversation) = conversations.try_next().await? {
+            if let Some(created) = conversation.created_at {
+                // Newest first: past the newest creation already seen, the rest is known.
+                if listing.stop_before.is_some_and(|at| created < at) {
+                    break;
+                }
+                after.newest_created = after.newest_created.max(Some(created));
+            }
+            // Listed by two walks of one step: read once.
+            if !visited.insert(conversation.reference.id.clone()) {
+                continue;
+            }
+            visit(
+                account,
+                store,
+                &before,
+                &mut after,
+                &mut changes,
+                conversation,
+                listing.reread,
+            )
+            .await?;
+        }
+    }
+    Ok(Step {
+        account: name.to_string(),
+        checkpoint: after,
+        changes,
+    })
+}
+
+/// One listing a step walks.
+struct Walk {
+    query: ConversationQuery,
+    /// Stop at the first conversation created before this.
+    stop_before: Option<DateTime<Utc>>,
+    /// Whether it lists every conversation.
+    sweep: bool,
+    /// Whether every listed conversation's newest messages are read again, changed or not
+    /// (Mercado Libre's sweep: a message the seller read elsewhere leaves no trace in any
+    /// listing).
+    reread: bool,
+}
+
+/// What a step lists, per marketplace, at the lowest cost each allows:
+/// - Allegro (threads newest activity first) and Magalu (`last_interaction_at_start`): the
+///   conversations active since the watermark less [`LOOK_BACK`]; everything the first time.
+/// - Mercado Libre and Ozon: everything on the first step and every [`SWEEP_EVERY`];
+///   between sweeps the unread conversations (a new buyer message makes its conversation
+///   unread), and on Mercado Libre the orders newer than the newest seen less
+///   [`LOOK_BACK`] (new conversations).
+fn listings(marketplace: crate::Marketplace, before: &Checkpoint, now: DateTime<Utc>) -> Vec<Walk> {
+    use crate::Marketplace::*;
+    let everything = Walk {
+        query: ConversationQuery::new(),
+        stop_before: None,
+        sweep: true,
+        reread: marketplace == MercadoLibre && before.last_sweep.is_some(),
+    };
+    match marketplace {
+        Allegro | Magalu => match before.watermark {
+            Some(w) => vec![Walk {
+                query: ConversationQuery::new().since(w - LOOK_BACK),
+                stop_before: None,
+                sweep: false,
+                reread: false,
+            }],
+            None => vec![everything],
+        },
+        MercadoLibre | Ozon => {
+            let swept = before.last_sweep.is_some_and(|at| now - at < SWEEP_EVERY);
+            if !swept {
+                return vec![everything];
+            }
+            let mut walks = vec![Walk {
+                query: ConversationQuery::new().unread_only(true),
+                stop_before: None,
+                sweep: false,
+                reread: false,
+            }];
+            if marketplace == MercadoLibre {
+                walks.push(Walk {
+                    query: ConversationQuery::new(),
+                    stop_before: before.newest_created.map(|at| at - LOOK_BACK),
+                    sweep: false,
+                    reread: false,
+                });
+            }
+            walks
+        }
+    }
+}
+
+/// Reads one listed conversation if its listing changed since the checkpoint.
+async fn visit(
+    account: &Account,
+    store: &dyn Store,
+    before: &Checkpoint,
+    after: &mut Checkpoint,
+    changes: &mut Vec<Change>,
+    conversation: Conversation,
+    reread: bool,
+) -> Result<(), Error> {
+    let name = account.name();
+    {
         let id = conversation.reference.id.clone();
         let listing = summary(&conversation);
-        let known = before.marks.get(&id);
-        if known.is_some_and(|m| m.listing == listing) {
-            continue;
+        let known = after
+            .marks
+            .get(&id)
+            .or_else(|| before.marks.get(&id))
+            .cloned();
+        let known = known.as_ref();
+        let unchanged = known.is_some_and(|m| m.listing == listing);
+        if unchanged && !reread {
+            return Ok(());
         }
         if let Some(at) = conversation.last_activity_at {
             after.watermark = after.watermark.max(Some(at));
@@ -132,6 +255,7 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
             query = query.since(since);
         }
         let mut newest = known.and_then(|m| m.last_message_at);
+        let found = changes.len();
         let mut messages = account.messages(&conversation.reference, query);
         while let Some(message) = messages.try_next().await? {
             newest = newest.max(Some(message.created_at));
@@ -146,6 +270,9 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
                 Some(_) => {}
             }
         }
+        if unchanged && changes.len() == found {
+            return Ok(());
+        }
         let event = if known.is_some() {
             Event::UpdatedConversation
         } else {
@@ -158,13 +285,10 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
                 last_message_at: newest,
             },
         );
-        changes.push(Change::Conversation(event, conversation));
+        // The conversation before its messages.
+        changes.insert(found, Change::Conversation(event, conversation));
     }
-    Ok(Step {
-        account: name.to_string(),
-        checkpoint: after,
-        changes,
-    })
+    Ok(())
 }
 
 /// One stored step for every account of the inbox, one after another; an account that
@@ -199,7 +323,6 @@ fn summary(c: &Conversation) -> String {
         v.get("last_message_id"),
         v.pointer("/last_message/id"),
         v.get("lastMessageDateTime"),
-        v.get("date_last_updated"),
     ]
     .into_iter()
     .flatten()

@@ -111,8 +111,11 @@ impl MercadoLibreAdapter {
         call(M, request.send()).await
     }
 
-    /// The packs with unread messages (at most 500), each with its state.
-    async fn unread_packs(self: Arc<Self>) -> Result<Fetched<Conversation>, Error> {
+    /// The packs with unread messages (at most 500), each with its state when asked.
+    async fn unread_packs(
+        self: Arc<Self>,
+        with_state: bool,
+    ) -> Result<Fetched<Conversation>, Error> {
         let results = self.unread_resources().await?;
         let mut page = Fetched::convert(
             M,
@@ -122,7 +125,9 @@ impl MercadoLibreAdapter {
             None,
             unread_pack,
         );
-        self.with_states(&mut page.items).await;
+        if with_state {
+            self.with_states(&mut page.items).await;
+        }
         Ok(page)
     }
 
@@ -204,7 +209,8 @@ impl Adapter for MercadoLibreAdapter {
     /// Every conversation: the seller's orders, newest first, each naming its pack (or
     /// itself when it has none); several orders of one pack are one conversation. Unread
     /// counts come from `/messages/unread` with each page. With `unread_only`, the unread
-    /// packs alone (one request), each with its state (blocked, and why).
+    /// packs alone (one request). With `with_state`, each unread pack's state (blocked,
+    /// and why), one request each.
     fn conversations_page(
         self: Arc<Self>,
         query: ConversationQuery,
@@ -212,7 +218,7 @@ impl Adapter for MercadoLibreAdapter {
     ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
         async move {
             if query.unread_only {
-                return self.unread_packs().await;
+                return self.unread_packs(query.with_state).await;
             }
             let offset = match cursor {
                 Cursor::Offset(n) => n,
@@ -250,7 +256,9 @@ impl Adapter for MercadoLibreAdapter {
                 |o, raw| order_conversation(o, raw, &unread),
             );
             fetched.repeats_expected = true;
-            self.with_states(&mut fetched.items).await;
+            if query.with_state {
+                self.with_states(&mut fetched.items).await;
+            }
             Ok(fetched)
         }
         .boxed()
