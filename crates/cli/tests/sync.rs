@@ -94,3 +94,69 @@ fn rusqlite_count(db: &std::path::Path) -> u64 {
     let store = marketplace_inbox::sync::SqliteStore::open(db).unwrap();
     store.message_count(None).unwrap()
 }
+
+#[test]
+fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
+    let env = start(Config::default(), "sync-kill");
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let db = env.dir.join("inbox.db");
+    // A seeded sequence of kill delays (xorshift): the same run every time.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let rounds = 8;
+    let generated = 4 * 12 * 6 + 2 + 2 + 1 + 1;
+    let mut interrupted = 0;
+    for round in 0..rounds {
+        for (vendor, id) in EXAMPLES {
+            assert!(env
+                .sandbox
+                .buyer_writes(vendor, id, &format!("round {round} before, {id}")));
+        }
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--json", "sync", "--db"])
+            .arg(&db)
+            .env_clear()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // A buyer writes while the pass runs.
+        let (vendor, id) = EXAMPLES[round % 4];
+        assert!(env
+            .sandbox
+            .buyer_writes(vendor, id, &format!("round {round} during, {id}")));
+        if round % 3 != 2 {
+            // Killed at a seeded point of the pass (SIGKILL: no cleanup of any kind).
+            std::thread::sleep(std::time::Duration::from_millis(next() % 400));
+            let _ = child.kill();
+            let _ = child.wait();
+            // Short of what the sandbox holds: the kill landed mid-pass.
+            let so_far = generated + 5 * (round + 1);
+            if db.exists() && rusqlite_count(&db) < so_far as u64 {
+                interrupted += 1;
+            }
+        }
+        let _ = child.wait();
+    }
+    assert!(interrupted > 0, "no kill landed inside a pass");
+    // One clean pass afterwards brings the store level with the sandbox.
+    let last = pass(&path, &db);
+    assert!(
+        last.iter().all(|l| l["event"] != "updated_message"),
+        "{last:?}"
+    );
+    let written = 4 * rounds + rounds;
+    assert_eq!(
+        rusqlite_count(&db),
+        (generated + written) as u64,
+        "every message exactly once"
+    );
+    assert!(messages(&pass(&path, &db)).is_empty());
+}
