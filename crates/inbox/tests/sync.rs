@@ -184,3 +184,76 @@ async fn a_quiet_pass_costs_the_same_at_any_size_and_k_messages_cost_o_of_k() {
     assert_eq!((a1, m1, g1), (1, 3, 1), "{quiet:?}");
     assert_eq!((o0, o1), (1, 4), "{quiet:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_appears_late_with_an_earlier_time_is_still_stored() {
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let inbox = unlimited(&sandbox);
+    let store = SqliteStore::in_memory().unwrap();
+    for (_, r) in sync::sync(&inbox, &store).await {
+        r.unwrap();
+    }
+    // Through the control endpoint, as another process would: one message at once, one
+    // held by moderation for a second.
+    let control = format!("http://{}/_sandbox", sandbox.addr());
+    let http = reqwest::Client::new();
+    for (marketplace, conversation, text, delay) in [
+        (
+            "ozon",
+            "99feb3fc-a474-469f-95d5-268b470cc607",
+            "at once",
+            0.0,
+        ),
+        (
+            "mercadolibre",
+            "2000000089077943",
+            "held by moderation",
+            1.0,
+        ),
+    ] {
+        let answer = http
+            .post(format!("{control}/messages"))
+            .json(
+                &serde_json::json!({"marketplace": marketplace, "conversation": conversation,
+                                      "text": text, "visible_after_secs": delay}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 201);
+    }
+    let texts = |results: Vec<(String, Result<Vec<Change>, Error>)>| -> Vec<String> {
+        results
+            .into_iter()
+            .flat_map(|(_, r)| r.unwrap())
+            .filter_map(|c| match c {
+                Change::Message(Event::NewMessage, m) => Some(m.text),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(texts(sync::sync(&inbox, &store).await), ["at once"]);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        texts(sync::sync(&inbox, &store).await),
+        ["held by moderation"]
+    );
+    assert!(texts(sync::sync(&inbox, &store).await).is_empty());
+
+    let counts: serde_json::Value = http
+        .get(format!("{control}/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(counts["total"].as_u64().unwrap() > 0);
+    assert!(
+        counts["routes"]["GET /mercadolibre/messages/unread"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{counts}"
+    );
+}

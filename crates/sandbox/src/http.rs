@@ -202,6 +202,10 @@ pub(crate) async fn faults(
 ) -> Response {
     let n = app.requests.fetch_add(1, Ordering::Relaxed);
     record(&app, vendor, &request);
+    // Held messages whose time has come appear before the request is answered.
+    if let Ok(mut market) = app.market(vendor).lock() {
+        market.promote(chrono::Utc::now());
+    }
     let reads_only = matches!(request.method().as_str(), "GET" | "HEAD")
         || (vendor == Vendor::Ozon
             && ["/v3/chat/list", "/v3/chat/history"].contains(&request.uri().path()));

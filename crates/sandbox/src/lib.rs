@@ -18,6 +18,7 @@
 //! ```
 
 mod allegro;
+mod control;
 mod http;
 mod limits;
 mod magalu;
@@ -183,6 +184,15 @@ pub(crate) struct App {
 }
 
 impl App {
+    pub(crate) fn market(&self, vendor: Vendor) -> &Mutex<store::Market> {
+        match vendor {
+            Vendor::Allegro => &self.allegro,
+            Vendor::MercadoLibre => &self.mercadolibre,
+            Vendor::Magalu => &self.magalu,
+            Vendor::Ozon => &self.ozon,
+        }
+    }
+
     pub(crate) fn grants(&self, vendor: Vendor) -> &Mutex<oauth::Grants> {
         let i = Vendor::ALL.iter().position(|v| *v == vendor).unwrap_or(0);
         self.grants.get(i).unwrap_or(&self.grants[0])
@@ -257,13 +267,7 @@ impl Sandbox {
     /// Simulates the buyer writing in a conversation (what a real marketplace would
     /// deliver from its side); returns false when there is no such conversation.
     pub fn buyer_writes(&self, vendor: Vendor, conversation_id: &str, text: &str) -> bool {
-        let market = match vendor {
-            Vendor::Allegro => &self.app.allegro,
-            Vendor::MercadoLibre => &self.app.mercadolibre,
-            Vendor::Magalu => &self.app.magalu,
-            Vendor::Ozon => &self.app.ozon,
-        };
-        let mut market = market.lock().expect("lock");
+        let mut market = self.app.market(vendor).lock().expect("lock");
         market
             .append(
                 vendor,
@@ -296,13 +300,7 @@ impl Sandbox {
     /// The text of every message the seller sent through the API on a marketplace, one
     /// entry per stored message (to count duplicates).
     pub fn seller_texts(&self, vendor: Vendor) -> Vec<String> {
-        let market = match vendor {
-            Vendor::Allegro => &self.app.allegro,
-            Vendor::MercadoLibre => &self.app.mercadolibre,
-            Vendor::Magalu => &self.app.magalu,
-            Vendor::Ozon => &self.app.ozon,
-        };
-        let Ok(market) = market.lock() else {
+        let Ok(market) = self.app.market(vendor).lock() else {
             return Vec::new();
         };
         market
@@ -385,6 +383,27 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
+    /// Simulates a buyer message that becomes visible only after `delay` (as after
+    /// moderation), keeping its earlier creation time; false when there is no such
+    /// conversation.
+    pub fn buyer_writes_later(
+        &self,
+        vendor: Vendor,
+        conversation_id: &str,
+        text: &str,
+        delay: Duration,
+    ) -> bool {
+        let visible_at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        self.app
+            .market(vendor)
+            .lock()
+            .map(|mut m| {
+                m.append_later(vendor, conversation_id, text, visible_at)
+                    .is_some()
+            })
+            .unwrap_or(false)
+    }
+
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.app.requests.load(std::sync::atomic::Ordering::Relaxed)
@@ -440,5 +459,5 @@ fn router(app: Arc<App>) -> Router {
             .merge(token);
         router = router.nest(&format!("/{}", vendor.prefix()), routes);
     }
-    router
+    router.nest("/_sandbox", control::routes().with_state(app))
 }

@@ -62,6 +62,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "OZON_CLIENT_ID={} OZON_API_KEY={}",
             c.ozon_client_id, c.ozon_api_key
         );
+        println!(
+            "# control: POST http://{}/_sandbox/messages {{\"marketplace\", \"conversation\", \"text\", \"visible_after_secs\"}}; GET http://{}/_sandbox/requests",
+            sandbox.addr(),
+            sandbox.addr()
+        );
         println!("(Ctrl-C stops it)");
         tokio::signal::ctrl_c().await?;
         drop(sandbox);

@@ -312,6 +312,7 @@ async fn start(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         created_at: Utc::now() - Duration::seconds(1),
         generated: 0,
         extra: Vec::new(),
+        pending: Vec::new(),
         unread: 0,
         order: posting.into(),
     });

@@ -81,6 +81,7 @@ pub(crate) fn market(vendor: Vendor, config: &Config) -> Market {
         created_at: extra[0].created_at,
         generated: 0,
         extra,
+        pending: Vec::new(),
         unread,
         order: order.into(),
     });

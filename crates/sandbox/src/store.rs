@@ -81,6 +81,9 @@ pub struct Conv {
     pub unread: u64,
     /// Related order id.
     pub order: String,
+    /// Buyer messages written but not yet visible (held by moderation), with the instant
+    /// they appear; they keep their earlier creation time.
+    pub pending: Vec<(DateTime<Utc>, Msg)>,
 }
 
 impl Conv {
@@ -216,6 +219,7 @@ pub struct Market {
     /// Declared or uploaded attachments by id: (name, mime, bytes).
     pub files: HashMap<String, (String, String, Vec<u8>)>,
     next_file: u64,
+    next_late: u64,
 }
 
 impl Market {
@@ -256,6 +260,46 @@ impl Market {
         self.convs
             .iter()
             .find_map(|c| Some((c, c.message(vendor, c.index_of(vendor, id)?)?)))
+    }
+
+    /// A buyer message written now that becomes visible only at `visible_at` (as after
+    /// moderation), keeping its creation time.
+    pub fn append_later(
+        &mut self,
+        vendor: Vendor,
+        conv_id: &str,
+        text: &str,
+        visible_at: DateTime<Utc>,
+    ) -> Option<Msg> {
+        self.next_late += 1;
+        let late = 900_000 + self.next_late;
+        let conv = self.get_mut(conv_id)?;
+        let msg = Msg {
+            id: message_id(vendor, conv.n, late),
+            author: Author::Buyer,
+            text: text.to_string(),
+            created_at: Utc::now().max(conv.last_activity(vendor) + Duration::seconds(1)),
+            attachments: Vec::new(),
+        };
+        conv.pending.push((visible_at, msg.clone()));
+        Some(msg)
+    }
+
+    /// Makes visible the held messages whose time has come.
+    pub fn promote(&mut self, now: DateTime<Utc>) {
+        for conv in &mut self.convs {
+            if conv.pending.is_empty() {
+                continue;
+            }
+            let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut conv.pending)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
+            conv.pending = held;
+            for (_, msg) in due {
+                conv.extra.push(msg);
+                conv.unread += 1;
+            }
+        }
     }
 
     /// Appends a message written now.
@@ -306,6 +350,7 @@ pub fn seed(vendor: Vendor, count: u64, messages: u64) -> Market {
             created_at: epoch() + Duration::hours(n as i64),
             generated: messages,
             extra: Vec::new(),
+            pending: Vec::new(),
             unread: if n.is_multiple_of(3) { 1 } else { 0 },
             order: format!("{}", 9_000_000 + n),
         });

@@ -1,0 +1,85 @@
+//! The sandbox's own control endpoint, under `/_sandbox` (off every vendor's paths; no
+//! auth, no faults): what a test or a benchmark in another process uses to act as the
+//! buyer and to count requests.
+//!
+//! - `POST /_sandbox/messages` `{"marketplace", "conversation", "text", "visible_after_secs"?}`
+//!   → 201 `{"id", "visible_at"}`: a buyer message, visible at once or only after a delay
+//!   (as after moderation; it keeps its earlier creation time); 404 for no such conversation.
+//! - `GET /_sandbox/requests` → `{"total", "routes": {"GET /allegro/messaging/threads": n, …}}`:
+//!   requests served (the routes of the newest [`crate::RECEIVED_KEPT`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::http::json;
+use crate::store::{Author, Vendor};
+use crate::App;
+
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/messages", post(buyer_message))
+        .route("/requests", get(requests))
+}
+
+async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> Response {
+    let text = |k: &str| body.get(k).and_then(Value::as_str);
+    let vendor = match text("marketplace") {
+        Some(m) => Vendor::ALL.into_iter().find(|v| v.prefix() == m),
+        None => None,
+    };
+    let (Some(vendor), Some(conversation), Some(message)) =
+        (vendor, text("conversation"), text("text"))
+    else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "give marketplace (allegro, mercadolibre, magalu, ozon), conversation and text"}),
+        );
+    };
+    let delay = body
+        .get("visible_after_secs")
+        .and_then(Value::as_f64)
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .and_then(|d| chrono::Duration::from_std(std::time::Duration::from_secs_f64(d)).ok())
+        .unwrap_or_default();
+    let Ok(mut market) = app.market(vendor).lock() else {
+        return json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "lock"}));
+    };
+    let visible_at = chrono::Utc::now() + delay;
+    let written = if delay.is_zero() {
+        market.append(vendor, conversation, Author::Buyer, message, Vec::new())
+    } else {
+        market.append_later(vendor, conversation, message, visible_at)
+    };
+    match written {
+        Some(m) => json(
+            StatusCode::CREATED,
+            json!({"id": m.id, "visible_at": visible_at.to_rfc3339()}),
+        ),
+        None => json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such conversation"}),
+        ),
+    }
+}
+
+async fn requests(State(app): State<Arc<App>>) -> Response {
+    let mut routes: BTreeMap<String, u64> = BTreeMap::new();
+    for r in app.received.lock().map(|r| r.clone()).unwrap_or_default() {
+        let path = r.path.split('?').next().unwrap_or_default().to_string();
+        *routes
+            .entry(format!("{} /{}{path}", r.method, r.vendor.prefix()))
+            .or_default() += 1;
+    }
+    json(
+        StatusCode::OK,
+        json!({"total": app.requests.load(Ordering::Relaxed), "routes": routes}),
+    )
+}
