@@ -132,12 +132,21 @@ fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
         assert!(env
             .sandbox
             .buyer_writes(vendor, id, &format!("round {round} during, {id}")));
+        // And one held by moderation, to appear later with its earlier time.
+        let (vendor, id) = EXAMPLES[(round + 1) % 4];
+        let held = std::time::Duration::from_millis(300);
+        assert!(env.sandbox.buyer_writes_later(
+            vendor,
+            id,
+            &format!("round {round} held, {id}"),
+            held
+        ));
         if round % 3 != 2 {
             // Killed at a seeded point of the pass (SIGKILL: no cleanup of any kind).
             std::thread::sleep(std::time::Duration::from_millis(next() % 400));
             let _ = child.kill();
             let _ = child.wait();
-            // Short of what the sandbox holds: the kill landed mid-pass.
+            // Short of what the sandbox shows: the kill landed mid-pass.
             let so_far = generated + 5 * (round + 1);
             if db.exists() && rusqlite_count(&db) < so_far as u64 {
                 interrupted += 1;
@@ -146,13 +155,15 @@ fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
         let _ = child.wait();
     }
     assert!(interrupted > 0, "no kill landed inside a pass");
-    // One clean pass afterwards brings the store level with the sandbox.
+    // Once the held messages are visible, one clean pass brings the store level with the
+    // sandbox.
+    std::thread::sleep(std::time::Duration::from_millis(400));
     let last = pass(&path, &db);
     assert!(
         last.iter().all(|l| l["event"] != "updated_message"),
         "{last:?}"
     );
-    let written = 4 * rounds + rounds;
+    let written = 4 * rounds + rounds + rounds;
     assert_eq!(
         rusqlite_count(&db),
         (generated + written) as u64,
