@@ -347,7 +347,9 @@ pub fn seed(vendor: Vendor, count: u64, messages: u64) -> Market {
             buyer: (format!("{}", 100_000 + n), format!("buyer-{n}")),
             kind,
             open: !n.is_multiple_of(7),
-            created_at: epoch() + Duration::hours(n as i64),
+            // An hour apart, the newest at the epoch: a history that ends in the past at
+            // any size.
+            created_at: epoch() - Duration::hours(i64::try_from(count - n).unwrap_or(0)),
             generated: messages,
             extra: Vec::new(),
             pending: Vec::new(),

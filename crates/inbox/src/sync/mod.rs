@@ -118,13 +118,16 @@ pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Vec<Ch
 pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
     let name = account.name();
     let before = store.checkpoint(name).map_err(Error::from)?;
-    let mut after = before.clone();
-    let started = Utc::now();
-    let mut changes = Vec::new();
+    let mut p = Progress {
+        after: before.clone(),
+        before,
+        changes: Vec::new(),
+        started: Utc::now(),
+    };
     let mut visited = std::collections::HashSet::new();
-    for listing in listings(account.marketplace(), &before, started) {
+    for listing in listings(account.marketplace(), &p.before, p.started) {
         if listing.sweep {
-            after.last_sweep = Some(started);
+            p.after.last_sweep = Some(p.started);
         }
         let mut conversations = account.conversations(listing.query);
         while let Some(conversation) = conversations.try_next().await? {
@@ -133,29 +136,30 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
                 if listing.stop_before.is_some_and(|at| created < at) {
                     break;
                 }
-                after.newest_created = after.newest_created.max(Some(created));
+                // Capped at the step's start: a time from the future must not hide
+                // what comes before it.
+                p.after.newest_created = p.after.newest_created.max(Some(created.min(p.started)));
             }
             // Listed by two walks of one step: read once.
             if !visited.insert(conversation.reference.id.clone()) {
                 continue;
             }
-            visit(
-                account,
-                store,
-                &before,
-                &mut after,
-                &mut changes,
-                conversation,
-                listing.reread,
-            )
-            .await?;
+            visit(account, store, &mut p, conversation, listing.reread).await?;
         }
     }
     Ok(Step {
         account: name.to_string(),
-        checkpoint: after,
-        changes,
+        checkpoint: p.after,
+        changes: p.changes,
     })
+}
+
+/// A step under way.
+struct Progress {
+    before: Checkpoint,
+    after: Checkpoint,
+    changes: Vec<Change>,
+    started: DateTime<Utc>,
 }
 
 /// One listing a step walks.
@@ -224,13 +228,12 @@ fn listings(marketplace: crate::Marketplace, before: &Checkpoint, now: DateTime<
 async fn visit(
     account: &Account,
     store: &dyn Store,
-    before: &Checkpoint,
-    after: &mut Checkpoint,
-    changes: &mut Vec<Change>,
+    p: &mut Progress,
     conversation: Conversation,
     reread: bool,
 ) -> Result<(), Error> {
     let name = account.name();
+    let (before, after, changes, started) = (&p.before, &mut p.after, &mut p.changes, p.started);
     {
         let id = conversation.reference.id.clone();
         let listing = summary(&conversation);
@@ -245,7 +248,9 @@ async fn visit(
             return Ok(());
         }
         if let Some(at) = conversation.last_activity_at {
-            after.watermark = after.watermark.max(Some(at));
+            // Capped at the step's start (a vendor clock ahead of ours, or a time from the
+            // future, must not hide what comes before it).
+            after.watermark = after.watermark.max(Some(at.min(started)));
         }
         let since = known
             .and_then(|m| m.last_message_at)
