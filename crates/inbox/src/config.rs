@@ -184,6 +184,10 @@ pub struct AccountConfig {
     pub retry: RetrySettings,
     /// Timeouts.
     pub timeouts: TimeoutSettings,
+    /// How many conversations' messages are fetched at once when walking every
+    /// conversation (export, first sync); `None` for the marketplace's default. The rate
+    /// limiter still decides the pace.
+    pub concurrency: Option<u32>,
 }
 
 impl AccountConfig {
@@ -204,7 +208,14 @@ impl AccountConfig {
             limits: BTreeMap::new(),
             retry: RetrySettings::default(),
             timeouts: TimeoutSettings::default(),
+            concurrency: None,
         }
+    }
+
+    /// How many conversations' messages are fetched at once.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = Some(n);
+        self
     }
 
     /// Another OAuth token endpoint (a sandbox, a test server).
@@ -378,6 +389,8 @@ struct AccountFile {
     retry: RetrySettings,
     #[serde(default, skip_serializing_if = "is_default")]
     timeouts: TimeoutSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    concurrency: Option<u32>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -429,6 +442,7 @@ impl TryFrom<AccountFile> for AccountConfig {
             limits: f.limits,
             retry: f.retry,
             timeouts: f.timeouts,
+            concurrency: f.concurrency,
         })
     }
 }
@@ -453,6 +467,7 @@ impl From<AccountConfig> for AccountFile {
             limits: a.limits,
             retry: a.retry,
             timeouts: a.timeouts,
+            concurrency: a.concurrency,
         };
         if let Some(owner) = a.owner {
             f.owner_name = Some(owner.name);

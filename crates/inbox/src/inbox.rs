@@ -213,17 +213,13 @@ impl Inbox {
     }
 
     /// Every message of every listed conversation of every account: accounts
-    /// concurrently, each account's conversations one after another.
+    /// concurrently, and within each several conversations at once
+    /// ([`Account::all_messages`]).
     pub fn all_messages(&self, query: ConversationQuery) -> BoxStream<'static, Tagged<Message>> {
         select_all(self.accounts.iter().map(|account| {
-            let account = account.clone();
             let name = account.name().to_string();
             account
-                .conversations(query.clone())
-                .flat_map(move |c| match c {
-                    Ok(c) => account.messages(&c.reference, MessageQuery::new()).items(),
-                    Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-                })
+                .all_messages(query.clone())
                 .map(move |item| Tagged {
                     account: name.clone(),
                     item,

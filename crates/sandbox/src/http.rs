@@ -110,6 +110,23 @@ pub(crate) fn ozon_keys(
     }
 }
 
+/// Counts a request as being answered until dropped (every return path).
+struct InFlight<'a>(&'a App);
+
+impl<'a> InFlight<'a> {
+    fn enter(app: &'a App) -> Self {
+        let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        app.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(app)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Keeps what a request was and which credential it carried.
 fn record(app: &App, vendor: Vendor, request: &Request) {
     let headers = request.headers();
@@ -201,6 +218,7 @@ pub(crate) async fn faults(
     next: Next,
 ) -> Response {
     let n = app.requests.fetch_add(1, Ordering::Relaxed);
+    let _busy = InFlight::enter(&app);
     record(&app, vendor, &request);
     // Held messages whose time has come appear before the request is answered.
     if let Ok(mut market) = app.market(vendor).lock() {

@@ -181,6 +181,8 @@ pub(crate) struct App {
     pub windows: limits::Windows,
     pub rate_limited: AtomicU64,
     pub lost_writes: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
 }
 
 impl App {
@@ -229,6 +231,8 @@ impl Sandbox {
             windows: limits::Windows::new(&config.limits),
             rate_limited: AtomicU64::new(0),
             lost_writes: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -358,6 +362,13 @@ impl Sandbox {
             .lock()
             .map(|g| g.refreshes.load(std::sync::atomic::Ordering::SeqCst))
             .unwrap_or(0)
+    }
+
+    /// The most requests it was answering at one time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.app
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many writes were carried out but had their answer broken off.
