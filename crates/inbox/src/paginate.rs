@@ -37,29 +37,25 @@ pub(crate) struct Fetched<T> {
     pub fingerprint: u64,
 }
 
-impl<T> Fetched<T> {
+impl<T: Vendored> Fetched<T> {
     /// A page from a vendor list: every element converted (a malformed or unconvertible
-    /// one becomes [`Error::Decode`] with its raw JSON), fingerprinted by the ids `id`
-    /// reads from the decoded elements.
+    /// one becomes [`Error::Decode`] with its raw JSON; a converted one carries it as
+    /// `vendor`), fingerprinted by the ids `id` reads from the decoded elements.
     pub(crate) fn convert<V: Serialize>(
         marketplace: Marketplace,
         what: &'static str,
         elements: Vec<Lenient<V>>,
         id: impl Fn(&V) -> Option<&str>,
         next: Option<Cursor>,
-        convert: impl Fn(V, serde_json::Value) -> Result<T, String>,
+        convert: impl Fn(V, &serde_json::Value) -> Result<T, String>,
     ) -> Self {
-        let mut hasher = DefaultHasher::new();
         let ids: Vec<Option<u64>> = elements
             .iter()
             .map(|e| e.valid().and_then(&id).map(hash))
             .collect();
-        for e in &elements {
-            match e.raw() {
-                Some(raw) => raw.to_string().hash(&mut hasher),
-                None => e.valid().and_then(&id).hash(&mut hasher),
-            }
-        }
+        // What the page holds, by its items' ids (an item without one counts by place).
+        let mut hasher = DefaultHasher::new();
+        ids.hash(&mut hasher);
         let items = elements
             .into_iter()
             .map(|e| element(marketplace, what, e, &convert))
@@ -74,16 +70,40 @@ impl<T> Fetched<T> {
     }
 }
 
-fn element<V: Serialize, T>(
+/// A model object that carries the vendor's element as received.
+pub(crate) trait Vendored {
+    fn set_vendor(&mut self, raw: serde_json::Value);
+}
+
+impl Vendored for crate::Conversation {
+    fn set_vendor(&mut self, raw: serde_json::Value) {
+        self.vendor = raw;
+    }
+}
+
+impl Vendored for crate::Message {
+    fn set_vendor(&mut self, raw: serde_json::Value) {
+        self.vendor = raw;
+    }
+}
+
+/// Converts one element; its raw JSON goes into the result (or the error) without a copy.
+fn element<V: Serialize, T: Vendored>(
     marketplace: Marketplace,
     what: &'static str,
     item: Lenient<V>,
-    convert: impl FnOnce(V, serde_json::Value) -> Result<T, String>,
+    convert: impl FnOnce(V, &serde_json::Value) -> Result<T, String>,
 ) -> Result<T, Error> {
     match item {
         Lenient::Valid(v, raw) => {
             let raw = raw.unwrap_or_else(|| serde_json::to_value(&v).unwrap_or_default());
-            convert(v, raw.clone()).map_err(|e| Error::decode_element(marketplace, what, e, raw))
+            match convert(v, &raw) {
+                Ok(mut t) => {
+                    t.set_vendor(raw);
+                    Ok(t)
+                }
+                Err(e) => Err(Error::decode_element(marketplace, what, e, raw)),
+            }
         }
         Lenient::Invalid(bad) => Err(Error::decode_element(marketplace, what, bad.error, bad.raw)),
     }

@@ -489,7 +489,7 @@ fn require<T>(v: Option<T>, field: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("missing `{field}`"))
 }
 
-fn v1_thread(t: public_v1::types::Thread, raw: Value) -> Result<Conversation, String> {
+fn v1_thread(t: public_v1::types::Thread, _raw: &Value) -> Result<Conversation, String> {
     Ok(Conversation {
         reference: ConversationRef::new(M, require(t.id, "id")?.to_string()),
         other_party: t.interlocutor.map(|i| Participant {
@@ -504,11 +504,11 @@ fn v1_thread(t: public_v1::types::Thread, raw: Value) -> Result<Conversation, St
         last_activity_at: t.last_message_date_time.map(|d| d.utc()),
         references: References::default(),
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
-fn beta_thread(t: beta_v1::types::ThreadVBeta1, raw: Value) -> Result<Conversation, String> {
+fn beta_thread(t: beta_v1::types::ThreadVBeta1, _raw: &Value) -> Result<Conversation, String> {
     use beta_v1::enums::{
         ThreadParticipantVBeta1Role as PRole, ThreadVBeta1Status as S, ThreadVBeta1Type as K,
     };
@@ -553,7 +553,7 @@ fn beta_thread(t: beta_v1::types::ThreadVBeta1, raw: Value) -> Result<Conversati
             posting: None,
         },
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
@@ -581,7 +581,7 @@ fn is_system(login: Option<&str>) -> bool {
     login.is_some_and(|l| l.eq_ignore_ascii_case("allegro"))
 }
 
-fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<Message, String> {
+fn v1_message(thread: &str, m: public_v1::types::Message, raw: &Value) -> Result<Message, String> {
     let author = m.author.unwrap_or_default();
     let role = match author.is_interlocutor.map(|b| b.get()) {
         _ if is_system(author.login.as_deref()) => Role::Marketplace,
@@ -599,7 +599,7 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<
                 .map_or_else(|| thread.to_string(), |i| i.to_string()),
         ),
         author: Participant {
-            id: author_id(&raw),
+            id: author_id(raw),
             name: author.login,
             role,
         },
@@ -628,14 +628,14 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: Value) -> Result<
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
         ),
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
 fn beta_message(
     thread: &str,
     m: beta_v1::types::MessageVBeta1,
-    raw: Value,
+    raw: &Value,
 ) -> Result<Message, String> {
     use beta_v1::enums::MessageAuthorVBeta1Role as R;
     let author = m.author.unwrap_or_default();
@@ -653,7 +653,7 @@ fn beta_message(
         id: require(m.id, "id")?.to_string(),
         conversation: ConversationRef::new(M, thread),
         author: Participant {
-            id: author_id(&raw),
+            id: author_id(raw),
             name: author.login,
             role,
         },
@@ -682,7 +682,7 @@ fn beta_message(
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
         ),
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 

@@ -288,7 +288,7 @@ fn participant(u: types::User) -> Participant {
     }
 }
 
-fn conversation(c: types::Conversation, raw: Value) -> Result<Conversation, String> {
+fn conversation(c: types::Conversation, _raw: &Value) -> Result<Conversation, String> {
     let tags = c.tags.unwrap_or_default();
     let tag = |names: &[&str]| -> Vec<String> {
         tags.iter()
@@ -317,7 +317,7 @@ fn conversation(c: types::Conversation, raw: Value) -> Result<Conversation, Stri
             posting: None,
         },
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
@@ -337,7 +337,7 @@ fn block_rules(rules: Vec<Value>) -> Option<String> {
     (!names.is_empty()).then(|| names.join(", "))
 }
 
-fn message(conv: &str, m: types::Message, raw: Value) -> Result<Message, String> {
+fn message(conv: &str, m: types::Message, _raw: &Value) -> Result<Message, String> {
     let to_id = m
         .to_user
         .as_ref()
@@ -392,6 +392,6 @@ fn message(conv: &str, m: types::Message, raw: Value) -> Result<Message, String>
         kind: None,
         more_attachments: None,
         references: References::default(),
-        vendor: raw,
+        vendor: Value::Null,
     })
 }

@@ -491,7 +491,7 @@ pub(crate) fn pack_of(resource: &str) -> Option<String> {
         .then(|| id.to_string())
 }
 
-fn unread_pack(r: types::UnreadResource, raw: Value) -> Result<Conversation, String> {
+fn unread_pack(r: types::UnreadResource, _raw: &Value) -> Result<Conversation, String> {
     let resource = r.resource.unwrap_or_default();
     let pack = pack_of(&resource).ok_or_else(|| {
         format!("unread resource {resource:?} names no pack (expected /packs/{{pack}}/sellers/{{seller}})")
@@ -511,14 +511,14 @@ fn unread_pack(r: types::UnreadResource, raw: Value) -> Result<Conversation, Str
             ..References::default()
         },
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
 /// The conversation an order names: its pack, or itself when it has none.
 fn order_conversation(
     o: types::Order,
-    raw: Value,
+    _raw: &Value,
     unread: &Unreads,
 ) -> Result<Conversation, String> {
     let order = o.id.as_ref().map(|i| i.to_string()).ok_or("missing `id`")?;
@@ -545,7 +545,7 @@ fn order_conversation(
             ..References::default()
         },
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
@@ -561,7 +561,7 @@ fn status_of(c: &types::ConversationStatus) -> Option<ConversationStatus> {
     }
 }
 
-fn message(pack: &str, seller: &str, m: types::Message, raw: Value) -> Result<Message, String> {
+fn message(pack: &str, seller: &str, m: types::Message, _raw: &Value) -> Result<Message, String> {
     let from = m.from.unwrap_or_default();
     let from_id = from.user_id.as_ref().map(|i| i.to_string());
     let role = match from_id.as_deref() {
@@ -616,6 +616,6 @@ fn message(pack: &str, seller: &str, m: types::Message, raw: Value) -> Result<Me
             pack: Some(pack.to_string()),
             ..References::default()
         },
-        vendor: raw,
+        vendor: Value::Null,
     })
 }

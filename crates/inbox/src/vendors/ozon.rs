@@ -341,7 +341,7 @@ fn known<E: std::str::FromStr + std::fmt::Display>(value: E, all: &[&str]) -> E 
         .unwrap_or(value)
 }
 
-fn chat(c: types::V3ChatInfo, raw: Value) -> Result<Conversation, String> {
+fn chat(c: types::V3ChatInfo, _raw: &Value) -> Result<Conversation, String> {
     use enums::{ChatInfoChatStatusEnum as S, ChatInfoChatTypeEnum as K};
     const TYPES: [&str; 7] = [
         "UNSPECIFIED",
@@ -382,7 +382,7 @@ fn chat(c: types::V3ChatInfo, raw: Value) -> Result<Conversation, String> {
         last_activity_at: None,
         references: References::default(),
         reply_deadline: None,
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
 
@@ -399,7 +399,7 @@ fn image_url(fragment: &str) -> Option<&str> {
         .filter(|u| !u.contains(char::is_whitespace))
 }
 
-fn message(chat_id: &str, m: types::V3ChatMessage, raw: Value) -> Result<Message, String> {
+fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &Value) -> Result<Message, String> {
     use enums::V3UserType as U;
     const USERS: [&str; 6] = [
         "Customer",
@@ -466,6 +466,6 @@ fn message(chat_id: &str, m: types::V3ChatMessage, raw: Value) -> Result<Message
             pack: None,
             posting: None,
         },
-        vendor: raw,
+        vendor: Value::Null,
     })
 }
