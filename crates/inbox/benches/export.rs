@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use inbox_sandbox::{Config, Faults, Sandbox, Vendor};
-use marketplace_inbox::{Account, AccountConfig, ConversationQuery, InboxConfig, Message};
+use marketplace_inbox::{Account, ConversationQuery, Message};
+
+mod common;
 
 #[tokio::main]
 async fn main() {
@@ -39,13 +41,7 @@ async fn main() {
             })
             .await
             .expect("sandbox");
-            let config: InboxConfig =
-                serde_json::from_value(sandbox.accounts_config()).expect("config");
-            let mut account: AccountConfig = config
-                .accounts
-                .into_iter()
-                .find(|a| a.marketplace.as_str() == vendor.prefix())
-                .expect("account");
+            let mut account = common::account(&sandbox, vendor);
             if concurrency > 0 {
                 account = account.concurrency(concurrency);
             }

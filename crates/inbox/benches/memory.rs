@@ -7,7 +7,7 @@
 
 use futures::StreamExt;
 use inbox_sandbox::{Config, Sandbox, Vendor};
-use marketplace_inbox::{Account, AccountConfig, ConversationQuery, InboxConfig};
+use marketplace_inbox::{Account, ConversationQuery};
 
 fn peak_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -28,12 +28,7 @@ async fn stream(messages: u64) -> (u64, u64) {
     })
     .await
     .expect("sandbox");
-    let config: InboxConfig = serde_json::from_value(sandbox.accounts_config()).expect("config");
-    let account: AccountConfig = config
-        .accounts
-        .into_iter()
-        .find(|a| a.marketplace.as_str() == Vendor::Ozon.prefix())
-        .expect("account");
+    let account = common::account(&sandbox, Vendor::Ozon);
     let account = Account::from_config(&account.limit("all", 0, 1.0)).expect("account");
     let mut seen = 0u64;
     let mut all = account.all_messages(ConversationQuery::new());
@@ -44,6 +39,8 @@ async fn stream(messages: u64) -> (u64, u64) {
     }
     (seen, peak_kib())
 }
+
+mod common;
 
 #[tokio::main]
 async fn main() {

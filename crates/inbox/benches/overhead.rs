@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use inbox_sandbox::{Config, Sandbox, Vendor};
-use marketplace_inbox::{Account, AccountConfig, ConversationQuery, InboxConfig};
+use marketplace_inbox::{Account, ConversationQuery};
 use serde_json::{json, Value};
 
 async fn facade(account: &Account) -> u64 {
@@ -69,6 +69,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+mod common;
+
 #[tokio::main]
 async fn main() {
     let sandbox = Sandbox::start(Config {
@@ -78,12 +80,7 @@ async fn main() {
     })
     .await
     .expect("sandbox");
-    let config: InboxConfig = serde_json::from_value(sandbox.accounts_config()).expect("config");
-    let account: AccountConfig = config
-        .accounts
-        .into_iter()
-        .find(|a| a.marketplace.as_str() == Vendor::Ozon.prefix())
-        .expect("account");
+    let account = common::account(&sandbox, Vendor::Ozon);
     let account =
         Account::from_config(&account.limit("all", 0, 1.0).concurrency(1)).expect("account");
     let http = reqwest::Client::new();

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use inbox_sandbox::{Config, Limit, Sandbox, Vendor};
-use marketplace_inbox::{Account, AccountConfig, ConversationQuery, Marketplace};
+use marketplace_inbox::{Account, ConversationQuery, Marketplace};
+
+mod common;
 
 struct Case {
     vendor: Vendor,
@@ -42,14 +44,8 @@ async fn main() {
         })
         .await
         .expect("sandbox");
-        let config: marketplace_inbox::InboxConfig =
-            serde_json::from_value(sandbox.accounts_config()).expect("config");
-        let account_config: &AccountConfig = config
-            .accounts
-            .iter()
-            .find(|a| a.marketplace.as_str() == case.vendor.prefix())
-            .expect("account");
-        let account = Account::from_config(account_config).expect("account");
+        let account =
+            Account::from_config(&common::account(&sandbox, case.vendor)).expect("account");
         assert!(matches!(
             account.marketplace(),
             Marketplace::Ozon | Marketplace::Allegro
