@@ -67,8 +67,7 @@ impl Inbox {
 
     /// Keeps only the accounts `keep` accepts.
     pub fn retain(&mut self, keep: impl FnMut(&Account) -> bool) {
-        let mut keep = keep;
-        self.accounts.retain(|a| keep(a));
+        self.accounts.retain(keep);
     }
 
     /// The accounts, in the order they were added.

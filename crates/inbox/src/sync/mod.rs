@@ -118,14 +118,15 @@ pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Vec<Ch
 pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
     let name = account.name();
     let before = store.checkpoint(name).map_err(Error::from)?;
+    let started = Utc::now();
+    let walks = listings(account.marketplace(), &before, started);
     let mut p = Progress {
-        after: before.clone(),
-        before,
+        after: before,
         changes: Vec::new(),
-        started: Utc::now(),
+        started,
     };
     let mut visited = std::collections::HashSet::new();
-    for listing in listings(account.marketplace(), &p.before, p.started) {
+    for listing in walks {
         if listing.sweep {
             p.after.last_sweep = Some(p.started);
         }
@@ -154,9 +155,9 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
     })
 }
 
-/// A step under way.
+/// A step under way: the checkpoint as it becomes (it starts as the stored one; a
+/// step visits each conversation once), and the changes found.
 struct Progress {
-    before: Checkpoint,
     after: Checkpoint,
     changes: Vec<Change>,
     started: DateTime<Utc>,
@@ -233,66 +234,57 @@ async fn visit(
     reread: bool,
 ) -> Result<(), Error> {
     let name = account.name();
-    let (before, after, changes, started) = (&p.before, &mut p.after, &mut p.changes, p.started);
-    {
-        let id = conversation.reference.id.clone();
-        let listing = summary(&conversation);
-        let known = after
-            .marks
-            .get(&id)
-            .or_else(|| before.marks.get(&id))
-            .cloned();
-        let known = known.as_ref();
-        let unchanged = known.is_some_and(|m| m.listing == listing);
-        if unchanged && !reread {
-            return Ok(());
-        }
-        if let Some(at) = conversation.last_activity_at {
-            // Capped at the step's start (a vendor clock ahead of ours, or a time from the
-            // future, must not hide what comes before it).
-            after.watermark = after.watermark.max(Some(at.min(started)));
-        }
-        let since = known
-            .and_then(|m| m.last_message_at)
-            .map(|at| at - LOOK_BACK);
-        let mut query = MessageQuery::new();
-        if let Some(since) = since {
-            query = query.since(since);
-        }
-        let mut newest = known.and_then(|m| m.last_message_at);
-        let found = changes.len();
-        let mut messages = account.messages(&conversation.reference, query);
-        while let Some(message) = messages.try_next().await? {
-            newest = newest.max(Some(message.created_at));
-            match store
-                .message_state(name, &id, &message.id)
-                .map_err(Error::from)?
-            {
-                None => changes.push(Change::Message(Event::NewMessage, message)),
-                Some(state) if state != message_state(&message) => {
-                    changes.push(Change::Message(Event::UpdatedMessage, message))
-                }
-                Some(_) => {}
-            }
-        }
-        if unchanged && changes.len() == found {
-            return Ok(());
-        }
-        let event = if known.is_some() {
-            Event::UpdatedConversation
-        } else {
-            Event::NewConversation
-        };
-        after.marks.insert(
-            id,
-            Mark {
-                listing,
-                last_message_at: newest,
-            },
-        );
-        // The conversation before its messages.
-        changes.insert(found, Change::Conversation(event, conversation));
+    let id = conversation.reference.id.clone();
+    let listing = summary(&conversation);
+    let known = p.after.marks.get(&id).cloned();
+    let unchanged = known.as_ref().is_some_and(|m| m.listing == listing);
+    if unchanged && !reread {
+        return Ok(());
     }
+    if let Some(at) = conversation.last_activity_at {
+        // Capped at the step's start (a vendor clock ahead of ours, or a time from the
+        // future, must not hide what comes before it).
+        p.after.watermark = p.after.watermark.max(Some(at.min(p.started)));
+    }
+    let last_known = known.as_ref().and_then(|m| m.last_message_at);
+    let mut query = MessageQuery::new();
+    if let Some(at) = last_known {
+        query = query.since(at - LOOK_BACK);
+    }
+    let mut newest = last_known;
+    let found = p.changes.len();
+    let mut messages = account.messages(&conversation.reference, query);
+    while let Some(message) = messages.try_next().await? {
+        newest = newest.max(Some(message.created_at));
+        match store
+            .message_state(name, &id, &message.id)
+            .map_err(Error::from)?
+        {
+            None => p.changes.push(Change::Message(Event::NewMessage, message)),
+            Some(state) if state != message_state(&message) => p
+                .changes
+                .push(Change::Message(Event::UpdatedMessage, message)),
+            Some(_) => {}
+        }
+    }
+    if unchanged && p.changes.len() == found {
+        return Ok(());
+    }
+    let event = if known.is_some() {
+        Event::UpdatedConversation
+    } else {
+        Event::NewConversation
+    };
+    p.after.marks.insert(
+        id,
+        Mark {
+            listing,
+            last_message_at: newest,
+        },
+    );
+    // The conversation before its messages.
+    p.changes
+        .insert(found, Change::Conversation(event, conversation));
     Ok(())
 }
 
