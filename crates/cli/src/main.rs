@@ -195,24 +195,22 @@ const MAX_LINE: usize = 500;
 fn describe(e: &anyhow::Error) -> String {
     use marketplace_inbox::Error as E;
     let hint = match e.downcast_ref::<E>() {
-        Some(E::Api {
-            status: 401,
-            marketplace,
-            ..
-        }) => format!(
-            "check the {} credentials ({})",
-            marketplace,
-            credentials_hint(*marketplace)
-        ),
         // A 403 says why (blocked conversation, subscription, reply window, key): the
-        // vendor's words are the message. Without any, it is the credentials.
-        Some(E::Api {
-            status: 403,
-            marketplace,
-            code: None,
-            message: None,
-            ..
-        }) => format!(
+        // vendor's words are the message. Without any, like a 401, it is the credentials.
+        Some(
+            E::Api {
+                status: 401,
+                marketplace,
+                ..
+            }
+            | E::Api {
+                status: 403,
+                marketplace,
+                code: None,
+                message: None,
+                ..
+            },
+        ) => format!(
             "check the {} credentials ({})",
             marketplace,
             credentials_hint(*marketplace)
