@@ -109,8 +109,19 @@ impl Account {
     }
 
     /// The account's conversations, lazily, page by page, in the marketplace's order
-    /// (see [`crate::vendors`]): every conversation, read ones included.
+    /// (see [`crate::vendors`]): every conversation, read ones included. The next pages
+    /// are requested while the current one is consumed (see [`Account::concurrency`]).
     pub fn conversations(&self, query: ConversationQuery) -> Listing<Conversation> {
+        let ahead = self.read_ahead(query.since.is_some());
+        self.conversations_ahead(query, ahead)
+    }
+
+    /// [`Account::conversations`], requesting at most `read_ahead` pages ahead.
+    pub(crate) fn conversations_ahead(
+        &self,
+        query: ConversationQuery,
+        read_ahead: usize,
+    ) -> Listing<Conversation> {
         let adapter = self.adapter.clone();
         let name = self.name.clone();
         let since = query
@@ -126,17 +137,30 @@ impl Account {
             past_end: Box::new(
                 move |c: &Conversation| matches!((since, c.last_activity_at), (Some(s), Some(at)) if at < s),
             ),
+            read_ahead,
         };
         paginate(walk, move |cursor| {
             adapter.clone().conversations_page(query.clone(), cursor)
         })
     }
 
-    /// The messages of one conversation, lazily, page by page. Never marks anything read.
+    /// The messages of one conversation, lazily, page by page, the next pages requested
+    /// while the current one is consumed. Never marks anything read.
     pub fn messages(
         &self,
         conversation: &ConversationRef,
         query: MessageQuery,
+    ) -> Listing<Message> {
+        let ahead = self.read_ahead(query.since.is_some());
+        self.messages_ahead(conversation, query, ahead)
+    }
+
+    /// [`Account::messages`], requesting at most `read_ahead` pages ahead.
+    pub(crate) fn messages_ahead(
+        &self,
+        conversation: &ConversationRef,
+        query: MessageQuery,
+        read_ahead: usize,
     ) -> Listing<Message> {
         if let Err(e) = self.check(conversation) {
             return Listing::failed(e);
@@ -154,6 +178,7 @@ impl Account {
                 filter.admits(m)
             }),
             past_end: Box::new(move |m: &Message| since.is_some_and(|s| m.created_at < s)),
+            read_ahead,
         };
         let id = conversation.id.clone();
         paginate(walk, move |cursor| {
@@ -180,9 +205,23 @@ impl Account {
             .boxed()
     }
 
-    /// How many conversations' messages [`Account::all_messages`] fetches at once.
+    /// How many conversations' messages [`Account::all_messages`] fetches at once; a
+    /// listing requests up to one less than this many pages ahead of the one consumed
+    /// (one, when it has `since`: a newest-first listing may end at any page). Requests
+    /// still leave at the pace of the account's rate limiter.
     pub fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    /// Pages a listing requests ahead: [`Account::concurrency`] less one, at most one
+    /// with `since`.
+    pub(crate) fn read_ahead(&self, since: bool) -> usize {
+        let ahead = self.concurrency.saturating_sub(1);
+        if since {
+            ahead.min(1)
+        } else {
+            ahead
+        }
     }
 
     /// Sends a message, with attachments uploaded the marketplace's way. The

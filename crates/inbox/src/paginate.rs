@@ -1,13 +1,17 @@
 //! The one paginator behind every listing.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt};
 use inbox_core::Lenient;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::listing::{Listing, Page};
 use crate::{Error, Marketplace};
@@ -34,6 +38,9 @@ pub(crate) struct Fetched<T> {
     /// repeats are still dropped, but a page of only repeats is not taken for a loop.
     pub repeats_expected: bool,
     pub next: Option<Cursor>,
+    /// How many items the whole listing holds, when the vendor says (offset listings):
+    /// lets the pages after the next be requested before it arrives.
+    pub total: Option<u64>,
     pub fingerprint: u64,
 }
 
@@ -65,6 +72,7 @@ impl<T: Vendored> Fetched<T> {
             ids,
             repeats_expected: false,
             next,
+            total: None,
             fingerprint: hasher.finish(),
         }
     }
@@ -117,6 +125,80 @@ pub(crate) struct Walk<T> {
     /// True for an item that shows every later page is outside the query (a listing in
     /// newest-first order that reached items older than `since`).
     pub past_end: Box<dyn Fn(&T) -> bool + Send>,
+    /// Pages requested ahead of the one being consumed: the next page once its cursor is
+    /// known, and with an offset cursor and a known total, the pages after it too.
+    pub read_ahead: usize,
+}
+
+/// A page being fetched before it is needed, and the cursor it was asked for.
+struct Ahead<T> {
+    cursor: Cursor,
+    page: BoxFuture<'static, Result<Fetched<T>, Error>>,
+}
+
+/// Starts fetching a page: on the tokio runtime when there is one, so that it proceeds
+/// while the caller consumes the current page; else when first awaited. Dropping the
+/// returned future cancels the fetch.
+fn start<T, Fut>(fetch: Fut) -> BoxFuture<'static, Result<Fetched<T>, Error>>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<Fetched<T>, Error>> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => Task(runtime.spawn(fetch.in_current_span())).boxed(),
+        Err(_) => fetch.boxed(),
+    }
+}
+
+/// A spawned fetch that is cancelled when its result is no longer wanted.
+struct Task<O>(tokio::task::JoinHandle<O>);
+
+impl<O> Future for Task<O> {
+    type Output = O;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        self.0.poll_unpin(cx).map(|done| match done {
+            Ok(output) => output,
+            // Only a panic reaches here (cancellation happens on drop): pass it on as if
+            // the fetch had run inline.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        })
+    }
+}
+
+impl<O> Drop for Task<O> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The cursors to have in flight after a page at `current` whose next cursor is `next`:
+/// `next` itself, then (offset cursors, known total) the following offsets at the same
+/// stride while below the total; `depth` in all.
+fn plan(current: &Cursor, next: &Cursor, total: Option<u64>, depth: usize) -> Vec<Cursor> {
+    let mut plan = Vec::with_capacity(depth.min(16));
+    if depth == 0 {
+        return plan;
+    }
+    plan.push(next.clone());
+    let at = match current {
+        Cursor::First => Some(0),
+        Cursor::Offset(n) => Some(*n),
+        Cursor::Token(_) => None,
+    };
+    if let (Some(total), Some(at), Cursor::Offset(mut offset)) = (total, at, next) {
+        let Some(stride) = offset.checked_sub(at).filter(|s| *s > 0) else {
+            return plan;
+        };
+        while plan.len() < depth {
+            match offset.checked_add(stride) {
+                Some(o) if o < total => offset = o,
+                _ => break,
+            }
+            plan.push(Cursor::Offset(offset));
+        }
+    }
+    plan
 }
 
 /// Walks pages lazily from the first, until a page has no next cursor.
@@ -127,6 +209,12 @@ pub(crate) struct Walk<T> {
 /// is never delivered again (8 bytes a delivered item are kept for that), and a page of
 /// only such items ends the listing with [`Error::Pagination`]. A failed page yields its
 /// error and ends the listing.
+///
+/// With `read_ahead`, once the second page is asked for, pages are requested before they
+/// are needed (see [`Walk`]; a listing read no further than its first page costs one
+/// request). A page requested ahead is used only when its cursor is the one the walk
+/// takes next, so the pages delivered and every check above are those of the page-by-page
+/// walk.
 pub(crate) fn paginate<T, F, Fut>(walk: Walk<T>, fetch: F) -> Listing<T>
 where
     T: Send + 'static,
@@ -138,6 +226,9 @@ where
         cursors: HashSet<u64>,
         pages: HashSet<u64>,
         delivered: HashSet<u64>,
+        ahead: VecDeque<Ahead<T>>,
+        /// The cursor and total of the page before.
+        last: Option<(Cursor, Option<u64>)>,
         walk: Walk<T>,
         fetch: F,
     }
@@ -146,11 +237,16 @@ where
         cursors: HashSet::new(),
         pages: HashSet::new(),
         delivered: HashSet::new(),
+        ahead: VecDeque::new(),
+        last: None,
         walk,
         fetch,
     };
     let pages = stream::unfold(state, |mut st| async move {
-        let cursor = st.next.take()?;
+        let Some(cursor) = st.next.take() else {
+            st.ahead.clear();
+            return None;
+        };
         let marketplace = st.walk.marketplace;
         let stop = |message: &str| {
             Err(Error::Pagination {
@@ -159,14 +255,42 @@ where
             })
         };
         if !st.cursors.insert(hash(&cursor)) {
+            st.ahead.clear();
             return Some((stop("the marketplace sent a page cursor a second time"), st));
         }
-        let fetched = match (st.fetch)(cursor).await {
+        let page = match st.ahead.pop_front() {
+            Some(ahead) if ahead.cursor == cursor => ahead.page,
+            _ => {
+                st.ahead.clear();
+                let page = (st.fetch)(cursor.clone()).boxed();
+                // Past the first page, the pages after this one are wanted too.
+                if let Some((previous, total)) = &st.last {
+                    for c in plan(
+                        previous,
+                        &cursor,
+                        *total,
+                        st.walk.read_ahead.saturating_add(1),
+                    )
+                    .into_iter()
+                    .skip(1)
+                    {
+                        let page = start((st.fetch)(c.clone()));
+                        st.ahead.push_back(Ahead { cursor: c, page });
+                    }
+                }
+                page
+            }
+        };
+        let fetched = match page.await {
             Ok(fetched) => fetched,
-            Err(e) => return Some((Err(e), st)),
+            Err(e) => {
+                st.ahead.clear();
+                return Some((Err(e), st));
+            }
         };
         if fetched.items.is_empty() {
             if fetched.next.is_some() {
+                st.ahead.clear();
                 return Some((
                     stop("the marketplace sent an empty page but said there is more"),
                     st,
@@ -175,6 +299,7 @@ where
             return Some((Ok(Page { items: Vec::new() }), st));
         }
         if !st.pages.insert(fetched.fingerprint) {
+            st.ahead.clear();
             return Some((stop("the marketplace sent a page it had already sent"), st));
         }
         // An item already delivered (offset pages shift when messages arrive, a server
@@ -201,6 +326,7 @@ where
             }
         }
         if repeated > 0 && fresh == 0 && !fetched.repeats_expected {
+            st.ahead.clear();
             return Some((
                 stop("the marketplace sent a page of items it had already sent"),
                 st,
@@ -209,6 +335,20 @@ where
         if !past_end {
             st.next = fetched.next;
         }
+        // Pages requested ahead stay only while they follow the cursor taken next.
+        if st.ahead.front().map(|a| &a.cursor) != st.next.as_ref() {
+            st.ahead.clear();
+        }
+        // A listing read no further than its first page costs one request.
+        let first = cursor == Cursor::First;
+        if let Some(next) = st.next.as_ref().filter(|_| !first) {
+            let wanted = plan(&cursor, next, fetched.total, st.walk.read_ahead);
+            for c in wanted.into_iter().skip(st.ahead.len()) {
+                let page = start((st.fetch)(c.clone()));
+                st.ahead.push_back(Ahead { cursor: c, page });
+            }
+        }
+        st.last = Some((cursor, fetched.total));
         Some((Ok(Page { items }), st))
     });
     Listing::new(pages.boxed())
@@ -232,6 +372,7 @@ mod tests {
             marketplace: Marketplace::Ozon,
             keep: Box::new(|_| true),
             past_end: Box::new(|_| false),
+            read_ahead: 0,
         }
     }
 
@@ -241,6 +382,7 @@ mod tests {
             ids: items.iter().map(|i| Some(hash(i))).collect(),
             repeats_expected: false,
             next: next.map(Cursor::Offset),
+            total: None,
             fingerprint: hash(&items),
         }
     }
@@ -333,6 +475,7 @@ mod tests {
             marketplace: Marketplace::Allegro,
             keep: Box::new(|n: &mut u64| *n >= 5),
             past_end: Box::new(|n: &u64| *n < 5),
+            read_ahead: 0,
         };
         // Newest first: 9 8 7 | 6 5 4 | 3 2 1
         let s = paginate(w, move |cursor| {
@@ -344,5 +487,101 @@ mod tests {
         let items: Vec<u64> = block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
         assert_eq!(items, [9, 8, 7, 6, 5]);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Items `n..` of a listing of `total`, `size` a page, except a page of one at 3.
+    fn offset_page(n: u64, total: u64, size: u64) -> Fetched<u64> {
+        let size = if n == 3 { 1 } else { size };
+        let items: Vec<u64> = (n..total.min(n + size)).collect();
+        let end = n + items.len() as u64;
+        let mut p = page(&items, (end < total).then_some(end));
+        p.total = Some(total);
+        p
+    }
+
+    fn ahead_walk(read_ahead: usize) -> Walk<u64> {
+        Walk {
+            read_ahead,
+            ..walk()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_are_read_ahead_past_the_first_and_the_walk_stays_the_same() {
+        #[derive(Default)]
+        struct Seen {
+            asked: std::sync::Mutex<Vec<u64>>,
+            now: AtomicUsize,
+            most: AtomicUsize,
+        }
+        let listing = |seen: Arc<Seen>| {
+            paginate(ahead_walk(3), move |cursor| {
+                let n = at(&cursor);
+                let seen = seen.clone();
+                seen.asked.lock().unwrap().push(n);
+                async move {
+                    let now = seen.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    seen.most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    seen.now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(offset_page(n, 30, 3))
+                }
+            })
+        };
+        // Read no further than the first page: one request.
+        let seen = Arc::new(Seen::default());
+        let first = listing(seen.clone()).next().await;
+        assert!(matches!(first, Some(Ok(0))));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(*seen.asked.lock().unwrap(), [0]);
+        // Read to the end: every item once, in order; the pages the walk takes are
+        // 0 | 3 (a page of one) | 4 | 7 | …; the pages planned at 6, 9, 12 before the short
+        // page showed up are not used.
+        let seen = Arc::new(Seen::default());
+        let all: Vec<u64> = listing(seen.clone()).map(|r| r.unwrap()).collect().await;
+        assert_eq!(all, (0..30).collect::<Vec<_>>());
+        let asked = seen.asked.lock().unwrap().clone();
+        assert_eq!(asked.get(..2), Some(&[0, 3][..]), "{asked:?}");
+        for taken in [4, 7, 10, 13, 16, 19, 22, 25, 28] {
+            assert_eq!(
+                asked.iter().filter(|&&p| p == taken).count(),
+                1,
+                "{asked:?}"
+            );
+        }
+        assert!(asked.contains(&6), "planned ahead: {asked:?}");
+        assert!(
+            seen.most.load(Ordering::SeqCst) > 1,
+            "pages in flight at once"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_read_ahead_still_walks_every_page_once() {
+        let s = paginate(ahead_walk(4), |cursor| {
+            let n = at(&cursor);
+            async move { Ok(offset_page(n, 11, 2)) }
+        });
+        let items: Vec<u64> = block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
+        assert_eq!(items, (0..11).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_plan_follows_the_stride_below_the_total() {
+        let plan = |c, n, t, d| plan(&c, &n, t, d);
+        let o = Cursor::Offset;
+        assert_eq!(
+            plan(Cursor::First, o(10), Some(45), 4),
+            [o(10), o(20), o(30), o(40)]
+        );
+        assert_eq!(plan(o(10), o(20), Some(45), 9), [o(20), o(30), o(40)]);
+        assert_eq!(plan(o(10), o(20), None, 9), [o(20)]);
+        let t = Cursor::Token("x".into());
+        assert_eq!(plan(Cursor::First, t.clone(), Some(45), 9), [t]);
+        assert!(plan(Cursor::First, o(10), Some(45), 0).is_empty());
+        assert_eq!(
+            plan(o(u64::MAX - 1), o(u64::MAX), Some(u64::MAX), 3),
+            [o(u64::MAX)]
+        );
     }
 }

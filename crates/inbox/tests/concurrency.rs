@@ -67,3 +67,83 @@ async fn an_export_fetches_conversations_at_once_in_order_exactly_once_and_withi
     );
     assert_eq!(sandbox.rate_limited(), 0, "the limiter kept the pace");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_pages_with_a_known_total_are_fetched_at_once_in_order_without_waste() {
+    // Mercado Libre and Magalu give `paging.total` / `meta.page.total`: past the first
+    // page, the rest of a listing is requested at once. Their read windows, scaled to
+    // 60 a second, are enforced; 20 ms a request; pages of 4.
+    for vendor in [Vendor::MercadoLibre, Vendor::Magalu] {
+        let sandbox = Sandbox::start(Config {
+            conversations: 3,
+            messages_per_conversation: 37,
+            page_cap: Some(4),
+            faults: Faults {
+                latency: Duration::from_millis(20),
+                ..Faults::default()
+            },
+            limits: vec![Limit {
+                vendor,
+                writes: Some(false),
+                requests: 60,
+                per: Duration::from_secs(1),
+            }],
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let config = common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {})
+            .limit("reads", 60, 1.0);
+        let sequential = Account::from_config(&config.clone().concurrency(1)).unwrap();
+        let ahead = Account::from_config(&config.concurrency(6)).unwrap();
+        let conversations: Vec<Conversation> = sequential
+            .conversations(ConversationQuery::new())
+            .try_collect()
+            .await
+            .unwrap();
+        let mut one_by_one = Vec::new();
+        for c in &conversations {
+            let all: Vec<Message> = sequential
+                .messages(&c.reference, MessageQuery::new())
+                .try_collect()
+                .await
+                .unwrap();
+            one_by_one.push(all);
+        }
+        assert_eq!(
+            sandbox.max_in_flight(),
+            1,
+            "{vendor:?}: one request at a time"
+        );
+        let mut checked = 0;
+        for (c, one_by_one) in conversations.iter().zip(&one_by_one) {
+            let before = sandbox.requests();
+            let at_once: Vec<Message> = ahead
+                .messages(&c.reference, MessageQuery::new())
+                .try_collect()
+                .await
+                .unwrap();
+            let requests = sandbox.requests() - before;
+            let ids = |all: &[Message]| all.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&at_once), ids(one_by_one), "{vendor:?} {}", c.reference);
+            let unique: std::collections::HashSet<_> = at_once.iter().map(|m| &m.id).collect();
+            assert_eq!(unique.len(), at_once.len(), "each message once");
+            let pages = at_once.len().div_ceil(4).max(1) as u64;
+            assert_eq!(
+                requests, pages,
+                "{vendor:?}: one request a page, none wasted"
+            );
+            checked += usize::from(at_once.len() >= 37);
+        }
+        assert!(
+            sandbox.max_in_flight() > 1,
+            "{vendor:?}: pages were fetched at once"
+        );
+        assert!(checked >= 3, "{vendor:?}: {checked} long conversations");
+        assert_eq!(
+            sandbox.rate_limited(),
+            0,
+            "{vendor:?}: the limiter kept the pace"
+        );
+    }
+}

@@ -233,8 +233,9 @@ pub(crate) async fn faults(
         return too_many(vendor);
     }
     let f = &app.config.faults;
-    if !f.latency.is_zero() {
-        tokio::time::sleep(f.latency).await;
+    let latency = app.latency_us.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(latency)).await;
     }
     if unit(n, 1) < f.rate_429 {
         let mut r = too_many(vendor);

@@ -183,6 +183,8 @@ pub(crate) struct App {
     pub lost_writes: AtomicU64,
     pub in_flight: AtomicU64,
     pub max_in_flight: AtomicU64,
+    /// The latency in force, in microseconds (starts as the configured one).
+    pub latency_us: AtomicU64,
 }
 
 impl App {
@@ -233,6 +235,9 @@ impl Sandbox {
             lost_writes: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            latency_us: AtomicU64::new(
+                u64::try_from(config.faults.latency.as_micros()).unwrap_or(u64::MAX),
+            ),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -362,6 +367,14 @@ impl Sandbox {
             .lock()
             .map(|g| g.refreshes.load(std::sync::atomic::Ordering::SeqCst))
             .unwrap_or(0)
+    }
+
+    /// Changes the latency added to every request from now on.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.app
+            .latency_us
+            .store(us, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The most requests it was answering at one time.

@@ -130,7 +130,12 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
         if listing.sweep {
             p.after.last_sweep = Some(p.started);
         }
-        let mut conversations = account.conversations(listing.query);
+        // A walk that may stop mid-page requests no page ahead: it would be wasted.
+        let ahead = match listing.stop_before {
+            Some(_) => 0,
+            None => account.read_ahead(listing.query.since.is_some()),
+        };
+        let mut conversations = account.conversations_ahead(listing.query, ahead);
         while let Some(conversation) = conversations.try_next().await? {
             if let Some(created) = conversation.created_at {
                 // Newest first: past the newest creation already seen, the rest is known.

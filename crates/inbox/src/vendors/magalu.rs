@@ -83,14 +83,17 @@ impl Adapter for MagaluAdapter {
             let page = call(M, request.send()).await?;
             let results = results(page.results)?;
             let next = next_offset(page.meta.as_ref(), offset, results.len());
-            Ok(Fetched::convert(
+            let total = total(page.meta.as_ref());
+            let mut fetched = Fetched::convert(
                 M,
                 "conversation",
                 results,
                 |c| c.id.as_ref().map(|i| i.as_str()),
                 next,
                 conversation,
-            ))
+            );
+            fetched.total = total;
+            Ok(fetched)
         }
         .boxed()
     }
@@ -112,14 +115,17 @@ impl Adapter for MagaluAdapter {
             let page = call(M, request.send()).await?;
             let results = results(page.results)?;
             let next = next_offset(page.meta.as_ref(), offset, results.len());
-            Ok(Fetched::convert(
+            let total = total(page.meta.as_ref());
+            let mut fetched = Fetched::convert(
                 M,
                 "message",
                 results,
                 |m| m.id.as_ref().map(|i| i.as_str()),
                 next,
                 |m, raw| message(&conversation_id, m, raw),
-            ))
+            );
+            fetched.total = total;
+            Ok(fetched)
         }
         .boxed()
     }
@@ -254,6 +260,12 @@ fn results<T>(results: Option<Vec<T>>) -> Result<Vec<T>, Error> {
 
 fn limit(asked: Option<u32>) -> NonZeroU64 {
     NonZeroU64::new(u64::from(page_size(asked, PAGE))).unwrap_or(NonZeroU64::MIN)
+}
+
+/// How many items the listing holds (`meta.page.total`), when given and not negative.
+fn total(meta: Option<&types::Meta>) -> Option<u64> {
+    let total = meta?.page.as_ref()?.total?;
+    u64::try_from(total.get()).ok()
 }
 
 /// The next `_offset`: from `meta.links.next` when present, else none (the last page).

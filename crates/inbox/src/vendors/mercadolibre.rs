@@ -256,6 +256,7 @@ impl Adapter for MercadoLibreAdapter {
                 |o, raw| order_conversation(o, raw, &unread),
             );
             fetched.repeats_expected = true;
+            fetched.total = total;
             if query.with_state {
                 self.with_states(&mut fetched.items).await;
             }
@@ -291,14 +292,16 @@ impl Adapter for MercadoLibreAdapter {
                 None => n >= u64::from(limit),
             };
             let seller = self.seller_id.clone();
-            Ok(Fetched::convert(
+            let mut fetched = Fetched::convert(
                 M,
                 "message",
                 messages,
                 |m| m.id.as_ref().map(|i| i.as_str()),
                 (more && end > offset).then_some(Cursor::Offset(end)),
                 |m, raw| message(&pack, &seller, m, raw),
-            ))
+            );
+            fetched.total = total;
+            Ok(fetched)
         }
         .boxed()
     }
