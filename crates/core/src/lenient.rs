@@ -4,17 +4,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::RawJson;
+
 /// One element of a vendor list: decoded, or kept raw with the reason it did not decode.
 ///
 /// Page envelopes in the generated clients hold `Vec<Lenient<T>>`, so a single malformed
 /// element never fails the whole page: every other element still decodes, and the bad
 /// one keeps its JSON for the caller to report or repair. A decoded element keeps its
-/// JSON too, exactly as received ([`Lenient::raw`]), so fields the schema does not know
-/// are not lost.
+/// JSON text too, as received ([`Lenient::raw`]), so fields the schema does not know are
+/// not lost; it is decoded once, straight from that text.
 #[derive(Clone, Debug)]
 pub enum Lenient<T> {
     /// The element matched its schema; the JSON it came from, when it was received.
-    Valid(T, Option<Value>),
+    Valid(T, Option<RawJson>),
     /// The element did not match; its raw JSON and the decode error are kept.
     Invalid(InvalidElement),
 }
@@ -45,11 +47,11 @@ impl<T> Lenient<T> {
         }
     }
 
-    /// The element's JSON as received (`None` for one built in code).
-    pub fn raw(&self) -> Option<&Value> {
+    /// The element's JSON as received, as data (`None` for one built in code).
+    pub fn raw(&self) -> Option<Value> {
         match self {
-            Lenient::Valid(_, raw) => raw.as_ref(),
-            Lenient::Invalid(e) => Some(&e.raw),
+            Lenient::Valid(_, raw) => raw.as_ref().map(RawJson::to_value),
+            Lenient::Invalid(e) => Some(e.raw.clone()),
         }
     }
 
@@ -84,11 +86,16 @@ impl<T: Serialize> Serialize for Lenient<T> {
 }
 
 /// Each element is first taken as its raw text (which skips over anything well-formed,
-/// however deep, however large its numbers), then decoded on its own: whatever is wrong
-/// with one element stays in that element.
+/// however deep, however large its numbers), then decoded on its own from that text:
+/// whatever is wrong with one element stays in that element. An element the text decoder
+/// refuses for a repeated key is decoded from its data (the last value of the key wins).
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let error = match serde_json::from_str::<T>(text.get()) {
+            Ok(t) => return Ok(Lenient::Valid(t, Some(RawJson::from_raw(text)))),
+            Err(e) => e,
+        };
         let raw = match serde_json::from_str::<Value>(text.get()) {
             Ok(raw) => raw,
             Err(e) => {
@@ -99,9 +106,9 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
             }
         };
         Ok(match T::deserialize(&raw) {
-            Ok(t) => Lenient::Valid(t, Some(raw)),
-            Err(e) => Lenient::Invalid(InvalidElement {
-                error: e.to_string(),
+            Ok(t) => Lenient::Valid(t, Some(RawJson::from_raw(text))),
+            Err(_) => Lenient::Invalid(InvalidElement {
+                error: error.to_string(),
                 raw,
             }),
         })
@@ -132,7 +139,9 @@ mod tests {
     }
 
     #[test]
-    fn json_that_cannot_be_data_costs_only_its_element() {
+    fn json_that_cannot_be_data_costs_at_most_its_element() {
+        // Beyond what JSON data holds but outside the schema's fields: the element
+        // decodes and keeps its exact text. A broken field of the schema costs the element.
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let text = format!(
             r#"[{{"id":"a"}},{{"id":"b","x":{deep}}},{{"id":"\ud800"}},{{"id":"c","n":1e400}},{{"id":"d"}}]"#
@@ -142,10 +151,15 @@ mod tests {
             .iter()
             .map(|i| i.valid().map(|i| i.id.as_str()))
             .collect();
-        assert_eq!(ids, [Some("a"), None, None, None, Some("d")]);
-        let kept = items[3].raw().and_then(Value::as_str).unwrap();
+        assert_eq!(ids, [Some("a"), Some("b"), None, Some("c"), Some("d")]);
+        let kept = items[3].raw().unwrap();
         assert_eq!(kept, r#"{"id":"c","n":1e400}"#, "the exact text is kept");
-        assert!(items[2].as_result().is_err());
+        let bad = items[2].as_result().unwrap_err();
+        assert_eq!(bad.raw, r#"{"id":"\ud800"}"#, "kept as text");
+        assert_eq!(
+            serde_json::to_string(&items[3]).unwrap(),
+            r#"{"id":"c","n":1e400}"#
+        );
     }
 
     #[derive(Debug, Deserialize)]
@@ -180,7 +194,7 @@ mod tests {
         let items: Vec<Lenient<Item>> =
             serde_json::from_str(r#"[{"id":"a"},{"nope":1},{"id":"c"}]"#).unwrap();
         assert_eq!(items[0].valid(), Some(&Item { id: "a".into() }));
-        assert_eq!(items[0].raw(), Some(&serde_json::json!({"id": "a"})));
+        assert_eq!(items[0].raw(), Some(serde_json::json!({"id": "a"})));
         let bad = items[1].as_result().unwrap_err();
         assert_eq!(bad.raw, serde_json::json!({"nope": 1}));
         assert!(bad.error.contains("missing field `id`"), "{}", bad.error);

@@ -27,6 +27,7 @@ mod lenient;
 mod open_enum;
 mod path;
 mod policy;
+mod raw_json;
 mod token;
 
 #[doc(hidden)]
@@ -42,6 +43,7 @@ pub use http::{http_client, http_client_with, HttpClientError, Timeouts};
 pub use lenient::{or_none, InvalidElement, Lenient};
 pub use path::path_segment;
 pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};
+pub use raw_json::RawJson;
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;
 pub use token::{ClientAuth, OAuthToken, PersistTokens, Refused, Tokens};

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+pub use inbox_core::RawJson;
 
 /// A marketplace this crate speaks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -312,7 +313,7 @@ pub struct Conversation {
     /// knowable (Ozon's reply windows).
     pub reply_deadline: Option<DateTime<Utc>>,
     /// The vendor's object exactly as received, for fields this model does not map.
-    pub vendor: serde_json::Value,
+    pub vendor: RawJson,
 }
 
 /// A file attached to a message.
@@ -372,7 +373,7 @@ pub struct Message {
     /// Related orders, offers, pack, posting.
     pub references: References,
     /// The vendor's object exactly as received, for fields this model does not map.
-    pub vendor: serde_json::Value,
+    pub vendor: RawJson,
 }
 
 /// A file to attach to an outgoing message.
@@ -394,7 +395,7 @@ pub struct Sent {
     /// The new message's id, when the vendor returns one (Ozon does not).
     pub message_id: Option<String>,
     /// The vendor's answer.
-    pub vendor: serde_json::Value,
+    pub vendor: RawJson,
 }
 
 /// What a seller starts a conversation from, on the marketplaces that allow it.

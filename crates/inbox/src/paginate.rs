@@ -54,7 +54,7 @@ impl<T: Vendored> Fetched<T> {
         elements: Vec<Lenient<V>>,
         id: impl Fn(&V) -> Option<&str>,
         next: Option<Cursor>,
-        convert: impl Fn(V, &serde_json::Value) -> Result<T, String>,
+        convert: impl Fn(V, &inbox_core::RawJson) -> Result<T, String>,
     ) -> Self {
         let ids: Vec<Option<u64>> = elements
             .iter()
@@ -80,17 +80,17 @@ impl<T: Vendored> Fetched<T> {
 
 /// A model object that carries the vendor's element as received.
 pub(crate) trait Vendored {
-    fn set_vendor(&mut self, raw: serde_json::Value);
+    fn set_vendor(&mut self, raw: inbox_core::RawJson);
 }
 
 impl Vendored for crate::Conversation {
-    fn set_vendor(&mut self, raw: serde_json::Value) {
+    fn set_vendor(&mut self, raw: inbox_core::RawJson) {
         self.vendor = raw;
     }
 }
 
 impl Vendored for crate::Message {
-    fn set_vendor(&mut self, raw: serde_json::Value) {
+    fn set_vendor(&mut self, raw: inbox_core::RawJson) {
         self.vendor = raw;
     }
 }
@@ -100,17 +100,17 @@ fn element<V: Serialize, T: Vendored>(
     marketplace: Marketplace,
     what: &'static str,
     item: Lenient<V>,
-    convert: impl FnOnce(V, &serde_json::Value) -> Result<T, String>,
+    convert: impl FnOnce(V, &inbox_core::RawJson) -> Result<T, String>,
 ) -> Result<T, Error> {
     match item {
         Lenient::Valid(v, raw) => {
-            let raw = raw.unwrap_or_else(|| serde_json::to_value(&v).unwrap_or_default());
+            let raw = raw.unwrap_or_else(|| serde_json::to_value(&v).unwrap_or_default().into());
             match convert(v, &raw) {
                 Ok(mut t) => {
                     t.set_vendor(raw);
                     Ok(t)
                 }
-                Err(e) => Err(Error::decode_element(marketplace, what, e, raw)),
+                Err(e) => Err(Error::decode_element(marketplace, what, e, raw.to_value())),
             }
         }
         Lenient::Invalid(bad) => Err(Error::decode_element(marketplace, what, bad.error, bad.raw)),

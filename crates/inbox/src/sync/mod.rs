@@ -320,7 +320,7 @@ fn summary(c: &Conversation) -> String {
         Some(s) => format!("{s:?}"),
         None => "-".into(),
     };
-    let v = &c.vendor;
+    let v = c.vendor.to_value();
     let last = [
         v.get("last_message_id"),
         v.pointer("/last_message/id"),

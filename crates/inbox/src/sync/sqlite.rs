@@ -184,7 +184,7 @@ impl Store for SqliteStore {
                             c.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).map(|v| json(&v)),
                             unread,
                             c.last_activity_at.map(time),
-                            json(&c.vendor),
+                            c.vendor.as_str(),
                         ],
                     )?;
                 }
@@ -225,7 +225,7 @@ fn insert_message(
             m.status,
             m.read.map(i64::from),
             message_state(m),
-            json(&m.vendor),
+            m.vendor.as_str(),
         ],
     )?;
     Ok(())

@@ -309,7 +309,7 @@ impl Adapter for AllegroAdapter {
             Ok(Sent {
                 conversation: ConversationRef::new(M, thread),
                 message_id: m.id.as_ref().map(|i| i.to_string()),
-                vendor: serde_json::to_value(&m).unwrap_or_default(),
+                vendor: RawJson::from(serde_json::to_value(&m).unwrap_or_default()),
             })
         }
         .boxed()
@@ -489,7 +489,7 @@ fn require<T>(v: Option<T>, field: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("missing `{field}`"))
 }
 
-fn v1_thread(t: public_v1::types::Thread, _raw: &Value) -> Result<Conversation, String> {
+fn v1_thread(t: public_v1::types::Thread, _raw: &RawJson) -> Result<Conversation, String> {
     Ok(Conversation {
         reference: ConversationRef::new(M, require(t.id, "id")?.to_string()),
         other_party: t.interlocutor.map(|i| Participant {
@@ -504,11 +504,11 @@ fn v1_thread(t: public_v1::types::Thread, _raw: &Value) -> Result<Conversation, 
         last_activity_at: t.last_message_date_time.map(|d| d.utc()),
         references: References::default(),
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
-fn beta_thread(t: beta_v1::types::ThreadVBeta1, _raw: &Value) -> Result<Conversation, String> {
+fn beta_thread(t: beta_v1::types::ThreadVBeta1, _raw: &RawJson) -> Result<Conversation, String> {
     use beta_v1::enums::{
         ThreadParticipantVBeta1Role as PRole, ThreadVBeta1Status as S, ThreadVBeta1Type as K,
     };
@@ -553,7 +553,7 @@ fn beta_thread(t: beta_v1::types::ThreadVBeta1, _raw: &Value) -> Result<Conversa
             posting: None,
         },
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
@@ -566,10 +566,19 @@ fn participant_role(r: &beta_v1::enums::ThreadParticipantVBeta1Role) -> Role {
     }
 }
 
-/// The author's id, when the vendor sends one (the schema has only the login).
-fn author_id(raw: &Value) -> Option<String> {
-    match raw.get("author")?.get("id")? {
-        Value::String(s) => Some(s.clone()),
+/// The author's id, when the vendor sends one (the schema has only the login): read
+/// from the element's text, skipping everything else.
+fn author_id(raw: &RawJson) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Element {
+        author: Option<Author>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Author {
+        id: Option<Value>,
+    }
+    match raw.parse::<Element>().ok()?.author?.id? {
+        Value::String(s) => Some(s),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -581,7 +590,11 @@ fn is_system(login: Option<&str>) -> bool {
     login.is_some_and(|l| l.eq_ignore_ascii_case("allegro"))
 }
 
-fn v1_message(thread: &str, m: public_v1::types::Message, raw: &Value) -> Result<Message, String> {
+fn v1_message(
+    thread: &str,
+    m: public_v1::types::Message,
+    raw: &RawJson,
+) -> Result<Message, String> {
     let author = m.author.unwrap_or_default();
     let role = match author.is_interlocutor.map(|b| b.get()) {
         _ if is_system(author.login.as_deref()) => Role::Marketplace,
@@ -628,14 +641,14 @@ fn v1_message(thread: &str, m: public_v1::types::Message, raw: &Value) -> Result
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
         ),
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
 fn beta_message(
     thread: &str,
     m: beta_v1::types::MessageVBeta1,
-    raw: &Value,
+    raw: &RawJson,
 ) -> Result<Message, String> {
     use beta_v1::enums::MessageAuthorVBeta1Role as R;
     let author = m.author.unwrap_or_default();
@@ -682,7 +695,7 @@ fn beta_message(
             relates.order.and_then(|o| o.id).map(|i| i.to_string()),
             relates.offer.and_then(|o| o.id).map(|i| i.to_string()),
         ),
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 

@@ -300,7 +300,7 @@ fn participant(u: types::User) -> Participant {
     }
 }
 
-fn conversation(c: types::Conversation, _raw: &Value) -> Result<Conversation, String> {
+fn conversation(c: types::Conversation, _raw: &RawJson) -> Result<Conversation, String> {
     let tags = c.tags.unwrap_or_default();
     let tag = |names: &[&str]| -> Vec<String> {
         tags.iter()
@@ -329,7 +329,7 @@ fn conversation(c: types::Conversation, _raw: &Value) -> Result<Conversation, St
             posting: None,
         },
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
@@ -349,7 +349,7 @@ fn block_rules(rules: Vec<Value>) -> Option<String> {
     (!names.is_empty()).then(|| names.join(", "))
 }
 
-fn message(conv: &str, m: types::Message, _raw: &Value) -> Result<Message, String> {
+fn message(conv: &str, m: types::Message, _raw: &RawJson) -> Result<Message, String> {
     let to_id = m
         .to_user
         .as_ref()
@@ -404,6 +404,6 @@ fn message(conv: &str, m: types::Message, _raw: &Value) -> Result<Message, Strin
         kind: None,
         more_attachments: None,
         references: References::default(),
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }

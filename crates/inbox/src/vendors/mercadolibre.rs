@@ -13,7 +13,6 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use inbox_core::{ClientAuth, PersistTokens};
 use inbox_mercadolibre::{enums, types, MercadoLibre};
-use serde_json::Value;
 
 use crate::adapter::{page_size, Adapter, Listed};
 use crate::config::AccountConfig;
@@ -494,7 +493,7 @@ pub(crate) fn pack_of(resource: &str) -> Option<String> {
         .then(|| id.to_string())
 }
 
-fn unread_pack(r: types::UnreadResource, _raw: &Value) -> Result<Conversation, String> {
+fn unread_pack(r: types::UnreadResource, _raw: &RawJson) -> Result<Conversation, String> {
     let resource = r.resource.unwrap_or_default();
     let pack = pack_of(&resource).ok_or_else(|| {
         format!("unread resource {resource:?} names no pack (expected /packs/{{pack}}/sellers/{{seller}})")
@@ -514,14 +513,14 @@ fn unread_pack(r: types::UnreadResource, _raw: &Value) -> Result<Conversation, S
             ..References::default()
         },
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
 /// The conversation an order names: its pack, or itself when it has none.
 fn order_conversation(
     o: types::Order,
-    _raw: &Value,
+    _raw: &RawJson,
     unread: &Unreads,
 ) -> Result<Conversation, String> {
     let order = o.id.as_ref().map(|i| i.to_string()).ok_or("missing `id`")?;
@@ -548,7 +547,7 @@ fn order_conversation(
             ..References::default()
         },
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
@@ -564,7 +563,7 @@ fn status_of(c: &types::ConversationStatus) -> Option<ConversationStatus> {
     }
 }
 
-fn message(pack: &str, seller: &str, m: types::Message, _raw: &Value) -> Result<Message, String> {
+fn message(pack: &str, seller: &str, m: types::Message, _raw: &RawJson) -> Result<Message, String> {
     let from = m.from.unwrap_or_default();
     let from_id = from.user_id.as_ref().map(|i| i.to_string());
     let role = match from_id.as_deref() {
@@ -619,6 +618,6 @@ fn message(pack: &str, seller: &str, m: types::Message, _raw: &Value) -> Result<
             pack: Some(pack.to_string()),
             ..References::default()
         },
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }

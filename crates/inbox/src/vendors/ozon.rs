@@ -167,7 +167,7 @@ impl Adapter for OzonAdapter {
     ) -> BoxFuture<'a, Result<Sent, Error>> {
         async move {
             validate(text, attachments)?;
-            let mut last = Value::Null;
+            let mut last = RawJson::default();
             for a in attachments {
                 let body = types::ChatChatSendFileRequest {
                     base64_content: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
@@ -176,7 +176,7 @@ impl Adapter for OzonAdapter {
                 };
                 let answer =
                     call(M, self.client.chat_api_chat_send_file().body(body).send()).await?;
-                last = serde_json::to_value(answer).unwrap_or(Value::Null);
+                last = RawJson::from(serde_json::to_value(answer).unwrap_or(Value::Null));
             }
             if !text.is_empty() {
                 let body = types::ChatChatSendMessageRequest {
@@ -188,7 +188,7 @@ impl Adapter for OzonAdapter {
                     self.client.chat_api_chat_send_message().body(body).send(),
                 )
                 .await?;
-                last = serde_json::to_value(answer).unwrap_or(Value::Null);
+                last = RawJson::from(serde_json::to_value(answer).unwrap_or(Value::Null));
             }
             Ok(Sent {
                 conversation: ConversationRef::new(M, chat_id),
@@ -224,7 +224,7 @@ impl Adapter for OzonAdapter {
             Ok(Sent {
                 conversation: ConversationRef::new(M, chat),
                 message_id: None,
-                vendor: serde_json::to_value(&answer).unwrap_or_default(),
+                vendor: RawJson::from(serde_json::to_value(&answer).unwrap_or_default()),
             })
         }
         .boxed()
@@ -334,6 +334,9 @@ fn folded(value: &str) -> String {
 /// An open enum's value, read again case-insensitively when it came in unknown.
 fn known<E: std::str::FromStr + std::fmt::Display>(value: E, all: &[&str]) -> E {
     let text = value.to_string();
+    if all.contains(&text.as_str()) {
+        return value;
+    }
     let wanted = folded(&text);
     all.iter()
         .find(|k| folded(k) == wanted && **k != text)
@@ -341,7 +344,7 @@ fn known<E: std::str::FromStr + std::fmt::Display>(value: E, all: &[&str]) -> E 
         .unwrap_or(value)
 }
 
-fn chat(c: types::V3ChatInfo, _raw: &Value) -> Result<Conversation, String> {
+fn chat(c: types::V3ChatInfo, _raw: &RawJson) -> Result<Conversation, String> {
     use enums::{ChatInfoChatStatusEnum as S, ChatInfoChatTypeEnum as K};
     const TYPES: [&str; 7] = [
         "UNSPECIFIED",
@@ -382,7 +385,7 @@ fn chat(c: types::V3ChatInfo, _raw: &Value) -> Result<Conversation, String> {
         last_activity_at: None,
         references: References::default(),
         reply_deadline: None,
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
 
@@ -399,7 +402,7 @@ fn image_url(fragment: &str) -> Option<&str> {
         .filter(|u| !u.contains(char::is_whitespace))
 }
 
-fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &Value) -> Result<Message, String> {
+fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &RawJson) -> Result<Message, String> {
     use enums::V3UserType as U;
     const USERS: [&str; 6] = [
         "Customer",
@@ -466,6 +469,6 @@ fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &Value) -> Result<Messa
             pack: None,
             posting: None,
         },
-        vendor: Value::Null,
+        vendor: RawJson::default(),
     })
 }
