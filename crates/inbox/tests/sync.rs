@@ -267,3 +267,72 @@ async fn a_message_that_appears_late_with_an_earlier_time_is_still_stored() {
         "{counts}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_step_reads_conversations_at_once_and_keeps_the_one_by_one_order() {
+    // Every marketplace, 20 ms a request, its read limit scaled to 100 a second and
+    // enforced: the step with the default concurrency finds exactly what the one-by-one
+    // step finds, in the same order, with several requests in flight and no 429.
+    for vendor in Vendor::ALL {
+        let mut found = Vec::new();
+        for concurrency in [1, 8] {
+            let sandbox = Sandbox::start(Config {
+                conversations: 30,
+                messages_per_conversation: 3,
+                faults: Faults {
+                    latency: std::time::Duration::from_millis(20),
+                    ..Faults::default()
+                },
+                limits: vec![inbox_sandbox::Limit {
+                    vendor,
+                    writes: Some(false),
+                    requests: 100,
+                    per: std::time::Duration::from_secs(1),
+                }],
+                ..Config::default()
+            })
+            .await
+            .unwrap();
+            let reads = match vendor {
+                Vendor::Allegro | Vendor::Ozon => "all",
+                _ => "reads",
+            };
+            let config = common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {})
+                .concurrency(concurrency)
+                .limit(reads, 100, 1.0);
+            let account = Account::from_config(&config).unwrap();
+            let store = SqliteStore::in_memory().unwrap();
+            let changes = sync::sync_account(&account, &store).await.unwrap();
+            let seen: Vec<String> = changes
+                .iter()
+                .map(|c| match c {
+                    Change::Conversation(e, c) => format!("{e:?} {}", c.reference.id),
+                    Change::Message(e, m) => format!("{e:?} {} {}", m.conversation.id, m.id),
+                })
+                .collect();
+            let stored = store.message_count(None).unwrap();
+            assert_eq!(stored, 30 * 3 + sandbox_examples(vendor), "{vendor:?}");
+            assert_eq!(sandbox.rate_limited(), 0, "{vendor:?}: no 429");
+            if concurrency > 1 {
+                assert!(sandbox.max_in_flight() > 1, "{vendor:?}: reads at once");
+            } else {
+                assert_eq!(sandbox.max_in_flight(), 1, "{vendor:?}");
+            }
+            found.push(seen);
+        }
+        assert_eq!(
+            found[0], found[1],
+            "{vendor:?}: the same changes in the same order"
+        );
+    }
+}
+
+/// Messages of the vendors' own example conversations the sandbox adds.
+fn sandbox_examples(vendor: Vendor) -> u64 {
+    match vendor {
+        Vendor::Allegro => 2,
+        Vendor::MercadoLibre => 2,
+        Vendor::Magalu => 1,
+        Vendor::Ozon => 1,
+    }
+}

@@ -7,7 +7,9 @@
 //! step, less a look-back window; Mercado Libre and Ozon all of them), reads the messages of
 //! the conversations whose listing changed (their last activity, unread state, status or
 //! last message), from their last known message less the look-back window, and keeps every
-//! message once: dedup is by (account, conversation, message id). The look-back window
+//! message once: dedup is by (account, conversation, message id). Several conversations
+//! are read at once ([`Account::concurrency`]) and taken into the step in listing order,
+//! so a step finds the same changes in the same order at any concurrency. The look-back window
 //! ([`LOOK_BACK`]) catches messages that appear late with an earlier timestamp (moderation).
 //!
 //! Delivery: every message reaches the store exactly once across any number of steps,
@@ -23,6 +25,7 @@ mod store;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use futures::stream::{FuturesOrdered, StreamExt};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -136,21 +139,43 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
             None => account.read_ahead(listing.query.since.is_some()),
         };
         let mut conversations = account.conversations_ahead(listing.query, ahead);
-        while let Some(conversation) = conversations.try_next().await? {
-            if let Some(created) = conversation.created_at {
-                // Newest first: past the newest creation already seen, the rest is known.
-                if listing.stop_before.is_some_and(|at| created < at) {
+        // Several conversations' messages are read at once; they are taken in listing order.
+        let mut reads = FuturesOrdered::new();
+        let mut listed = true;
+        loop {
+            while listed && reads.len() < account.concurrency().max(1) {
+                let Some(conversation) = conversations.try_next().await? else {
+                    listed = false;
                     break;
+                };
+                if let Some(created) = conversation.created_at {
+                    // Newest first: past the newest creation already seen, the rest is
+                    // known.
+                    if listing.stop_before.is_some_and(|at| created < at) {
+                        listed = false;
+                        break;
+                    }
+                    // Capped at the step's start: a time from the future must not hide
+                    // what comes before it.
+                    p.after.newest_created =
+                        p.after.newest_created.max(Some(created.min(p.started)));
                 }
-                // Capped at the step's start: a time from the future must not hide
-                // what comes before it.
-                p.after.newest_created = p.after.newest_created.max(Some(created.min(p.started)));
+                // Listed by two walks of one step: read once.
+                if !visited.insert(conversation.reference.id.clone()) {
+                    continue;
+                }
+                if let Some(visit) = Visit::plan(&p.after, conversation, listing.reread) {
+                    reads.push_back(visit.read(account.clone()));
+                }
             }
-            // Listed by two walks of one step: read once.
-            if !visited.insert(conversation.reference.id.clone()) {
-                continue;
+            match reads.next().await {
+                Some(read) => {
+                    let (visit, messages) = read?;
+                    visit.apply(account.name(), store, &mut p, messages)?;
+                }
+                None if !listed => break,
+                None => {}
             }
-            visit(account, store, &mut p, conversation, listing.reread).await?;
         }
     }
     Ok(Step {
@@ -230,67 +255,99 @@ fn listings(marketplace: crate::Marketplace, before: &Checkpoint, now: DateTime<
     }
 }
 
-/// Reads one listed conversation if its listing changed since the checkpoint.
-async fn visit(
-    account: &Account,
-    store: &dyn Store,
-    p: &mut Progress,
+/// A listed conversation to read: its listing changed since the checkpoint (or every
+/// one is read again).
+struct Visit {
     conversation: Conversation,
-    reread: bool,
-) -> Result<(), Error> {
-    let name = account.name();
-    let id = conversation.reference.id.clone();
-    let listing = summary(&conversation);
-    let known = p.after.marks.get(&id).cloned();
-    let unchanged = known.as_ref().is_some_and(|m| m.listing == listing);
-    if unchanged && !reread {
-        return Ok(());
-    }
-    if let Some(at) = conversation.last_activity_at {
-        // Capped at the step's start (a vendor clock ahead of ours, or a time from the
-        // future, must not hide what comes before it).
-        p.after.watermark = p.after.watermark.max(Some(at.min(p.started)));
-    }
-    let last_known = known.as_ref().and_then(|m| m.last_message_at);
-    let mut query = MessageQuery::new();
-    if let Some(at) = last_known {
-        query = query.since(at - LOOK_BACK);
-    }
-    let mut newest = last_known;
-    let found = p.changes.len();
-    let mut messages = account.messages(&conversation.reference, query);
-    while let Some(message) = messages.try_next().await? {
-        newest = newest.max(Some(message.created_at));
-        match store
-            .message_state(name, &id, &message.id)
-            .map_err(Error::from)?
-        {
-            None => p.changes.push(Change::Message(Event::NewMessage, message)),
-            Some(state) if state != message_state(&message) => p
-                .changes
-                .push(Change::Message(Event::UpdatedMessage, message)),
-            Some(_) => {}
-        }
-    }
-    if unchanged && p.changes.len() == found {
-        return Ok(());
-    }
-    let event = if known.is_some() {
-        Event::UpdatedConversation
-    } else {
-        Event::NewConversation
-    };
-    p.after.marks.insert(
-        id,
-        Mark {
+    listing: String,
+    known: Option<Mark>,
+    unchanged: bool,
+}
+
+impl Visit {
+    /// What reading `conversation` takes, by its mark in the checkpoint; `None` when its
+    /// listing is as it was.
+    fn plan(checkpoint: &Checkpoint, conversation: Conversation, reread: bool) -> Option<Self> {
+        let listing = summary(&conversation);
+        let known = checkpoint.marks.get(&conversation.reference.id).cloned();
+        let unchanged = known.as_ref().is_some_and(|m| m.listing == listing);
+        (!unchanged || reread).then_some(Visit {
+            conversation,
             listing,
-            last_message_at: newest,
-        },
-    );
-    // The conversation before its messages.
-    p.changes
-        .insert(found, Change::Conversation(event, conversation));
-    Ok(())
+            known,
+            unchanged,
+        })
+    }
+
+    /// Reads its messages from the last known one less the look-back window.
+    async fn read(self, account: Account) -> Result<(Visit, Vec<Message>), Error> {
+        let mut query = MessageQuery::new();
+        if let Some(at) = self.known.as_ref().and_then(|m| m.last_message_at) {
+            query = query.since(at - LOOK_BACK);
+        }
+        let messages = account
+            .messages(&self.conversation.reference, query)
+            .try_collect()
+            .await?;
+        Ok((self, messages))
+    }
+
+    /// Takes what was read into the step: new and changed messages, the conversation
+    /// before them, its new mark.
+    fn apply(
+        self,
+        account: &str,
+        store: &dyn Store,
+        p: &mut Progress,
+        messages: Vec<Message>,
+    ) -> Result<(), Error> {
+        let Visit {
+            conversation,
+            listing,
+            known,
+            unchanged,
+        } = self;
+        let id = conversation.reference.id.clone();
+        if let Some(at) = conversation.last_activity_at {
+            // Capped at the step's start (a vendor clock ahead of ours, or a time from
+            // the future, must not hide what comes before it).
+            p.after.watermark = p.after.watermark.max(Some(at.min(p.started)));
+        }
+        let mut newest = known.as_ref().and_then(|m| m.last_message_at);
+        let found = p.changes.len();
+        for message in messages {
+            newest = newest.max(Some(message.created_at));
+            match store
+                .message_state(account, &id, &message.id)
+                .map_err(Error::from)?
+            {
+                None => p.changes.push(Change::Message(Event::NewMessage, message)),
+                Some(state) if state != message_state(&message) => p
+                    .changes
+                    .push(Change::Message(Event::UpdatedMessage, message)),
+                Some(_) => {}
+            }
+        }
+        if unchanged && p.changes.len() == found {
+            return Ok(());
+        }
+        let event = if known.is_some() {
+            Event::UpdatedConversation
+        } else {
+            Event::NewConversation
+        };
+        p.after.marks.insert(
+            id,
+            Mark {
+                listing,
+                last_message_at: newest,
+            },
+        );
+        // The conversation before its messages.
+        p.changes
+            .insert(found, Change::Conversation(event, conversation));
+        Ok(())
+    }
 }
 
 /// One stored step for every account of the inbox, one after another; an account that
