@@ -112,7 +112,12 @@ fn main() {
         "conc. × floor",
         "429s"
     );
+    // `INBOX_BENCH_ONLY=allegro,ozon` runs those alone.
+    let only = std::env::var("INBOX_BENCH_ONLY").unwrap_or_default();
     for (vendor, n) in SIZES {
+        if !only.is_empty() && !only.split(',').any(|o| o == vendor.prefix()) {
+            continue;
+        }
         let one = export(&runtime, vendor, n, Some(1), &dir);
         let all = export(&runtime, vendor, n, None, &dir);
         assert_eq!(one.lines, all.lines, "{vendor:?}: the same messages");

@@ -163,6 +163,18 @@ impl RateLimit {
 /// when a request leaves and when the vendor counts it.
 pub const LIMIT_SHARE: f64 = 0.98;
 
+/// Requests a limiter lets out at once after a pause: two where the share left unused
+/// of the published limit holds at least two requests a window (so that a request that
+/// waited past its turn — timers round up — does not cost the turn), else one.
+fn burst(requests: u32) -> NonZeroU32 {
+    let spare = f64::from(requests) * (1.0 - LIMIT_SHARE);
+    if spare >= 2.0 {
+        NonZeroU32::MIN.saturating_add(1)
+    } else {
+        NonZeroU32::MIN
+    }
+}
+
 /// Who the requests are for, as tracing spans name them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Labels {
@@ -210,7 +222,7 @@ impl Policy {
             .into_iter()
             .filter_map(|l| {
                 let spacing = l.per.checked_div(l.requests)?.div_f64(LIMIT_SHARE);
-                let quota = Quota::with_period(spacing)?.allow_burst(NonZeroU32::MIN);
+                let quota = Quota::with_period(spacing)?.allow_burst(burst(l.requests));
                 Some((l, RateLimiter::direct(quota)))
             })
             .collect();
@@ -322,6 +334,16 @@ mod tests {
         assert_eq!(r.backoff(3, 1.0), Duration::from_millis(800));
         assert_eq!(r.backoff(40, 1.0), r.max_delay);
         assert_eq!(r.backoff(u32::MAX, 0.5), r.max_delay / 2);
+    }
+
+    #[test]
+    fn a_burst_of_two_only_where_the_unused_share_holds_two_requests() {
+        // Allegro 9,000 a minute, Mercado Libre 500, Magalu 200: 2; Ozon 50 a second: 1.
+        let b = |n| burst(n).get();
+        assert_eq!(
+            (b(9_000), b(500), b(200), b(100), b(50), b(1)),
+            (2, 2, 2, 2, 1, 1)
+        );
     }
 
     #[test]
