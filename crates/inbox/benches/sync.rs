@@ -1,12 +1,16 @@
-//! Steady-state sync: after a first sync of every marketplace (zero latency, limits
-//! lifted), passes at 50 ms a request under the published limits — a quiet one, then one
-//! after 5 new buyer messages — with the requests and time each costs, at two sizes.
+//! Sync at 50 ms a request under the published limits (enforced by the sandbox too):
+//!
+//! - a first sync of each marketplace, one conversation at a time and at the default
+//!   concurrency, side by side, against the rate-limit floor (requests ÷ published rate);
+//! - the steady state: after a first sync (zero latency, limits lifted) of 10³ and 10⁴
+//!   conversations, a quiet pass, then one after 5 new buyer messages, with the requests
+//!   and time each costs.
 //!
 //! `cargo bench -p marketplace-inbox --bench sync`
 
 use std::time::{Duration, Instant};
 
-use inbox_sandbox::{Config, Sandbox, Vendor};
+use inbox_sandbox::{Config, Faults, Limit, Sandbox, Vendor};
 use marketplace_inbox::sync::{self, SqliteStore};
 use marketplace_inbox::{Account, AccountConfig};
 
@@ -44,8 +48,75 @@ async fn pass(sandbox: &Sandbox, account: &Account, store: &SqliteStore) -> (u64
     )
 }
 
+/// The published rate per second of the limit reads count against.
+fn rate(vendor: Vendor) -> f64 {
+    Limit::published()
+        .into_iter()
+        .find(|l| l.vendor == vendor && l.writes != Some(true))
+        .map_or(f64::INFINITY, |l| l.requests as f64 / l.per.as_secs_f64())
+}
+
+/// A first sync of `n` conversations × 40 messages at 50 ms: requests, seconds, changes.
+async fn first_sync(vendor: Vendor, n: u64, concurrency: Option<u32>) -> (u64, f64, usize) {
+    let sandbox = Sandbox::start(Config {
+        conversations: n,
+        messages_per_conversation: 40,
+        faults: Faults {
+            latency: Duration::from_millis(50),
+            ..Faults::default()
+        },
+        limits: Limit::published(),
+        ..Config::default()
+    })
+    .await
+    .expect("sandbox");
+    let mut config = common::account(&sandbox, vendor);
+    if let Some(c) = concurrency {
+        config = config.concurrency(c);
+    }
+    let account = Account::from_config(&config).expect("account");
+    let store = SqliteStore::in_memory().expect("store");
+    let first = pass(&sandbox, &account, &store).await;
+    assert_eq!(sandbox.rate_limited(), 0, "{vendor:?}: no 429");
+    first
+}
+
 #[tokio::main]
 async fn main() {
+    println!(
+        "{:<13} {:>6} {:>8} {:>9} {:>13} {:>12} {:>9} {:>13}",
+        "first sync",
+        "conv.",
+        "changes",
+        "requests",
+        "one by one s",
+        "concurrent s",
+        "floor s",
+        "conc. × floor"
+    );
+    for (vendor, n) in [
+        (Vendor::Allegro, 200),
+        (Vendor::MercadoLibre, 15),
+        (Vendor::Magalu, 20),
+        (Vendor::Ozon, 200),
+    ] {
+        let one = first_sync(vendor, n, Some(1)).await;
+        let all = first_sync(vendor, n, None).await;
+        assert_eq!(one.2, all.2, "{vendor:?}: the same changes");
+        let floor = all.0 as f64 / rate(vendor);
+        println!(
+            "{:<13} {:>6} {:>8} {:>9} {:>13.2} {:>12.2} {:>9.2} {:>12.2}x",
+            vendor.prefix(),
+            n,
+            all.2,
+            all.0,
+            one.1,
+            all.1,
+            floor,
+            all.1 / floor
+        );
+    }
+    println!();
     println!(
         "{:>6} {:<13} {:>14} {:>10} {:>14} {:>8} {:>16} {:>10}",
         "conv.",

@@ -139,42 +139,45 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
             None => account.read_ahead(listing.query.since.is_some()),
         };
         let mut conversations = account.conversations_ahead(listing.query, ahead);
-        // Several conversations' messages are read at once; they are taken in listing order.
+        // Several conversations' messages are read at once (while the listing goes on);
+        // they are taken into the step in listing order.
         let mut reads = FuturesOrdered::new();
         let mut listed = true;
-        loop {
-            while listed && reads.len() < account.concurrency().max(1) {
-                let Some(conversation) = conversations.try_next().await? else {
-                    listed = false;
-                    break;
-                };
-                if let Some(created) = conversation.created_at {
-                    // Newest first: past the newest creation already seen, the rest is
-                    // known.
-                    if listing.stop_before.is_some_and(|at| created < at) {
-                        listed = false;
-                        break;
-                    }
-                    // Capped at the step's start: a time from the future must not hide
-                    // what comes before it.
-                    p.after.newest_created =
-                        p.after.newest_created.max(Some(created.min(p.started)));
-                }
-                // Listed by two walks of one step: read once.
-                if !visited.insert(conversation.reference.id.clone()) {
-                    continue;
-                }
-                if let Some(visit) = Visit::plan(&p.after, conversation, listing.reread) {
-                    reads.push_back(visit.read(account.clone()));
-                }
-            }
-            match reads.next().await {
-                Some(read) => {
-                    let (visit, messages) = read?;
+        while listed || !reads.is_empty() {
+            let room = listed && reads.len() < account.concurrency().max(1);
+            tokio::select! {
+                biased;
+                Some(read) = reads.next(), if !reads.is_empty() => {
+                    let (visit, messages): (Visit, Vec<Message>) = read?;
                     visit.apply(account.name(), store, &mut p, messages)?;
                 }
-                None if !listed => break,
-                None => {}
+                listing_next = conversations.try_next(), if room => {
+                    let Some(conversation) = listing_next? else {
+                        listed = false;
+                        continue;
+                    };
+                    if let Some(created) = conversation.created_at {
+                        // Newest first: past the newest creation already seen, the rest
+                        // is known.
+                        if listing.stop_before.is_some_and(|at| created < at) {
+                            listed = false;
+                            continue;
+                        }
+                        // Capped at the step's start: a time from the future must not
+                        // hide what comes before it.
+                        p.after.newest_created =
+                            p.after.newest_created.max(Some(created.min(p.started)));
+                    }
+                    // Listed by two walks of one step: read once.
+                    if !visited.insert(conversation.reference.id.clone()) {
+                        continue;
+                    }
+                    if let Some(visit) = Visit::plan(&p.after, conversation, listing.reread) {
+                        reads.push_back(visit.read(account.clone()));
+                    }
+                }
+                // Not reached: with the listing open and no room, reads are waiting.
+                else => break,
             }
         }
     }
