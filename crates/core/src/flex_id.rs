@@ -42,6 +42,11 @@ impl FlexId {
         self.value.parse().ok()
     }
 
+    /// The id as text, without a copy.
+    pub fn into_string(self) -> String {
+        self.value
+    }
+
     /// Whether it arrived (and will be sent) as a JSON number.
     pub fn is_numeric(&self) -> bool {
         self.numeric

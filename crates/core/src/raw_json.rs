@@ -18,7 +18,8 @@ impl RawJson {
     /// Takes over well-formed JSON text, as a deserializer hands it out.
     pub fn from_raw(raw: Box<RawValue>) -> Self {
         let text = raw.get();
-        if !text.bytes().any(|b| b == b'\n' || b == b'\r') {
+        let bytes = text.as_bytes();
+        if !bytes.contains(&b'\n') && !bytes.contains(&b'\r') {
             return RawJson(raw);
         }
         // Line breaks can only stand between tokens (inside strings they are escaped).

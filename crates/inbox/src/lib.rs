@@ -69,7 +69,8 @@
 //! | `read` | — | `message_date.read` set | `read_by` holds the recipient | `is_read` |
 //! | `status` | `status` (moderation) | `message_moderation.status`, else `status` | `moderation.status` | `moderate_image_status` |
 //!
-//! Every object also keeps the vendor's object as JSON in `vendor`.
+//! Every object also keeps the vendor's object in `vendor`, as the JSON text received
+//! ([`RawJson`]: parsed only when asked).
 
 mod account;
 mod adapter;

@@ -604,7 +604,7 @@ fn v1_message(
     };
     let relates = m.relates_to.unwrap_or_default();
     Ok(Message {
-        id: require(m.id, "id")?.to_string(),
+        id: require(m.id, "id")?.into_string(),
         conversation: ConversationRef::new(
             M,
             m.thread
@@ -663,7 +663,7 @@ fn beta_message(
     };
     let relates = m.relates_to.unwrap_or_default();
     Ok(Message {
-        id: require(m.id, "id")?.to_string(),
+        id: require(m.id, "id")?.into_string(),
         conversation: ConversationRef::new(M, thread),
         author: Participant {
             id: author_id(raw),

@@ -360,7 +360,7 @@ fn message(conv: &str, m: types::Message, _raw: &RawJson) -> Result<Message, Str
         _ => None,
     };
     Ok(Message {
-        id: m.id.ok_or("missing `id`")?.to_string(),
+        id: m.id.ok_or("missing `id`")?.into_string(),
         conversation: ConversationRef::new(M, conv),
         author: m.from_user.map(participant).unwrap_or(Participant {
             id: None,

@@ -580,7 +580,7 @@ fn message(pack: &str, seller: &str, m: types::Message, _raw: &RawJson) -> Resul
         .or(dates.available)
         .ok_or("missing `message_date.created`")?;
     Ok(Message {
-        id: m.id.ok_or("missing `id`")?.to_string(),
+        id: m.id.ok_or("missing `id`")?.into_string(),
         conversation: ConversationRef::new(M, pack),
         author: Participant {
             id: from_id,

@@ -402,6 +402,14 @@ fn image_url(fragment: &str) -> Option<&str> {
         .filter(|u| !u.contains(char::is_whitespace))
 }
 
+/// The parts of a message's `data`, one a line (a single part as it is).
+fn lines(mut parts: Vec<String>) -> String {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    parts.join("\n")
+}
+
 fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &RawJson) -> Result<Message, String> {
     use enums::V3UserType as U;
     const USERS: [&str; 6] = [
@@ -442,15 +450,15 @@ fn message(chat_id: &str, m: types::V3ChatMessage, _raw: &RawJson) -> Result<Mes
                 ..Attachment::default()
             })
             .collect();
-        (attachments, rest.join("\n"))
+        (attachments, lines(rest))
     } else {
-        (Vec::new(), data.join("\n"))
+        (Vec::new(), lines(data))
     };
     Ok(Message {
-        id: m.message_id.ok_or("missing `message_id`")?.to_string(),
+        id: m.message_id.ok_or("missing `message_id`")?.into_string(),
         conversation: ConversationRef::new(M, chat_id),
         author: Participant {
-            id: user.id.map(|i| i.to_string()),
+            id: user.id.map(inbox_core::FlexId::into_string),
             name: None,
             role,
         },
