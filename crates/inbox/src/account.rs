@@ -207,7 +207,8 @@ impl Account {
             .boxed()
     }
 
-    /// How many conversations' messages [`Account::all_messages`] fetches at once; a
+    /// How many conversations' messages [`Account::all_messages`] and a sync step fetch
+    /// at once (configuration `concurrency`, else the marketplace's default); a
     /// listing requests up to one less than this many pages ahead of the one consumed
     /// (one, when it has `since`: a newest-first listing may end at any page). Requests
     /// still leave at the pace of the account's rate limiter.
