@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use inbox_sandbox::{Config, Faults, Limit, Sandbox, Vendor};
+use inbox_sandbox::{Config, Limit, Sandbox, Vendor};
 use serde_json::Value;
 
 /// Conversations of 40 messages per marketplace: enough for a few seconds at its limit.
@@ -19,14 +19,6 @@ const SIZES: [(Vendor, u64); 4] = [
     (Vendor::Magalu, 40),
     (Vendor::Ozon, 200),
 ];
-
-/// The published rate per second of the limit reads count against.
-fn rate(vendor: Vendor) -> f64 {
-    Limit::published()
-        .into_iter()
-        .find(|l| l.vendor == vendor && l.writes != Some(true))
-        .map_or(f64::INFINITY, |l| l.requests as f64 / l.per.as_secs_f64())
-}
 
 struct Run {
     seconds: f64,
@@ -44,16 +36,11 @@ fn export(
     dir: &Path,
 ) -> Run {
     let sandbox = runtime
-        .block_on(Sandbox::start(Config {
-            conversations: n,
-            messages_per_conversation: 40,
-            faults: Faults {
-                latency: Duration::from_millis(50),
-                ..Faults::default()
-            },
-            limits: Limit::published(),
-            ..Config::default()
-        }))
+        .block_on(Sandbox::start(Config::paced(
+            n,
+            40,
+            Duration::from_millis(50),
+        )))
         .expect("sandbox");
     let mut config = sandbox.accounts_config();
     if let Some(all) = config["accounts"].as_array_mut() {
@@ -121,8 +108,8 @@ fn main() {
         let one = export(&runtime, vendor, n, Some(1), &dir);
         let all = export(&runtime, vendor, n, None, &dir);
         assert_eq!(one.lines, all.lines, "{vendor:?}: the same messages");
-        let floor = all.requests as f64 / rate(vendor);
-        let sequential_floor = one.requests as f64 / rate(vendor);
+        let floor = all.requests as f64 / Limit::published_read_rate(vendor);
+        let sequential_floor = one.requests as f64 / Limit::published_read_rate(vendor);
         println!(
             "{:<13} {:>6} {:>9} {:>8} {:>13.2} {:>8.2}x {:>12.2} {:>9.2} {:>12.2}x {:>5}",
             vendor.prefix(),

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use inbox_sandbox::{Config, Faults, Limit, Sandbox, Vendor};
+use inbox_sandbox::{Config, Limit, Sandbox, Vendor};
 use marketplace_inbox::sync::{self, SqliteStore};
 use marketplace_inbox::{Account, AccountConfig};
 
@@ -48,28 +48,11 @@ async fn pass(sandbox: &Sandbox, account: &Account, store: &SqliteStore) -> (u64
     )
 }
 
-/// The published rate per second of the limit reads count against.
-fn rate(vendor: Vendor) -> f64 {
-    Limit::published()
-        .into_iter()
-        .find(|l| l.vendor == vendor && l.writes != Some(true))
-        .map_or(f64::INFINITY, |l| l.requests as f64 / l.per.as_secs_f64())
-}
-
 /// A first sync of `n` conversations × 40 messages at 50 ms: requests, seconds, changes.
 async fn first_sync(vendor: Vendor, n: u64, concurrency: Option<u32>) -> (u64, f64, usize) {
-    let sandbox = Sandbox::start(Config {
-        conversations: n,
-        messages_per_conversation: 40,
-        faults: Faults {
-            latency: Duration::from_millis(50),
-            ..Faults::default()
-        },
-        limits: Limit::published(),
-        ..Config::default()
-    })
-    .await
-    .expect("sandbox");
+    let sandbox = Sandbox::start(Config::paced(n, 40, Duration::from_millis(50)))
+        .await
+        .expect("sandbox");
     let mut config = common::account(&sandbox, vendor);
     if let Some(c) = concurrency {
         config = config.concurrency(c);
@@ -103,7 +86,7 @@ async fn main() {
         let one = first_sync(vendor, n, Some(1)).await;
         let all = first_sync(vendor, n, None).await;
         assert_eq!(one.2, all.2, "{vendor:?}: the same changes");
-        let floor = all.0 as f64 / rate(vendor);
+        let floor = all.0 as f64 / Limit::published_read_rate(vendor);
         println!(
             "{:<13} {:>6} {:>8} {:>9} {:>13.2} {:>12.2} {:>9.2} {:>12.2}x",
             vendor.prefix(),

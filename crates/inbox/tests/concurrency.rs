@@ -2,10 +2,9 @@
 //! conversation's order kept, and the rate limiter still deciding the pace (no 429).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use inbox_sandbox::{Config, Faults, Limit, Sandbox, Vendor};
+use inbox_sandbox::{Config, Vendor};
 use marketplace_inbox::*;
 
 mod common;
@@ -15,31 +14,18 @@ async fn an_export_fetches_conversations_at_once_in_order_exactly_once_and_withi
     // Every marketplace: its read limit scaled to 100 a second and enforced; 20 ms a
     // request; pages of at most 10.
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 24,
-            messages_per_conversation: 30,
-            page_cap: Some(10),
-            faults: Faults {
-                latency: Duration::from_millis(20),
-                ..Faults::default()
+        let (sandbox, config) = common::paced_sandbox(
+            vendor,
+            100,
+            Config {
+                conversations: 24,
+                messages_per_conversation: 30,
+                page_cap: Some(10),
+                ..Config::default()
             },
-            limits: vec![Limit {
-                vendor,
-                writes: Some(false),
-                requests: 100,
-                per: Duration::from_secs(1),
-            }],
-            ..Config::default()
-        })
-        .await
-        .unwrap();
-        let reads = match vendor {
-            Vendor::Allegro | Vendor::Ozon => "all",
-            _ => "reads",
-        };
-        let config = common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {})
-            .limit(reads, 100, 1.0)
-            .concurrency(8);
+        )
+        .await;
+        let config = config.concurrency(8);
         let account = Account::from_config(&config).unwrap();
 
         let exported: Vec<Message> = account
@@ -89,26 +75,17 @@ async fn offset_pages_with_a_known_total_are_fetched_at_once_in_order_without_wa
     // page, the rest of a listing is requested at once. Their read windows, scaled to
     // 60 a second, are enforced; 20 ms a request; pages of 4.
     for vendor in [Vendor::MercadoLibre, Vendor::Magalu] {
-        let sandbox = Sandbox::start(Config {
-            conversations: 3,
-            messages_per_conversation: 37,
-            page_cap: Some(4),
-            faults: Faults {
-                latency: Duration::from_millis(20),
-                ..Faults::default()
+        let (sandbox, config) = common::paced_sandbox(
+            vendor,
+            60,
+            Config {
+                conversations: 3,
+                messages_per_conversation: 37,
+                page_cap: Some(4),
+                ..Config::default()
             },
-            limits: vec![Limit {
-                vendor,
-                writes: Some(false),
-                requests: 60,
-                per: Duration::from_secs(1),
-            }],
-            ..Config::default()
-        })
-        .await
-        .unwrap();
-        let config = common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {})
-            .limit("reads", 60, 1.0);
+        )
+        .await;
         let sequential = Account::from_config(&config.clone().concurrency(1)).unwrap();
         let ahead = Account::from_config(&config.concurrency(6)).unwrap();
         let conversations: Vec<Conversation> = sequential

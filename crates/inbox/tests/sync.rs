@@ -276,30 +276,17 @@ async fn a_first_step_reads_conversations_at_once_and_keeps_the_one_by_one_order
     for vendor in Vendor::ALL {
         let mut found = Vec::new();
         for concurrency in [1, 8] {
-            let sandbox = Sandbox::start(Config {
-                conversations: 30,
-                messages_per_conversation: 3,
-                faults: Faults {
-                    latency: std::time::Duration::from_millis(20),
-                    ..Faults::default()
+            let (sandbox, config) = common::paced_sandbox(
+                vendor,
+                100,
+                Config {
+                    conversations: 30,
+                    messages_per_conversation: 3,
+                    ..Config::default()
                 },
-                limits: vec![inbox_sandbox::Limit {
-                    vendor,
-                    writes: Some(false),
-                    requests: 100,
-                    per: std::time::Duration::from_secs(1),
-                }],
-                ..Config::default()
-            })
-            .await
-            .unwrap();
-            let reads = match vendor {
-                Vendor::Allegro | Vendor::Ozon => "all",
-                _ => "reads",
-            };
-            let config = common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {})
-                .concurrency(concurrency)
-                .limit(reads, 100, 1.0);
+            )
+            .await;
+            let config = config.concurrency(concurrency);
             let account = Account::from_config(&config).unwrap();
             let store = SqliteStore::in_memory().unwrap();
             let changes = sync::sync_account(&account, &store).await.unwrap();

@@ -152,6 +152,23 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// `conversations` × `messages` a marketplace under the vendors' published limits
+    /// (enforced), every request answered after `latency`: how production feels.
+    pub fn paced(conversations: u64, messages: u64, latency: Duration) -> Config {
+        Config {
+            conversations,
+            messages_per_conversation: messages,
+            faults: Faults {
+                latency,
+                ..Faults::default()
+            },
+            limits: Limit::published(),
+            ..Config::default()
+        }
+    }
+}
+
 /// One request as the sandbox received it, so tests can assert who asked for what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {

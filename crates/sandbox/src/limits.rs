@@ -61,6 +61,16 @@ impl Limit {
     }
 }
 
+impl Limit {
+    /// The published rate per second that reads of `vendor` count against.
+    pub fn published_read_rate(vendor: Vendor) -> f64 {
+        Limit::published()
+            .into_iter()
+            .find(|l| l.vendor == vendor && l.writes != Some(true))
+            .map_or(f64::INFINITY, |l| l.requests as f64 / l.per.as_secs_f64())
+    }
+}
+
 /// The windows of every configured limit.
 pub(crate) struct Windows {
     limits: Vec<(Limit, Mutex<VecDeque<Instant>>)>,

@@ -68,3 +68,37 @@ pub fn sandbox_account(
     edit(&mut a);
     serde_json::from_value(a).unwrap()
 }
+
+/// A sandbox of `config` in which `vendor` answers after 20 ms and refuses reads past
+/// `per_second` (its rule's shape, scaled so that tests take seconds), and that vendor's
+/// account told the same limit.
+pub async fn paced_sandbox(
+    vendor: inbox_sandbox::Vendor,
+    per_second: u32,
+    config: inbox_sandbox::Config,
+) -> (inbox_sandbox::Sandbox, AccountConfig) {
+    use inbox_sandbox::{Faults, Limit, Sandbox, Vendor};
+    use std::time::Duration;
+    let sandbox = Sandbox::start(inbox_sandbox::Config {
+        faults: Faults {
+            latency: Duration::from_millis(20),
+            ..Faults::default()
+        },
+        limits: vec![Limit {
+            vendor,
+            writes: Some(false),
+            requests: per_second as usize,
+            per: Duration::from_secs(1),
+        }],
+        ..config
+    })
+    .await
+    .unwrap();
+    let reads = match vendor {
+        Vendor::Allegro | Vendor::Ozon => "all",
+        Vendor::MercadoLibre | Vendor::Magalu => "reads",
+    };
+    let account =
+        sandbox_account(&sandbox.accounts_config(), vendor, |_| {}).limit(reads, per_second, 1.0);
+    (sandbox, account)
+}
