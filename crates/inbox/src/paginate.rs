@@ -556,6 +556,29 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_total_that_lies_costs_at_most_the_pages_read_ahead() {
+        // The vendor claims a million items but has 12, in pages of 3.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let a = asked.clone();
+        let s = paginate(ahead_walk(4), move |cursor| {
+            a.fetch_add(1, Ordering::SeqCst);
+            let n = at(&cursor);
+            async move {
+                let items: Vec<u64> = (n..12.min(n + 3)).collect();
+                let end = n + items.len() as u64;
+                let mut p = page(&items, (end < 12).then_some(end));
+                p.total = Some(1_000_000);
+                Ok(p)
+            }
+        });
+        let items: Vec<u64> = s.map(|r| r.unwrap()).collect().await;
+        assert_eq!(items, (0..12).collect::<Vec<_>>());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let asked = asked.load(Ordering::SeqCst);
+        assert!((4..=4 + 4).contains(&asked), "{asked} requests for 4 pages");
+    }
+
     #[test]
     fn without_a_runtime_read_ahead_still_walks_every_page_once() {
         let s = paginate(ahead_walk(4), |cursor| {
