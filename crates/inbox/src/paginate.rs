@@ -221,17 +221,6 @@ where
     F: FnMut(Cursor) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Fetched<T>, Error>> + Send + 'static,
 {
-    struct State<T, F> {
-        next: Option<Cursor>,
-        cursors: HashSet<u64>,
-        pages: HashSet<u64>,
-        delivered: HashSet<u64>,
-        ahead: VecDeque<Ahead<T>>,
-        /// The cursor and total of the page before.
-        last: Option<(Cursor, Option<u64>)>,
-        walk: Walk<T>,
-        fetch: F,
-    }
     let state = State {
         next: Some(Cursor::First),
         cursors: HashSet::new(),
@@ -243,64 +232,65 @@ where
         fetch,
     };
     let pages = stream::unfold(state, |mut st| async move {
-        let Some(cursor) = st.next.take() else {
+        let cursor = st.next.take()?;
+        let page = st.page(cursor).await;
+        // A listing that has ended wants none of the pages it requested ahead.
+        if st.next.is_none() {
             st.ahead.clear();
-            return None;
-        };
-        let marketplace = st.walk.marketplace;
-        let stop = |message: &str| {
-            Err(Error::Pagination {
-                marketplace,
-                message: message.to_string(),
-            })
-        };
-        if !st.cursors.insert(hash(&cursor)) {
-            st.ahead.clear();
-            return Some((stop("the marketplace sent a page cursor a second time"), st));
         }
-        let page = match st.ahead.pop_front() {
+        Some((page, st))
+    });
+    Listing::new(pages.boxed())
+}
+
+/// Where a walk is and what it has seen.
+struct State<T, F> {
+    next: Option<Cursor>,
+    cursors: HashSet<u64>,
+    pages: HashSet<u64>,
+    delivered: HashSet<u64>,
+    ahead: VecDeque<Ahead<T>>,
+    /// The cursor and total of the page before.
+    last: Option<(Cursor, Option<u64>)>,
+    walk: Walk<T>,
+    fetch: F,
+}
+
+impl<T, F, Fut> State<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(Cursor) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Fetched<T>, Error>> + Send + 'static,
+{
+    /// The page at `cursor`, checked; sets the cursor to take next (none: the end).
+    async fn page(&mut self, cursor: Cursor) -> Result<Page<T>, Error> {
+        if !self.cursors.insert(hash(&cursor)) {
+            return self.stop("the marketplace sent a page cursor a second time");
+        }
+        let page = match self.ahead.pop_front() {
             Some(ahead) if ahead.cursor == cursor => ahead.page,
             _ => {
-                st.ahead.clear();
-                let page = (st.fetch)(cursor.clone()).boxed();
+                self.ahead.clear();
+                let page = (self.fetch)(cursor.clone()).boxed();
                 // Past the first page, the pages after this one are wanted too.
-                if let Some((previous, total)) = &st.last {
-                    for c in plan(
-                        previous,
-                        &cursor,
-                        *total,
-                        st.walk.read_ahead.saturating_add(1),
-                    )
-                    .into_iter()
-                    .skip(1)
-                    {
-                        let page = start((st.fetch)(c.clone()));
-                        st.ahead.push_back(Ahead { cursor: c, page });
-                    }
+                if let Some((previous, total)) = &self.last {
+                    let depth = self.walk.read_ahead.saturating_add(1);
+                    let mut wanted = plan(previous, &cursor, *total, depth);
+                    wanted.retain(|c| *c != cursor);
+                    self.request_ahead(wanted);
                 }
                 page
             }
         };
-        let fetched = match page.await {
-            Ok(fetched) => fetched,
-            Err(e) => {
-                st.ahead.clear();
-                return Some((Err(e), st));
-            }
-        };
+        let fetched = page.await?;
         if fetched.items.is_empty() {
             if fetched.next.is_some() {
-                st.ahead.clear();
-                return Some((
-                    stop("the marketplace sent an empty page but said there is more"),
-                    st,
-                ));
+                return self.stop("the marketplace sent an empty page but said there is more");
             }
-            return Some((Ok(Page { items: Vec::new() }), st));
+            return Ok(Page { items: Vec::new() });
         }
-        if !st.pages.insert(fetched.fingerprint) {
-            st.ahead.clear();
-            return Some((stop("the marketplace sent a page it had already sent"), st));
+        if !self.pages.insert(fetched.fingerprint) {
+            return self.stop("the marketplace sent a page it had already sent");
         }
         // An item already delivered (offset pages shift when messages arrive, a server
         // may ignore the cursor) is dropped; a page of nothing else is a loop.
@@ -309,7 +299,7 @@ where
         let ids = fetched.ids.into_iter().chain(std::iter::repeat(None));
         for (item, id) in fetched.items.into_iter().zip(ids) {
             if let Some(id) = id {
-                if !st.delivered.insert(id) {
+                if !self.delivered.insert(id) {
                     repeated += 1;
                     continue;
                 }
@@ -317,8 +307,8 @@ where
             }
             match item {
                 Ok(mut t) => {
-                    past_end |= (st.walk.past_end)(&t);
-                    if (st.walk.keep)(&mut t) {
+                    past_end |= (self.walk.past_end)(&t);
+                    if (self.walk.keep)(&mut t) {
                         items.push(Ok(t));
                     }
                 }
@@ -326,32 +316,39 @@ where
             }
         }
         if repeated > 0 && fresh == 0 && !fetched.repeats_expected {
-            st.ahead.clear();
-            return Some((
-                stop("the marketplace sent a page of items it had already sent"),
-                st,
-            ));
+            return self.stop("the marketplace sent a page of items it had already sent");
         }
         if !past_end {
-            st.next = fetched.next;
+            self.next = fetched.next;
         }
         // Pages requested ahead stay only while they follow the cursor taken next.
-        if st.ahead.front().map(|a| &a.cursor) != st.next.as_ref() {
-            st.ahead.clear();
+        if self.ahead.front().map(|a| &a.cursor) != self.next.as_ref() {
+            self.ahead.clear();
         }
         // A listing read no further than its first page costs one request.
-        let first = cursor == Cursor::First;
-        if let Some(next) = st.next.as_ref().filter(|_| !first) {
-            let wanted = plan(&cursor, next, fetched.total, st.walk.read_ahead);
-            for c in wanted.into_iter().skip(st.ahead.len()) {
-                let page = start((st.fetch)(c.clone()));
-                st.ahead.push_back(Ahead { cursor: c, page });
-            }
+        if let Some(next) = self.next.as_ref().filter(|_| cursor != Cursor::First) {
+            let wanted = plan(&cursor, next, fetched.total, self.walk.read_ahead);
+            self.request_ahead(wanted);
         }
-        st.last = Some((cursor, fetched.total));
-        Some((Ok(Page { items }), st))
-    });
-    Listing::new(pages.boxed())
+        self.last = Some((cursor, fetched.total));
+        Ok(Page { items })
+    }
+
+    /// Requests the cursors of `wanted` the pages ahead do not hold yet (they hold a
+    /// prefix of it).
+    fn request_ahead(&mut self, wanted: Vec<Cursor>) {
+        for cursor in wanted.into_iter().skip(self.ahead.len()) {
+            let page = start((self.fetch)(cursor.clone()));
+            self.ahead.push_back(Ahead { cursor, page });
+        }
+    }
+
+    fn stop(&self, message: &str) -> Result<Page<T>, Error> {
+        Err(Error::Pagination {
+            marketplace: self.walk.marketplace,
+            message: message.to_string(),
+        })
+    }
 }
 
 fn hash(value: &(impl Hash + ?Sized)) -> u64 {
