@@ -27,6 +27,17 @@ pub(crate) enum Cursor {
     Token(String),
 }
 
+impl Cursor {
+    /// The item offset an offset-paged listing asks for: 0 for the first page (and for a
+    /// token, which offset listings never hand out).
+    pub(crate) fn offset(&self) -> u64 {
+        match self {
+            Cursor::Offset(n) => *n,
+            Cursor::First | Cursor::Token(_) => 0,
+        }
+    }
+}
+
 /// One fetched page as a marketplace adapter returns it: every element converted or an
 /// error of its own, the next cursor if the vendor says there is more, and what the page
 /// holds (to notice a server that sends a page again under a new cursor).
@@ -75,6 +86,13 @@ impl<T: Vendored> Fetched<T> {
             total: None,
             fingerprint: hasher.finish(),
         }
+    }
+}
+
+impl<T> Fetched<T> {
+    /// The same page, knowing how many items the whole listing holds.
+    pub(crate) fn with_total(self, total: Option<u64>) -> Self {
+        Fetched { total, ..self }
     }
 }
 
@@ -384,20 +402,13 @@ mod tests {
         }
     }
 
-    fn at(c: &Cursor) -> u64 {
-        match c {
-            Cursor::Offset(n) => *n,
-            _ => 0,
-        }
-    }
-
     #[test]
     fn nothing_is_fetched_before_the_first_poll_and_pages_end_on_no_cursor() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let s = paginate(walk(), move |cursor| {
             c.fetch_add(1, Ordering::SeqCst);
-            let n = at(&cursor);
+            let n = cursor.offset();
             async move { Ok(page(&[n], (n < 2).then_some(n + 1))) }
         });
         assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -409,7 +420,7 @@ mod tests {
     #[test]
     fn a_repeated_cursor_ends_with_an_error() {
         let s = paginate(walk(), |cursor| {
-            let n = at(&cursor);
+            let n = cursor.offset();
             async move { Ok(page(&[n + 100], Some(7))) }
         });
         let items = block_on(s.collect::<Vec<_>>());
@@ -421,7 +432,7 @@ mod tests {
     fn a_cycle_of_pages_under_fresh_cursors_ends_with_an_error() {
         // A, B, A, B … under cursors that never repeat.
         let s = paginate(walk(), |cursor| {
-            let n = at(&cursor);
+            let n = cursor.offset();
             let content = if n.is_multiple_of(2) { [1, 2] } else { [3, 4] };
             async move { Ok(page(&content, Some(n + 1))) }
         });
@@ -438,7 +449,7 @@ mod tests {
     fn items_already_delivered_are_dropped_and_a_page_of_only_those_ends_the_listing() {
         // An offset page that shifted by one, then a server that ignores the cursor.
         let s = paginate(walk(), |cursor| {
-            let n = at(&cursor);
+            let n = cursor.offset();
             let items: Vec<u64> = match n {
                 0 => vec![1, 2, 3],
                 1 => vec![3, 4, 5],
@@ -477,7 +488,7 @@ mod tests {
         // Newest first: 9 8 7 | 6 5 4 | 3 2 1
         let s = paginate(w, move |cursor| {
             c.fetch_add(1, Ordering::SeqCst);
-            let n = at(&cursor);
+            let n = cursor.offset();
             let items: Vec<u64> = (0..3).map(|i| 9 - n - i).collect();
             async move { Ok(page(&items, Some(n + 3))) }
         });
@@ -513,7 +524,7 @@ mod tests {
         }
         let listing = |seen: Arc<Seen>| {
             paginate(ahead_walk(3), move |cursor| {
-                let n = at(&cursor);
+                let n = cursor.offset();
                 let seen = seen.clone();
                 seen.asked.lock().unwrap().push(n);
                 async move {
@@ -560,7 +571,7 @@ mod tests {
         let a = asked.clone();
         let s = paginate(ahead_walk(4), move |cursor| {
             a.fetch_add(1, Ordering::SeqCst);
-            let n = at(&cursor);
+            let n = cursor.offset();
             async move {
                 let items: Vec<u64> = (n..12.min(n + 3)).collect();
                 let end = n + items.len() as u64;
@@ -579,7 +590,7 @@ mod tests {
     #[test]
     fn without_a_runtime_read_ahead_still_walks_every_page_once() {
         let s = paginate(ahead_walk(4), |cursor| {
-            let n = at(&cursor);
+            let n = cursor.offset();
             async move { Ok(offset_page(n, 11, 2)) }
         });
         let items: Vec<u64> = block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());

@@ -65,7 +65,7 @@ impl Adapter for MagaluAdapter {
         cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
         async move {
-            let offset = offset(&cursor);
+            let offset = cursor.offset();
             let mut request = self
                 .client
                 .list_conversations()
@@ -84,16 +84,15 @@ impl Adapter for MagaluAdapter {
             let results = results(page.results)?;
             let next = next_offset(page.meta.as_ref(), offset, results.len());
             let total = total(page.meta.as_ref());
-            let mut fetched = Fetched::convert(
+            Ok(Fetched::convert(
                 M,
                 "conversation",
                 results,
                 |c| c.id.as_ref().map(|i| i.as_str()),
                 next,
                 conversation,
-            );
-            fetched.total = total;
-            Ok(fetched)
+            )
+            .with_total(total))
         }
         .boxed()
     }
@@ -105,7 +104,7 @@ impl Adapter for MagaluAdapter {
         cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
         async move {
-            let offset = offset(&cursor);
+            let offset = cursor.offset();
             let request = self
                 .client
                 .list_messages()
@@ -116,16 +115,15 @@ impl Adapter for MagaluAdapter {
             let results = results(page.results)?;
             let next = next_offset(page.meta.as_ref(), offset, results.len());
             let total = total(page.meta.as_ref());
-            let mut fetched = Fetched::convert(
+            Ok(Fetched::convert(
                 M,
                 "message",
                 results,
                 |m| m.id.as_ref().map(|i| i.as_str()),
                 next,
                 |m, raw| message(&conversation_id, m, raw),
-            );
-            fetched.total = total;
-            Ok(fetched)
+            )
+            .with_total(total))
         }
         .boxed()
     }
@@ -244,13 +242,6 @@ fn has_cpf(text: &str) -> bool {
         }
     }
     false
-}
-
-fn offset(cursor: &Cursor) -> u64 {
-    match cursor {
-        Cursor::Offset(n) => *n,
-        _ => 0,
-    }
 }
 
 /// The page's `results`; a missing or null list is an error, not an empty page.

@@ -35,6 +35,7 @@ struct Unreads {
     counts: std::collections::HashMap<String, u64>,
     complete: bool,
 }
+
 /// Longest message text a seller may send.
 pub const MAX_TEXT: usize = 350;
 /// Largest attachment (25 MB).
@@ -219,10 +220,7 @@ impl Adapter for MercadoLibreAdapter {
             if query.unread_only {
                 return self.unread_packs(query.with_state).await;
             }
-            let offset = match cursor {
-                Cursor::Offset(n) => n,
-                _ => 0,
-            };
+            let offset = cursor.offset();
             let limit = page_size(query.page_size, ORDERS_PAGE);
             let request = self
                 .client
@@ -235,27 +233,22 @@ impl Adapter for MercadoLibreAdapter {
             let orders = page.results.ok_or_else(|| {
                 Error::decode(M, "response", "the orders page has no `results` list")
             })?;
-            let n = u64::try_from(orders.len()).unwrap_or(u64::MAX);
-            let end = offset.saturating_add(n);
             let total = page
                 .paging
                 .and_then(|p| p.total)
                 .and_then(|t| u64::try_from(t.get()).ok());
-            let more = match total {
-                Some(total) => end < total,
-                None => n >= u64::from(limit),
-            };
+            let next = offset_after(offset, orders.len(), limit, total);
             let unread = self.unread_counts().await?;
             let mut fetched = Fetched::convert(
                 M,
                 "order",
                 orders,
                 |o| o.pack_id.as_ref().or(o.id.as_ref()).map(|i| i.as_str()),
-                (more && end > offset).then_some(Cursor::Offset(end)),
+                next,
                 |o, raw| order_conversation(o, raw, &unread),
-            );
+            )
+            .with_total(total);
             fetched.repeats_expected = true;
-            fetched.total = total;
             if query.with_state {
                 self.with_states(&mut fetched.items).await;
             }
@@ -271,36 +264,27 @@ impl Adapter for MercadoLibreAdapter {
         cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Message>, Error>> {
         async move {
-            let offset = match cursor {
-                Cursor::Offset(n) => n,
-                _ => 0,
-            };
+            let offset = cursor.offset();
             let limit = page_size(query.page_size, PAGE);
             let page = self.fetch(&pack, limit, offset, false).await?;
             let messages = page
                 .messages
                 .ok_or_else(|| Error::decode(M, "response", "the page has no `messages` list"))?;
-            let n = u64::try_from(messages.len()).unwrap_or(u64::MAX);
-            let end = offset.saturating_add(n);
             let total = page
                 .paging
                 .and_then(|p| p.total)
                 .map(|t| u64::try_from(t.get()).unwrap_or(0));
-            let more = match total {
-                Some(total) => end < total,
-                None => n >= u64::from(limit),
-            };
+            let next = offset_after(offset, messages.len(), limit, total);
             let seller = self.seller_id.clone();
-            let mut fetched = Fetched::convert(
+            Ok(Fetched::convert(
                 M,
                 "message",
                 messages,
                 |m| m.id.as_ref().map(|i| i.as_str()),
-                (more && end > offset).then_some(Cursor::Offset(end)),
+                next,
                 |m, raw| message(&pack, &seller, m, raw),
-            );
-            fetched.total = total;
-            Ok(fetched)
+            )
+            .with_total(total))
         }
         .boxed()
     }
@@ -561,6 +545,18 @@ fn status_of(c: &types::ConversationStatus) -> Option<ConversationStatus> {
         }),
         S::Unknown(v) => Some(ConversationStatus::Unknown(v.clone())),
     }
+}
+
+/// The offset after `n` items at `offset`: while below the listing's total when Mercado
+/// Libre gives one, else after a full page of `limit`; none when the page added nothing.
+fn offset_after(offset: u64, n: usize, limit: u32, total: Option<u64>) -> Option<Cursor> {
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    let end = offset.saturating_add(n);
+    let more = match total {
+        Some(total) => end < total,
+        None => n >= u64::from(limit),
+    };
+    (more && end > offset).then_some(Cursor::Offset(end))
 }
 
 fn message(pack: &str, seller: &str, m: types::Message, _raw: &RawJson) -> Result<Message, String> {
