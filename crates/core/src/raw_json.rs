@@ -27,6 +27,15 @@ impl RawJson {
         RawJson(RawValue::from_string(one_line).unwrap_or(raw))
     }
 
+    /// `value` written out as JSON text (`null` when it cannot be: a map with keys that
+    /// are not strings).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::value::to_raw_value(value) {
+            Ok(raw) => RawJson(raw),
+            Err(_) => RawJson::default(),
+        }
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
@@ -47,16 +56,13 @@ impl RawJson {
 impl Default for RawJson {
     /// `null`.
     fn default() -> Self {
-        RawJson::from(Value::Null)
+        RawJson(RawValue::NULL.to_owned())
     }
 }
 
 impl From<Value> for RawJson {
     fn from(value: Value) -> Self {
-        let text = value.to_string();
-        RawValue::from_string(text)
-            .map(RawJson)
-            .unwrap_or_else(|_| RawJson::from(Value::Null))
+        RawJson::of(&value)
     }
 }
 

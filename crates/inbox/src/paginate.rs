@@ -122,7 +122,7 @@ fn element<V: Serialize, T: Vendored>(
 ) -> Result<T, Error> {
     match item {
         Lenient::Valid(v, raw) => {
-            let raw = raw.unwrap_or_else(|| serde_json::to_value(&v).unwrap_or_default().into());
+            let raw = raw.unwrap_or_else(|| inbox_core::RawJson::of(&v));
             match convert(v, &raw) {
                 Ok(mut t) => {
                     t.set_vendor(raw);

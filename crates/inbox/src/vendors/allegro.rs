@@ -309,7 +309,7 @@ impl Adapter for AllegroAdapter {
             Ok(Sent {
                 conversation: ConversationRef::new(M, thread),
                 message_id: m.id.as_ref().map(|i| i.to_string()),
-                vendor: RawJson::from(serde_json::to_value(&m).unwrap_or_default()),
+                vendor: RawJson::of(&m),
             })
         }
         .boxed()

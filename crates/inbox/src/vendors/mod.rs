@@ -191,7 +191,7 @@ pub(crate) async fn deliver<T: serde::Serialize + serde::de::DeserializeOwned, E
     Ok(Sent {
         conversation: ConversationRef::new(marketplace, conversation),
         message_id: id(&answer),
-        vendor: crate::RawJson::from(serde_json::to_value(&answer).unwrap_or_default()),
+        vendor: crate::RawJson::of(&answer),
     })
 }
 

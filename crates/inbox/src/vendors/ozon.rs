@@ -8,7 +8,6 @@ use base64::Engine as _;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use inbox_ozon::{enums, types, ClientInfo as _, Ozon};
-use serde_json::Value;
 
 use crate::adapter::{page_size, Adapter, Listed};
 use crate::config::{AccountConfig, Credentials};
@@ -176,7 +175,7 @@ impl Adapter for OzonAdapter {
                 };
                 let answer =
                     call(M, self.client.chat_api_chat_send_file().body(body).send()).await?;
-                last = RawJson::from(serde_json::to_value(answer).unwrap_or(Value::Null));
+                last = RawJson::of(&answer);
             }
             if !text.is_empty() {
                 let body = types::ChatChatSendMessageRequest {
@@ -188,7 +187,7 @@ impl Adapter for OzonAdapter {
                     self.client.chat_api_chat_send_message().body(body).send(),
                 )
                 .await?;
-                last = RawJson::from(serde_json::to_value(answer).unwrap_or(Value::Null));
+                last = RawJson::of(&answer);
             }
             Ok(Sent {
                 conversation: ConversationRef::new(M, chat_id),
@@ -224,7 +223,7 @@ impl Adapter for OzonAdapter {
             Ok(Sent {
                 conversation: ConversationRef::new(M, chat),
                 message_id: None,
-                vendor: RawJson::from(serde_json::to_value(&answer).unwrap_or_default()),
+                vendor: RawJson::of(&answer),
             })
         }
         .boxed()
