@@ -153,17 +153,6 @@ impl Account {
         conversation: &ConversationRef,
         query: MessageQuery,
     ) -> Listing<Message> {
-        let ahead = self.read_ahead(query.since.is_some());
-        self.messages_ahead(conversation, query, ahead)
-    }
-
-    /// [`Account::messages`], requesting at most `read_ahead` pages ahead.
-    pub(crate) fn messages_ahead(
-        &self,
-        conversation: &ConversationRef,
-        query: MessageQuery,
-        read_ahead: usize,
-    ) -> Listing<Message> {
         if let Err(e) = self.check(conversation) {
             return Listing::failed(e);
         }
@@ -180,7 +169,7 @@ impl Account {
                 filter.admits(m)
             }),
             past_end: Box::new(move |m: &Message| since.is_some_and(|s| m.created_at < s)),
-            read_ahead,
+            read_ahead: self.read_ahead(query.since.is_some()),
         };
         let id = conversation.id.clone();
         paginate(walk, move |cursor| {
@@ -218,7 +207,7 @@ impl Account {
 
     /// Pages a listing requests ahead: [`Account::concurrency`] less one, at most one
     /// with `since`.
-    pub(crate) fn read_ahead(&self, since: bool) -> usize {
+    fn read_ahead(&self, since: bool) -> usize {
         let ahead = self.concurrency.saturating_sub(1);
         if since {
             ahead.min(1)

@@ -134,11 +134,10 @@ pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
             p.after.last_sweep = Some(p.started);
         }
         // A walk that may stop mid-page requests no page ahead: it would be wasted.
-        let ahead = match listing.stop_before {
-            Some(_) => 0,
-            None => account.read_ahead(listing.query.since.is_some()),
+        let mut conversations = match listing.stop_before {
+            Some(_) => account.conversations_ahead(listing.query, 0),
+            None => account.conversations(listing.query),
         };
-        let mut conversations = account.conversations_ahead(listing.query, ahead);
         // Several conversations' messages are read at once (while the listing goes on);
         // they are taken into the step in listing order.
         let mut reads = FuturesOrdered::new();
