@@ -201,9 +201,12 @@ pub(crate) async fn deliver<T: serde::Serialize + serde::de::DeserializeOwned, E
 pub(crate) async fn fetch_url(
     http: &reqwest::Client,
     marketplace: Marketplace,
-    url: &str,
     attachment: &crate::Attachment,
 ) -> Result<crate::Download, Error> {
+    let url = attachment
+        .url
+        .as_deref()
+        .ok_or_else(|| Error::invalid(marketplace, "the attachment has no address"))?;
     let parsed = reqwest::Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "https" | "http"))
@@ -228,17 +231,21 @@ pub(crate) async fn fetch_url(
             attempts: 1,
         });
     }
-    let mime = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let mime = content_type(response.headers());
     Ok(download(
         marketplace,
         attachment,
         mime,
         response.bytes_stream(),
     ))
+}
+
+/// The media type a download's answer declares.
+fn content_type(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Awaits a generated client's file download and streams it as a [`crate::Download`].
@@ -249,11 +256,7 @@ pub(crate) async fn api_download<E: ErrorBody>(
 ) -> Result<crate::Download, Error> {
     match request.await {
         Ok(rv) => {
-            let mime = rv
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let mime = content_type(rv.headers());
             Ok(download(
                 marketplace,
                 attachment,

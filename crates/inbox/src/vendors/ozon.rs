@@ -235,14 +235,7 @@ impl Adapter for OzonAdapter {
         _chat: &'a str,
         attachment: &'a Attachment,
     ) -> BoxFuture<'a, Result<Download, Error>> {
-        async move {
-            let url = attachment
-                .url
-                .as_deref()
-                .ok_or_else(|| Error::invalid(M, "the attachment has no address"))?;
-            super::fetch_url(self.client.client(), M, url, attachment).await
-        }
-        .boxed()
+        super::fetch_url(self.client.client(), M, attachment).boxed()
     }
 
     /// Marks every message of a chat read: reads the newest message's id, then marks
