@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 use inbox_sandbox::{Config, Sandbox, Vendor};
 use serde_json::Value;
 
+mod common;
+
 const EXAMPLES: [&str; 4] = [
     "allegro:dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
     "mercadolibre:2000000089077943",
@@ -64,11 +66,7 @@ impl Env {
             "inbox {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect()
+        common::json_lines(&String::from_utf8(out.stdout).unwrap())
     }
 }
 
@@ -251,11 +249,7 @@ fn export_writes_every_message_as_json_lines() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let lines: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = common::json_lines(&std::fs::read_to_string(&out).unwrap());
     // Every conversation of every marketplace, read ones included: 12 generated
     // conversations of 6 messages plus the example (Mercado Libre's packs enumerated
     // through the seller's orders).
@@ -326,11 +320,7 @@ fn watch_prints_messages_that_arrive_between_polls() {
         ));
     }
     assert!(child.wait().unwrap().success());
-    let all: Vec<Value> = std::fs::read_to_string(&printed_to)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let all: Vec<Value> = common::json_lines(&std::fs::read_to_string(&printed_to).unwrap());
     let mut ids: Vec<String> = all
         .iter()
         .filter(|l| l["event"] == "new_message")
@@ -398,16 +388,7 @@ fn sandbox_flag_works_with_nothing_configured() {
         .env_clear()
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::printed(out);
     for m in ["allegro", "mercadolibre", "magalu", "ozon"] {
         assert!(lines.iter().any(|c| c["marketplace"] == m), "{m}");
     }
@@ -483,20 +464,8 @@ fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
             .output()
             .unwrap()
     };
-    let lines = |out: Output| -> Vec<Value> {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
 
-    let listed = lines(run(&["--json", "conversations"]));
+    let listed = common::printed(run(&["--json", "conversations"]));
     let refs: Vec<&str> = listed.iter().filter_map(|c| c["ref"].as_str()).collect();
     for c in &listed {
         let (r, account) = (c["ref"].as_str().unwrap(), c["account"].as_str().unwrap());
@@ -514,15 +483,15 @@ fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
     let ozon_b = "ozon@ru-b:0000000a-a474-469f-95d5-00000000000a";
     for r in [allegro_b, ozon_b] {
         assert!(refs.contains(&r), "{r} listed");
-        let messages = lines(run(&["--json", "messages", r]));
+        let messages = common::printed(run(&["--json", "messages", r]));
         assert!(!messages.is_empty());
         assert!(
             messages.iter().all(|m| m["conversation"] == r),
             "{messages:?}"
         );
-        let sent = lines(run(&["--json", "send", r, "--text", "Dziękujemy"]));
+        let sent = common::printed(run(&["--json", "send", r, "--text", "Dziękujemy"]));
         assert_eq!(sent[0]["ref"], r);
-        let read = lines(run(&["--json", "read", r]));
+        let read = common::printed(run(&["--json", "read", r]));
         assert_eq!(read[0]["ref"], r);
     }
 
@@ -566,7 +535,7 @@ fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("shop-a, shop-b"), "{err}");
-    let picked = lines(run(&["--json", "--account", "shop-b", "messages", plain]));
+    let picked = common::printed(run(&["--json", "--account", "shop-b", "messages", plain]));
     assert!(!picked.is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }

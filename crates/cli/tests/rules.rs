@@ -2,23 +2,9 @@
 //! blocked Mercado Libre packs, Ozon's reply window, Allegro's attachment safety.
 
 use inbox_sandbox::{Config, Vendor};
-use serde_json::Value;
 
 mod common;
 use common::{inbox, start};
-
-fn lines(out: std::process::Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn blocked_packs_closed_chats_and_unsafe_files_are_told_as_such() {
@@ -34,7 +20,7 @@ fn blocked_packs_closed_chats_and_unsafe_files_are_told_as_such() {
 
     // Mercado Libre: the pack is listed blocked, with why; a send is refused before it
     // is made, naming the reason.
-    let listed = lines(inbox(
+    let listed = common::printed(inbox(
         &path,
         &["--json", "conversations", "--marketplace", "mercadolibre"],
     ));
@@ -84,7 +70,7 @@ fn blocked_packs_closed_chats_and_unsafe_files_are_told_as_such() {
     let flagged = dir.join("eicar-test.pdf");
     std::fs::write(&flagged, b"%PDF-1.4 flagged").unwrap();
     let thread = "allegro:dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf";
-    lines(inbox(
+    common::printed(inbox(
         &path,
         &[
             "--json",
@@ -96,7 +82,7 @@ fn blocked_packs_closed_chats_and_unsafe_files_are_told_as_such() {
             flagged.to_str().unwrap(),
         ],
     ));
-    let messages = lines(inbox(&path, &["--json", "messages", thread]));
+    let messages = common::printed(inbox(&path, &["--json", "messages", thread]));
     let file = messages
         .iter()
         .flat_map(|m| m["attachments"].as_array().cloned().unwrap_or_default())

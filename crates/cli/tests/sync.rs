@@ -18,17 +18,10 @@ const EXAMPLES: [(Vendor, &str); 4] = [
 ];
 
 fn pass(path: &std::path::Path, db: &std::path::Path) -> Vec<Value> {
-    let out = inbox(path, &["--json", "sync", "--db", db.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::printed(inbox(
+        path,
+        &["--json", "sync", "--db", db.to_str().unwrap()],
+    ))
 }
 
 fn messages(lines: &[Value]) -> Vec<&Value> {

@@ -53,3 +53,20 @@ pub fn inbox(config: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// The JSON values of `text`, one a line.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The JSON lines a run printed, after checking it succeeded (its stderr shown if not).
+pub fn printed(out: Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&String::from_utf8(out.stdout).unwrap())
+}
