@@ -5,6 +5,7 @@
 
 mod accounts;
 mod output;
+mod sync;
 mod tokens;
 
 use std::io::Write;
@@ -96,15 +97,21 @@ enum Command {
         /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        /// How many accounts are synced at once.
+        #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE, value_parser = clap::value_parser!(usize))]
+        concurrency: usize,
     },
     /// Sync in a loop: print changes as they arrive, until interrupted.
     Watch {
-        /// Seconds between passes.
-        #[arg(long, default_value_t = 30.0)]
-        interval: f64,
+        /// Seconds between passes (0.05 to 31536000).
+        #[arg(long, value_name = "SECS", default_value = "30", value_parser = sync::interval)]
+        interval: Duration,
         /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        /// How many accounts are synced at once.
+        #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE)]
+        concurrency: usize,
         /// Stop after this many passes (default: never).
         #[arg(long, hide = true)]
         polls: Option<u64>,
@@ -319,21 +326,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Unread => unread(&inbox, json).await,
-        Command::Sync { db } => {
-            let store = open_store(db)?;
-            sync_pass(&inbox, &store, json).await
+        Command::Sync { db, concurrency } => {
+            let store = sync::open_store(db)?;
+            let pass = sync::pass(&inbox, &store, json, concurrency).await;
+            if !json {
+                eprintln!("{}", pass.summary());
+            }
+            Ok(exit(pass.failed > 0))
         }
         Command::Watch {
             interval,
             db,
             polls,
+            concurrency,
         } => {
-            let store = open_store(db)?;
-            let interval = Duration::from_secs_f64(interval.max(0.05));
+            let store = sync::open_store(db)?;
             let mut done = 0u64;
+            let mut failed = false;
             loop {
-                sync_pass(&inbox, &store, json).await?;
-                std::io::stdout().flush().ok();
+                let pass = sync::pass(&inbox, &store, json, concurrency).await;
+                failed |= pass.failed > 0;
                 if done == 0 {
                     eprintln!(
                         "inbox: watching; changes appear below as they arrive (Ctrl-C stops)"
@@ -341,11 +353,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 done = done.saturating_add(1);
                 if polls.is_some_and(|n| done >= n) {
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(exit(failed));
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                    _ = tokio::signal::ctrl_c() => return Ok(exit(failed)),
                 }
             }
         }
@@ -611,85 +623,13 @@ async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// The sync database: `--db`, else `$XDG_DATA_HOME/inbox/inbox.db` (or
-/// `~/.local/share/inbox/inbox.db`).
-fn open_store(db: Option<PathBuf>) -> Result<marketplace_inbox::sync::SqliteStore> {
-    let path = match db {
-        Some(p) => p,
-        None => {
-            let env = |k: &str| {
-                std::env::var_os(k)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            };
-            let base = env("XDG_DATA_HOME")
-                .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
-                .ok_or_else(|| {
-                    anyhow!("no --db given and neither XDG_DATA_HOME nor HOME is set")
-                })?;
-            base.join("inbox").join("inbox.db")
-        }
-    };
-    marketplace_inbox::sync::SqliteStore::open(&path)
-        .with_context(|| format!("opening {}", path.display()))
-}
-
-/// One sync pass over every account: each account's changes are printed, then stored (a
-/// kill in between prints them again next time; none is ever stored twice). Fails when any
-/// account failed; what the others fetched is kept.
-async fn sync_pass(
-    inbox: &Inbox,
-    store: &marketplace_inbox::sync::SqliteStore,
-    json: bool,
-) -> Result<ExitCode> {
-    use marketplace_inbox::sync::{self, Change};
-    let mut failed = false;
-    for account in inbox.accounts() {
-        let name = account.name();
-        let step = match sync::step(account, store).await {
-            Ok(step) => step,
-            Err(e) => {
-                failed = true;
-                report(name, e);
-                continue;
-            }
-        };
-        for change in &step.changes {
-            let (event, mut line, row) = match change {
-                Change::Conversation(e, c) => (
-                    *e,
-                    output::conversation_json(inbox, name, c),
-                    output::conversation_row(inbox, c),
-                ),
-                Change::Message(e, m) => (
-                    *e,
-                    output::message_json(inbox, name, m),
-                    format!(
-                        "{}  {}",
-                        inbox.display_ref(&m.conversation),
-                        output::message_row(m)
-                    ),
-                ),
-            };
-            let event = serde_json::to_value(event)?;
-            if json {
-                line["event"] = event;
-                out!("{line}");
-            } else {
-                out!("{:<22} {row}", event.as_str().unwrap_or_default());
-            }
-        }
-        std::io::stdout().flush()?;
-        if let Err(e) = step.commit(store) {
-            failed = true;
-            report(name, e);
-        }
-    }
-    Ok(if failed {
+/// Success, or failure when anything failed.
+fn exit(failed: bool) -> ExitCode {
+    if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {

@@ -40,7 +40,10 @@ fn conversation(vendor: Vendor, n: u64) -> String {
 async fn pass(sandbox: &Sandbox, account: &Account, store: &SqliteStore) -> (u64, f64, usize) {
     let from = sandbox.requests();
     let started = Instant::now();
-    let changes = sync::sync_account(account, store).await.expect("sync");
+    let changes = sync::sync_account(account, store)
+        .await
+        .expect("sync")
+        .changes;
     (
         sandbox.requests() - from,
         started.elapsed().as_secs_f64(),

@@ -21,19 +21,6 @@ pub const SEND_ATTEMPTS: u32 = 3;
 /// means may be taken for this send.
 pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
-/// Conversations fetched at once by default, sized so that each marketplace's rate limit,
-/// not the round trip, sets the pace at round trips up to about 100 ms: Allegro's 150
-/// requests/s takes 16, Ozon's 50/s 8, Mercado Libre's 500 a minute 4, Magalu's 200 a
-/// minute 2.
-fn default_concurrency(m: Marketplace) -> usize {
-    match m {
-        Marketplace::Allegro => 16,
-        Marketplace::Ozon => 8,
-        Marketplace::MercadoLibre => 4,
-        Marketplace::Magalu => 2,
-    }
-}
-
 /// One named marketplace account: lists its conversations and messages, sends and marks
 /// read. Cheap to clone; clones share connections (and, later, limits and tokens).
 ///
@@ -84,13 +71,13 @@ impl Account {
                 crate::error::clip(&config.name, 80)
             )));
         }
-        let concurrency = config.concurrency.map_or_else(
-            || default_concurrency(config.marketplace),
-            |n| n.max(1) as usize,
-        );
+        let adapter = vendors::adapter(config, persist)?;
+        let concurrency = config
+            .concurrency
+            .map_or_else(|| adapter.default_concurrency(), |n| n.max(1) as usize);
         Ok(Account {
             name: Arc::from(config.name.as_str()),
-            adapter: vendors::adapter(config, persist)?,
+            adapter,
             concurrency,
         })
     }
@@ -340,8 +327,49 @@ impl Account {
             .await
     }
 
+    /// The conversation a message belongs to, where the marketplace can say (Mercado
+    /// Libre: `GET /messages/{id}` names the pack); [`Error::Unsupported`] elsewhere.
+    /// `None` when the marketplace knows the message but names no conversation.
+    pub async fn conversation_of_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<ConversationRef>, Error> {
+        Ok(self
+            .adapter
+            .conversation_of_message(message_id)
+            .await?
+            .map(|id| self.reference(id)))
+    }
+
+    /// The listings a sync step walks, by the marketplace's rules.
+    pub(crate) fn sync_walks(
+        &self,
+        before: &crate::sync::Checkpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::sync::Walk> {
+        self.adapter.sync_walks(before, now)
+    }
+
+    /// What in a listed conversation says it changed.
+    pub(crate) fn sync_summary(&self, conversation: &Conversation) -> String {
+        self.adapter.sync_summary(conversation)
+    }
+
+    /// The conversations, reading pages ahead only when `ahead` (a walk that may stop
+    /// mid-page would waste them).
+    pub(crate) fn conversation_pages(
+        &self,
+        query: ConversationQuery,
+        ahead: bool,
+    ) -> Listing<Conversation> {
+        match ahead {
+            true => self.conversations(query),
+            false => self.conversations_ahead(query, 0),
+        }
+    }
+
     /// Refuses a reference of another marketplace or another account.
-    fn check(&self, conversation: &ConversationRef) -> Result<(), Error> {
+    pub(crate) fn check(&self, conversation: &ConversationRef) -> Result<(), Error> {
         let marketplace = self.marketplace();
         let other_account = conversation
             .account

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::listing::{ConversationQuery, MessageQuery};
 use crate::paginate::{Cursor, Fetched};
+use crate::sync::{Checkpoint, Walk};
 use crate::{
     Attachment, Conversation, Download, Error, Marketplace, Message, NewConversation,
     OutgoingAttachment, Sent,
@@ -64,6 +66,34 @@ pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
             Err(Error::Unsupported {
                 marketplace,
                 operation: "starting a conversation",
+                not_built: false,
+            })
+        })
+    }
+
+    /// How many conversations are read at once by default, sized so that the
+    /// marketplace's rate limit, not the round trip, sets the pace at round trips up to
+    /// about 100 ms.
+    fn default_concurrency(&self) -> usize;
+
+    /// The listings a sync step walks after the checkpoint `before` (see
+    /// [`crate::sync`]'s plans).
+    fn sync_walks(&self, before: &Checkpoint, now: DateTime<Utc>) -> Vec<Walk>;
+
+    /// What in a listed conversation says it changed since the last step.
+    fn sync_summary(&self, conversation: &Conversation) -> String;
+
+    /// The id of the conversation a message belongs to, where the vendor can say.
+    fn conversation_of_message<'a>(
+        &'a self,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        let _ = message_id;
+        let marketplace = self.marketplace();
+        Box::pin(async move {
+            Err(Error::Unsupported {
+                marketplace,
+                operation: "finding a message's conversation",
                 not_built: false,
             })
         })

@@ -110,6 +110,10 @@ pub enum Error {
         /// itself has no such operation.
         not_built: bool,
     },
+    /// The sync store failed, or another runner committed the account first
+    /// ([`crate::sync::StoreErrorKind::Conflict`]); the store's error is the `source()`.
+    #[error(transparent)]
+    Store(#[from] crate::sync::StoreError),
     /// A listing stopped because the marketplace sent a page that would loop forever.
     #[error("{marketplace}: pagination stopped: {message}")]
     Pagination {
@@ -132,7 +136,7 @@ impl Error {
             | Error::Unsupported { marketplace, .. }
             | Error::Pagination { marketplace, .. } => Some(*marketplace),
             Error::InvalidInput { marketplace, .. } => *marketplace,
-            Error::Config { .. } => None,
+            Error::Config { .. } | Error::Store(_) => None,
         }
     }
 
@@ -143,6 +147,7 @@ impl Error {
         match self {
             Error::Transport { .. } | Error::RateLimited { .. } => true,
             Error::Api { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            Error::Store(e) => e.is_retryable(),
             _ => false,
         }
     }
@@ -185,6 +190,15 @@ impl Error {
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config {
             message: message.into(),
+        }
+    }
+
+    /// The raw JSON text of a malformed element of a listing (one `Err` item among good
+    /// ones), when this is one.
+    pub fn malformed_raw(&self) -> Option<&serde_json::Value> {
+        match self {
+            Error::Decode { raw: Some(raw), .. } => Some(raw),
+            _ => None,
         }
     }
 

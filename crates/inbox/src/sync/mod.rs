@@ -1,54 +1,96 @@
-//! Keeping a local mirror in step with the marketplaces: one [`sync_account`] step per
-//! account finds what changed since the store's checkpoint, and the [`Store`] takes the
-//! changes and the new checkpoint in one transaction.
+//! Keeping a local mirror in step with the marketplaces: one [`step`] per account finds
+//! what changed since the store's checkpoint, and the [`Store`] takes the changes, the
+//! new checkpoint and the marks of the conversations read in one compare-and-set
+//! transaction. [`sync`] runs a step for every account of an [`Inbox`] at once;
+//! [`sync_conversation`] reads one conversation (what a push notification calls).
 //!
-//! A step is stateless apart from what the store holds, so any scheduler can run it. It
-//! lists the account's conversations (Allegro and Magalu only those active since the last
-//! step, less a look-back window; Mercado Libre and Ozon all of them), reads the messages of
-//! the conversations whose listing changed (their last activity, unread state, status or
-//! last message), from their last known message less the look-back window, and keeps every
-//! message once: dedup is by (account, conversation, message id). Several conversations
-//! are read at once ([`Account::concurrency`]) and taken into the step in listing order,
-//! so a step finds the same changes in the same order at any concurrency. The look-back window
-//! ([`LOOK_BACK`]) catches messages that appear late with an earlier timestamp (moderation).
+//! ```no_run
+//! use marketplace_inbox::sync::{self, SqliteStore};
+//! use marketplace_inbox::{Inbox, InboxConfig};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let inbox = Inbox::from_config(&InboxConfig::from_file("accounts.json".as_ref())?)?;
+//! let store = SqliteStore::open("mirror.db".as_ref())?;
+//! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
+//!     for change in synced.item?.changes {
+//!         println!("{}: {:?} {}", synced.account, change.event(), change.reference());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 //!
-//! Delivery: every message reaches the store exactly once across any number of steps,
-//! including steps that fail or are killed (a step's writes are one transaction). A
-//! caller that hands changes on (prints them) does so between [`step`] and
-//! [`Step::commit`]: a crash after handing on and before committing hands them on again
-//! next time (at-least-once; ids are stable), and clean runs hand each on exactly once.
+//! A step is stateless apart from what the store holds, so any scheduler can run it.
+//! What it lists is the marketplace's answer (its adapter's plan): Allegro and Magalu the
+//! conversations active since the last step less a look-back window; Mercado Libre and
+//! Ozon their unread conversations (and Mercado Libre its newest orders); each of them
+//! everything on the first step and every [`SWEEP_EVERY`]. It reads the messages of the
+//! conversations whose listing changed, from their last known message less the look-back
+//! window ([`LOOK_BACK`], for messages that appear late with an earlier timestamp), and
+//! keeps every message once: dedup is by (account, conversation, message id). Several
+//! conversations are read at once ([`Account::concurrency`]) and taken into the step in
+//! listing order, so a step finds the same changes in the same order at any concurrency.
+//!
+//! Delivery:
+//! - every message reaches the store exactly once across any number of steps, including
+//!   steps that fail, are killed, or race another runner: a commit is one transaction and
+//!   checks that the checkpoint (and each conversation's mark) is still the version the
+//!   step started from, else nothing is written and the step fails with a conflict;
+//! - a caller that hands changes on does so inside the commit ([`Step::commit_with`]):
+//!   a step that loses a conflict hands nothing on, and a crash after handing on and
+//!   before the commit is durable hands the same changes on again next time;
+//! - a conversation or message that does not decode costs only itself: it is stored raw
+//!   ([`Malformed`]) and reported once ([`Change::Malformed`]), everything else is
+//!   stored and the checkpoint advances; it is read again when its conversation is next
+//!   read and at each sweep, and cleared once it decodes;
+//! - a conversation whose messages cannot be read (retries exhausted) is skipped
+//!   ([`Skipped`]) without holding the others back: its mark does not advance and the
+//!   step's watermark stays at or before it, so the next step reads it again;
+//! - every instant kept is capped at the step's start: a time from the future never hides
+//!   what comes after it.
 
+mod plan;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use plan::Walk;
+pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{Store, StoreError};
+pub use store::{
+    Commit, HandOn, Listed, Malformed, MalformedKey, MarkChange, Rescan, Store, StoreError,
+    StoreErrorKind,
+};
 
-use crate::listing::{ConversationQuery, MessageQuery};
-use crate::{Account, Conversation, ConversationStatus, Error, Inbox, Message, Unread};
+use crate::listing::MessageQuery;
+use crate::{Account, Conversation, ConversationRef, Error, Inbox, Message, Tagged};
 
 /// How far before the last known instant a step looks again, for messages that appear
 /// late with an earlier timestamp (Mercado Libre moderation takes up to an hour).
 pub const LOOK_BACK: chrono::Duration = chrono::Duration::hours(1);
 
-/// How often a step lists every conversation of a marketplace whose listing has neither
-/// an order nor a date filter to rely on (Mercado Libre, Ozon); between sweeps it reads
-/// only what its fast paths show.
+/// How often a step lists every conversation (and reads again those holding malformed
+/// elements); between sweeps it reads only what the marketplace's fast paths show.
 pub const SWEEP_EVERY: chrono::Duration = chrono::Duration::hours(24);
 
-/// What a step remembers of an account between steps.
+/// How many accounts [`sync`] (and `inbox sync`) steps at once by default. Each account
+/// is still paced by its own rate limiter.
+pub const ACCOUNTS_AT_ONCE: usize = 256;
+
+/// What a step remembers of an account between steps (small: per-conversation marks are
+/// rows of their own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    /// The newest conversation activity seen.
+    /// The version stored (0: none yet); a commit is made only on this version.
+    #[serde(skip)]
+    pub version: u64,
+    /// The newest conversation activity seen (capped at the step's start).
     pub watermark: Option<DateTime<Utc>>,
     /// The newest conversation creation seen (Mercado Libre: its newest order).
     #[serde(default)]
@@ -56,17 +98,27 @@ pub struct Checkpoint {
     /// When every conversation was last listed.
     #[serde(default)]
     pub last_sweep: Option<DateTime<Utc>>,
-    /// Per conversation id: what its listing looked like, to tell it changed.
-    pub marks: BTreeMap<String, Mark>,
 }
 
-/// What a conversation's listing said at the last step.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+impl Checkpoint {
+    /// The same checkpoint, ignoring the version.
+    fn same(&self, other: &Checkpoint) -> bool {
+        (self.watermark, self.newest_created, self.last_sweep)
+            == (other.watermark, other.newest_created, other.last_sweep)
+    }
+}
+
+/// What a conversation's listing said at the last step that read it, and how far its
+/// messages are stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mark {
-    /// The listing's own summary (activity, unread state, status, last message id).
-    pub listing: String,
-    /// The newest message time stored for it.
+    /// The listing's own summary (activity, unread state, status, last message); `None`
+    /// when only a targeted sync has read it.
+    pub listing: Option<String>,
+    /// The newest message time stored for it (capped at the read's start).
     pub last_message_at: Option<DateTime<Utc>>,
+    /// The stored version (0: none); a commit changes the mark only on this version.
+    pub version: u64,
 }
 
 /// What changed.
@@ -81,6 +133,8 @@ pub enum Event {
     NewConversation,
     /// A stored conversation whose listing changed.
     UpdatedConversation,
+    /// An element that does not decode, seen for the first time.
+    Malformed,
 }
 
 /// One change, as stored.
@@ -90,175 +144,516 @@ pub enum Change {
     Conversation(Event, Conversation),
     /// A message, new or updated.
     Message(Event, Message),
+    /// An element that does not decode (reported once).
+    Malformed(Malformed),
+}
+
+impl Change {
+    /// What happened.
+    pub fn event(&self) -> Event {
+        match self {
+            Change::Conversation(e, _) | Change::Message(e, _) => *e,
+            Change::Malformed(_) => Event::Malformed,
+        }
+    }
+
+    /// The conversation it concerns, when known (a malformed conversation has none).
+    pub fn reference(&self) -> Option<&ConversationRef> {
+        match self {
+            Change::Conversation(_, c) => Some(&c.reference),
+            Change::Message(_, m) => Some(&m.conversation),
+            Change::Malformed(m) => m.conversation.as_ref(),
+        }
+    }
+}
+
+/// A conversation a step could not read (its error after retries); it is read again
+/// next step.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// Why.
+    pub error: Error,
+}
+
+/// What a committed step did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Synced {
+    /// What changed, in the order found (as stored).
+    pub changes: Vec<Change>,
+    /// Conversations left for the next step.
+    pub skipped: Vec<Skipped>,
 }
 
 /// What one step found, not yet stored.
 #[derive(Debug)]
 pub struct Step {
-    account: String,
-    checkpoint: Checkpoint,
-    /// What changed, in the order found.
-    pub changes: Vec<Change>,
+    commit: Commit,
+    skipped: Vec<Skipped>,
 }
 
 impl Step {
-    /// Stores the changes and the new checkpoint, all or nothing.
-    pub fn commit(self, store: &dyn Store) -> Result<Vec<Change>, Error> {
-        store
-            .commit(&self.account, &self.checkpoint, &self.changes)
-            .map_err(Error::from)?;
-        Ok(self.changes)
+    /// What changed, in the order found.
+    pub fn changes(&self) -> &[Change] {
+        &self.commit.changes
+    }
+
+    /// Conversations the step could not read.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// Stores the changes, the checkpoint and the marks, all or nothing
+    /// ([`StoreErrorKind::Conflict`] when another runner committed first).
+    pub async fn commit(self, store: &dyn Store) -> Result<Synced, Error> {
+        self.commit_with(store, None).await
+    }
+
+    /// [`Step::commit`], running `hand_on` with the changes inside the commit: nothing is
+    /// handed on by a step that loses a conflict, and what was handed on before a crash
+    /// is found again by the next step.
+    pub async fn commit_with(
+        self,
+        store: &dyn Store,
+        hand_on: Option<HandOn>,
+    ) -> Result<Synced, Error> {
+        let Step { commit, skipped } = self;
+        let commit = if writes_nothing(&commit) {
+            if let Some(hand_on) = hand_on {
+                hand_on(&commit.changes).map_err(|e| {
+                    StoreError::new(StoreErrorKind::Other, "handing the changes on failed")
+                        .with_source(e)
+                })?;
+            }
+            commit
+        } else {
+            store.commit(commit, hand_on).await?
+        };
+        Ok(Synced {
+            changes: commit.changes,
+            skipped,
+        })
     }
 }
 
+/// A commit that would store nothing new (a quiet step): it is not sent to the store.
+fn writes_nothing(commit: &Commit) -> bool {
+    commit.changes.is_empty()
+        && commit.marks.is_empty()
+        && commit.rescans.is_empty()
+        && commit.checkpoint.is_none()
+}
+
 /// One step for one account, stored: [`step`] then [`Step::commit`].
-pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Vec<Change>, Error> {
-    step(account, store).await?.commit(store)
+pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Synced, Error> {
+    step(account, store).await?.commit(store).await
+}
+
+/// One stored step for every account of the inbox, `at_once` accounts at a time (each
+/// paced by its own limiter); one slow or failing account delays no other. Results come
+/// as each account finishes; an account that fails keeps what the others stored.
+pub async fn sync(inbox: &Inbox, store: &dyn Store, at_once: usize) -> Vec<Tagged<Synced>> {
+    futures::stream::iter(inbox.accounts())
+        .map(|account| async move {
+            Tagged {
+                account: account.name().to_string(),
+                item: sync_account(account, store).await,
+            }
+        })
+        .buffer_unordered(at_once.max(1))
+        .collect()
+        .await
+}
+
+/// Reads and stores one conversation's new messages from its mark, with the same dedup,
+/// events and compare-and-set (on the conversation's mark) as a step: a step and a
+/// targeted sync of one conversation never both store a message. The account's
+/// checkpoint is left alone.
+pub async fn sync_conversation(
+    account: &Account,
+    store: &dyn Store,
+    conversation: &ConversationRef,
+) -> Result<Synced, Error> {
+    account.check(conversation)?;
+    let name = account.name();
+    let started = Utc::now();
+    let id = conversation.id.clone();
+    let known = store.marks(name, vec![id.clone()]).await?.remove(&id);
+    let bad = store.malformed(name).await?;
+    let mut run = Run::new(account, Checkpoint::default(), bad, started);
+    let reference = account.reference(id);
+    let read = read_messages(
+        account,
+        store,
+        &reference,
+        known.as_ref(),
+        &run.bad_conversations,
+    )
+    .await?;
+    let expected = known.as_ref().map_or(0, |m| m.version);
+    let mut mark = known.unwrap_or_default();
+    let before = mark.last_message_at;
+    let found = run.take(&reference, read, &mut mark.last_message_at);
+    if found || mark.last_message_at != before || !run.rescans.is_empty() {
+        run.marks.push(MarkChange {
+            reference,
+            expected,
+            mark,
+        });
+    }
+    let commit = Commit {
+        account: name.to_string(),
+        marketplace: account.marketplace(),
+        at: started,
+        checkpoint: None,
+        marks: run.marks,
+        changes: run.changes,
+        rescans: run.rescans,
+    };
+    Step {
+        commit,
+        skipped: Vec::new(),
+    }
+    .commit(store)
+    .await
 }
 
 /// Reads what changed for `account` since the store's checkpoint; nothing is stored until
 /// the step is committed.
 pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
     let name = account.name();
-    let before = store.checkpoint(name).map_err(Error::from)?;
+    let before = store.checkpoint(name).await?;
+    let bad = store.malformed(name).await?;
     let started = Utc::now();
-    let walks = listings(account.marketplace(), &before, started);
-    let mut p = Progress {
-        after: before,
-        changes: Vec::new(),
-        started,
-    };
-    let mut visited = std::collections::HashSet::new();
-    for listing in walks {
-        if listing.sweep {
-            p.after.last_sweep = Some(p.started);
+    let mut run = Run::new(account, before.clone(), bad, started);
+    for walk in account.sync_walks(&before, started) {
+        run.walk(store, walk).await?;
+    }
+    Ok(run.finish(before))
+}
+
+/// A step under way: the checkpoint as it becomes (it starts as the stored one; a step
+/// visits each conversation once) and what it found.
+struct Run<'a> {
+    account: &'a Account,
+    after: Checkpoint,
+    started: DateTime<Utc>,
+    changes: Vec<Change>,
+    marks: Vec<MarkChange>,
+    rescans: Vec<store::Rescan>,
+    skipped: Vec<Skipped>,
+    /// Malformed elements stored or found in this step.
+    bad: HashSet<MalformedKey>,
+    /// Conversations holding stored malformed messages.
+    bad_conversations: Arc<HashSet<String>>,
+    visited: HashSet<String>,
+    /// The earliest activity and creation of a conversation that could not be read.
+    held_activity: Option<DateTime<Utc>>,
+    held_created: Option<DateTime<Utc>>,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        account: &'a Account,
+        after: Checkpoint,
+        bad: HashSet<MalformedKey>,
+        started: DateTime<Utc>,
+    ) -> Self {
+        let bad_conversations = Arc::new(
+            bad.iter()
+                .filter(|k| !k.conversation.is_empty())
+                .map(|k| k.conversation.clone())
+                .collect(),
+        );
+        Run {
+            account,
+            after,
+            started,
+            changes: Vec::new(),
+            marks: Vec::new(),
+            rescans: Vec::new(),
+            skipped: Vec::new(),
+            bad,
+            bad_conversations,
+            visited: HashSet::new(),
+            held_activity: None,
+            held_created: None,
         }
+    }
+
+    /// Walks one listing: plans each page's conversations (one mark lookup a page) and
+    /// reads those that changed, several at once, taking them in listing order.
+    async fn walk(&mut self, store: &dyn Store, walk: Walk) -> Result<(), Error> {
+        let account = self.account;
         // A walk that may stop mid-page requests no page ahead: it would be wasted.
-        let mut conversations = match listing.stop_before {
-            Some(_) => account.conversations_ahead(listing.query, 0),
-            None => account.conversations(listing.query),
-        };
-        // Several conversations' messages are read at once (while the listing goes on);
-        // they are taken into the step in listing order.
+        let mut pages = account
+            .conversation_pages(walk.query.clone(), walk.stop_before.is_none())
+            .pages();
+        let mut pending: VecDeque<Visit> = VecDeque::new();
         let mut reads = FuturesOrdered::new();
         let mut listed = true;
-        while listed || !reads.is_empty() {
-            let room = listed && reads.len() < account.concurrency().max(1);
+        let mut seen_bad = HashSet::new();
+        let skipped_before = self.skipped.len();
+        let at_once = account.concurrency().max(1);
+        loop {
+            while reads.len() < at_once {
+                let Some(visit) = pending.pop_front() else {
+                    break;
+                };
+                reads.push_back(visit.read(account, store, self.bad_conversations.clone()));
+            }
+            if !listed && reads.is_empty() {
+                break;
+            }
             tokio::select! {
                 biased;
-                Some(read) = reads.next(), if !reads.is_empty() => {
-                    let (visit, messages): (Visit, Vec<Message>) = read?;
-                    visit.apply(account.name(), store, &mut p, messages)?;
-                }
-                listing_next = conversations.try_next(), if room => {
-                    let Some(conversation) = listing_next? else {
-                        listed = false;
-                        continue;
-                    };
-                    if let Some(created) = conversation.created_at {
-                        // Newest first: past the newest creation already seen, the rest
-                        // is known.
-                        if listing.stop_before.is_some_and(|at| created < at) {
-                            listed = false;
-                            continue;
-                        }
-                        // Capped at the step's start: a time from the future must not
-                        // hide what comes before it.
-                        p.after.newest_created =
-                            p.after.newest_created.max(Some(created.min(p.started)));
+                Some(read) = reads.next(), if !reads.is_empty() => self.apply(read),
+                page = pages.next(), if listed && pending.is_empty() && reads.len() < at_once => match page {
+                    None => listed = false,
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(page)) => {
+                        let (visits, stop) = self.plan(store, &walk, page.items, &mut seen_bad).await?;
+                        pending.extend(visits);
+                        listed = !stop;
                     }
-                    // Listed by two walks of one step: read once.
-                    if !visited.insert(conversation.reference.id.clone()) {
-                        continue;
-                    }
-                    if let Some(visit) = Visit::plan(&p.after, conversation, listing.reread) {
-                        reads.push_back(visit.read(account.clone()));
-                    }
-                }
-                // Not reached: with the listing open and no room, reads are waiting.
+                },
                 else => break,
             }
         }
-    }
-    Ok(Step {
-        account: name.to_string(),
-        checkpoint: p.after,
-        changes: p.changes,
-    })
-}
-
-/// A step under way: the checkpoint as it becomes (it starts as the stored one; a
-/// step visits each conversation once), and the changes found.
-struct Progress {
-    after: Checkpoint,
-    changes: Vec<Change>,
-    started: DateTime<Utc>,
-}
-
-/// One listing a step walks.
-struct Walk {
-    query: ConversationQuery,
-    /// Stop at the first conversation created before this.
-    stop_before: Option<DateTime<Utc>>,
-    /// Whether it lists every conversation.
-    sweep: bool,
-    /// Whether every listed conversation's newest messages are read again, changed or not
-    /// (Mercado Libre's sweep: a message the seller read elsewhere leaves no trace in any
-    /// listing).
-    reread: bool,
-}
-
-/// What a step lists, per marketplace, at the lowest cost each allows:
-/// - Allegro (threads newest activity first) and Magalu (`last_interaction_at_start`): the
-///   conversations active since the watermark less [`LOOK_BACK`]; everything the first time.
-/// - Mercado Libre and Ozon: everything on the first step and every [`SWEEP_EVERY`];
-///   between sweeps the unread conversations (a new buyer message makes its conversation
-///   unread), and on Mercado Libre the orders newer than the newest seen less
-///   [`LOOK_BACK`] (new conversations).
-fn listings(marketplace: crate::Marketplace, before: &Checkpoint, now: DateTime<Utc>) -> Vec<Walk> {
-    use crate::Marketplace::*;
-    let everything = Walk {
-        query: ConversationQuery::new(),
-        stop_before: None,
-        sweep: true,
-        reread: marketplace == MercadoLibre && before.last_sweep.is_some(),
-    };
-    match marketplace {
-        Allegro | Magalu => match before.watermark {
-            Some(w) => vec![Walk {
-                query: ConversationQuery::new().since(w - LOOK_BACK),
-                stop_before: None,
-                sweep: false,
-                reread: false,
-            }],
-            None => vec![everything],
-        },
-        MercadoLibre | Ozon => {
-            let swept = before.last_sweep.is_some_and(|at| now - at < SWEEP_EVERY);
-            if !swept {
-                return vec![everything];
-            }
-            let mut walks = vec![Walk {
-                query: ConversationQuery::new().unread_only(true),
-                stop_before: None,
-                sweep: false,
-                reread: false,
-            }];
-            if marketplace == MercadoLibre {
-                walks.push(Walk {
-                    query: ConversationQuery::new(),
-                    stop_before: before.newest_created.map(|at| at - LOOK_BACK),
-                    sweep: false,
-                    reread: false,
+        if walk.sweep && self.skipped.len() == skipped_before {
+            self.after.last_sweep = Some(self.started);
+            let stored = self.bad.iter().any(|k| k.conversation.is_empty());
+            if stored || !seen_bad.is_empty() {
+                self.rescans.push(store::Rescan {
+                    conversation: String::new(),
+                    seen: seen_bad,
                 });
             }
-            walks
+        }
+        Ok(())
+    }
+
+    /// The visits one page of a listing asks for, and whether the walk stops there.
+    async fn plan(
+        &mut self,
+        store: &dyn Store,
+        walk: &Walk,
+        items: Vec<Result<Conversation, Error>>,
+        seen_bad: &mut HashSet<String>,
+    ) -> Result<(Vec<Visit>, bool), Error> {
+        let mut listed = Vec::new();
+        let mut stop = false;
+        for item in items {
+            let conversation = match item {
+                Ok(c) => c,
+                Err(e) => {
+                    let Some(raw) = e.malformed_raw().map(|r| r.to_string()) else {
+                        return Err(e);
+                    };
+                    seen_bad.insert(raw.clone());
+                    self.malformed(None, Listed::Conversations, &e, raw);
+                    continue;
+                }
+            };
+            if let Some(created) = conversation.created_at {
+                // Newest first: past the newest creation already seen, the rest is known.
+                if walk.stop_before.is_some_and(|at| created < at) {
+                    stop = true;
+                    break;
+                }
+                self.after.newest_created = self
+                    .after
+                    .newest_created
+                    .max(Some(created.min(self.started)));
+            }
+            // Listed by two walks of one step: read once.
+            if self.visited.insert(conversation.reference.id.clone()) {
+                listed.push(conversation);
+            }
+        }
+        if listed.is_empty() {
+            return Ok((Vec::new(), stop));
+        }
+        let ids = listed.iter().map(|c| c.reference.id.clone()).collect();
+        let mut marks = store.marks(self.account.name(), ids).await?;
+        let visits = listed
+            .into_iter()
+            .filter_map(|conversation| {
+                let known = marks.remove(&conversation.reference.id);
+                let listing = self.account.sync_summary(&conversation);
+                let unchanged = known
+                    .as_ref()
+                    .is_some_and(|m| m.listing.as_deref() == Some(listing.as_str()));
+                let retry =
+                    walk.sweep && self.bad_conversations.contains(&conversation.reference.id);
+                (!unchanged || walk.reread || retry).then_some(Visit {
+                    conversation,
+                    listing,
+                    known,
+                    unchanged,
+                })
+            })
+            .collect();
+        Ok((visits, stop))
+    }
+
+    /// Records a malformed element; reported when not stored before.
+    fn malformed(
+        &mut self,
+        conversation: Option<&ConversationRef>,
+        listed: Listed,
+        error: &Error,
+        raw: String,
+    ) {
+        let bad = Malformed {
+            marketplace: self.account.marketplace(),
+            account: self.account.name().to_string(),
+            conversation: conversation.cloned(),
+            listed,
+            error: error.to_string(),
+            raw,
+        };
+        if self.bad.insert(bad.key()) {
+            self.changes.push(Change::Malformed(bad));
+        }
+    }
+
+    /// Takes one conversation's read messages into the step; `newest` advances to the
+    /// newest message time (capped at the start). True when anything new was found.
+    fn take(
+        &mut self,
+        reference: &ConversationRef,
+        read: Read,
+        newest: &mut Option<DateTime<Utc>>,
+    ) -> bool {
+        let found = self.changes.len();
+        let Read {
+            messages,
+            states,
+            malformed,
+            whole,
+        } = read;
+        for message in messages {
+            *newest = (*newest).max(Some(message.created_at.min(self.started)));
+            match states.get(&message.id) {
+                None => self
+                    .changes
+                    .push(Change::Message(Event::NewMessage, message)),
+                Some(state) if *state != message_state(&message) => self
+                    .changes
+                    .push(Change::Message(Event::UpdatedMessage, message)),
+                Some(_) => {}
+            }
+        }
+        let mut seen = HashSet::new();
+        for (error, raw) in malformed {
+            seen.insert(raw.clone());
+            self.malformed(Some(reference), Listed::Messages, &error, raw);
+        }
+        if whole && (self.bad_conversations.contains(&reference.id) || !seen.is_empty()) {
+            self.rescans.push(store::Rescan {
+                conversation: reference.id.clone(),
+                seen,
+            });
+        }
+        self.changes.len() > found
+    }
+
+    /// Takes what a visit read into the step: the conversation, then its new and
+    /// changed messages, and its new mark; or, when the read failed, leaves it for the
+    /// next step.
+    fn apply(&mut self, read: Result<(Visit, Read), (Visit, Error)>) {
+        let (visit, read) = match read {
+            Ok(done) => done,
+            Err((visit, error)) => {
+                let c = &visit.conversation;
+                self.held_activity = min_some(self.held_activity, c.last_activity_at);
+                self.held_created = min_some(self.held_created, c.created_at);
+                self.skipped.push(Skipped {
+                    conversation: c.reference.clone(),
+                    error,
+                });
+                return;
+            }
+        };
+        let Visit {
+            conversation,
+            listing,
+            known,
+            unchanged,
+        } = visit;
+        if let Some(at) = conversation.last_activity_at {
+            self.after.watermark = self.after.watermark.max(Some(at.min(self.started)));
+        }
+        let found = self.changes.len();
+        let before = known.as_ref().and_then(|m| m.last_message_at);
+        let mut newest = before;
+        let news = self.take(&conversation.reference, read, &mut newest);
+        if unchanged && !news && newest == before {
+            return;
+        }
+        let event = match &known {
+            Some(m) if m.listing.is_some() => Event::UpdatedConversation,
+            _ => Event::NewConversation,
+        };
+        self.marks.push(MarkChange {
+            reference: conversation.reference.clone(),
+            expected: known.as_ref().map_or(0, |m| m.version),
+            mark: Mark {
+                listing: Some(listing),
+                last_message_at: newest,
+                version: 0,
+            },
+        });
+        // The conversation before its messages.
+        self.changes
+            .insert(found, Change::Conversation(event, conversation));
+    }
+
+    /// The step, its checkpoint held at or before anything left for the next step.
+    fn finish(mut self, before: Checkpoint) -> Step {
+        if let Some(held) = self.held_activity {
+            self.after.watermark = self.after.watermark.map(|w| w.min(held));
+        }
+        if let Some(held) = self.held_created {
+            self.after.newest_created = self.after.newest_created.map(|c| c.min(held));
+        }
+        // Marks and changes are stored only with the checkpoint's compare-and-set.
+        let dirty = !self.after.same(&before)
+            || !self.changes.is_empty()
+            || !self.marks.is_empty()
+            || !self.rescans.is_empty();
+        let checkpoint = dirty.then(|| Checkpoint {
+            version: before.version,
+            ..self.after
+        });
+        Step {
+            commit: Commit {
+                account: self.account.name().to_string(),
+                marketplace: self.account.marketplace(),
+                at: self.started,
+                checkpoint,
+                marks: self.marks,
+                changes: self.changes,
+                rescans: self.rescans,
+            },
+            skipped: self.skipped,
         }
     }
 }
 
-/// A listed conversation to read: its listing changed since the checkpoint (or every
-/// one is read again).
+fn min_some(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A listed conversation to read: its listing changed since its mark (or it is read
+/// again anyway).
+#[derive(Debug)]
 struct Visit {
     conversation: Conversation,
     listing: String,
@@ -267,139 +662,83 @@ struct Visit {
 }
 
 impl Visit {
-    /// What reading `conversation` takes, by its mark in the checkpoint; `None` when its
-    /// listing is as it was.
-    fn plan(checkpoint: &Checkpoint, conversation: Conversation, reread: bool) -> Option<Self> {
-        let listing = summary(&conversation);
-        let known = checkpoint.marks.get(&conversation.reference.id).cloned();
-        let unchanged = known.as_ref().is_some_and(|m| m.listing == listing);
-        (!unchanged || reread).then_some(Visit {
-            conversation,
-            listing,
-            known,
-            unchanged,
-        })
-    }
-
-    /// Reads its messages from the last known one less the look-back window.
-    async fn read(self, account: Account) -> Result<(Visit, Vec<Message>), Error> {
-        let mut query = MessageQuery::new();
-        if let Some(at) = self.known.as_ref().and_then(|m| m.last_message_at) {
-            query = query.since(at - LOOK_BACK);
-        }
-        let messages = account
-            .messages(&self.conversation.reference, query)
-            .try_collect()
-            .await?;
-        Ok((self, messages))
-    }
-
-    /// Takes what was read into the step: new and changed messages, the conversation
-    /// before them, its new mark.
-    fn apply(
+    async fn read(
         self,
-        account: &str,
+        account: &Account,
         store: &dyn Store,
-        p: &mut Progress,
-        messages: Vec<Message>,
-    ) -> Result<(), Error> {
-        let Visit {
-            conversation,
-            listing,
-            known,
-            unchanged,
-        } = self;
-        let id = conversation.reference.id.clone();
-        if let Some(at) = conversation.last_activity_at {
-            // Capped at the step's start (a vendor clock ahead of ours, or a time from
-            // the future, must not hide what comes before it).
-            p.after.watermark = p.after.watermark.max(Some(at.min(p.started)));
+        bad_conversations: Arc<HashSet<String>>,
+    ) -> Result<(Visit, Read), (Visit, Error)> {
+        match read_messages(
+            account,
+            store,
+            &self.conversation.reference,
+            self.known.as_ref(),
+            &bad_conversations,
+        )
+        .await
+        {
+            Ok(read) => Ok((self, read)),
+            Err(e) => Err((self, e)),
         }
-        let mut newest = known.as_ref().and_then(|m| m.last_message_at);
-        let found = p.changes.len();
-        for message in messages {
-            newest = newest.max(Some(message.created_at));
-            match store
-                .message_state(account, &id, &message.id)
-                .map_err(Error::from)?
-            {
-                None => p.changes.push(Change::Message(Event::NewMessage, message)),
-                Some(state) if state != message_state(&message) => p
-                    .changes
-                    .push(Change::Message(Event::UpdatedMessage, message)),
-                Some(_) => {}
-            }
-        }
-        if unchanged && p.changes.len() == found {
-            return Ok(());
-        }
-        let event = if known.is_some() {
-            Event::UpdatedConversation
-        } else {
-            Event::NewConversation
-        };
-        p.after.marks.insert(
-            id,
-            Mark {
-                listing,
-                last_message_at: newest,
+    }
+}
+
+/// One conversation's messages as read: the decoded ones, the stored states of those,
+/// and the malformed ones (error, raw text).
+struct Read {
+    messages: Vec<Message>,
+    states: HashMap<String, String>,
+    malformed: Vec<(Error, String)>,
+    /// Whether the conversation was read from its first message.
+    whole: bool,
+}
+
+/// Reads a conversation's messages from its mark less the look-back window (whole when
+/// it has no mark or holds malformed messages), and the stored states of those read.
+async fn read_messages(
+    account: &Account,
+    store: &dyn Store,
+    reference: &ConversationRef,
+    known: Option<&Mark>,
+    bad_conversations: &HashSet<String>,
+) -> Result<Read, Error> {
+    let since = known
+        .and_then(|m| m.last_message_at)
+        .filter(|_| !bad_conversations.contains(&reference.id))
+        .map(plan::back);
+    let mut query = MessageQuery::new();
+    if let Some(at) = since {
+        query = query.since(at);
+    }
+    let mut listing = account.messages(reference, query);
+    let (mut messages, mut malformed) = (Vec::new(), Vec::new());
+    while let Some(item) = listing.next().await {
+        match item {
+            Ok(m) => messages.push(m),
+            Err(e) => match e.malformed_raw().map(|r| r.to_string()) {
+                Some(raw) => malformed.push((e, raw)),
+                None => return Err(e),
             },
-        );
-        // The conversation before its messages.
-        p.changes
-            .insert(found, Change::Conversation(event, conversation));
-        Ok(())
-    }
-}
-
-/// One stored step for every account of the inbox, one after another; an account that
-/// fails keeps what the others stored.
-pub async fn sync(inbox: &Inbox, store: &dyn Store) -> Vec<(String, Result<Vec<Change>, Error>)> {
-    let mut out = Vec::new();
-    for account in inbox.accounts() {
-        out.push((
-            account.name().to_string(),
-            sync_account(account, store).await,
-        ));
-    }
-    out
-}
-
-/// A conversation's listing in a few words: what changes when anything happens in it.
-fn summary(c: &Conversation) -> String {
-    let unread = match c.unread {
-        Some(Unread::Flag(f)) => f.to_string(),
-        Some(Unread::Count(n)) => n.to_string(),
-        None => "-".into(),
-    };
-    let status = match &c.status {
-        Some(ConversationStatus::Blocked { reason }) => {
-            format!("blocked:{}", reason.as_deref().unwrap_or(""))
         }
-        Some(s) => format!("{s:?}"),
-        None => "-".into(),
+    }
+    let ids = messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    let states = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .message_states(account.name(), &reference.id, ids)
+            .await?
     };
-    let v = c.vendor.to_value();
-    let last = [
-        v.get("last_message_id"),
-        v.pointer("/last_message/id"),
-        v.get("lastMessageDateTime"),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|x| x.to_string())
-    .collect::<Vec<_>>()
-    .join(",");
-    format!(
-        "{}|{unread}|{status}|{last}",
-        c.last_activity_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default()
-    )
+    Ok(Read {
+        messages,
+        states,
+        malformed,
+        whole: since.is_none(),
+    })
 }
 
 /// What an update of a stored message is judged by: its status and read state.
-pub(crate) fn message_state(m: &Message) -> String {
+pub fn message_state(m: &Message) -> String {
     format!(
         "{}|{}",
         m.status.as_deref().unwrap_or("-"),

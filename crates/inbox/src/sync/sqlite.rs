@@ -1,41 +1,65 @@
 //! The embedded [`Store`]: SQLite, bundled (no system library needed).
 //!
-//! The SQLite schema (version 1; `PRAGMA user_version`), readable with `sqlite3`:
+//! The schema (version 2; `PRAGMA user_version`), readable with `sqlite3`:
 //!
 //! ```sql
-//! CREATE TABLE checkpoints (account TEXT PRIMARY KEY, data TEXT NOT NULL);  -- JSON
+//! CREATE TABLE checkpoints (account TEXT PRIMARY KEY, data TEXT NOT NULL,  -- small JSON
+//!   version INTEGER NOT NULL DEFAULT 1);
 //! CREATE TABLE conversations (
 //!   account TEXT NOT NULL, marketplace TEXT NOT NULL, id TEXT NOT NULL, ref TEXT NOT NULL,
 //!   kind TEXT, status TEXT, unread INTEGER, last_activity_at TEXT, vendor TEXT NOT NULL,
+//!   listing TEXT, last_message_at TEXT, mark_version INTEGER NOT NULL DEFAULT 0,
 //!   PRIMARY KEY (account, id));
 //! CREATE TABLE messages (
 //!   account TEXT NOT NULL, marketplace TEXT NOT NULL, conversation TEXT NOT NULL,
 //!   id TEXT NOT NULL, created_at TEXT NOT NULL, author_role TEXT NOT NULL, author TEXT,
 //!   text TEXT NOT NULL, status TEXT, read INTEGER, state TEXT NOT NULL, vendor TEXT NOT NULL,
 //!   PRIMARY KEY (account, conversation, id));
+//! CREATE TABLE malformed (
+//!   account TEXT NOT NULL, marketplace TEXT NOT NULL, conversation TEXT NOT NULL,
+//!   listing TEXT NOT NULL, raw TEXT NOT NULL, error TEXT NOT NULL,
+//!   first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+//!   PRIMARY KEY (account, conversation, raw));
 //! ```
 //!
-//! `conversation` is the conversation's id; instants are RFC 3339 in UTC; `vendor` is the
-//! vendor's object as received.
+//! `conversation` is the conversation's id (empty in `malformed` for an element of the
+//! conversation listing); instants are RFC 3339 in UTC; `vendor` is the vendor's object
+//! as received (`null` for a conversation only a targeted sync has read); `listing` and
+//! `last_message_at` are the conversation's mark, `mark_version` its compare-and-set
+//! version, `checkpoints.version` the account's. Version 1 kept every mark inside the
+//! checkpoint's JSON; opening such a database moves them into their rows.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use futures::future::BoxFuture;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use super::store::{Store, StoreError};
-use super::{message_state, Change, Checkpoint};
+use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
+use super::{message_state, Change, Checkpoint, Mark};
 use crate::Message;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::new(e.to_string())
+        let kind = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreErrorKind::Unavailable
+            }
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                StoreErrorKind::Corrupt
+            }
+            _ => StoreErrorKind::Other,
+        };
+        StoreError::new(kind, e.to_string()).with_source(e)
     }
 }
 
-/// The SQLite store (bundled SQLite; no system library needed).
+/// The SQLite store (bundled SQLite; no system library needed). Its blocking work runs
+/// on tokio's blocking threads; clones of one store share its connection.
+#[derive(Clone)]
 pub struct SqliteStore {
-    db: Mutex<Connection>,
+    db: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -44,7 +68,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-const MIGRATIONS: [&str; 1] = ["
+const V1: &str = "
     CREATE TABLE checkpoints (account TEXT PRIMARY KEY, data TEXT NOT NULL);
     CREATE TABLE conversations (
       account TEXT NOT NULL, marketplace TEXT NOT NULL, id TEXT NOT NULL, ref TEXT NOT NULL,
@@ -55,14 +79,35 @@ const MIGRATIONS: [&str; 1] = ["
       id TEXT NOT NULL, created_at TEXT NOT NULL, author_role TEXT NOT NULL, author TEXT,
       text TEXT NOT NULL, status TEXT, read INTEGER, state TEXT NOT NULL, vendor TEXT NOT NULL,
       PRIMARY KEY (account, conversation, id));
-"];
+";
+
+const V2: &str = "
+    ALTER TABLE checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE conversations ADD COLUMN listing TEXT;
+    ALTER TABLE conversations ADD COLUMN last_message_at TEXT;
+    ALTER TABLE conversations ADD COLUMN mark_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE malformed (
+      account TEXT NOT NULL, marketplace TEXT NOT NULL, conversation TEXT NOT NULL,
+      listing TEXT NOT NULL, raw TEXT NOT NULL, error TEXT NOT NULL,
+      first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+      PRIMARY KEY (account, conversation, raw));
+";
+
+/// The schema version this build writes.
+const SCHEMA: i64 = 2;
 
 impl SqliteStore {
-    /// Opens (creating when missing) the database at `path`, brought to the current schema.
+    /// Opens (creating when missing) the database at `path`, brought to the current
+    /// schema. Safe against other processes opening it at the same time.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::new(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!("creating {}", dir.display()),
+                )
+                .with_source(e)
+            })?;
         }
         Self::migrate(Connection::open(path)?)
     }
@@ -72,38 +117,64 @@ impl SqliteStore {
         Self::migrate(Connection::open_in_memory()?)
     }
 
-    fn migrate(db: Connection) -> Result<Self, StoreError> {
+    fn migrate(mut db: Connection) -> Result<Self, StoreError> {
+        db.busy_timeout(std::time::Duration::from_secs(30))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-        if version > known {
-            return Err(StoreError::new(format!(
-                "the database has schema version {version}; this build knows up to {known}"
-            )));
+        // The write lock first, then the version: a second process waits, then finds
+        // the schema done.
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA {
+            return Err(StoreError::new(
+                StoreErrorKind::Corrupt,
+                format!(
+                    "the database has schema version {version}; this build knows up to {SCHEMA}"
+                ),
+            ));
         }
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            let tx = db.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-            tx.commit()?;
+        if version < 1 {
+            tx.execute_batch(V1)?;
         }
-        Ok(SqliteStore { db: Mutex::new(db) })
+        if version < 2 {
+            tx.execute_batch(V2)?;
+            move_marks_out_of_checkpoints(&tx)?;
+        }
+        if version < SCHEMA {
+            tx.pragma_update(None, "user_version", SCHEMA)?;
+        }
+        tx.commit()?;
+        Ok(SqliteStore {
+            db: Arc::new(Mutex::new(db)),
+        })
     }
 
-    fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.db
-            .lock()
-            .map_err(|_| StoreError::new("a writer panicked"))
+    /// Runs `work` on the connection on a blocking thread (or here, without a runtime).
+    async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let run = move || {
+            let mut db = db
+                .lock()
+                .map_err(|_| StoreError::new(StoreErrorKind::Other, "a writer panicked"))?;
+            work(&mut db)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn_blocking(run).await.map_err(|e| {
+                StoreError::new(StoreErrorKind::Other, "the store's task failed").with_source(e)
+            })?,
+            Err(_) => run(),
+        }
     }
 
     /// How many messages are stored (for an account, or all).
     pub fn message_count(&self, account: Option<&str>) -> Result<u64, StoreError> {
-        let db = self.db()?;
+        let db = self
+            .db
+            .lock()
+            .map_err(|_| StoreError::new(StoreErrorKind::Other, "a writer panicked"))?;
         let n: i64 = match account {
             Some(a) => db.query_row(
                 "SELECT COUNT(*) FROM messages WHERE account = ?1",
@@ -116,91 +187,335 @@ impl SqliteStore {
     }
 }
 
+/// Version 1 kept `{"watermark", "newest_created", "last_sweep", "marks": {id: {"listing",
+/// "last_message_at"}}}` per account; version 2 keeps each mark on its conversation's row.
+fn move_marks_out_of_checkpoints(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct V1Mark {
+        listing: String,
+        last_message_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct V1Checkpoint {
+        #[serde(flatten)]
+        rest: Checkpoint,
+        #[serde(default)]
+        marks: std::collections::BTreeMap<String, V1Mark>,
+    }
+    let rows: Vec<(String, String)> = {
+        let mut select = tx.prepare("SELECT account, data FROM checkpoints")?;
+        let rows = select.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (account, data) in rows {
+        let old: V1Checkpoint = serde_json::from_str(&data).map_err(|e| corrupt(&account, e))?;
+        for (id, mark) in old.marks {
+            tx.execute(
+                "UPDATE conversations SET listing = ?3, last_message_at = ?4, mark_version = 1
+                 WHERE account = ?1 AND id = ?2",
+                params![account, id, mark.listing, mark.last_message_at.map(time)],
+            )?;
+        }
+        let small = serde_json::to_string(&old.rest).map_err(|e| corrupt(&account, e))?;
+        tx.execute(
+            "UPDATE checkpoints SET data = ?2 WHERE account = ?1",
+            params![account, small],
+        )?;
+    }
+    Ok(())
+}
+
+fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("the checkpoint of {account} is unreadable"),
+    )
+    .with_source(e)
+}
+
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn json(v: &serde_json::Value) -> String {
-    v.to_string()
+fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+fn version(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Statement parameters a query may take at once (SQLite's default limit is 32,766).
+const CHUNK: usize = 500;
+
 impl Store for SqliteStore {
-    fn checkpoint(&self, account: &str) -> Result<Checkpoint, StoreError> {
-        let data: Option<String> = self
-            .db()?
-            .query_row(
-                "SELECT data FROM checkpoints WHERE account = ?1",
-                [account],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match data {
-            None => Ok(Checkpoint::default()),
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                StoreError::new(format!("the checkpoint of {account} is unreadable: {e}"))
-            }),
+    fn checkpoint<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Checkpoint, StoreError>> {
+        let account = account.to_string();
+        Box::pin(self.with(move |db| {
+            let row: Option<(String, i64)> = db
+                .query_row(
+                    "SELECT data, version FROM checkpoints WHERE account = ?1",
+                    [&account],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match row {
+                None => Ok(Checkpoint::default()),
+                Some((text, v)) => {
+                    let mut checkpoint: Checkpoint =
+                        serde_json::from_str(&text).map_err(|e| corrupt(&account, e))?;
+                    checkpoint.version = version(v);
+                    Ok(checkpoint)
+                }
+            }
+        }))
+    }
+
+    fn marks<'a>(
+        &'a self,
+        account: &'a str,
+        conversations: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, Mark>, StoreError>> {
+        let account = account.to_string();
+        Box::pin(self.with(move |db| {
+            let mut marks = HashMap::new();
+            for ids in conversations.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, listing, last_message_at, mark_version FROM conversations
+                     WHERE account = ?1 AND mark_version > 0 AND id IN ({})",
+                    placeholders(ids.len())
+                );
+                let mut select = db.prepare_cached(&sql)?;
+                let args = std::iter::once(&account).chain(ids);
+                let rows = select.query_map(params_from_iter(args), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Mark {
+                            listing: r.get(1)?,
+                            last_message_at: parse_time(r.get(2)?),
+                            version: version(r.get(3)?),
+                        },
+                    ))
+                })?;
+                for row in rows {
+                    let (id, mark) = row?;
+                    marks.insert(id, mark);
+                }
+            }
+            Ok(marks)
+        }))
+    }
+
+    fn message_states<'a>(
+        &'a self,
+        account: &'a str,
+        conversation: &'a str,
+        messages: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
+        let (account, conversation) = (account.to_string(), conversation.to_string());
+        Box::pin(self.with(move |db| {
+            let mut states = HashMap::new();
+            for ids in messages.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, state FROM messages
+                     WHERE account = ?1 AND conversation = ?2 AND id IN ({})",
+                    placeholders(ids.len())
+                );
+                let mut select = db.prepare_cached(&sql)?;
+                let args = [&account, &conversation].into_iter().chain(ids);
+                let rows = select.query_map(params_from_iter(args), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                for row in rows {
+                    let (id, state) = row?;
+                    states.insert(id, state);
+                }
+            }
+            Ok(states)
+        }))
+    }
+
+    fn malformed<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<HashSet<MalformedKey>, StoreError>> {
+        let account = account.to_string();
+        Box::pin(self.with(move |db| {
+            let mut select =
+                db.prepare_cached("SELECT conversation, raw FROM malformed WHERE account = ?1")?;
+            let rows = select.query_map([&account], |r| {
+                Ok(MalformedKey {
+                    conversation: r.get(0)?,
+                    raw: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        commit: Commit,
+        hand_on: Option<HandOn>,
+    ) -> BoxFuture<'a, Result<Commit, StoreError>> {
+        Box::pin(self.with(move |db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            write(&tx, &commit)?;
+            if let Some(hand_on) = hand_on {
+                hand_on(&commit.changes).map_err(|e| {
+                    StoreError::new(StoreErrorKind::Other, "handing the changes on failed")
+                        .with_source(e)
+                })?;
+            }
+            tx.commit()?;
+            Ok(commit)
+        }))
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+/// Writes a commit inside `tx`, checking every version first.
+fn write(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> Result<(), StoreError> {
+    let account = commit.account.as_str();
+    if let Some(checkpoint) = &commit.checkpoint {
+        let data = serde_json::to_string(checkpoint).map_err(|e| corrupt(account, e))?;
+        let written = match checkpoint.version {
+            0 => tx.execute(
+                "INSERT INTO checkpoints (account, data, version) VALUES (?1, ?2, 1)
+                 ON CONFLICT (account) DO NOTHING",
+                params![account, data],
+            )?,
+            v => tx.execute(
+                "UPDATE checkpoints SET data = ?2, version = version + 1
+                 WHERE account = ?1 AND version = ?3",
+                params![account, data, i64::try_from(v).unwrap_or(i64::MAX)],
+            )?,
+        };
+        if written != 1 {
+            return Err(StoreError::conflict(format!(
+                "another runner synced {account} since this step began; nothing stored"
+            )));
         }
     }
-
-    fn message_state(
-        &self,
-        account: &str,
-        conversation: &str,
-        message: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .db()?
-            .query_row(
-                "SELECT state FROM messages WHERE account = ?1 AND conversation = ?2 AND id = ?3",
-                params![account, conversation, message],
-                |r| r.get(0),
-            )
-            .optional()?)
+    let conversations: HashMap<&str, &crate::Conversation> = commit
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Conversation(_, c) => Some((c.reference.id.as_str(), c)),
+            _ => None,
+        })
+        .collect();
+    for change in &commit.marks {
+        let id = change.reference.id.as_str();
+        let expected = i64::try_from(change.expected).unwrap_or(i64::MAX);
+        let mark = &change.mark;
+        let written = match conversations.get(id) {
+            Some(c) => {
+                let unread = c.unread.map(|u| i64::from(u.is_unread()));
+                tx.execute(
+                    "INSERT INTO conversations (account, marketplace, id, ref, kind, status, unread,
+                       last_activity_at, vendor, listing, last_message_at, mark_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)
+                     ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind,
+                       status = excluded.status, unread = excluded.unread,
+                       last_activity_at = excluded.last_activity_at, vendor = excluded.vendor,
+                       listing = excluded.listing, last_message_at = excluded.last_message_at,
+                       mark_version = conversations.mark_version + 1
+                     WHERE conversations.mark_version = ?12",
+                    params![
+                        account,
+                        c.reference.marketplace.as_str(),
+                        id,
+                        c.reference.to_string(),
+                        serde_json::to_string(&c.kind).ok(),
+                        c.status.as_ref().and_then(|s| serde_json::to_string(s).ok()),
+                        unread,
+                        c.last_activity_at.map(time),
+                        c.vendor.as_str(),
+                        mark.listing,
+                        mark.last_message_at.map(time),
+                        expected,
+                    ],
+                )?
+            }
+            None => tx.execute(
+                "INSERT INTO conversations (account, marketplace, id, ref, vendor, last_message_at,
+                   mark_version)
+                 VALUES (?1, ?2, ?3, ?4, 'null', ?5, 1)
+                 ON CONFLICT (account, id) DO UPDATE SET last_message_at = excluded.last_message_at,
+                   mark_version = conversations.mark_version + 1
+                 WHERE conversations.mark_version = ?6",
+                params![
+                    account,
+                    change.reference.marketplace.as_str(),
+                    id,
+                    change.reference.to_string(),
+                    mark.last_message_at.map(time),
+                    expected,
+                ],
+            )?,
+        };
+        if written != 1 {
+            return Err(StoreError::conflict(format!(
+                "another runner synced {} since this step began; nothing stored",
+                change.reference
+            )));
+        }
     }
-
-    fn commit(
-        &self,
-        account: &str,
-        checkpoint: &Checkpoint,
-        changes: &[Change],
-    ) -> Result<(), StoreError> {
-        let mut db = self.db()?;
-        let tx = db.transaction()?;
-        for change in changes {
-            match change {
-                Change::Conversation(_, c) => {
-                    let unread = c.unread.map(|u| i64::from(u.is_unread()));
-                    tx.execute(
-                        "INSERT INTO conversations (account, marketplace, id, ref, kind, status, unread, last_activity_at, vendor)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
-                           unread = excluded.unread, last_activity_at = excluded.last_activity_at, vendor = excluded.vendor",
-                        params![
-                            account,
-                            c.reference.marketplace.as_str(),
-                            c.reference.id,
-                            c.reference.to_string(),
-                            serde_json::to_value(&c.kind).ok().map(|v| json(&v)),
-                            c.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).map(|v| json(&v)),
-                            unread,
-                            c.last_activity_at.map(time),
-                            c.vendor.as_str(),
-                        ],
-                    )?;
-                }
-                Change::Message(_, m) => insert_message(&tx, account, m)?,
+    let at = time(commit.at);
+    for change in &commit.changes {
+        match change {
+            Change::Message(_, m) => insert_message(tx, account, m)?,
+            Change::Malformed(bad) => {
+                let key = bad.key();
+                tx.execute(
+                    "INSERT INTO malformed (account, marketplace, conversation, listing, raw, error,
+                       first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                     ON CONFLICT (account, conversation, raw) DO UPDATE SET error = excluded.error,
+                       last_seen = excluded.last_seen",
+                    params![
+                        account,
+                        bad.marketplace.as_str(),
+                        key.conversation,
+                        bad.listed.as_str(),
+                        key.raw,
+                        bad.error,
+                        at,
+                    ],
+                )?;
+            }
+            Change::Conversation(..) => {}
+        }
+    }
+    for rescan in &commit.rescans {
+        let stored: Vec<String> = {
+            let mut select = tx.prepare_cached(
+                "SELECT raw FROM malformed WHERE account = ?1 AND conversation = ?2",
+            )?;
+            let rows = select.query_map(params![account, rescan.conversation], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for raw in stored {
+            if rescan.seen.contains(&raw) {
+                tx.execute(
+                    "UPDATE malformed SET last_seen = ?4
+                     WHERE account = ?1 AND conversation = ?2 AND raw = ?3",
+                    params![account, rescan.conversation, raw, at],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM malformed WHERE account = ?1 AND conversation = ?2 AND raw = ?3",
+                    params![account, rescan.conversation, raw],
+                )?;
             }
         }
-        let data = serde_json::to_string(checkpoint)
-            .map_err(|e| StoreError::new(format!("writing the checkpoint: {e}")))?;
-        tx.execute(
-            "INSERT INTO checkpoints (account, data) VALUES (?1, ?2)
-             ON CONFLICT (account) DO UPDATE SET data = excluded.data",
-            params![account, data],
-        )?;
-        tx.commit()?;
-        Ok(())
     }
+    Ok(())
 }
 
 fn insert_message(

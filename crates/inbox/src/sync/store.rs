@@ -1,44 +1,241 @@
 //! Where a mirror lives: the [`Store`] trait ([`super::SqliteStore`] is the embedded
-//! default).
-use super::{Change, Checkpoint};
-use crate::Error;
+//! default), what a commit writes ([`Commit`]) and how a store fails ([`StoreError`]).
 
-/// A store failed (its own error, not a marketplace's).
-#[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(String);
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Error::Config { message: e.0 }
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use super::{Change, Checkpoint, Mark};
+use crate::{Cause, ConversationRef, Marketplace};
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// Another runner committed this account (or conversation) first since the step
+    /// began: nothing was written. The next step starts from what it stored.
+    Conflict,
+    /// The store could not be reached or was busy (locked database, lost connection).
+    Unavailable,
+    /// What the store holds cannot be read (an unreadable checkpoint, a schema newer
+    /// than this build).
+    Corrupt,
+    /// Anything else (a failed statement, a full disk).
+    Other,
+}
+
+impl StoreErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Corrupt => "corrupt",
+            StoreErrorKind::Other => "failed",
+        }
     }
+}
+
+/// A store failed (its own error, not a marketplace's): a kind, a message, and the
+/// driver's error as `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("store {}: {message}", kind.as_str())]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    #[source]
+    source: Option<Cause>,
 }
 
 impl StoreError {
-    /// A store error saying `what`.
-    pub fn new(what: impl Into<String>) -> Self {
-        StoreError(what.into())
+    /// A store error of `kind` saying `message`.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error with its cause.
+    pub fn with_source(mut self, source: impl Into<Cause>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// A conflict: another runner committed first.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Conflict, message)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// Whether running the step again may succeed: a conflict (the next step starts from
+    /// the winner's checkpoint) or an unavailable store.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Conflict | StoreErrorKind::Unavailable
+        )
     }
 }
 
-/// Where checkpoints and the mirrored conversations and messages are kept.
+/// Which listing a malformed element came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Listed {
+    /// The account's conversations.
+    Conversations,
+    /// One conversation's messages.
+    Messages,
+}
+
+impl Listed {
+    /// `conversations` or `messages`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listed::Conversations => "conversations",
+            Listed::Messages => "messages",
+        }
+    }
+}
+
+/// An element of a listing that did not decode, kept as received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Malformed {
+    /// Which marketplace.
+    pub marketplace: Marketplace,
+    /// The account's name.
+    pub account: String,
+    /// The conversation it belongs to, when it is a message.
+    pub conversation: Option<ConversationRef>,
+    /// Which listing.
+    pub listed: Listed,
+    /// Why it did not decode.
+    pub error: String,
+    /// The element's JSON text, as received.
+    pub raw: String,
+}
+
+impl Malformed {
+    /// What identifies it in the store: its conversation's id (empty for a
+    /// conversation) and its text.
+    pub fn key(&self) -> MalformedKey {
+        MalformedKey {
+            conversation: self
+                .conversation
+                .as_ref()
+                .map(|c| c.id.clone())
+                .unwrap_or_default(),
+            raw: self.raw.clone(),
+        }
+    }
+}
+
+/// A stored malformed element's identity: (conversation id or empty, raw text).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MalformedKey {
+    /// The conversation's id; empty for an element of the conversation listing.
+    pub conversation: String,
+    /// The element's JSON text.
+    pub raw: String,
+}
+
+/// A listing read whole in one step: the malformed elements it holds are exactly those
+/// seen, so stored ones it no longer holds (they decode now, or are gone) are cleared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rescan {
+    /// The conversation whose messages were read whole, or empty for the conversation
+    /// listing.
+    pub conversation: String,
+    /// The raw texts of the malformed elements seen in it.
+    pub seen: HashSet<String>,
+}
+
+/// A conversation's new mark, written only if its stored mark is still the one the
+/// step read (`expected`, 0 when it had none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarkChange {
+    /// The conversation.
+    pub reference: ConversationRef,
+    /// The mark version the step read.
+    pub expected: u64,
+    /// The new mark.
+    pub mark: Mark,
+}
+
+/// Everything one step (or one targeted sync) writes, all or nothing.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// The account's name.
+    pub account: String,
+    /// Its marketplace.
+    pub marketplace: Marketplace,
+    /// When the step began (first and last seen of malformed elements).
+    pub at: DateTime<Utc>,
+    /// The account's new checkpoint, written only if the stored one still has
+    /// `checkpoint.version` (0: none stored), and then stored with the next version.
+    /// `None` for a targeted sync, which leaves the checkpoint alone.
+    pub checkpoint: Option<Checkpoint>,
+    /// Conversation marks, each compare-and-set on its own version.
+    pub marks: Vec<MarkChange>,
+    /// New and updated conversations and messages, and newly seen malformed elements, in
+    /// the order found.
+    pub changes: Vec<Change>,
+    /// Listings read whole: malformed elements stored for them and not seen are cleared.
+    pub rescans: Vec<Rescan>,
+}
+
+/// Called inside the commit, after every check passed and before it is made durable:
+/// where a caller hands the changes on (prints them). When it fails, nothing is stored;
+/// when the process dies after it, nothing is stored and the next step finds the same
+/// changes again (at least once, never for a step that lost a conflict).
+pub type HandOn = Box<dyn FnOnce(&[Change]) -> std::io::Result<()> + Send>;
+
+/// Where checkpoints and the mirrored conversations and messages are kept. Callable from
+/// many tasks at once; every method is async and does its blocking work off the async
+/// threads.
 pub trait Store: Send + Sync {
-    /// The account's checkpoint (empty before its first step).
-    fn checkpoint(&self, account: &str) -> Result<Checkpoint, StoreError>;
+    /// The account's checkpoint (empty, version 0, before its first step).
+    fn checkpoint<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Checkpoint, StoreError>>;
 
-    /// What a stored message's status and read state were, if it is stored.
-    fn message_state(
-        &self,
-        account: &str,
-        conversation: &str,
-        message: &str,
-    ) -> Result<Option<String>, StoreError>;
+    /// The stored marks of these conversations (by id); those without one are absent.
+    fn marks<'a>(
+        &'a self,
+        account: &'a str,
+        conversations: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, Mark>, StoreError>>;
 
-    /// Stores a step's changes and its new checkpoint, all or nothing.
-    fn commit(
-        &self,
-        account: &str,
-        checkpoint: &Checkpoint,
-        changes: &[Change],
-    ) -> Result<(), StoreError>;
+    /// The stored state ([`super::message_state`]) of these messages of one conversation,
+    /// by id; messages not stored are absent. One call per conversation read.
+    fn message_states<'a>(
+        &'a self,
+        account: &'a str,
+        conversation: &'a str,
+        messages: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>>;
+
+    /// The malformed elements stored for the account.
+    fn malformed<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<HashSet<MalformedKey>, StoreError>>;
+
+    /// Stores a commit, all or nothing, after checking that the checkpoint and every
+    /// mark are still the versions it was read at (else [`StoreErrorKind::Conflict`] and
+    /// nothing written). `hand_on`, when given, runs inside it; the commit is given back.
+    fn commit<'a>(
+        &'a self,
+        commit: Commit,
+        hand_on: Option<HandOn>,
+    ) -> BoxFuture<'a, Result<Commit, StoreError>>;
+}
+
+impl fmt::Display for Listed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }

@@ -104,6 +104,23 @@ impl Adapter for AllegroAdapter {
         M
     }
 
+    /// Allegro's 150 requests/s takes 16 at once.
+    fn default_concurrency(&self) -> usize {
+        16
+    }
+
+    fn sync_walks(
+        &self,
+        before: &crate::sync::Checkpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::sync::Walk> {
+        crate::sync::by_activity(before, now)
+    }
+
+    fn sync_summary(&self, c: &Conversation) -> String {
+        crate::sync::summary(c, &[crate::sync::vendor_field(c, "/lastMessageDateTime")])
+    }
+
     fn newest_first(&self, _: Listed) -> bool {
         true
     }

@@ -55,6 +55,23 @@ impl Adapter for MagaluAdapter {
         M
     }
 
+    /// Magalu's 200 a minute takes 2.
+    fn default_concurrency(&self) -> usize {
+        2
+    }
+
+    fn sync_walks(
+        &self,
+        before: &crate::sync::Checkpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::sync::Walk> {
+        crate::sync::by_activity(before, now)
+    }
+
+    fn sync_summary(&self, c: &Conversation) -> String {
+        crate::sync::summary(c, &[crate::sync::vendor_field(c, "/last_message/id")])
+    }
+
     fn newest_first(&self, _: Listed) -> bool {
         false
     }

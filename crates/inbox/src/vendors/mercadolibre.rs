@@ -202,6 +202,23 @@ impl Adapter for MercadoLibreAdapter {
         M
     }
 
+    /// Mercado Libre's 500 a minute takes 4.
+    fn default_concurrency(&self) -> usize {
+        4
+    }
+
+    fn sync_walks(
+        &self,
+        before: &crate::sync::Checkpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::sync::Walk> {
+        crate::sync::by_unread(before, now, true, true)
+    }
+
+    fn sync_summary(&self, c: &Conversation) -> String {
+        crate::sync::summary(c, &[])
+    }
+
     fn newest_first(&self, listed: Listed) -> bool {
         listed == Listed::Messages
     }
@@ -395,6 +412,60 @@ impl Adapter for MercadoLibreAdapter {
     }
 
     /// Marks a pack's messages read: a read without `mark_as_read=false`.
+    /// `GET /messages/{id}`: the pack its `message_resources` name (the current shape),
+    /// else its `resource_id` (the legacy flat shape).
+    fn conversation_of_message<'a>(
+        &'a self,
+        message_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let found = call(
+                M,
+                self.client
+                    .get_message()
+                    .message_id(message_id)
+                    .tag(enums::Tag::PostSale)
+                    .x_version(enums::GetMessageXVersion::V2)
+                    .send(),
+            )
+            .await?;
+            let wanted =
+                |m: &types::Message| m.id.as_ref().is_none_or(|id| id.as_str() == message_id);
+            let from_resources = found
+                .messages
+                .iter()
+                .flatten()
+                .filter_map(|m| m.valid())
+                .filter(|m| wanted(m))
+                .flat_map(|m| m.message_resources.iter().flatten())
+                .find(|r| {
+                    r.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("packs"))
+                })
+                .or_else(|| {
+                    found
+                        .messages
+                        .iter()
+                        .flatten()
+                        .filter_map(|m| m.valid())
+                        .filter(|m| wanted(m))
+                        .flat_map(|m| m.message_resources.iter().flatten())
+                        .find(|r| {
+                            r.name
+                                .as_deref()
+                                .is_some_and(|n| n.eq_ignore_ascii_case("orders"))
+                        })
+                })
+                .and_then(|r| r.id.as_ref())
+                .map(|id| id.as_str().to_string());
+            let legacy = || found.resource_id.as_ref().map(|id| id.as_str().to_string());
+            Ok(from_resources
+                .or_else(legacy)
+                .filter(|id| pack_of(id).as_deref() == Some(id.as_str())))
+        })
+    }
+
     fn mark_read<'a>(&'a self, pack_id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         async move { self.fetch(pack_id, PAGE, 0, true).await.map(|_| ()) }.boxed()
     }

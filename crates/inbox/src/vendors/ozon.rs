@@ -56,6 +56,23 @@ impl Adapter for OzonAdapter {
         M
     }
 
+    /// Ozon's 50/s takes 8.
+    fn default_concurrency(&self) -> usize {
+        8
+    }
+
+    fn sync_walks(
+        &self,
+        before: &crate::sync::Checkpoint,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::sync::Walk> {
+        crate::sync::by_unread(before, now, false, false)
+    }
+
+    fn sync_summary(&self, c: &Conversation) -> String {
+        crate::sync::summary(c, &[crate::sync::vendor_field(c, "/last_message_id")])
+    }
+
     fn newest_first(&self, listed: Listed) -> bool {
         listed == Listed::Messages
     }

@@ -1,0 +1,231 @@
+//! `inbox sync` and `inbox watch`: passes over every account at once, each account's
+//! changes printed inside its commit (so a step that loses to another runner prints
+//! nothing, and one killed before its commit is durable prints the same again next time).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
+use marketplace_inbox::sync::{self, Change, Event, HandOn, SqliteStore};
+use marketplace_inbox::Inbox;
+use serde_json::{json, Value};
+
+use crate::output;
+
+/// The sync database: `--db`, else `$XDG_DATA_HOME/inbox/inbox.db` (or
+/// `~/.local/share/inbox/inbox.db`).
+pub fn open_store(db: Option<PathBuf>) -> Result<SqliteStore> {
+    let path = match db {
+        Some(p) => p,
+        None => {
+            let env = |k: &str| {
+                std::env::var_os(k)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
+            let base = env("XDG_DATA_HOME")
+                .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
+                .ok_or_else(|| {
+                    anyhow!("no --db given and neither XDG_DATA_HOME nor HOME is set")
+                })?;
+            base.join("inbox").join("inbox.db")
+        }
+    };
+    SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// What one pass did, over every account.
+#[derive(Default)]
+pub struct Pass {
+    /// Accounts whose step failed or was not committed.
+    pub failed: usize,
+    accounts: usize,
+    messages: usize,
+    conversations: usize,
+    malformed: usize,
+    skipped: usize,
+}
+
+impl Pass {
+    /// The one-line summary printed on stderr in table mode.
+    pub fn summary(&self) -> String {
+        format!(
+            "inbox: synced {} of {} accounts: {} new or updated messages, {} conversations, {} malformed elements, {} conversations left for the next pass",
+            self.accounts.saturating_sub(self.failed),
+            self.accounts,
+            self.messages,
+            self.conversations,
+            self.malformed,
+            self.skipped
+        )
+    }
+}
+
+/// One sync pass over every account, `at_once` accounts at a time.
+pub async fn pass(inbox: &Inbox, store: &SqliteStore, json: bool, at_once: usize) -> Pass {
+    let outcomes: Vec<Outcome> = futures::stream::iter(inbox.accounts())
+        .map(|account| account_pass(inbox, account, store, json))
+        .buffer_unordered(at_once.max(1))
+        .collect()
+        .await;
+    let mut total = Pass::default();
+    for o in outcomes {
+        total.accounts += 1;
+        total.failed += usize::from(!o.committed);
+        total.messages += o.messages;
+        total.conversations += o.conversations;
+        total.malformed += o.malformed;
+        total.skipped += o.skipped;
+    }
+    total
+}
+
+#[derive(Default)]
+struct Outcome {
+    committed: bool,
+    messages: usize,
+    conversations: usize,
+    malformed: usize,
+    skipped: usize,
+}
+
+async fn account_pass(
+    inbox: &Inbox,
+    account: &marketplace_inbox::Account,
+    store: &SqliteStore,
+    json: bool,
+) -> Outcome {
+    let name = account.name();
+    let step = match sync::step(account, store).await {
+        Ok(step) => step,
+        Err(e) => {
+            crate::report(name, e);
+            return Outcome::default();
+        }
+    };
+    for s in step.skipped() {
+        let line = crate::describe(&anyhow!("{}", s.error));
+        eprintln!(
+            "inbox: {name}: {}: {line} — left for the next pass",
+            inbox.display_ref(&s.conversation)
+        );
+    }
+    let mut outcome = Outcome {
+        skipped: step.skipped().len(),
+        ..Outcome::default()
+    };
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    for change in step.changes() {
+        match change {
+            Change::Message(..) => outcome.messages += 1,
+            Change::Conversation(..) => outcome.conversations += 1,
+            Change::Malformed(bad) => {
+                outcome.malformed += 1;
+                notes.push(crate::one_line(
+                    &format!(
+                        "inbox: {name}: {}: malformed element in the {} listing{}, kept raw in the store: {}",
+                        bad.marketplace,
+                        bad.listed,
+                        bad.conversation
+                            .as_ref()
+                            .map(|c| format!(" of {}", inbox.display_ref(c)))
+                            .unwrap_or_default(),
+                        bad.error
+                    ),
+                    crate::MAX_LINE,
+                ));
+            }
+        }
+        lines.push(line(inbox, name, change, json));
+    }
+    let hand_on: HandOn = Box::new(move |_| {
+        let mut out = std::io::stdout().lock();
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+        out.flush()?;
+        for n in &notes {
+            eprintln!("{n}");
+        }
+        Ok(())
+    });
+    match step.commit_with(store, Some(hand_on)).await {
+        Ok(_) => outcome.committed = true,
+        Err(e) => crate::report(name, e),
+    }
+    outcome
+}
+
+/// One change as printed: a JSON object with `event`, or a table row.
+fn line(inbox: &Inbox, account: &str, change: &Change, json: bool) -> String {
+    let event = event_name(change.event());
+    let (mut object, row) = match change {
+        Change::Conversation(_, c) => (
+            output::conversation_json(inbox, account, c),
+            output::conversation_row(inbox, c),
+        ),
+        Change::Message(_, m) => (
+            output::message_json(inbox, account, m),
+            format!(
+                "{}  {}",
+                inbox.display_ref(&m.conversation),
+                output::message_row(m)
+            ),
+        ),
+        Change::Malformed(bad) => (
+            json!({
+                "marketplace": bad.marketplace.as_str(),
+                "account": account,
+                "conversation": bad.conversation.as_ref().map(|c| inbox.display_ref(c)),
+                "listing": bad.listed.as_str(),
+                "error": bad.error,
+                "raw": bad.raw,
+            }),
+            crate::one_line(
+                &format!(
+                    "{} {} {} {}",
+                    bad.marketplace,
+                    account,
+                    bad.conversation
+                        .as_ref()
+                        .map_or("-".to_string(), |c| inbox.display_ref(c)),
+                    bad.error
+                ),
+                crate::MAX_LINE,
+            ),
+        ),
+    };
+    if json {
+        object["event"] = Value::from(event);
+        object.to_string()
+    } else {
+        format!("{event:<22} {row}")
+    }
+}
+
+fn event_name(e: Event) -> &'static str {
+    match e {
+        Event::NewMessage => "new_message",
+        Event::UpdatedMessage => "updated_message",
+        Event::NewConversation => "new_conversation",
+        Event::UpdatedConversation => "updated_conversation",
+        Event::Malformed => "malformed",
+    }
+}
+
+/// Seconds between `inbox watch` passes: a finite number from 0.05 to a year.
+pub fn interval(text: &str) -> std::result::Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.05..=31_536_000.0).contains(&secs) {
+        return Err(format!(
+            "{text:?}: the interval must be between 0.05 and 31536000 seconds"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
