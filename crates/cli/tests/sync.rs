@@ -164,3 +164,131 @@ fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
     );
     assert!(messages(&pass(&path, &db)).is_empty());
 }
+
+/// Two `inbox sync` processes started together on one database.
+fn two_at_once(path: &std::path::Path, db: &std::path::Path) -> (Vec<Value>, Vec<String>) {
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+            .arg("--config")
+            .arg(path)
+            .args(["--json", "sync", "--db"])
+            .arg(db)
+            .env_clear()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        // A run that lost to the other says so and exits 1; nothing else may fail.
+        if !out.status.success() {
+            assert!(stderr.contains("store conflict"), "{stderr}");
+        }
+        errors.push(stderr);
+        lines.extend(common::json_lines(&String::from_utf8(out.stdout).unwrap()));
+    }
+    (lines, errors)
+}
+
+fn keys(lines: &[Value]) -> Vec<String> {
+    let mut keys: Vec<String> = messages(lines)
+        .iter()
+        .map(|m| format!("{}/{}/{}", m["account"], m["conversation"], m["id"]))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn two_syncs_at_once_on_one_database_print_each_message_once() {
+    let env = start(
+        Config {
+            conversations: 4,
+            messages_per_conversation: 3,
+            ..Config::default()
+        },
+        "sync-twice",
+    );
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let generated = 4 * 4 * 3 + 2 + 2 + 1 + 1;
+    for round in 0..2 {
+        let db = env.dir.join(format!("fresh-{round}.db"));
+        let (lines, errors) = two_at_once(&path, &db);
+        let mut all = keys(&lines);
+        assert_eq!(all.len(), generated, "{errors:?}");
+        all.dedup();
+        assert_eq!(all.len(), generated, "none twice");
+        assert!(
+            errors.iter().all(|e| !e.contains("already exists")),
+            "{errors:?}"
+        );
+        assert_eq!(rusqlite_count(&db), generated as u64);
+    }
+    // On one database, with new messages between the races.
+    let db = env.dir.join("shared.db");
+    assert_eq!(messages(&pass(&path, &db)).len(), generated);
+    let mut written = 0;
+    for round in 0..2 {
+        for (vendor, id) in EXAMPLES {
+            assert!(env.sandbox.buyer_writes(vendor, id, &format!("race {round}")));
+            written += 1;
+        }
+        let (lines, _) = two_at_once(&path, &db);
+        let mut printed = keys(&lines);
+        // What one lost, the next pass prints: none is printed twice.
+        printed.extend(keys(&pass(&path, &db)));
+        let n = printed.len();
+        printed.dedup();
+        assert_eq!(n, printed.len(), "none twice");
+        assert_eq!(n, 4, "round {round}");
+    }
+    assert_eq!(rusqlite_count(&db), (generated + written) as u64);
+}
+
+#[test]
+fn malformed_elements_are_reported_once_and_cost_nothing_else() {
+    let env = start(
+        Config {
+            conversations: 3,
+            messages_per_conversation: 2,
+            ..Config::default()
+        },
+        "sync-malformed",
+    );
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let db = env.dir.join("inbox.db");
+    let raw = serde_json::json!({"message_id": {"not": "an id"}, "data": ["broken"]});
+    env.sandbox.inject(inbox_sandbox::Injection {
+        vendor: Vendor::Ozon,
+        path: "/v3/chat/history".into(),
+        body_contains: Some(EXAMPLES[3].1.into()),
+        array: "/messages".into(),
+        raw: raw.clone(),
+    });
+    let first = pass(&path, &db);
+    assert_eq!(messages(&first).len(), 4 * 3 * 2 + 2 + 2 + 1 + 1);
+    let bad: Vec<&Value> = first.iter().filter(|l| l["event"] == "malformed").collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["marketplace"], "ozon");
+    assert_eq!(bad[0]["account"], "ozon");
+    assert_eq!(bad[0]["conversation"], format!("ozon:{}", EXAMPLES[3].1));
+    assert!(bad[0]["error"].as_str().unwrap().contains("ozon"));
+    assert_eq!(
+        serde_json::from_str::<Value>(bad[0]["raw"].as_str().unwrap()).unwrap(),
+        raw
+    );
+    assert!(env.sandbox.buyer_writes(Vendor::Ozon, EXAMPLES[3].1, "still here"));
+    // The table form: one line for it on stdout at first sight, and one on stderr.
+    let out = inbox(&path, &["sync", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("still here"), "{stdout}");
+    assert!(!stdout.contains("malformed"), "reported once: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("synced 4 of 4 accounts"));
+    assert!(pass(&path, &db).is_empty());
+}

@@ -210,6 +210,41 @@ async fn stalled(response: Response, stall: std::time::Duration) -> Response {
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
+/// The injections that apply to `request` (its body read only when one names its path),
+/// and the request to pass on.
+async fn injections(
+    app: &App,
+    vendor: Vendor,
+    request: Request,
+) -> (Request, Vec<crate::Injection>) {
+    let path = request.uri().path().to_string();
+    let candidates: Vec<crate::Injection> = app
+        .injections
+        .lock()
+        .map(|all| {
+            all.iter()
+                .filter(|i| i.vendor == vendor && i.path == path)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if candidates.is_empty() {
+        return (request, candidates);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let chosen = candidates
+        .into_iter()
+        .filter(|i| i.matches(vendor, &path, &bytes))
+        .collect();
+    (
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        chosen,
+    )
+}
+
 /// Enforces the configured rate limits, adds latency and injects faults at the
 /// configured rates (each choice a deterministic function of the request's number).
 pub(crate) async fn faults(
@@ -257,7 +292,8 @@ pub(crate) async fn faults(
     if unit(n, 3) < f.rate_slow {
         tokio::time::sleep(f.slow_delay).await;
     }
-    let response = next.run(request).await;
+    let (request, injections) = injections(&app, vendor, request).await;
+    let response = crate::inject::apply(next.run(request).await, &injections).await;
     if write && unit(n, 5) < f.rate_lost_write {
         app.lost_writes.fetch_add(1, Ordering::Relaxed);
         return broken();

@@ -20,6 +20,7 @@
 mod allegro;
 mod control;
 mod http;
+mod inject;
 mod limits;
 mod magalu;
 mod mercadolibre;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use axum::Router;
 
+pub use inject::Injection;
 pub use limits::Limit;
 pub use oauth::{token_path, OAuthConfig};
 pub use store::Vendor;
@@ -202,6 +204,8 @@ pub(crate) struct App {
     pub max_in_flight: AtomicU64,
     /// The latency in force, in microseconds (starts as the configured one).
     pub latency_us: AtomicU64,
+    /// Raw elements added to answers ([`Sandbox::inject`]).
+    pub injections: Mutex<Vec<Injection>>,
 }
 
 impl App {
@@ -255,6 +259,7 @@ impl Sandbox {
             latency_us: AtomicU64::new(
                 u64::try_from(config.faults.latency.as_micros()).unwrap_or(u64::MAX),
             ),
+            injections: Mutex::new(Vec::new()),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -288,6 +293,21 @@ impl Sandbox {
     /// The credentials it accepts.
     pub fn credentials(&self) -> &Credentials {
         &self.app.config.credentials
+    }
+
+    /// Puts a raw element first in the answers `injection` names (a malformed
+    /// conversation or message, say), until [`Sandbox::clear_injections`].
+    pub fn inject(&self, injection: Injection) {
+        if let Ok(mut all) = self.app.injections.lock() {
+            all.push(injection);
+        }
+    }
+
+    /// Removes every injected element.
+    pub fn clear_injections(&self) {
+        if let Ok(mut all) = self.app.injections.lock() {
+            all.clear();
+        }
     }
 
     /// Simulates the buyer writing in a conversation (what a real marketplace would

@@ -12,7 +12,9 @@
 //! let store = SqliteStore::open("mirror.db".as_ref())?;
 //! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
 //!     for change in synced.item?.changes {
-//!         println!("{}: {:?} {}", synced.account, change.event(), change.reference());
+//!         if let Some(conversation) = change.reference() {
+//!             println!("{}: {:?} {conversation}", synced.account, change.event());
+//!         }
 //!     }
 //! }
 //! # Ok(()) }
