@@ -235,7 +235,9 @@ fn two_syncs_at_once_on_one_database_print_each_message_once() {
     let mut written = 0;
     for round in 0..2 {
         for (vendor, id) in EXAMPLES {
-            assert!(env.sandbox.buyer_writes(vendor, id, &format!("race {round}")));
+            assert!(env
+                .sandbox
+                .buyer_writes(vendor, id, &format!("race {round}")));
             written += 1;
         }
         let (lines, _) = two_at_once(&path, &db);
@@ -282,7 +284,9 @@ fn malformed_elements_are_reported_once_and_cost_nothing_else() {
         serde_json::from_str::<Value>(bad[0]["raw"].as_str().unwrap()).unwrap(),
         raw
     );
-    assert!(env.sandbox.buyer_writes(Vendor::Ozon, EXAMPLES[3].1, "still here"));
+    assert!(env
+        .sandbox
+        .buyer_writes(Vendor::Ozon, EXAMPLES[3].1, "still here"));
     // The table form: one line for it on stdout at first sight, and one on stderr.
     let out = inbox(&path, &["sync", "--db", db.to_str().unwrap()]);
     assert!(out.status.success());

@@ -14,7 +14,7 @@ impl std::fmt::Display for HttpClientError {
 impl std::error::Error for HttpClientError {}
 
 /// How long the HTTP client waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Timeouts {
     /// To open a connection.
@@ -52,7 +52,33 @@ pub fn http_client() -> Result<reqwest::Client, HttpClientError> {
     http_client_with(Timeouts::default())
 }
 
-/// A `reqwest::Client` with these timeouts.
+/// Shared clients by the runtime they were made on (a connection pool must not outlive
+/// its runtime's tasks) and their timeouts.
+type Clients = std::collections::HashMap<(Option<tokio::runtime::Id>, Timeouts), reqwest::Client>;
+
+/// The `reqwest::Client` for these timeouts on the current tokio runtime, built once and
+/// shared (a clone shares its connection pool): every account with the same timeouts
+/// uses one client, so a thousand accounts cost one TLS set-up and one pool, not a
+/// thousand.
+pub fn shared_http_client(timeouts: Timeouts) -> Result<reqwest::Client, HttpClientError> {
+    static CLIENTS: std::sync::Mutex<Option<Clients>> = std::sync::Mutex::new(None);
+    let key = (
+        tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        timeouts,
+    );
+    let mut clients = CLIENTS
+        .lock()
+        .map_err(|_| HttpClientError("a thread panicked while building a client".into()))?;
+    let clients = clients.get_or_insert_with(Default::default);
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = http_client_with(timeouts)?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
+/// A new `reqwest::Client` with these timeouts.
 ///
 /// TLS is rustls with the `ring` provider (installed once per process here, so no caller
 /// can forget it); a `User-Agent` naming this library.

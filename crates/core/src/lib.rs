@@ -39,7 +39,7 @@ pub use execute::{execute, retry_after, retry_after_value, ATTEMPTS_HEADER, TOKE
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
-pub use http::{http_client, http_client_with, HttpClientError, Timeouts};
+pub use http::{http_client, http_client_with, shared_http_client, HttpClientError, Timeouts};
 pub use lenient::{or_none, InvalidElement, Lenient};
 pub use path::path_segment;
 pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};

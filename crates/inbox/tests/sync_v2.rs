@@ -62,10 +62,7 @@ fn messages_at(
             "/messages",
         ),
         Vendor::MercadoLibre => (
-            format!(
-                "/messages/packs/{conversation}/sellers/{}",
-                seller(sandbox)
-            ),
+            format!("/messages/packs/{conversation}/sellers/{}", seller(sandbox)),
             None,
             "/messages",
         ),
@@ -86,7 +83,9 @@ fn messages_at(
 fn broken_conversation(vendor: Vendor) -> Value {
     match vendor {
         Vendor::Ozon => json!({"chat": "not an object", "unread_count": 1}),
-        Vendor::MercadoLibre => json!({"id": {"not": "an id"}, "date_created": "2026-11-30T10:00:00Z"}),
+        Vendor::MercadoLibre => {
+            json!({"id": {"not": "an id"}, "date_created": "2026-11-30T10:00:00Z"})
+        }
         _ => json!({"id": {"not": "an id"}, "read": false}),
     }
 }
@@ -240,7 +239,10 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
         assert_eq!(new_texts(&fourth.changes), ["after the fix"], "{vendor:?}");
         let rows = malformed_rows(&db);
         assert_eq!(rows.len(), 1, "{vendor:?}: {rows:?}");
-        assert_eq!(rows[0].0, "", "the conversation listing's stays until a sweep");
+        assert_eq!(
+            rows[0].0, "",
+            "the conversation listing's stays until a sweep"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -309,7 +311,10 @@ async fn a_message_dated_2099_hides_none_of_the_messages_after_it() {
         let store = SqliteStore::in_memory().unwrap();
         let first = sync::sync_account(&account, &store).await.unwrap();
         assert!(
-            first.changes.iter().any(|c| matches!(c, Change::Message(_, m)
+            first
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::Message(_, m)
                 if m.created_at.format("%Y").to_string() == "2099")),
             "{vendor:?}: the message from the future is stored like any other"
         );
@@ -433,7 +438,10 @@ async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
             .unwrap();
         assert_eq!(new_texts(&targeted.changes), ["pushed"], "{vendor:?}");
         let step = sync::sync_account(&account, &store).await.unwrap();
-        assert!(new_texts(&step.changes).is_empty(), "{vendor:?}: stored once");
+        assert!(
+            new_texts(&step.changes).is_empty(),
+            "{vendor:?}: stored once"
+        );
 
         // Racing a step over the same conversation: one of them stores it.
         assert!(sandbox.buyer_writes(vendor, example(vendor), "raced"));

@@ -627,7 +627,7 @@ impl<'a> Run<'a> {
             || !self.changes.is_empty()
             || !self.marks.is_empty()
             || !self.rescans.is_empty();
-        let checkpoint = dirty.then(|| Checkpoint {
+        let checkpoint = dirty.then_some(Checkpoint {
             version: before.version,
             ..self.after
         });

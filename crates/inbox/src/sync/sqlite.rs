@@ -119,7 +119,9 @@ impl SqliteStore {
 
     fn migrate(mut db: Connection) -> Result<Self, StoreError> {
         db.busy_timeout(std::time::Duration::from_secs(30))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching a new database to WAL can answer "busy" at once while another
+        // process is doing the same (SQLite does not wait there): wait a little, again.
+        retry_busy(|| db.pragma_update(None, "journal_mode", "WAL"))?;
         // The write lock first, then the version: a second process waits, then finds
         // the schema done.
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -223,6 +225,24 @@ fn move_marks_out_of_checkpoints(tx: &rusqlite::Transaction<'_>) -> Result<(), S
         )?;
     }
     Ok(())
+}
+
+/// `work`, tried again every 20 ms while SQLite answers busy or locked, for up to 30 s.
+fn retry_busy<T>(mut work: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match work() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn corrupt(account: &str, e: serde_json::Error) -> StoreError {

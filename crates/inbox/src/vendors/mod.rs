@@ -94,7 +94,7 @@ pub(crate) fn wiring(
         secs(t.request_secs, base.request)?,
         secs(t.stall_secs, base.stall)?,
     );
-    let http = inbox_core::http_client_with(timeouts).map_err(|e| http_error(config, e))?;
+    let http = inbox_core::shared_http_client(timeouts).map_err(|e| http_error(config, e))?;
     let auth = match &config.credentials {
         Credentials::Token(t) => Auth::Bearer(t.clone()),
         Credentials::ApiKey { client_id, api_key } => Auth::ClientIdApiKey {
