@@ -131,14 +131,16 @@ impl RetrySettings {
     }
 }
 
-/// A rate limit: at most `requests` per `per_secs` seconds (`requests: 0` lifts it).
+/// A rate limit: at most `requests` per `per_secs` seconds (`requests: 0` lifts it;
+/// without `per_secs`, the marketplace's own period is kept).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSetting {
     /// Requests allowed…
     pub requests: u32,
-    /// …per this many seconds.
-    pub per_secs: f64,
+    /// …per this many seconds (default: the marketplace's period for that limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_secs: Option<f64>,
 }
 
 /// How long an account's requests may take; each `None` keeps the default (connect
@@ -226,8 +228,13 @@ impl AccountConfig {
 
     /// Overrides the rate limit `name` (`requests: 0` lifts it).
     pub fn limit(mut self, name: impl Into<String>, requests: u32, per_secs: f64) -> Self {
-        self.limits
-            .insert(name.into(), LimitSetting { requests, per_secs });
+        self.limits.insert(
+            name.into(),
+            LimitSetting {
+                requests,
+                per_secs: Some(per_secs),
+            },
+        );
         self
     }
 
@@ -494,6 +501,16 @@ impl From<AccountConfig> for AccountFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_lifted_with_requests_zero_needs_no_period() {
+        let text = r#"{"accounts": [{"name": "pl", "marketplace": "allegro", "token": "t",
+            "limits": {"all": {"requests": 0}}}]}"#;
+        let config: InboxConfig = serde_json::from_str(text).unwrap();
+        let limit = config.accounts[0].limits["all"];
+        assert_eq!((limit.requests, limit.per_secs), (0, None));
+        assert!(crate::Account::from_config(&config.accounts[0]).is_ok());
+    }
 
     #[test]
     fn the_file_form_round_trips_and_refuses_mixed_credentials() {

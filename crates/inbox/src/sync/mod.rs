@@ -5,9 +5,11 @@
 //! [`sync_conversation`] reads one conversation (what a push notification calls).
 //!
 //! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use marketplace_inbox::sync::{self, SqliteStore};
 //! use marketplace_inbox::{Inbox, InboxConfig};
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//!
 //! let inbox = Inbox::from_config(&InboxConfig::from_file("accounts.json".as_ref())?)?;
 //! let store = SqliteStore::open("mirror.db".as_ref())?;
 //! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {

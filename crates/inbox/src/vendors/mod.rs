@@ -135,7 +135,7 @@ pub(crate) fn wiring(
             )));
         };
         limit.requests = setting.requests;
-        limit.per = secs(Some(setting.per_secs), limit.per)?;
+        limit.per = secs(setting.per_secs, limit.per)?;
     }
     Ok(Wiring {
         url: config
