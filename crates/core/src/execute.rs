@@ -99,7 +99,7 @@ async fn run(
             (Ok(r), _) if r.status() == 429 => {
                 Next::Retry(retry_after(r).unwrap_or(retry.rate_limited_wait))
             }
-            (Ok(r), _) if transient(r.status().as_u16()) && kind != Kind::Write => {
+            (Ok(r), _) if transient_status(r.status().as_u16()) && kind != Kind::Write => {
                 Next::Retry(retry.backoff(attempt, policy.unit()))
             }
             (Ok(_), _) => Next::Done,
@@ -172,7 +172,9 @@ fn set_bearer(request: &mut Request, token: &Secret) {
     }
 }
 
-fn transient(status: u16) -> bool {
+/// Whether an HTTP status says the same request may succeed later (408, 500, 502, 503,
+/// 504): the one definition the retry loop and the facade's errors share.
+pub fn transient_status(status: u16) -> bool {
     matches!(status, 408 | 500 | 502 | 503 | 504)
 }
 

@@ -35,7 +35,10 @@ pub use open_enum::open_enum_text;
 mod request;
 mod secret;
 
-pub use execute::{execute, retry_after, retry_after_value, ATTEMPTS_HEADER, TOKEN_REFUSED_HEADER};
+pub use execute::{
+    execute, retry_after, retry_after_value, transient_status, ATTEMPTS_HEADER,
+    TOKEN_REFUSED_HEADER,
+};
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;

@@ -146,7 +146,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } | Error::RateLimited { .. } => true,
-            Error::Api { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            Error::Api { status, .. } => inbox_core::transient_status(*status),
             Error::Store(e) => e.is_retryable(),
             _ => false,
         }
