@@ -500,11 +500,7 @@ async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCo
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed))
 }
 
 async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Result<ExitCode> {
@@ -521,11 +517,7 @@ async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Res
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed))
 }
 
 fn mime_of(path: &std::path::Path) -> &'static str {
@@ -616,11 +608,7 @@ async fn unread(inbox: &Inbox, json: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed))
 }
 
 /// Success, or failure when anything failed.
@@ -669,11 +657,7 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
             String::new()
         }
     );
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit(failed > 0))
 }
 
 #[cfg(test)]

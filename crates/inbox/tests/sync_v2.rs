@@ -22,6 +22,25 @@ fn example(vendor: Vendor) -> &'static str {
     }
 }
 
+/// A sandbox of `conversations` generated conversations of `messages` messages each.
+async fn sandbox(conversations: u64, messages: u64) -> Sandbox {
+    Sandbox::start(Config {
+        conversations,
+        messages_per_conversation: messages,
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Messages of the example conversations the sandbox seeds from the vendor docs.
+fn example_messages(vendor: Vendor) -> usize {
+    match vendor {
+        Vendor::Allegro | Vendor::MercadoLibre => 2,
+        _ => 1,
+    }
+}
+
 /// A generated conversation of the sandbox, by number.
 fn generated(vendor: Vendor, n: u64) -> String {
     match vendor {
@@ -144,13 +163,7 @@ fn malformed_rows(db: &std::path::Path) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketplace() {
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 4,
-            messages_per_conversation: 3,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        let sandbox = sandbox(4, 3).await;
         let bad_conversation = broken_conversation(vendor);
         let bad_message = broken_message(vendor);
         let (path, array) = conversations_at(vendor);
@@ -180,10 +193,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
 
         // First pass: everything else is stored and printed; each bad element reported once.
         let first = sync::sync_account(&account, &store).await.unwrap();
-        let examples = match vendor {
-            Vendor::Allegro | Vendor::MercadoLibre => 2,
-            _ => 1,
-        };
+        let examples = example_messages(vendor);
         assert_eq!(
             new_texts(&first.changes).len(),
             4 * 3 + examples,
@@ -287,13 +297,7 @@ async fn a_message(account: &Account, conversation: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_dated_2099_hides_none_of_the_messages_after_it() {
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 2,
-            messages_per_conversation: 2,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        let sandbox = sandbox(2, 2).await;
         let account = account_of(&sandbox, vendor);
         let future = retimed(
             &a_message(&account, example(vendor)).await,
@@ -336,13 +340,7 @@ async fn instants_at_chronos_limits_go_through_a_step_without_a_panic() {
         json!("9999-12-31T23:59:59.999999999Z"),
     ];
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 2,
-            messages_per_conversation: 2,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        let sandbox = sandbox(2, 2).await;
         let account = account_of(&sandbox, vendor);
         let message = a_message(&account, example(vendor)).await;
         let (path, body_contains, array) = messages_at(&sandbox, vendor, example(vendor));
@@ -371,13 +369,7 @@ async fn instants_at_chronos_limits_go_through_a_step_without_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 3,
-            messages_per_conversation: 2,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        let sandbox = sandbox(3, 2).await;
         let account = account_of(&sandbox, vendor);
         let store = SqliteStore::in_memory().unwrap();
         let mut printed = HashSet::new();
@@ -407,10 +399,7 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
             let again = sync::sync_account(&account, &store).await.unwrap();
             assert!(new_texts(&again.changes).is_empty(), "{vendor:?}");
         }
-        let examples = match vendor {
-            Vendor::Allegro | Vendor::MercadoLibre => 2,
-            _ => 1,
-        };
+        let examples = example_messages(vendor);
         assert_eq!(printed.len(), 3 * 2 + examples + 3);
         assert_eq!(store.message_count(None).unwrap(), printed.len() as u64);
     }
@@ -419,13 +408,7 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
     for vendor in Vendor::ALL {
-        let sandbox = Sandbox::start(Config {
-            conversations: 3,
-            messages_per_conversation: 2,
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        let sandbox = sandbox(3, 2).await;
         let account = account_of(&sandbox, vendor);
         let store = SqliteStore::in_memory().unwrap();
         sync::sync_account(&account, &store).await.unwrap();

@@ -223,7 +223,7 @@ async fn injections(
         .lock()
         .map(|all| {
             all.iter()
-                .filter(|i| i.vendor == vendor && i.path == path)
+                .filter(|i| i.answers(vendor, &path))
                 .cloned()
                 .collect()
         })
@@ -237,7 +237,7 @@ async fn injections(
         .unwrap_or_default();
     let chosen = candidates
         .into_iter()
-        .filter(|i| i.matches(vendor, &path, &bytes))
+        .filter(|i| i.body_matches(&bytes))
         .collect();
     (
         Request::from_parts(parts, axum::body::Body::from(bytes)),

@@ -26,14 +26,17 @@ pub struct Injection {
 }
 
 impl Injection {
-    /// Whether it applies to a request.
-    pub(crate) fn matches(&self, vendor: Vendor, path: &str, body: &[u8]) -> bool {
-        self.vendor == vendor
-            && self.path == path
-            && self.body_contains.as_ref().is_none_or(|needle| {
-                body.windows(needle.len().max(1))
-                    .any(|w| w == needle.as_bytes())
-            })
+    /// Whether it concerns answers to `path` of `vendor`.
+    pub(crate) fn answers(&self, vendor: Vendor, path: &str) -> bool {
+        self.vendor == vendor && self.path == path
+    }
+
+    /// Whether a request body to its path is one it applies to.
+    pub(crate) fn body_matches(&self, body: &[u8]) -> bool {
+        self.body_contains.as_ref().is_none_or(|needle| {
+            body.windows(needle.len().max(1))
+                .any(|w| w == needle.as_bytes())
+        })
     }
 }
 

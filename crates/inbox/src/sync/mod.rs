@@ -225,12 +225,7 @@ impl Step {
     ) -> Result<Synced, Error> {
         let Step { commit, skipped } = self;
         let commit = if writes_nothing(&commit) {
-            if let Some(hand_on) = hand_on {
-                hand_on(&commit.changes).map_err(|e| {
-                    StoreError::new(StoreErrorKind::Other, "handing the changes on failed")
-                        .with_source(e)
-                })?;
-            }
+            store::hand_on(hand_on, &commit.changes)?;
             commit
         } else {
             store.commit(commit, hand_on).await?

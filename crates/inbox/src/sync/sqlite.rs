@@ -299,30 +299,20 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<HashMap<String, Mark>, StoreError>> {
         let account = account.to_string();
         Box::pin(self.with(move |db| {
-            let mut marks = HashMap::new();
-            for ids in conversations.chunks(CHUNK) {
-                let sql = format!(
-                    "SELECT id, listing, last_message_at, mark_version FROM conversations
-                     WHERE account = ?1 AND mark_version > 0 AND id IN ({})",
-                    placeholders(ids.len())
-                );
-                let mut select = db.prepare_cached(&sql)?;
-                let args = std::iter::once(&account).chain(ids);
-                let rows = select.query_map(params_from_iter(args), |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        Mark {
-                            listing: r.get(1)?,
-                            last_message_at: parse_time(r.get(2)?),
-                            version: version(r.get(3)?),
-                        },
-                    ))
-                })?;
-                for row in rows {
-                    let (id, mark) = row?;
-                    marks.insert(id, mark);
-                }
-            }
+            let marks = select_in(
+                db,
+                "SELECT id, listing, last_message_at, mark_version FROM conversations
+                 WHERE account = ?1 AND mark_version > 0 AND id",
+                &[&account],
+                &conversations,
+                |r| {
+                    Ok(Mark {
+                        listing: r.get(1)?,
+                        last_message_at: parse_time(r.get(2)?),
+                        version: version(r.get(3)?),
+                    })
+                },
+            )?;
             Ok(marks)
         }))
     }
@@ -335,23 +325,13 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
         let (account, conversation) = (account.to_string(), conversation.to_string());
         Box::pin(self.with(move |db| {
-            let mut states = HashMap::new();
-            for ids in messages.chunks(CHUNK) {
-                let sql = format!(
-                    "SELECT id, state FROM messages
-                     WHERE account = ?1 AND conversation = ?2 AND id IN ({})",
-                    placeholders(ids.len())
-                );
-                let mut select = db.prepare_cached(&sql)?;
-                let args = [&account, &conversation].into_iter().chain(ids);
-                let rows = select.query_map(params_from_iter(args), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                for row in rows {
-                    let (id, state) = row?;
-                    states.insert(id, state);
-                }
-            }
+            let states = select_in(
+                db,
+                "SELECT id, state FROM messages WHERE account = ?1 AND conversation = ?2 AND id",
+                &[&account, &conversation],
+                &messages,
+                |r| r.get(1),
+            )?;
             Ok(states)
         }))
     }
@@ -382,20 +362,36 @@ impl Store for SqliteStore {
         Box::pin(self.with(move |db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write(&tx, &commit)?;
-            if let Some(hand_on) = hand_on {
-                hand_on(&commit.changes).map_err(|e| {
-                    StoreError::new(StoreErrorKind::Other, "handing the changes on failed")
-                        .with_source(e)
-                })?;
-            }
+            super::store::hand_on(hand_on, &commit.changes)?;
             tx.commit()?;
             Ok(commit)
         }))
     }
 }
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(",")
+/// Rows of `select` (ending in `… AND id`, followed here by `IN (…)`) for these ids, a
+/// chunk at a time, by their first column; `args` bind the statement's leading `?`s.
+fn select_in<T>(
+    db: &Connection,
+    select: &str,
+    args: &[&String],
+    ids: &[String],
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<HashMap<String, T>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!("{select} IN ({})", vec!["?"; chunk.len()].join(","));
+        let mut statement = db.prepare_cached(&sql)?;
+        let params = args.iter().copied().chain(chunk);
+        let rows = statement.query_map(params_from_iter(params), |r| {
+            Ok((r.get::<_, String>(0)?, row(r)?))
+        })?;
+        for r in rows {
+            let (id, value) = r?;
+            found.insert(id, value);
+        }
+    }
+    Ok(found)
 }
 
 /// Writes a commit inside `tx`, checking every version first.

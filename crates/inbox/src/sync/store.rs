@@ -195,6 +195,17 @@ pub struct Commit {
 /// changes again (at least once, never for a step that lost a conflict).
 pub type HandOn = Box<dyn FnOnce(&[Change]) -> std::io::Result<()> + Send>;
 
+/// Runs `hand_on` (when given) with `changes`; its failure is a store error, so that the
+/// commit around it is not made.
+pub(crate) fn hand_on(hand_on: Option<HandOn>, changes: &[Change]) -> Result<(), StoreError> {
+    match hand_on {
+        Some(hand_on) => hand_on(changes).map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, "handing the changes on failed").with_source(e)
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Where checkpoints and the mirrored conversations and messages are kept. Callable from
 /// many tasks at once; every method is async and does its blocking work off the async
 /// threads.

@@ -429,36 +429,24 @@ impl Adapter for MercadoLibreAdapter {
                     .send(),
             )
             .await?;
-            let wanted =
-                |m: &types::Message| m.id.as_ref().is_none_or(|id| id.as_str() == message_id);
-            let from_resources = found
-                .messages
-                .iter()
-                .flatten()
-                .filter_map(|m| m.valid())
-                .filter(|m| wanted(m))
-                .flat_map(|m| m.message_resources.iter().flatten())
-                .find(|r| {
-                    r.name
-                        .as_deref()
-                        .is_some_and(|n| n.eq_ignore_ascii_case("packs"))
-                })
-                .or_else(|| {
-                    found
-                        .messages
-                        .iter()
-                        .flatten()
-                        .filter_map(|m| m.valid())
-                        .filter(|m| wanted(m))
-                        .flat_map(|m| m.message_resources.iter().flatten())
-                        .find(|r| {
-                            r.name
-                                .as_deref()
-                                .is_some_and(|n| n.eq_ignore_ascii_case("orders"))
-                        })
-                })
-                .and_then(|r| r.id.as_ref())
-                .map(|id| id.as_str().to_string());
+            // The message's resource of this kind (`packs`, `orders`), if it names one.
+            let resource = |kind: &str| {
+                found
+                    .messages
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.valid())
+                    .filter(|m| m.id.as_ref().is_none_or(|id| id.as_str() == message_id))
+                    .flat_map(|m| m.message_resources.iter().flatten())
+                    .find(|r| {
+                        r.name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(kind))
+                    })
+                    .and_then(|r| r.id.as_ref())
+                    .map(|id| id.as_str().to_string())
+            };
+            let from_resources = resource("packs").or_else(|| resource("orders"));
             let legacy = || found.resource_id.as_ref().map(|id| id.as_str().to_string());
             Ok(from_resources
                 .or_else(legacy)
