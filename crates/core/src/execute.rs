@@ -10,24 +10,21 @@
 //! - a 401 on an OAuth account: once, after one refresh of the token.
 //!
 //! `Retry-After` is honoured in both forms (seconds, HTTP date); a 429 without it waits
-//! the policy's `rate_limited_wait`. The final answer of a repeated request carries
-//! [`ATTEMPTS_HEADER`].
+//! the policy's `rate_limited_wait`. How many attempts a request took, and whether the
+//! token endpoint refused the refresh token, is recorded for [`crate::observe`] — never
+//! written into the vendor's answer.
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Request, Response};
 use tracing::Instrument;
 
+use crate::outcome::{record, Outcome};
 use crate::policy::Kind;
 use crate::request::{Auth, Context};
 use crate::token::Refused;
 use crate::Secret;
-
-/// Added to the final answer of a request that took more than one attempt.
-pub const ATTEMPTS_HEADER: &str = "x-inbox-attempts";
-/// Added to the token endpoint's answer when a token could not be refreshed.
-pub const TOKEN_REFUSED_HEADER: &str = "x-inbox-token-refused";
 
 enum Next {
     Done,
@@ -76,7 +73,7 @@ async fn run(
                     set_bearer(&mut request, &token);
                     Some(token)
                 }
-                Err(refused) => return refusal(refused),
+                Err(refused) => return refusal(refused, attempt),
             },
             _ => None,
         };
@@ -89,7 +86,7 @@ async fn run(
                 attempt,
                 status = r.status().as_u16(),
                 elapsed_ms,
-                request_id = request_id(r),
+                request_id = request_id(r.headers()),
                 "answered"
             ),
             Err(e) => tracing::debug!(attempt, elapsed_ms, error = %TransportKind(e), "failed"),
@@ -97,7 +94,7 @@ async fn run(
         let next = match (&outcome, token) {
             (Ok(r), Some(token)) if r.status() == 401 && !refreshed => Next::Refresh(token),
             (Ok(r), _) if r.status() == 429 => {
-                Next::Retry(retry_after(r).unwrap_or(retry.rate_limited_wait))
+                Next::Retry(retry_after(r.headers()).unwrap_or(retry.rate_limited_wait))
             }
             (Ok(r), _) if transient_status(r.status().as_u16()) && kind != Kind::Write => {
                 Next::Retry(retry.backoff(attempt, policy.unit()))
@@ -117,7 +114,7 @@ async fn run(
                 refreshed = true;
                 tracing::info!(attempt, "access token rejected; refreshing once");
                 if let Err(refused) = source.after_rejection(http, &rejected).await {
-                    return refusal(refused);
+                    return refusal(refused, attempt);
                 }
                 match spare {
                     Some(again) => request = again,
@@ -179,34 +176,28 @@ pub fn transient_status(status: u16) -> bool {
 }
 
 fn annotate(outcome: reqwest::Result<Response>, attempts: u32) -> reqwest::Result<Response> {
-    outcome.map(|mut r| {
-        if attempts > 1 {
-            r.headers_mut()
-                .insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
-        }
-        r
-    })
+    record(Outcome {
+        attempts,
+        token_refused: false,
+    });
+    outcome
 }
 
-fn refusal(refused: Refused) -> reqwest::Result<Response> {
+fn refusal(refused: Refused, attempts: u32) -> reqwest::Result<Response> {
+    record(Outcome {
+        attempts,
+        token_refused: matches!(refused, Refused::Answer(_)),
+    });
     match refused {
-        Refused::Answer(mut r) => {
-            r.headers_mut()
-                .insert(TOKEN_REFUSED_HEADER, HeaderValue::from_static("1"));
-            Ok(r)
-        }
+        Refused::Answer(r) => Ok(r),
         Refused::Transport(e) => Err(e),
     }
 }
 
-/// `Retry-After` of an answer, as seconds or as an HTTP date.
-pub fn retry_after(response: &Response) -> Option<Duration> {
-    retry_after_value(response.headers().get(RETRY_AFTER)?.to_str().ok()?)
-}
-
-/// A `Retry-After` value: seconds, or an HTTP date (a date in the past is no wait).
-pub fn retry_after_value(value: &str) -> Option<Duration> {
-    let value = value.trim();
+/// `Retry-After` of an answer, as seconds (at most a day) or as an HTTP date (a date in
+/// the past is no wait): the one reading the retry loop and the facade's errors share.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds.min(24 * 3600)));
     }
@@ -215,10 +206,12 @@ pub fn retry_after_value(value: &str) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn request_id(r: &Response) -> Option<&str> {
+/// The vendor's request id of an answer (`trace-id`, `X-Request-ID`, `X-Trace-ID`), to
+/// quote to the vendor's support.
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
     ["trace-id", "x-request-id", "x-trace-id"]
         .iter()
-        .find_map(|h| r.headers().get(*h)?.to_str().ok())
+        .find_map(|h| headers.get(*h)?.to_str().ok())
 }
 
 /// A transport error in a few words, without its URL.
@@ -244,6 +237,11 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_and_http_dates() {
+        let retry_after_value = |v: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            retry_after(&headers)
+        };
         assert_eq!(retry_after_value(" 7 "), Some(Duration::from_secs(7)));
         let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
         let date = soon.format("%a, %d %b %Y %H:%M:%S GMT").to_string();

@@ -25,6 +25,7 @@ mod flex_time;
 mod http;
 mod lenient;
 mod open_enum;
+mod outcome;
 mod path;
 mod policy;
 mod raw_json;
@@ -35,15 +36,13 @@ pub use open_enum::open_enum_text;
 mod request;
 mod secret;
 
-pub use execute::{
-    execute, retry_after, retry_after_value, transient_status, ATTEMPTS_HEADER,
-    TOKEN_REFUSED_HEADER,
-};
+pub use execute::{execute, request_id, retry_after, transient_status};
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
 pub use http::{http_client, http_client_with, shared_http_client, HttpClientError, Timeouts};
 pub use lenient::{or_none, InvalidElement, Lenient};
+pub use outcome::{observe, replayed, Outcome};
 pub use path::path_segment;
 pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};
 pub use raw_json::RawJson;

@@ -2,8 +2,8 @@
 //! where a vendor error becomes an [`Error`], reading what the vendor said.
 
 use std::future::Future;
-use std::time::Duration;
 
+use inbox_core::{observe, Outcome};
 use progenitor_client::{Error as ClientError, ResponseValue};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -87,7 +87,8 @@ pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
     marketplace: Marketplace,
     request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
 ) -> Result<T, Error> {
-    match request.await {
+    let (result, outcome) = observe(request).await;
+    match result {
         Ok(rv) => Ok(rv.into_inner()),
         Err(ClientError::UnexpectedResponse(r)) if r.status().is_success() => {
             let body = r.bytes().await.unwrap_or_default();
@@ -103,24 +104,35 @@ pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
                     source: Some(Box::new(e)),
                 })
         }
-        Err(e) => Err(map(marketplace, e).await),
+        Err(e) => Err(map(marketplace, e, outcome).await),
     }
 }
 
-/// Maps a generated client's error.
-pub(crate) async fn map<E: ErrorBody>(marketplace: Marketplace, err: ClientError<E>) -> Error {
+/// Maps a generated client's error, given how its request went.
+pub(crate) async fn map<E: ErrorBody>(
+    marketplace: Marketplace,
+    err: ClientError<E>,
+    outcome: Outcome,
+) -> Error {
     match err {
         ClientError::ErrorResponse(rv) => {
             let status = rv.status().as_u16();
             let headers = rv.headers().clone();
-            from_status(marketplace, status, &headers, rv.code(), rv.message())
+            from_status(
+                marketplace,
+                status,
+                &headers,
+                outcome,
+                rv.code(),
+                rv.message(),
+            )
         }
         ClientError::UnexpectedResponse(response) => {
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = response.bytes().await.unwrap_or_default();
             let (code, message) = parse_error_json(&body);
-            from_status(marketplace, status, &headers, code, message)
+            from_status(marketplace, status, &headers, outcome, code, message)
         }
         ClientError::InvalidResponsePayload(bytes, e) => Error::Decode {
             marketplace,
@@ -181,16 +193,14 @@ fn from_status(
     marketplace: Marketplace,
     status: u16,
     headers: &HeaderMap,
+    outcome: Outcome,
     code: Option<String>,
     message: Option<String>,
 ) -> Error {
-    let attempts = headers
-        .get(inbox_core::ATTEMPTS_HEADER)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(1);
+    let attempts = outcome.attempts.max(1);
     // The token endpoint refused the refresh token: no request can succeed until the
     // seller authorises the app again. A server error there may pass.
-    if headers.contains_key(inbox_core::TOKEN_REFUSED_HEADER) && (400..500).contains(&status) {
+    if outcome.token_refused && (400..500).contains(&status) {
         return Error::Reauthorize {
             marketplace,
             code,
@@ -200,7 +210,7 @@ fn from_status(
     if status == 429 {
         return Error::RateLimited {
             marketplace,
-            retry_after: retry_after(headers),
+            retry_after: inbox_core::retry_after(headers),
             message,
             attempts,
         };
@@ -210,21 +220,9 @@ fn from_status(
         status,
         code,
         message,
-        request_id: ["trace-id", "x-request-id", "x-trace-id"]
-            .iter()
-            .find_map(|h| {
-                headers
-                    .get(*h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            }),
+        request_id: inbox_core::request_id(headers).map(str::to_owned),
         attempts,
     }
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    inbox_core::retry_after_value(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Code and message from the error envelopes these vendors use: Allegro's

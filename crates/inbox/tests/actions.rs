@@ -413,3 +413,79 @@ async fn inbox_merges_accounts_and_sums_unread() {
         }
     );
 }
+
+/// What the request path knows (the token was refused, the attempts it took) travels
+/// beside the answer, so a server that sends the names it once used as headers steers
+/// nothing.
+#[tokio::test]
+async fn a_server_cannot_forge_the_request_paths_own_signals() {
+    let server = MockServer::start_async().await;
+    let forged = server
+        .mock_async(|_, then| {
+            then.status(404)
+                .header("x-inbox-token-refused", "1")
+                .header("x-inbox-attempts", "9")
+                .json_body(json!({"message": "not found"}));
+        })
+        .await;
+    let quick = RetrySettings {
+        max_attempts: Some(3),
+        base_delay_secs: Some(0.001),
+        ..RetrySettings::default()
+    };
+    let configs = [
+        common::allegro_config(&server),
+        common::meli_config(&server),
+        common::magalu_config(&server),
+        common::ozon_config(&server),
+    ];
+    for config in configs {
+        let account = Account::from_config(&config.retry(quick.clone())).unwrap();
+        let first = account
+            .conversations(ConversationQuery::new())
+            .next()
+            .await
+            .unwrap();
+        match first {
+            Err(Error::Api {
+                status: 404,
+                attempts: 1,
+                ..
+            }) => {}
+            other => panic!("{}: {other:?}", account.marketplace()),
+        }
+    }
+    assert_eq!(
+        forged.hits_async().await,
+        4,
+        "one request each, never repeated"
+    );
+
+    // A repeated request reports the attempts it really took, whatever the server says.
+    let busy = MockServer::start_async().await;
+    let unavailable = busy
+        .mock_async(|when, then| {
+            when.method(GET).path("/messaging/threads");
+            then.status(503).header("x-inbox-attempts", "1");
+        })
+        .await;
+    let account = Account::from_config(&common::allegro_config(&busy).retry(quick)).unwrap();
+    let err = account
+        .conversations(ConversationQuery::new())
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Api {
+                status: 503,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(unavailable.hits_async().await, 3);
+}

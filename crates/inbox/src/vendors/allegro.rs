@@ -154,11 +154,11 @@ impl Adapter for AllegroAdapter {
                     StatusFilter::Closed => beta_v1::enums::ListThreadsGETStatus::Closed,
                 });
             }
-            let result = req.send().await;
-            if self.learn(&result) && first {
+            let observed = inbox_core::observe(req.send()).await;
+            if self.learn(&observed.0) && first {
                 return v1_threads(&self.client, limit, 0).await;
             }
-            let list = call(M, async { result }).await?;
+            let list = call(M, inbox_core::replayed(observed)).await?;
             let threads = list.threads.ok_or_else(|| missing("threads"))?;
             Ok(Fetched::convert(
                 M,
@@ -200,11 +200,11 @@ impl Adapter for AllegroAdapter {
             if let Some(p) = page_id {
                 req = req.page_id(p);
             }
-            let result = req.send().await;
-            if self.learn(&result) && first {
+            let observed = inbox_core::observe(req.send()).await;
+            if self.learn(&observed.0) && first {
                 return v1_messages(&self.client, &thread, &query, limit, 0).await;
             }
-            let list = call(M, async { result }).await?;
+            let list = call(M, inbox_core::replayed(observed)).await?;
             let messages = list.messages.ok_or_else(|| missing("messages"))?;
             Ok(Fetched::convert(
                 M,
@@ -253,9 +253,9 @@ impl Adapter for AllegroAdapter {
                     .new_message_in_thread_post()
                     .thread_id(thread_id)
                     .body(body);
-                let result = request.send().await;
-                if !self.learn(&result) {
-                    return super::deliver(M, thread_id, async { result }, |m| {
+                let observed = inbox_core::observe(request.send()).await;
+                if !self.learn(&observed.0) {
+                    return super::deliver(M, thread_id, inbox_core::replayed(observed), |m| {
                         m.id.as_ref().map(|id| id.to_string())
                     })
                     .await;
@@ -359,9 +359,9 @@ impl Adapter for AllegroAdapter {
                     .change_read_flag_on_thread_put()
                     .thread_id(thread_id)
                     .body(body);
-                let result = request.send().await;
-                if !self.learn(&result) {
-                    return call(M, async { result }).await.map(|_| ());
+                let observed = inbox_core::observe(request.send()).await;
+                if !self.learn(&observed.0) {
+                    return call(M, inbox_core::replayed(observed)).await.map(|_| ());
                 }
             }
             let request = self

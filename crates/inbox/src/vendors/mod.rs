@@ -254,7 +254,8 @@ pub(crate) async fn api_download<E: ErrorBody>(
     attachment: &crate::Attachment,
     request: impl Future<Output = Result<ResponseValue<progenitor_client::ByteStream>, ClientError<E>>>,
 ) -> Result<crate::Download, Error> {
-    match request.await {
+    let (result, outcome) = inbox_core::observe(request).await;
+    match result {
         Ok(rv) => {
             let mime = content_type(rv.headers());
             Ok(download(
@@ -264,7 +265,7 @@ pub(crate) async fn api_download<E: ErrorBody>(
                 rv.into_inner().into_inner(),
             ))
         }
-        Err(e) => Err(crate::vendor_error::map(marketplace, e).await),
+        Err(e) => Err(crate::vendor_error::map(marketplace, e, outcome).await),
     }
 }
 
