@@ -1,19 +1,15 @@
 //! The table and JSON-lines forms of conversations and messages (the JSON contract is in README.md).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use marketplace_inbox::{
     Conversation, ConversationKind, ConversationStatus, Inbox, Message, Unread,
 };
 use serde_json::{json, Value};
 
-/// An instant in RFC 3339, UTC, with every fractional digit the vendor sent; `None` for
-/// an instant RFC 3339 cannot write (a year outside 0001–9999; the vendor's raw value
-/// stays in `vendor`).
+/// An instant as the JSON contract writes it (see [`marketplace_inbox::rfc3339`]); a
+/// conversation's instant RFC 3339 cannot write is `null`, its raw value in `vendor`.
 fn time(t: DateTime<Utc>) -> Option<String> {
-    use chrono::Datelike;
-    (1..=9999)
-        .contains(&t.year())
-        .then(|| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    marketplace_inbox::rfc3339(t)
 }
 
 fn kind(k: &ConversationKind) -> String {

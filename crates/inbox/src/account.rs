@@ -128,9 +128,7 @@ impl Account {
             ),
             read_ahead,
         };
-        paginate(walk, move |cursor| {
-            adapter.clone().conversations_page(query.clone(), cursor)
-        })
+        paginate(walk, adapter.conversations_listing(query))
     }
 
     /// The messages of one conversation, lazily, page by page, the next pages requested

@@ -15,6 +15,10 @@ use crate::{
     OutgoingAttachment, Sent,
 };
 
+/// Fetches the page at a cursor of one listing.
+pub(crate) type PageFn<T> =
+    Box<dyn FnMut(Cursor) -> BoxFuture<'static, Result<Fetched<T>, Error>> + Send>;
+
 /// Which listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Listed {
@@ -37,6 +41,13 @@ pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
         query: ConversationQuery,
         cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>>;
+
+    /// The page function of one conversations listing: by default each page on its
+    /// own; a marketplace whose pages share a read (Mercado Libre's unread counts, read
+    /// once per listing) keeps it here.
+    fn conversations_listing(self: Arc<Self>, query: ConversationQuery) -> PageFn<Conversation> {
+        Box::new(move |cursor| self.clone().conversations_page(query.clone(), cursor))
+    }
 
     /// One page of a conversation's messages. Never changes read state.
     fn messages_page(

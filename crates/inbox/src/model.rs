@@ -7,6 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+
+/// An instant in RFC 3339, UTC, with every fractional digit kept; `None` for an instant
+/// RFC 3339 cannot write (a year outside 0001–9999). A message whose creation time is
+/// such an instant is a malformed element, never a message without a time.
+pub fn rfc3339(t: DateTime<Utc>) -> Option<String> {
+    use chrono::Datelike;
+    (1..=9999)
+        .contains(&t.year())
+        .then(|| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
 pub use inbox_core::RawJson;
 
 /// A marketplace this crate speaks to.

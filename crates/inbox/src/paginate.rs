@@ -25,6 +25,9 @@ pub(crate) enum Cursor {
     Offset(u64),
     /// An opaque cursor or a message id (Allegro beta.v1, Ozon).
     Token(String),
+    /// The vendor says there is more but gave nothing to read it by (no cursor, no id
+    /// to continue from): the walk ends with [`Error::Pagination`] after this page.
+    Missing,
 }
 
 impl Cursor {
@@ -33,7 +36,7 @@ impl Cursor {
     pub(crate) fn offset(&self) -> u64 {
         match self {
             Cursor::Offset(n) => *n,
-            Cursor::First | Cursor::Token(_) => 0,
+            Cursor::First | Cursor::Token(_) | Cursor::Missing => 0,
         }
     }
 }
@@ -99,6 +102,10 @@ impl<T> Fetched<T> {
 /// A model object that carries the vendor's element as received.
 pub(crate) trait Vendored {
     fn set_vendor(&mut self, raw: inbox_core::RawJson);
+    /// Why a converted item still cannot be delivered, if it cannot.
+    fn unfit(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Vendored for crate::Conversation {
@@ -110,6 +117,16 @@ impl Vendored for crate::Conversation {
 impl Vendored for crate::Message {
     fn set_vendor(&mut self, raw: inbox_core::RawJson) {
         self.vendor = raw;
+    }
+    /// A message's creation time is part of the contract: one RFC 3339 cannot write is
+    /// as malformed as one that does not parse.
+    fn unfit(&self) -> Option<String> {
+        crate::rfc3339(self.created_at).is_none().then(|| {
+            format!(
+                "the creation time {} is outside the years RFC 3339 can write (0001-9999)",
+                self.created_at
+            )
+        })
     }
 }
 
@@ -124,10 +141,18 @@ fn element<V: Serialize, T: Vendored>(
         Lenient::Valid(v, raw) => {
             let raw = raw.unwrap_or_else(|| inbox_core::RawJson::of(&v));
             match convert(v, &raw) {
-                Ok(mut t) => {
-                    t.set_vendor(raw);
-                    Ok(t)
-                }
+                Ok(mut t) => match t.unfit() {
+                    Some(why) => Err(Error::decode_element(
+                        marketplace,
+                        what,
+                        why,
+                        raw.to_value(),
+                    )),
+                    None => {
+                        t.set_vendor(raw);
+                        Ok(t)
+                    }
+                },
                 Err(e) => Err(Error::decode_element(marketplace, what, e, raw.to_value())),
             }
         }
@@ -202,7 +227,7 @@ fn plan(current: &Cursor, next: &Cursor, total: Option<u64>, depth: usize) -> Ve
     let at = match current {
         Cursor::First => Some(0),
         Cursor::Offset(n) => Some(*n),
-        Cursor::Token(_) => None,
+        Cursor::Token(_) | Cursor::Missing => None,
     };
     if let (Some(total), Some(at), Cursor::Offset(mut offset)) = (total, at, next) {
         let Some(stride) = offset.checked_sub(at).filter(|s| *s > 0) else {
@@ -282,6 +307,10 @@ where
 {
     /// The page at `cursor`, checked; sets the cursor to take next (none: the end).
     async fn page(&mut self, cursor: Cursor) -> Result<Page<T>, Error> {
+        if cursor == Cursor::Missing {
+            return self
+                .stop("the marketplace said there is more but sent no cursor to read it by");
+        }
         if !self.cursors.insert(hash(&cursor)) {
             return self.stop("the marketplace sent a page cursor a second time");
         }
@@ -355,7 +384,8 @@ where
     /// Requests the cursors of `wanted` the pages ahead do not hold yet (they hold a
     /// prefix of it).
     fn request_ahead(&mut self, wanted: Vec<Cursor>) {
-        for cursor in wanted.into_iter().skip(self.ahead.len()) {
+        let readable = wanted.into_iter().take_while(|c| *c != Cursor::Missing);
+        for cursor in readable.skip(self.ahead.len()) {
             let page = start((self.fetch)(cursor.clone()));
             self.ahead.push_back(Ahead { cursor, page });
         }

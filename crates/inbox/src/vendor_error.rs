@@ -88,11 +88,16 @@ pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
     request: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
 ) -> Result<T, Error> {
     let (result, outcome) = observe(request).await;
-    match result {
-        Ok(rv) => Ok(rv.into_inner()),
+    let error = match result {
+        Ok(rv) => return Ok(rv.into_inner()),
+        Err(ClientError::InvalidResponsePayload(body, e)) => match last_wins(&body) {
+            Some(t) => return Ok(t),
+            None => ClientError::InvalidResponsePayload(body, e),
+        },
         Err(ClientError::UnexpectedResponse(r)) if r.status().is_success() => {
             let body = r.bytes().await.unwrap_or_default();
-            serde_json::from_slice(&body)
+            return serde_json::from_slice(&body)
+                .or_else(|e| last_wins(&body).ok_or(e))
                 .or_else(|_| serde_json::from_value(Value::Object(Default::default())))
                 .or_else(|_| serde_json::from_value(Value::Null))
                 .map_err(|e| Error::Decode {
@@ -102,10 +107,19 @@ pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
                     snippet: snippet(&body),
                     raw: None,
                     source: Some(Box::new(e)),
-                })
+                });
         }
-        Err(e) => Err(map(marketplace, e, outcome).await),
-    }
+        Err(e) => e,
+    };
+    Err(map(marketplace, error, outcome).await)
+}
+
+/// An answer whose JSON repeats a key (`{"threads": […], "threads": […]}`), decoded as
+/// the common parsers read it: the last value of each key wins. JSON only says names
+/// *should* be unique; serde refuses the repeat, so the body is read as data first.
+fn last_wins<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let data: Value = serde_json::from_slice(body).ok()?;
+    serde_json::from_str(&data.to_string()).ok()
 }
 
 /// Maps a generated client's error, given how its request went.

@@ -456,7 +456,7 @@ async fn a_server_cannot_forge_the_request_paths_own_signals() {
         }
     }
     assert_eq!(
-        forged.hits_async().await,
+        forged.calls_async().await,
         4,
         "one request each, never repeated"
     );
@@ -487,5 +487,5 @@ async fn a_server_cannot_forge_the_request_paths_own_signals() {
         ),
         "{err:?}"
     );
-    assert_eq!(unavailable.hits_async().await, 3);
+    assert_eq!(unavailable.calls_async().await, 3);
 }

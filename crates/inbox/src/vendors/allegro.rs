@@ -138,7 +138,7 @@ impl Adapter for AllegroAdapter {
                 Cursor::First if !self.use_beta() => {
                     return v1_threads(&self.client, limit, 0).await
                 }
-                Cursor::First => None,
+                Cursor::First | Cursor::Missing => None,
             };
             let first = page_id.is_none();
             let mut req = self.client.beta.list_threads_get().limit(limit);
@@ -188,7 +188,7 @@ impl Adapter for AllegroAdapter {
                 Cursor::First if !self.use_beta() => {
                     return v1_messages(&self.client, &thread, &query, limit, 0).await
                 }
-                Cursor::First => None,
+                Cursor::First | Cursor::Missing => None,
             };
             let first = page_id.is_none();
             let mut req = self

@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use inbox_core::{ClientAuth, PersistTokens};
 use inbox_mercadolibre::{enums, types, MercadoLibre};
 
-use crate::adapter::{page_size, Adapter, Listed};
+use crate::adapter::{page_size, Adapter, Listed, PageFn};
 use crate::config::AccountConfig;
 use crate::listing::{ConversationQuery, MessageQuery};
 use crate::model::*;
@@ -35,6 +35,13 @@ struct Unreads {
     counts: std::collections::HashMap<String, u64>,
     complete: bool,
 }
+
+/// The unread counts of one conversations listing, read by its first page.
+type UnreadMemo = Arc<tokio::sync::OnceCell<Unreads>>;
+
+/// A `paging.total` larger than this is not believed (no seller has a billion orders,
+/// no pack a billion messages): the listing goes on by page size instead.
+const MAX_TOTAL: u64 = 1_000_000_000;
 
 /// Longest message text a seller may send.
 pub const MAX_TEXT: usize = 350;
@@ -116,24 +123,31 @@ impl MercadoLibreAdapter {
         self: Arc<Self>,
         with_state: bool,
     ) -> Result<Fetched<Conversation>, Error> {
-        let results = self.unread_resources().await?;
-        let mut page = Fetched::convert(
-            M,
-            "unread pack",
-            results,
-            |r| r.resource.as_deref(),
-            None,
-            unread_pack,
-        );
+        let mut page = self.unread_page().await?;
         if with_state {
             self.with_states(&mut page.items).await;
         }
         Ok(page)
     }
 
+    /// `/messages/unread` as a page of packs: a malformed entry, or one that names no
+    /// pack, is an error item with its raw JSON.
+    async fn unread_page(&self) -> Result<Fetched<Conversation>, Error> {
+        let results = self.unread_resources().await?;
+        Ok(Fetched::convert(
+            M,
+            "unread pack",
+            results,
+            |r| r.resource.as_deref(),
+            None,
+            unread_pack,
+        ))
+    }
+
     /// Fills the state (blocked, and why) of the listed packs with unread messages, read
     /// from each one's first message page — the packs a seller acts on; the listings say
-    /// nothing of it. A few at a time, within the account's limits.
+    /// nothing of it. A few at a time, within the account's limits. A pack whose state
+    /// cannot be read becomes that error (never a pack shown without its block).
     async fn with_states(self: &Arc<Self>, items: &mut [Result<Conversation, Error>]) {
         let mut asked = std::collections::HashSet::new();
         let packs: Vec<Option<String>> = items
@@ -145,17 +159,24 @@ impl MercadoLibreAdapter {
                 (unread && asked.insert(c.reference.id.clone())).then(|| c.reference.id.clone())
             })
             .collect();
-        let statuses: Vec<Option<ConversationStatus>> = futures::stream::iter(packs)
-            .map(|pack| {
-                let adapter = self.clone();
-                async move { adapter.status(pack?.as_str()).await }
-            })
-            .buffered(4)
-            .collect()
-            .await;
+        let statuses: Vec<Option<Result<Option<ConversationStatus>, Error>>> =
+            futures::stream::iter(packs)
+                .map(|pack| {
+                    let adapter = self.clone();
+                    async move { Some(adapter.status(pack?.as_str()).await) }
+                })
+                .buffered(4)
+                .collect()
+                .await;
         for (item, status) in items.iter_mut().zip(statuses) {
-            if let (Ok(c), Some(status)) = (item, status) {
-                c.status = Some(status);
+            match status {
+                Some(Ok(Some(status))) => {
+                    if let Ok(c) = item {
+                        c.status = Some(status);
+                    }
+                }
+                Some(Err(e)) => *item = Err(e),
+                Some(Ok(None)) | None => {}
             }
         }
     }
@@ -174,26 +195,86 @@ impl MercadoLibreAdapter {
             .ok_or_else(|| Error::decode(M, "response", "the unread answer has no `results` list"))
     }
 
-    /// Unread messages per pack. Mercado Libre lists at most [`UNREAD_CAP`] packs: when
-    /// the list is that long, a pack missing from it is unknown rather than read.
-    async fn unread_counts(&self) -> Result<Unreads, Error> {
-        let listed = self.unread_resources().await?;
-        let complete = listed.len() < UNREAD_CAP;
-        let counts = listed
-            .iter()
-            .filter_map(|r| {
-                let r = r.valid()?;
-                let pack = pack_of(r.resource.as_deref()?)?;
-                Some((pack, r.count.map_or(0, |c| c.get().max(0).unsigned_abs())))
+    /// Unread messages per pack, read once per listing into `memo`, with the entries
+    /// that could not be read when this call was the one that read them. Mercado Libre
+    /// lists at most [`UNREAD_CAP`] packs: when the list is that long, a pack missing
+    /// from it is unknown rather than read.
+    async fn unread_counts<'m>(
+        &self,
+        memo: &'m UnreadMemo,
+    ) -> Result<(&'m Unreads, Vec<Error>), Error> {
+        let mut malformed = Vec::new();
+        let unreads = memo
+            .get_or_try_init(|| async {
+                let page = self.unread_page().await?;
+                let complete = page.items.len() < UNREAD_CAP;
+                let mut counts = std::collections::HashMap::new();
+                for item in page.items {
+                    match item {
+                        Ok(c) => {
+                            let n = c.unread.map_or(0, |u| match u {
+                                Unread::Count(n) => n,
+                                Unread::Flag(read) => u64::from(!read),
+                            });
+                            counts.insert(c.reference.id, n);
+                        }
+                        Err(e) => malformed.push(e),
+                    }
+                }
+                Ok::<_, Error>(Unreads { counts, complete })
             })
-            .collect();
-        Ok(Unreads { counts, complete })
+            .await?;
+        Ok((unreads, malformed))
     }
 
     /// A pack's state, read from its first message page (one request, read state kept).
-    async fn status(&self, pack: &str) -> Option<ConversationStatus> {
-        let page = self.fetch(pack, 1, 0, false).await.ok()?;
-        status_of(page.conversation_status.as_ref()?)
+    async fn status(&self, pack: &str) -> Result<Option<ConversationStatus>, Error> {
+        let page = self.fetch(pack, 1, 0, false).await?;
+        Ok(page.conversation_status.as_ref().and_then(status_of))
+    }
+
+    /// One page of the seller's orders as conversations, unread counts from `memo`.
+    async fn orders_page(
+        self: Arc<Self>,
+        query: ConversationQuery,
+        cursor: Cursor,
+        memo: UnreadMemo,
+    ) -> Result<Fetched<Conversation>, Error> {
+        if query.unread_only {
+            return self.unread_packs(query.with_state).await;
+        }
+        let offset = cursor.offset();
+        let limit = page_size(query.page_size, ORDERS_PAGE);
+        let request = self
+            .client
+            .search_orders()
+            .seller(&self.seller_id)
+            .offset(offset)
+            .limit(NonZeroU64::new(u64::from(limit)).unwrap_or(NonZeroU64::MIN))
+            .sort(enums::SearchOrdersSort::DateDesc);
+        let page = call(M, request.send()).await?;
+        let orders = page
+            .results
+            .ok_or_else(|| Error::decode(M, "response", "the orders page has no `results` list"))?;
+        let (next, total) = offset_after(offset, orders.len(), limit, page.paging);
+        let (unread, malformed) = self.unread_counts(&memo).await?;
+        let mut fetched = Fetched::convert(
+            M,
+            "order",
+            orders,
+            |o| o.pack_id.as_ref().or(o.id.as_ref()).map(|i| i.as_str()),
+            next,
+            |o, raw| order_conversation(o, raw, unread),
+        )
+        .with_total(total);
+        fetched.repeats_expected = true;
+        if query.with_state {
+            self.with_states(&mut fetched.items).await;
+        }
+        // The unread entries that could not be read are reported once, with the page
+        // that read them (after its items, whose ids line up with `fetched.ids`).
+        fetched.items.extend(malformed.into_iter().map(Err));
+        Ok(fetched)
     }
 }
 
@@ -233,45 +314,18 @@ impl Adapter for MercadoLibreAdapter {
         query: ConversationQuery,
         cursor: Cursor,
     ) -> BoxFuture<'static, Result<Fetched<Conversation>, Error>> {
-        async move {
-            if query.unread_only {
-                return self.unread_packs(query.with_state).await;
-            }
-            let offset = cursor.offset();
-            let limit = page_size(query.page_size, ORDERS_PAGE);
-            let request = self
-                .client
-                .search_orders()
-                .seller(&self.seller_id)
-                .offset(offset)
-                .limit(NonZeroU64::new(u64::from(limit)).unwrap_or(NonZeroU64::MIN))
-                .sort(enums::SearchOrdersSort::DateDesc);
-            let page = call(M, request.send()).await?;
-            let orders = page.results.ok_or_else(|| {
-                Error::decode(M, "response", "the orders page has no `results` list")
-            })?;
-            let total = page
-                .paging
-                .and_then(|p| p.total)
-                .and_then(|t| u64::try_from(t.get()).ok());
-            let next = offset_after(offset, orders.len(), limit, total);
-            let unread = self.unread_counts().await?;
-            let mut fetched = Fetched::convert(
-                M,
-                "order",
-                orders,
-                |o| o.pack_id.as_ref().or(o.id.as_ref()).map(|i| i.as_str()),
-                next,
-                |o, raw| order_conversation(o, raw, &unread),
-            )
-            .with_total(total);
-            fetched.repeats_expected = true;
-            if query.with_state {
-                self.with_states(&mut fetched.items).await;
-            }
-            Ok(fetched)
-        }
-        .boxed()
+        self.orders_page(query, cursor, UnreadMemo::default())
+            .boxed()
+    }
+
+    /// Pages of one listing share its unread counts: `/messages/unread` is read once.
+    fn conversations_listing(self: Arc<Self>, query: ConversationQuery) -> PageFn<Conversation> {
+        let memo = UnreadMemo::default();
+        Box::new(move |cursor| {
+            self.clone()
+                .orders_page(query.clone(), cursor, memo.clone())
+                .boxed()
+        })
     }
 
     fn messages_page(
@@ -287,11 +341,7 @@ impl Adapter for MercadoLibreAdapter {
             let messages = page
                 .messages
                 .ok_or_else(|| Error::decode(M, "response", "the page has no `messages` list"))?;
-            let total = page
-                .paging
-                .and_then(|p| p.total)
-                .map(|t| u64::try_from(t.get()).unwrap_or(0));
-            let next = offset_after(offset, messages.len(), limit, total);
+            let (next, total) = offset_after(offset, messages.len(), limit, page.paging);
             let seller = self.seller_id.clone();
             Ok(Fetched::convert(
                 M,
@@ -608,14 +658,28 @@ fn status_of(c: &types::ConversationStatus) -> Option<ConversationStatus> {
 
 /// The offset after `n` items at `offset`: while below the listing's total when Mercado
 /// Libre gives one, else after a full page of `limit`; none when the page added nothing.
-fn offset_after(offset: u64, n: usize, limit: u32, total: Option<u64>) -> Option<Cursor> {
+/// The cursor after a page of `n` items at `offset`, and the listing's total when it
+/// is believable: not negative, not above [`MAX_TOTAL`], not below the items already
+/// listed. With a believable total, the listing goes on while below it (an empty page
+/// then says there is more, which the paginator refuses); without one, while pages
+/// come full.
+fn offset_after(
+    offset: u64,
+    n: usize,
+    limit: u32,
+    paging: Option<types::Paging>,
+) -> (Option<Cursor>, Option<u64>) {
     let n = u64::try_from(n).unwrap_or(u64::MAX);
     let end = offset.saturating_add(n);
+    let total = paging
+        .and_then(|p| p.total)
+        .and_then(|t| u64::try_from(t.get()).ok())
+        .filter(|t| *t <= MAX_TOTAL && *t >= end);
     let more = match total {
         Some(total) => end < total,
         None => n >= u64::from(limit),
     };
-    (more && end > offset).then_some(Cursor::Offset(end))
+    (more.then_some(Cursor::Offset(end)), total)
 }
 
 fn message(pack: &str, seller: &str, m: types::Message, _raw: &RawJson) -> Result<Message, String> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use inbox_core::Lenient;
 use inbox_ozon::{enums, types, ClientInfo as _, Ozon};
 
 use crate::adapter::{page_size, Adapter, Listed};
@@ -104,11 +105,15 @@ impl Adapter for OzonAdapter {
                 },
             };
             let page = call(M, self.client.chat_api_chat_list_v3().body(body).send()).await?;
-            let chats = page
+            let chats: Vec<_> = page
                 .chats
-                .ok_or_else(|| Error::decode(M, "response", "the page has no `chats` list"))?;
+                .ok_or_else(|| Error::decode(M, "response", "the page has no `chats` list"))?
+                .into_iter()
+                .map(unflatten)
+                .collect();
             let next = match (page.has_next.map(|b| b.get()), page.cursor) {
                 (Some(true), Some(c)) if !c.is_empty() => Some(Cursor::Token(c)),
+                (Some(true), _) => Some(Cursor::Missing),
                 _ => None,
             };
             Ok(Fetched::convert(
@@ -160,6 +165,7 @@ impl Adapter for OzonAdapter {
                 .find_map(|m| m.valid().and_then(|m| m.message_id.as_ref()?.as_u64()));
             let next = match (page.has_next.map(|b| b.get()), oldest) {
                 (Some(true), Some(id)) => Some(Cursor::Token(id.to_string())),
+                (Some(true), None) => Some(Cursor::Missing),
                 _ => None,
             };
             Ok(Fetched::convert(
@@ -351,6 +357,22 @@ fn known<E: std::str::FromStr + std::fmt::Display>(value: E, all: &[&str]) -> E 
         .find(|k| folded(k) == wanted && **k != text)
         .and_then(|k| k.parse().ok())
         .unwrap_or(value)
+}
+
+/// A chat list element in the flat form (the chat's fields beside `unread_count`
+/// instead of under `chat`, as older API versions and some proxies send it), read into
+/// the nested one.
+fn unflatten(element: Lenient<types::V3ChatInfo>) -> Lenient<types::V3ChatInfo> {
+    match element {
+        Lenient::Valid(mut c, Some(raw)) if c.chat.is_none() => {
+            c.chat = raw
+                .parse::<types::V3ChatDetailsInfo>()
+                .ok()
+                .filter(|d| d.chat_id.is_some());
+            Lenient::Valid(c, Some(raw))
+        }
+        other => other,
+    }
 }
 
 fn chat(c: types::V3ChatInfo, _raw: &RawJson) -> Result<Conversation, String> {
