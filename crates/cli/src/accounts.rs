@@ -12,6 +12,8 @@ use marketplace_inbox::{Inbox, InboxConfig};
 /// alive as long as the inbox is used).
 pub struct Loaded {
     pub inbox: Inbox,
+    /// The config file rotated tokens go back to, when accounts came from one.
+    pub tokens: Option<Arc<crate::tokens::ConfigFile>>,
     pub _sandbox: Option<Box<dyn Any>>,
 }
 
@@ -21,15 +23,18 @@ pub async fn load(sandbox: bool, config: Option<&Path>) -> Result<Loaded> {
     if sandbox {
         return start_sandbox().await;
     }
-    let inbox = match config {
+    let (inbox, tokens) = match config {
         Some(path) => {
             let store = Arc::new(crate::tokens::ConfigFile::new(path.to_path_buf()));
-            Inbox::from_config_with_store(&InboxConfig::from_file(path)?, store)?
+            let inbox =
+                Inbox::from_config_with_store(&InboxConfig::from_file(path)?, store.clone())?;
+            (inbox, Some(store))
         }
-        None => Inbox::from_config(&InboxConfig::from_env()?)?,
+        None => (Inbox::from_config(&InboxConfig::from_env()?)?, None),
     };
     Ok(Loaded {
         inbox,
+        tokens,
         _sandbox: None,
     })
 }
@@ -43,6 +48,7 @@ async fn start_sandbox() -> Result<Loaded> {
         .context("reading the sandbox's accounts")?;
     Ok(Loaded {
         inbox: Inbox::from_config(&config)?,
+        tokens: None,
         _sandbox: Some(Box::new(sandbox)),
     })
 }

@@ -104,7 +104,7 @@ enum Command {
     /// Sync in a loop: print changes as they arrive, until interrupted.
     Watch {
         /// Seconds between passes (0.05 to 31536000).
-        #[arg(long, value_name = "SECS", default_value = "30", value_parser = sync::interval)]
+        #[arg(long, value_name = "SECS", default_value = "30", value_parser = sync::interval, allow_negative_numbers = true)]
         interval: Duration,
         /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
         #[arg(long, value_name = "FILE")]
@@ -272,9 +272,26 @@ fn credentials_hint(m: Marketplace) -> &'static str {
     }
 }
 
+/// Runs the command; rotated tokens that could not be written back (the next run would
+/// start from a spent refresh token) make it fail, whatever the command did.
 async fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = accounts::load(cli.sandbox, cli.config.as_deref()).await?;
-    let mut inbox = loaded.inbox;
+    let tokens = loaded.tokens.clone();
+    let outcome = command(cli, loaded.inbox).await;
+    match tokens.and_then(|t| t.failure()) {
+        Some(failure) => match outcome {
+            Ok(_) => Err(anyhow!(failure)),
+            Err(e) => {
+                eprintln!("inbox: {}", one_line(&failure, MAX_LINE));
+                Err(e)
+            }
+        },
+        None => outcome,
+    }
+}
+
+async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
+    let mut inbox = inbox;
     if let Some(name) = &cli.account {
         if inbox.account(name).is_none() {
             let names: Vec<&str> = inbox.accounts().map(|a| a.name()).collect();

@@ -619,3 +619,71 @@ fn start_opens_an_allegro_thread_and_an_ozon_chat_and_is_refused_elsewhere() {
     }
     assert_eq!(env.sandbox.requests(), before, "refused before any request");
 }
+
+/// What a user types or writes in a config never panics: a bad `--interval` is a usage
+/// error (exit 2), a period no limiter can hold is a config error (exit 1), each one
+/// line; `watch` whose passes failed exits 1 when it stops.
+#[test]
+fn command_line_and_config_input_never_panic() {
+    let env = start();
+    for bad in ["inf", "nan", "-1", "1e20", "0", "soon"] {
+        let out = env.inbox(&["watch", "--interval", bad, "--polls", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad}: {stderr}");
+        assert!(stderr.contains("--interval"), "{bad}: {stderr}");
+    }
+    let dir = std::env::temp_dir().join(format!("inbox-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("accounts.json");
+    let url = env.sandbox.url(Vendor::Ozon);
+    let c = env.sandbox.credentials();
+    for per_secs in ["1e300", "1e19", "-1", "40000000"] {
+        let config = format!(
+            r#"{{"accounts": [{{"name": "ru", "marketplace": "ozon", "client_id": "{}", "api_key": "{}", "base_url": "{url}",
+                "limits": {{"all": {{"requests": 1, "per_secs": {per_secs}}}}}}}]}}"#,
+            c.ozon_client_id, c.ozon_api_key
+        );
+        std::fs::write(&path, config).unwrap();
+        let out = env.inbox(&["--config", path.to_str().unwrap(), "unread"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{per_secs}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{per_secs}: {stderr}");
+        assert!(stderr.contains("per_secs"), "{per_secs}: {stderr}");
+        assert!(!stderr.contains(&c.ozon_api_key), "no secret in the error");
+    }
+    // A limit lifted with `{"requests": 0}` needs no period.
+    let config = format!(
+        r#"{{"accounts": [{{"name": "ru", "marketplace": "ozon", "client_id": "{}", "api_key": "{}", "base_url": "{url}",
+            "limits": {{"all": {{"requests": 0}}}}}}]}}"#,
+        c.ozon_client_id, c.ozon_api_key
+    );
+    std::fs::write(&path, config).unwrap();
+    let out = env.inbox(&["--config", path.to_str().unwrap(), "unread"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every pass failing (nothing listens there): watch says so and exits 1.
+    let config = r#"{"accounts": [{"name": "ru", "marketplace": "ozon", "client_id": "1", "api_key": "k", "base_url": "http://127.0.0.1:9", "retry": {"max_attempts": 1}}]}"#;
+    std::fs::write(&path, config).unwrap();
+    let out = env.inbox(&[
+        "--config",
+        path.to_str().unwrap(),
+        "watch",
+        "--interval",
+        "0.05",
+        "--polls",
+        "2",
+        "--db",
+        dir.join("w.db").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

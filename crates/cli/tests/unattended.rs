@@ -186,3 +186,35 @@ fn an_export_under_faults_writes_every_message_exactly_once() {
         "exported {got_lines} messages: {base} requests without faults, {requests} with 11% faults"
     );
 }
+
+/// A config file that is not a JSON object where the tokens go back (its accounts as
+/// a bare list, or the file replaced meanwhile): the command fails with one line naming
+/// the file, never a panic, and the file is left as it was.
+#[test]
+fn tokens_that_cannot_be_written_back_fail_the_command_in_one_line() {
+    let env = start(Config::default(), "oauth-list");
+    let mut config = env.sandbox.oauth_accounts_config();
+    config["accounts"][0]["access_token"] = json!("stale-access-token");
+    let listed = json!([config["accounts"].clone()]);
+    let path = env.write_config(&listed);
+    let before = std::fs::read_to_string(&path).unwrap();
+
+    let out = inbox(&path, &["--json", "--account", "allegro", "conversations"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("inbox: could not save the new tokens of allegro to "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("allegro-access-1"),
+        "no token in the error"
+    );
+    assert_eq!(env.sandbox.refreshes(Vendor::Allegro), 1);
+    // What was listed was still printed; the file is untouched.
+    assert!(!out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}

@@ -210,8 +210,8 @@ impl fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// A policy with these retries and limits; limits whose period or count is zero are
-    /// left out.
+    /// A policy with these retries and limits; limits whose period or count is zero, or
+    /// whose spacing is beyond what the limiter holds (centuries), are left out.
     pub fn new(
         labels: Labels,
         retry: RetryPolicy,
@@ -221,7 +221,11 @@ impl Policy {
         let limits = limits
             .into_iter()
             .filter_map(|l| {
-                let spacing = l.per.checked_div(l.requests)?.div_f64(LIMIT_SHARE);
+                let spacing = l.per.checked_div(l.requests)?.as_secs_f64() / LIMIT_SHARE;
+                // The limiter counts in u64 nanoseconds (about 584 years).
+                let spacing = Duration::try_from_secs_f64(spacing)
+                    .ok()
+                    .filter(|s| s.as_nanos() < u128::from(u64::MAX))?;
                 let quota = Quota::with_period(spacing)?.allow_burst(burst(l.requests));
                 Some((l, RateLimiter::direct(quota)))
             })

@@ -79,20 +79,28 @@ pub(crate) fn wiring(
     persist: Option<Arc<dyn PersistTokens>>,
 ) -> Result<Wiring, Error> {
     let name = &config.name;
-    let secs = |v: Option<f64>, default: Duration| -> Result<Duration, Error> {
+    // Every period and wait in a config is at most a year: longer ones are mistakes, and
+    // the rate limiter cannot hold periods of centuries.
+    let secs = |field: &str, v: Option<f64>, default: Duration| -> Result<Duration, Error> {
         match v {
             None => Ok(default),
-            Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
-                Error::config(format!("account {name}: {s} is not a number of seconds"))
-            }),
+            Some(s) => Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| *d <= MAX_CONFIG_PERIOD)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "account {name}: {field} {s:?} is not a number of seconds from 0 to {}",
+                        MAX_CONFIG_PERIOD.as_secs()
+                    ))
+                }),
         }
     };
     let t = &config.timeouts;
     let base = Timeouts::default();
     let timeouts = Timeouts::new(
-        secs(t.connect_secs, base.connect)?,
-        secs(t.request_secs, base.request)?,
-        secs(t.stall_secs, base.stall)?,
+        secs("connect_secs", t.connect_secs, base.connect)?,
+        secs("request_secs", t.request_secs, base.request)?,
+        secs("stall_secs", t.stall_secs, base.stall)?,
     );
     let http = inbox_core::shared_http_client(timeouts).map_err(|e| http_error(config, e))?;
     let auth = match &config.credentials {
@@ -119,9 +127,17 @@ pub(crate) fn wiring(
     let base = vendor.retry().clone();
     let retry = RetryPolicy {
         max_attempts: r.max_attempts.unwrap_or(base.max_attempts).max(1),
-        base_delay: secs(r.base_delay_secs, base.base_delay)?,
-        max_total_delay: secs(r.max_total_delay_secs, base.max_total_delay)?,
-        rate_limited_wait: secs(r.rate_limited_wait_secs, base.rate_limited_wait)?,
+        base_delay: secs("base_delay_secs", r.base_delay_secs, base.base_delay)?,
+        max_total_delay: secs(
+            "max_total_delay_secs",
+            r.max_total_delay_secs,
+            base.max_total_delay,
+        )?,
+        rate_limited_wait: secs(
+            "rate_limited_wait_secs",
+            r.rate_limited_wait_secs,
+            base.rate_limited_wait,
+        )?,
         ..base
     };
     let mut limits: Vec<RateLimit> = vendor.limits().cloned().collect();
@@ -135,7 +151,7 @@ pub(crate) fn wiring(
             )));
         };
         limit.requests = setting.requests;
-        limit.per = secs(setting.per_secs, limit.per)?;
+        limit.per = secs("per_secs", setting.per_secs, limit.per)?;
     }
     Ok(Wiring {
         url: config
@@ -148,6 +164,9 @@ pub(crate) fn wiring(
         policy: vendor.adjusted(retry, limits),
     })
 }
+
+/// The longest period or wait a config may give (a year).
+const MAX_CONFIG_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// An HTTP client failure at construction, as a configuration error.
 pub(crate) fn http_error(config: &AccountConfig, e: inbox_core::HttpClientError) -> Error {
