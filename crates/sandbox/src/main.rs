@@ -1,46 +1,86 @@
-//! `cargo run -p inbox-sandbox`: starts the sandbox and prints one base URL per marketplace.
-//!
-//! Options: `--port N` (default 8080; 0 picks a free port), `--conversations N`,
-//! `--messages N` (per conversation), `--page-cap N`, `--latency-ms N`, `--rate-429 F`,
-//! `--rate-500 F`, `--rate-slow F`, `--slow-ms N`, `--no-allegro-beta`.
+//! `cargo run -p inbox-sandbox -- [OPTIONS]`: starts the sandbox and prints one base URL
+//! per marketplace, with the credentials it accepts (`--help` lists the options).
 
 use std::time::Duration;
 
+use clap::Parser;
 use inbox_sandbox::{Config, Sandbox, Vendor};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::default();
-    config.listen.set_port(8080);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--no-allegro-beta" {
-            config.allegro_beta = false;
-            continue;
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let int = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: {value:?} is not a whole number"))
-        };
-        let rate = || {
-            value
-                .parse::<f64>()
-                .map_err(|_| format!("{flag}: {value:?} is not a number"))
-        };
-        match flag.as_str() {
-            "--port" => config.listen.set_port(int()? as u16),
-            "--conversations" => config.conversations = int()?,
-            "--messages" => config.messages_per_conversation = int()?,
-            "--page-cap" => config.page_cap = Some(int()?),
-            "--latency-ms" => config.faults.latency = Duration::from_millis(int()?),
-            "--rate-429" => config.faults.rate_429 = rate()?,
-            "--rate-500" => config.faults.rate_500 = rate()?,
-            "--rate-slow" => config.faults.rate_slow = rate()?,
-            "--slow-ms" => config.faults.slow_delay = Duration::from_millis(int()?),
-            other => return Err(format!("unknown option {other}").into()),
-        }
+/// A local sandbox of the Allegro, Mercado Libre, Magalu and Ozon messaging APIs.
+#[derive(Parser, Debug)]
+#[command(name = "inbox-sandbox", version)]
+struct Args {
+    /// Port to listen on, on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Generated conversations per marketplace, besides the vendors' own examples.
+    #[arg(long, value_name = "N")]
+    conversations: Option<u64>,
+    /// Messages in each generated conversation.
+    #[arg(long, value_name = "N")]
+    messages: Option<u64>,
+    /// The most items any page holds, whatever the client asks for.
+    #[arg(long, value_name = "N")]
+    page_cap: Option<u64>,
+    /// Added to every answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests answered 429 with the vendor's body and `Retry-After` (0 to 1).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    rate_429: Option<f64>,
+    /// Share of requests answered 500 (0 to 1).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    rate_500: Option<f64>,
+    /// Share of requests answered only after `--slow-ms` (0 to 1).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    rate_slow: Option<f64>,
+    /// How long a slow answer takes, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    slow_ms: Option<u64>,
+    /// Answer Allegro's beta.v1 media type with 406, as before the beta existed.
+    #[arg(long)]
+    no_allegro_beta: bool,
+}
+
+/// A share of requests: a number from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text:?}: a share is from 0 to 1"))
     }
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.listen.set_port(self.port);
+        if let Some(n) = self.conversations {
+            config.conversations = n;
+        }
+        if let Some(n) = self.messages {
+            config.messages_per_conversation = n;
+        }
+        config.page_cap = self.page_cap.or(config.page_cap);
+        config.allegro_beta = !self.no_allegro_beta;
+        let faults = &mut config.faults;
+        faults.latency = Duration::from_millis(self.latency_ms);
+        faults.rate_429 = self.rate_429.unwrap_or(faults.rate_429);
+        faults.rate_500 = self.rate_500.unwrap_or(faults.rate_500);
+        faults.rate_slow = self.rate_slow.unwrap_or(faults.rate_slow);
+        if let Some(ms) = self.slow_ms {
+            faults.slow_delay = Duration::from_millis(ms);
+        }
+        config
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Args::parse().config();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let sandbox = Sandbox::start(config).await?;
@@ -72,4 +112,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(sandbox);
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_typed_and_checked() {
+        let args = Args::try_parse_from([
+            "inbox-sandbox",
+            "--port",
+            "0",
+            "--conversations",
+            "3",
+            "--rate-429",
+            "0.25",
+            "--latency-ms",
+            "5",
+            "--no-allegro-beta",
+        ])
+        .unwrap();
+        let config = args.config();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.conversations, 3);
+        assert_eq!(config.faults.rate_429, 0.25);
+        assert_eq!(config.faults.latency, Duration::from_millis(5));
+        assert!(!config.allegro_beta);
+        let defaults = Args::try_parse_from(["inbox-sandbox"]).unwrap().config();
+        assert_eq!(defaults.listen.port(), 8080);
+        assert_eq!(defaults.conversations, Config::default().conversations);
+        for bad in [
+            &["--port", "70000"][..],
+            &["--rate-500", "1.5"],
+            &["--rate-slow", "nan"],
+            &["--messages", "-1"],
+            &["--unknown"],
+            &["--latency-ms"],
+        ] {
+            let argv = std::iter::once("inbox-sandbox").chain(bad.iter().copied());
+            let err = Args::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        assert_eq!(
+            Args::try_parse_from(["inbox-sandbox", "--help"])
+                .unwrap_err()
+                .kind(),
+            clap::error::ErrorKind::DisplayHelp
+        );
+    }
 }
