@@ -94,9 +94,10 @@ enum Command {
     /// One sync pass: print what changed since the previous pass on the same database
     /// (the first pass imports and prints everything).
     Sync {
-        /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
+        /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
+        /// `postgres://` URL.
+        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
+        db: Option<sync::Db>,
         /// How many accounts are synced at once.
         #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE, value_parser = clap::value_parser!(usize))]
         concurrency: usize,
@@ -106,9 +107,10 @@ enum Command {
         /// Seconds between passes (0.05 to 31536000).
         #[arg(long, value_name = "SECS", default_value = "30", value_parser = sync::interval, allow_negative_numbers = true)]
         interval: Duration,
-        /// The database (default: $XDG_DATA_HOME/inbox/inbox.db).
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
+        /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
+        /// `postgres://` URL.
+        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
+        db: Option<sync::Db>,
         /// How many accounts are synced at once.
         #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE)]
         concurrency: usize,
@@ -344,8 +346,8 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
         }
         Command::Unread => unread(&inbox, json).await,
         Command::Sync { db, concurrency } => {
-            let store = sync::open_store(db)?;
-            let pass = sync::pass(&inbox, &store, json, concurrency).await;
+            let store = sync::open_store(db).await?;
+            let pass = sync::pass(&inbox, store.as_ref(), json, concurrency).await;
             if !json {
                 eprintln!("{}", pass.summary());
             }
@@ -357,11 +359,11 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             polls,
             concurrency,
         } => {
-            let store = sync::open_store(db)?;
+            let store = sync::open_store(db).await?;
             let mut done = 0u64;
             let mut failed = false;
             loop {
-                let pass = sync::pass(&inbox, &store, json, concurrency).await;
+                let pass = sync::pass(&inbox, store.as_ref(), json, concurrency).await;
                 failed |= pass.failed > 0;
                 if done == 0 {
                     eprintln!(

@@ -8,17 +8,47 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
-use marketplace_inbox::sync::{self, Change, Event, HandOn, SqliteStore};
+use marketplace_inbox::sync::{self, Change, Event, HandOn, PostgresStore, SqliteStore, Store};
 use marketplace_inbox::Inbox;
 use serde_json::{json, Value};
 
 use crate::output;
 
+/// Where `--db` points: a `postgres://` or `postgresql://` URL, or a SQLite file.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+    /// A SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// Reads `--db`: a PostgreSQL URL, else a path.
+pub fn db(text: &str) -> std::result::Result<Db, String> {
+    let lower = text.get(..13).unwrap_or(text).to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        Ok(Db::Postgres(text.to_string()))
+    } else if text.is_empty() {
+        Err("the database path is empty".into())
+    } else {
+        Ok(Db::Sqlite(PathBuf::from(text)))
+    }
+}
+
+/// PostgreSQL connections a process opens at most.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
 /// The sync database: `--db`, else `$XDG_DATA_HOME/inbox/inbox.db` (or
 /// `~/.local/share/inbox/inbox.db`).
-pub fn open_store(db: Option<PathBuf>) -> Result<SqliteStore> {
+pub async fn open_store(db: Option<Db>) -> Result<Box<dyn Store>> {
     let path = match db {
-        Some(p) => p,
+        Some(Db::Postgres(url)) => {
+            let store = PostgresStore::connect(&url, POSTGRES_CONNECTIONS)
+                .await
+                .context("opening the PostgreSQL database")?;
+            return Ok(Box::new(store));
+        }
+        Some(Db::Sqlite(p)) => p,
         None => {
             let env = |k: &str| {
                 std::env::var_os(k)
@@ -33,7 +63,8 @@ pub fn open_store(db: Option<PathBuf>) -> Result<SqliteStore> {
             base.join("inbox").join("inbox.db")
         }
     };
-    SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))
+    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Box::new(store))
 }
 
 /// What one pass did, over every account.
@@ -64,7 +95,7 @@ impl Pass {
 }
 
 /// One sync pass over every account, `at_once` accounts at a time.
-pub async fn pass(inbox: &Inbox, store: &SqliteStore, json: bool, at_once: usize) -> Pass {
+pub async fn pass(inbox: &Inbox, store: &dyn Store, json: bool, at_once: usize) -> Pass {
     let outcomes: Vec<Outcome> = futures::stream::iter(inbox.accounts())
         .map(|account| account_pass(inbox, account, store, json))
         .buffer_unordered(at_once.max(1))
@@ -94,7 +125,7 @@ struct Outcome {
 async fn account_pass(
     inbox: &Inbox,
     account: &marketplace_inbox::Account,
-    store: &SqliteStore,
+    store: &dyn Store,
     json: bool,
 ) -> Outcome {
     let name = account.name();

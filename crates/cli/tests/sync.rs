@@ -6,6 +6,8 @@ use serde_json::Value;
 
 mod common;
 use common::{inbox, start};
+#[path = "../../inbox/tests/support/postgres.rs"]
+mod pg;
 
 const EXAMPLES: [(Vendor, &str); 4] = [
     (
@@ -18,10 +20,12 @@ const EXAMPLES: [(Vendor, &str); 4] = [
 ];
 
 fn pass(path: &std::path::Path, db: &std::path::Path) -> Vec<Value> {
-    common::printed(inbox(
-        path,
-        &["--json", "sync", "--db", db.to_str().unwrap()],
-    ))
+    pass_on(path, db.to_str().unwrap())
+}
+
+/// One `inbox sync` on `db` (a path or a `postgres://` URL).
+fn pass_on(path: &std::path::Path, db: &str) -> Vec<Value> {
+    common::printed(inbox(path, &["--json", "sync", "--db", db]))
 }
 
 fn messages(lines: &[Value]) -> Vec<&Value> {
@@ -166,7 +170,11 @@ fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
 }
 
 /// Two `inbox sync` processes started together on one database.
-fn two_at_once(path: &std::path::Path, db: &std::path::Path) -> (Vec<Value>, Vec<String>) {
+fn two_at_once(
+    path: &std::path::Path,
+    db: impl AsRef<std::ffi::OsStr>,
+) -> (Vec<Value>, Vec<String>) {
+    let db = db.as_ref();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
             .arg("--config")
@@ -295,4 +303,55 @@ fn malformed_elements_are_reported_once_and_cost_nothing_else() {
     assert!(!stdout.contains("malformed"), "reported once: {stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("synced 4 of 4 accounts"));
     assert!(pass(&path, &db).is_empty());
+}
+
+/// `--db postgres://…`: the same passes as on SQLite, two processes racing on one
+/// database, each message printed once and stored once.
+#[test]
+fn on_postgres_two_syncs_at_once_print_each_message_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("cli")) else {
+        return;
+    };
+    let env = start(
+        Config {
+            conversations: 4,
+            messages_per_conversation: 3,
+            ..Config::default()
+        },
+        "sync-postgres",
+    );
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let generated = 4 * 4 * 3 + 2 + 2 + 1 + 1;
+    let (lines, errors) = two_at_once(&path, &db.url);
+    let mut all = keys(&lines);
+    assert_eq!(all.len(), generated, "{errors:?}");
+    all.dedup();
+    assert_eq!(all.len(), generated, "none twice");
+    assert!(
+        messages(&pass_on(&path, &db.url)).is_empty(),
+        "a quiet pass"
+    );
+    for (vendor, id) in EXAMPLES {
+        assert!(env.sandbox.buyer_writes(vendor, id, "no postgres"));
+    }
+    let (lines, _) = two_at_once(&path, &db.url);
+    let mut printed = keys(&lines);
+    printed.extend(keys(&pass_on(&path, &db.url)));
+    let n = printed.len();
+    printed.dedup();
+    assert_eq!(n, printed.len(), "none twice");
+    assert_eq!(n, 4);
+    let stored: i64 = runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        n
+    });
+    assert_eq!(stored, generated as i64 + 4);
+    runtime.block_on(db.drop_now());
 }

@@ -52,6 +52,8 @@
 //!   what comes after it.
 
 mod plan;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -65,6 +67,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use plan::Walk;
 pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{

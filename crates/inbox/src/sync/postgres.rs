@@ -1,0 +1,471 @@
+//! The [`Store`] on PostgreSQL (sqlx), for many processes sharing one mirror.
+//!
+//! The tables and columns are the SQLite store's (see [`super::SqliteStore`]), with
+//! `BIGINT` for its integers; the schema version is kept in `inbox_schema`. Migrations
+//! run under a transaction-scoped advisory lock, so processes starting at once wait for
+//! the first. A commit is one transaction whose compare-and-set statements (the
+//! checkpoint's and each mark's version) block on a concurrent commit of the same row,
+//! then find its new version and write nothing: the loser gets
+//! [`StoreErrorKind::Conflict`].
+
+use std::collections::{HashMap, HashSet};
+
+use futures::future::BoxFuture;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Row, Transaction};
+
+use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
+use super::{message_state, Change, Checkpoint, Mark};
+use crate::Message;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let kind = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreErrorKind::Unavailable,
+            // Serialization failures and deadlocks: the same work may pass again.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")) => {
+                StoreErrorKind::Unavailable
+            }
+            sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => StoreErrorKind::Corrupt,
+            _ => StoreErrorKind::Other,
+        };
+        StoreError::new(kind, e.to_string()).with_source(e)
+    }
+}
+
+/// The PostgreSQL store: a connection pool; clones share it.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// How long connecting may take before the server counts as unavailable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The schema version this build writes (the SQLite store's numbering).
+const SCHEMA: i64 = 2;
+
+/// Taken for the length of a migration (an arbitrary constant: "inbox" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0069_6e62_6f78;
+
+const V2: &str = "
+    CREATE TABLE IF NOT EXISTS checkpoints (account TEXT PRIMARY KEY, data TEXT NOT NULL,
+      version BIGINT NOT NULL DEFAULT 1);
+    CREATE TABLE IF NOT EXISTS conversations (
+      account TEXT NOT NULL, marketplace TEXT NOT NULL, id TEXT NOT NULL, ref TEXT NOT NULL,
+      kind TEXT, status TEXT, unread BIGINT, last_activity_at TEXT, vendor TEXT NOT NULL,
+      listing TEXT, last_message_at TEXT, mark_version BIGINT NOT NULL DEFAULT 0,
+      PRIMARY KEY (account, id));
+    CREATE TABLE IF NOT EXISTS messages (
+      account TEXT NOT NULL, marketplace TEXT NOT NULL, conversation TEXT NOT NULL,
+      id TEXT NOT NULL, created_at TEXT NOT NULL, author_role TEXT NOT NULL, author TEXT,
+      text TEXT NOT NULL, status TEXT, read BIGINT, state TEXT NOT NULL, vendor TEXT NOT NULL,
+      PRIMARY KEY (account, conversation, id));
+    CREATE TABLE IF NOT EXISTS malformed (
+      account TEXT NOT NULL, marketplace TEXT NOT NULL, conversation TEXT NOT NULL,
+      listing TEXT NOT NULL, raw TEXT NOT NULL, error TEXT NOT NULL,
+      first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+      PRIMARY KEY (account, conversation, raw));
+";
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…` or `postgresql://…`) with a pool of at most
+    /// `connections`, and brings the database to the current schema.
+    pub async fn connect(url: &str, connections: u32) -> Result<Self, StoreError> {
+        // The URL may carry a password: no message names any part of it.
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, "the PostgreSQL URL is not valid").with_source(e)
+        })?;
+        let unavailable = |e: sqlx::Error| {
+            StoreError::new(StoreErrorKind::Unavailable, "cannot connect to PostgreSQL")
+                .with_source(e)
+        };
+        // One connection first, so that a server that is not there fails at once
+        // instead of after the pool's retries.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "PostgreSQL did not answer within 10 s",
+                )
+            })?
+            .map_err(unavailable)?;
+        probe.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        Self::with_pool(pool).await
+    }
+
+    /// A store on an existing pool (one shared with other users of the database),
+    /// brought to the current schema.
+    pub async fn with_pool(pool: PgPool) -> Result<Self, StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS inbox_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM inbox_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = version.unwrap_or(0);
+        if version > SCHEMA {
+            return Err(StoreError::new(
+                StoreErrorKind::Corrupt,
+                format!(
+                    "the database has schema version {version}; this build knows up to {SCHEMA}"
+                ),
+            ));
+        }
+        if version < SCHEMA {
+            sqlx::raw_sql(V2).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM inbox_schema")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO inbox_schema (version) VALUES ($1)")
+                .bind(SCHEMA)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The pool, to share with other work on the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// How many messages are stored (for an account, or all).
+    pub async fn message_count(&self, account: Option<&str>) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE $1::TEXT IS NULL OR account = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("the checkpoint of {account} is unreadable"),
+    )
+    .with_source(e)
+}
+
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn version(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn stored(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store for PostgresStore {
+    fn checkpoint<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Checkpoint, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(String, i64)> =
+                sqlx::query_as("SELECT data, version FROM checkpoints WHERE account = $1")
+                    .bind(account)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            match row {
+                None => Ok(Checkpoint::default()),
+                Some((text, v)) => {
+                    let mut checkpoint: Checkpoint =
+                        serde_json::from_str(&text).map_err(|e| corrupt(account, e))?;
+                    checkpoint.version = version(v);
+                    Ok(checkpoint)
+                }
+            }
+        })
+    }
+
+    fn marks<'a>(
+        &'a self,
+        account: &'a str,
+        conversations: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, Mark>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, listing, last_message_at, mark_version FROM conversations
+                 WHERE account = $1 AND mark_version > 0 AND id = ANY($2)",
+            )
+            .bind(account)
+            .bind(&conversations)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut marks = HashMap::with_capacity(rows.len());
+            for r in rows {
+                let mark = Mark {
+                    listing: r.try_get(1)?,
+                    last_message_at: parse_time(r.try_get(2)?),
+                    version: version(r.try_get(3)?),
+                };
+                marks.insert(r.try_get(0)?, mark);
+            }
+            Ok(marks)
+        })
+    }
+
+    fn message_states<'a>(
+        &'a self,
+        account: &'a str,
+        conversation: &'a str,
+        messages: Vec<String>,
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, state FROM messages
+                 WHERE account = $1 AND conversation = $2 AND id = ANY($3)",
+            )
+            .bind(account)
+            .bind(conversation)
+            .bind(&messages)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().collect())
+        })
+    }
+
+    fn malformed<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<HashSet<MalformedKey>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT conversation, raw FROM malformed WHERE account = $1")
+                    .bind(account)
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(conversation, raw)| MalformedKey { conversation, raw })
+                .collect())
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        commit: Commit,
+        hand_on: Option<HandOn>,
+    ) -> BoxFuture<'a, Result<Commit, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            write(&mut tx, &commit).await?;
+            super::store::hand_on(hand_on, &commit.changes)?;
+            tx.commit().await?;
+            Ok(commit)
+        })
+    }
+}
+
+/// Writes a commit inside `tx`, checking every version first.
+async fn write(tx: &mut Transaction<'_, Postgres>, commit: &Commit) -> Result<(), StoreError> {
+    let account = commit.account.as_str();
+    if let Some(checkpoint) = &commit.checkpoint {
+        let data = serde_json::to_string(checkpoint).map_err(|e| corrupt(account, e))?;
+        let written = match checkpoint.version {
+            0 => {
+                sqlx::query(
+                    "INSERT INTO checkpoints (account, data, version) VALUES ($1, $2, 1)
+                 ON CONFLICT (account) DO NOTHING",
+                )
+                .bind(account)
+                .bind(&data)
+                .execute(&mut **tx)
+                .await?
+            }
+            v => {
+                sqlx::query(
+                    "UPDATE checkpoints SET data = $2, version = version + 1
+                 WHERE account = $1 AND version = $3",
+                )
+                .bind(account)
+                .bind(&data)
+                .bind(stored(v))
+                .execute(&mut **tx)
+                .await?
+            }
+        };
+        if written.rows_affected() != 1 {
+            return Err(StoreError::conflict(format!(
+                "another runner synced {account} since this step began; nothing stored"
+            )));
+        }
+    }
+    let conversations: HashMap<&str, &crate::Conversation> = commit
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Conversation(_, c) => Some((c.reference.id.as_str(), c)),
+            _ => None,
+        })
+        .collect();
+    for change in &commit.marks {
+        let id = change.reference.id.as_str();
+        let expected = stored(change.expected);
+        let mark = &change.mark;
+        let written = match conversations.get(id) {
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO conversations (account, marketplace, id, ref, kind, status, unread,
+                       last_activity_at, vendor, listing, last_message_at, mark_version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)
+                     ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind,
+                       status = excluded.status, unread = excluded.unread,
+                       last_activity_at = excluded.last_activity_at, vendor = excluded.vendor,
+                       listing = excluded.listing, last_message_at = excluded.last_message_at,
+                       mark_version = conversations.mark_version + 1
+                     WHERE conversations.mark_version = $12",
+                )
+                .bind(account)
+                .bind(c.reference.marketplace.as_str())
+                .bind(id)
+                .bind(c.reference.to_string())
+                .bind(serde_json::to_string(&c.kind).ok())
+                .bind(c.status.as_ref().and_then(|s| serde_json::to_string(s).ok()))
+                .bind(c.unread.map(|u| i64::from(u.is_unread())))
+                .bind(c.last_activity_at.map(time))
+                .bind(c.vendor.as_str())
+                .bind(&mark.listing)
+                .bind(mark.last_message_at.map(time))
+                .bind(expected)
+                .execute(&mut **tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO conversations (account, marketplace, id, ref, vendor, last_message_at,
+                       mark_version)
+                     VALUES ($1, $2, $3, $4, 'null', $5, 1)
+                     ON CONFLICT (account, id) DO UPDATE SET last_message_at = excluded.last_message_at,
+                       mark_version = conversations.mark_version + 1
+                     WHERE conversations.mark_version = $6",
+                )
+                .bind(account)
+                .bind(change.reference.marketplace.as_str())
+                .bind(id)
+                .bind(change.reference.to_string())
+                .bind(mark.last_message_at.map(time))
+                .bind(expected)
+                .execute(&mut **tx)
+                .await?
+            }
+        };
+        if written.rows_affected() != 1 {
+            return Err(StoreError::conflict(format!(
+                "another runner synced {} since this step began; nothing stored",
+                change.reference
+            )));
+        }
+    }
+    let at = time(commit.at);
+    for change in &commit.changes {
+        match change {
+            Change::Message(_, m) => insert_message(tx, account, m).await?,
+            Change::Malformed(bad) => {
+                let key = bad.key();
+                sqlx::query(
+                    "INSERT INTO malformed (account, marketplace, conversation, listing, raw, error,
+                       first_seen, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                     ON CONFLICT (account, conversation, raw) DO UPDATE SET error = excluded.error,
+                       last_seen = excluded.last_seen",
+                )
+                .bind(account)
+                .bind(bad.marketplace.as_str())
+                .bind(&key.conversation)
+                .bind(bad.listed.as_str())
+                .bind(&key.raw)
+                .bind(&bad.error)
+                .bind(&at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Change::Conversation(..) => {}
+        }
+    }
+    for rescan in &commit.rescans {
+        let seen: Vec<&str> = rescan.seen.iter().map(String::as_str).collect();
+        sqlx::query(
+            "UPDATE malformed SET last_seen = $4
+             WHERE account = $1 AND conversation = $2 AND raw = ANY($3)",
+        )
+        .bind(account)
+        .bind(&rescan.conversation)
+        .bind(&seen)
+        .bind(&at)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM malformed
+             WHERE account = $1 AND conversation = $2 AND NOT (raw = ANY($3))",
+        )
+        .bind(account)
+        .bind(&rescan.conversation)
+        .bind(&seen)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_message(
+    tx: &mut Transaction<'_, Postgres>,
+    account: &str,
+    m: &Message,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO messages (account, marketplace, conversation, id, created_at, author_role, author, text, status, read, state, vendor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (account, conversation, id) DO UPDATE SET status = excluded.status,
+           read = excluded.read, state = excluded.state, vendor = excluded.vendor",
+    )
+    .bind(account)
+    .bind(m.conversation.marketplace.as_str())
+    .bind(&m.conversation.id)
+    .bind(&m.id)
+    .bind(time(m.created_at))
+    .bind(m.author.role.as_str())
+    .bind(m.author.name.clone().or(m.author.id.clone()))
+    .bind(&m.text)
+    .bind(&m.status)
+    .bind(m.read.map(i64::from))
+    .bind(message_state(m))
+    .bind(m.vendor.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! The sync engine on `PostgresStore`, against the PostgreSQL server the machine runs
+//! (each test in a database of its own; see `support/postgres.rs`): every marketplace
+//! mirrored exactly once, compare-and-set between two runners, malformed elements kept
+//! and cleared, concurrent migrations, and the same rows as the SQLite store.
+#![cfg(feature = "postgres")]
+
+use std::collections::HashSet;
+
+use inbox_sandbox::{Config, Injection, Sandbox, Vendor};
+use marketplace_inbox::sync::{
+    self, Change, Event, PostgresStore, SqliteStore, Store, StoreErrorKind,
+};
+use marketplace_inbox::*;
+use serde_json::json;
+
+mod common;
+#[path = "support/postgres.rs"]
+mod pg;
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(Config {
+        conversations: 3,
+        messages_per_conversation: 2,
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn account_of(sandbox: &Sandbox, vendor: Vendor) -> Account {
+    let names: &[&str] = match vendor {
+        Vendor::Allegro => &["all", "messages"],
+        Vendor::Ozon => &["all"],
+        _ => &["reads", "writes"],
+    };
+    let config = names.iter().fold(
+        common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {}),
+        |c, name| c.limit(*name, 0, 1.0),
+    );
+    Account::from_config(&config).unwrap()
+}
+
+fn new_messages(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Message(Event::NewMessage, m) => {
+                Some(format!("{}/{}", m.conversation.id, m.id))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_marketplace_is_mirrored_exactly_once_like_on_sqlite() {
+    let Some(db) = pg::database("mirror").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&db.url, 4).await.unwrap();
+    let lite = SqliteStore::in_memory().unwrap();
+    let sandbox = sandbox().await;
+    for vendor in Vendor::ALL {
+        let account = account_of(&sandbox, vendor);
+        let first = sync::sync_account(&account, &store).await.unwrap();
+        let mirrored = new_messages(&first.changes);
+        let unique: HashSet<&String> = mirrored.iter().collect();
+        assert_eq!(unique.len(), mirrored.len(), "{vendor:?}: nothing twice");
+        assert!(mirrored.len() >= 6, "{vendor:?}: {mirrored:?}");
+        // SQLite, from the same sandbox, finds exactly the same messages.
+        let on_sqlite = sync::sync_account(&account, &lite).await.unwrap();
+        let mut a = mirrored.clone();
+        let mut b = new_messages(&on_sqlite.changes);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{vendor:?}");
+        // A quiet pass finds nothing; a buyer's message is found once.
+        let quiet = sync::sync_account(&account, &store).await.unwrap();
+        assert!(new_messages(&quiet.changes).is_empty(), "{vendor:?}");
+        let conversation = mirrored[0].split('/').next().unwrap().to_string();
+        assert!(sandbox.buyer_writes(vendor, &conversation, "Olá, ainda aguardo"));
+        let next = sync::sync_account(&account, &store).await.unwrap();
+        let found = new_messages(&next.changes);
+        assert_eq!(found.len(), 1, "{vendor:?}: {found:?}");
+        assert!(found[0].starts_with(&format!("{conversation}/")));
+        let count = store.message_count(Some(account.name())).await.unwrap();
+        assert_eq!(count, mirrored.len() as u64 + 1, "{vendor:?}");
+        let checkpoint = store.checkpoint(account.name()).await.unwrap();
+        // Two commits: the quiet pass wrote nothing at all.
+        assert_eq!(checkpoint.version, 2, "{vendor:?}: one version per commit");
+    }
+    store.pool().close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_of_one_account_one_commits_the_other_conflicts() {
+    let Some(db) = pg::database("race").await else {
+        return;
+    };
+    // Two processes' worth of stores: two pools on one database.
+    let a_store = PostgresStore::connect(&db.url, 2).await.unwrap();
+    let b_store = PostgresStore::connect(&db.url, 2).await.unwrap();
+    let sandbox = sandbox().await;
+    for vendor in Vendor::ALL {
+        let account = account_of(&sandbox, vendor);
+        let mut stored = HashSet::new();
+        for round in 0..3 {
+            assert!(sandbox.buyer_writes(
+                vendor,
+                match vendor {
+                    Vendor::Allegro => "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+                    Vendor::MercadoLibre => "2000000089077943",
+                    Vendor::Magalu => "6628d7a3c01daebde56f5600",
+                    Vendor::Ozon => "99feb3fc-a474-469f-95d5-268b470cc607",
+                },
+                &format!("round {round}")
+            ));
+            let a = sync::step(&account, &a_store).await.unwrap();
+            let b = sync::step(&account, &b_store).await.unwrap();
+            let (first, second) = tokio::join!(a.commit(&a_store), b.commit(&b_store));
+            let (won, lost) = match (first, second) {
+                (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+                (a, b) => panic!("{vendor:?}: exactly one commits: {a:?} {b:?}"),
+            };
+            assert!(
+                matches!(&lost, Error::Store(e) if e.kind() == StoreErrorKind::Conflict),
+                "{lost:?}"
+            );
+            assert!(lost.is_retryable());
+            for id in new_messages(&won.changes) {
+                assert!(stored.insert(id.clone()), "{vendor:?}: {id} twice");
+            }
+            let again = sync::sync_account(&account, &b_store).await.unwrap();
+            assert!(new_messages(&again.changes).is_empty(), "{vendor:?}");
+        }
+        let count = a_store.message_count(Some(account.name())).await.unwrap();
+        assert_eq!(count, stored.len() as u64, "{vendor:?}");
+    }
+    a_store.pool().close().await;
+    b_store.pool().close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_elements_are_kept_raw_and_reported_once() {
+    let Some(db) = pg::database("malformed").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&db.url, 2).await.unwrap();
+    let sandbox = sandbox().await;
+    let vendor = Vendor::Ozon;
+    let bad = json!({"chat": {"chat_id": ["not", "an", "id"]}, "unread_count": "lots"});
+    sandbox.inject(Injection {
+        vendor,
+        path: "/v3/chat/list".into(),
+        body_contains: None,
+        array: "/chats".into(),
+        raw: bad.clone(),
+    });
+    let account = account_of(&sandbox, vendor);
+    let first = sync::sync_account(&account, &store).await.unwrap();
+    let reported: Vec<&sync::Malformed> = first
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Malformed(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported.len(), 1, "{:?}", first.changes);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reported[0].raw).unwrap(),
+        bad
+    );
+    assert!(
+        new_messages(&first.changes).len() >= 6,
+        "the rest is mirrored"
+    );
+    let kept = store.malformed(account.name()).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    // Reported once: the next pass is quiet.
+    let quiet = sync::sync_account(&account, &store).await.unwrap();
+    assert!(quiet
+        .changes
+        .iter()
+        .all(|c| !matches!(c, Change::Malformed(_))));
+    sandbox.clear_injections();
+    store.pool().close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_one_database_at_once_migrate_it_once() {
+    let Some(db) = pg::database("migrate").await else {
+        return;
+    };
+    let opened =
+        futures::future::join_all((0..6).map(|_| PostgresStore::connect(&db.url, 1))).await;
+    for store in &opened {
+        assert!(store.is_ok(), "{:?}", store.as_ref().err());
+    }
+    let store = PostgresStore::connect(&db.url, 1).await.unwrap();
+    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM inbox_schema")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [(2,)]);
+    for s in opened.into_iter().flatten() {
+        s.pool().close().await;
+    }
+    store.pool().close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_answer_is_an_unavailable_store_without_the_password() {
+    let err = PostgresStore::connect("postgres://inbox:hunter2@127.0.0.1:9/none", 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    assert!(err.is_retryable());
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
