@@ -27,19 +27,6 @@ async fn sandbox() -> Sandbox {
     .unwrap()
 }
 
-fn account_of(sandbox: &Sandbox, vendor: Vendor) -> Account {
-    let names: &[&str] = match vendor {
-        Vendor::Allegro => &["all", "messages"],
-        Vendor::Ozon => &["all"],
-        _ => &["reads", "writes"],
-    };
-    let config = names.iter().fold(
-        common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {}),
-        |c, name| c.limit(*name, 0, 1.0),
-    );
-    Account::from_config(&config).unwrap()
-}
-
 fn new_messages(changes: &[Change]) -> Vec<String> {
     changes
         .iter()
@@ -61,7 +48,7 @@ async fn every_marketplace_is_mirrored_exactly_once_like_on_sqlite() {
     let lite = SqliteStore::in_memory().unwrap();
     let sandbox = sandbox().await;
     for vendor in Vendor::ALL {
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let first = sync::sync_account(&account, &store).await.unwrap();
         let mirrored = new_messages(&first.changes);
         let unique: HashSet<&String> = mirrored.iter().collect();
@@ -103,7 +90,7 @@ async fn two_runners_of_one_account_one_commits_the_other_conflicts() {
     let b_store = PostgresStore::connect(&db.url, 2).await.unwrap();
     let sandbox = sandbox().await;
     for vendor in Vendor::ALL {
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let mut stored = HashSet::new();
         for round in 0..3 {
             assert!(sandbox.buyer_writes(
@@ -158,7 +145,7 @@ async fn malformed_elements_are_kept_raw_and_reported_once() {
         array: "/chats".into(),
         raw: bad.clone(),
     });
-    let account = account_of(&sandbox, vendor);
+    let account = common::unpaced_account(&sandbox, vendor);
     let first = sync::sync_account(&account, &store).await.unwrap();
     let reported: Vec<&sync::Malformed> = first
         .changes

@@ -116,19 +116,6 @@ fn broken_message(vendor: Vendor) -> Value {
     }
 }
 
-fn account_of(sandbox: &Sandbox, vendor: Vendor) -> Account {
-    let names: &[&str] = match vendor {
-        Vendor::Allegro => &["all", "messages"],
-        Vendor::Ozon => &["all"],
-        _ => &["reads", "writes"],
-    };
-    let config = names.iter().fold(
-        common::sandbox_account(&sandbox.accounts_config(), vendor, |_| {}),
-        |c, name| c.limit(*name, 0, 1.0),
-    );
-    Account::from_config(&config).unwrap()
-}
-
 fn new_texts(changes: &[Change]) -> Vec<String> {
     changes
         .iter()
@@ -182,7 +169,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
             array: array.into(),
             raw: bad_message.clone(),
         });
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let dir = std::env::temp_dir().join(format!(
             "inbox-sync-v2-malformed-{}-{vendor:?}",
             std::process::id()
@@ -298,7 +285,7 @@ async fn a_message(account: &Account, conversation: &str) -> Value {
 async fn a_message_dated_2099_hides_none_of_the_messages_after_it() {
     for vendor in Vendor::ALL {
         let sandbox = sandbox(2, 2).await;
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let future = retimed(
             &a_message(&account, example(vendor)).await,
             &json!("2099-01-01T00:00:00Z"),
@@ -341,7 +328,7 @@ async fn instants_at_chronos_limits_go_through_a_step_without_a_panic() {
     ];
     for vendor in Vendor::ALL {
         let sandbox = sandbox(2, 2).await;
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let message = a_message(&account, example(vendor)).await;
         let (path, body_contains, array) = messages_at(&sandbox, vendor, example(vendor));
         for (i, at) in limits.iter().enumerate() {
@@ -370,7 +357,7 @@ async fn instants_at_chronos_limits_go_through_a_step_without_a_panic() {
 async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
     for vendor in Vendor::ALL {
         let sandbox = sandbox(3, 2).await;
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let store = SqliteStore::in_memory().unwrap();
         let mut printed = HashSet::new();
         for round in 0..3 {
@@ -409,7 +396,7 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
 async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
     for vendor in Vendor::ALL {
         let sandbox = sandbox(3, 2).await;
-        let account = account_of(&sandbox, vendor);
+        let account = common::unpaced_account(&sandbox, vendor);
         let store = SqliteStore::in_memory().unwrap();
         sync::sync_account(&account, &store).await.unwrap();
         let reference = account.reference(example(vendor));
@@ -450,7 +437,7 @@ async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mercadolibre_message_names_its_pack() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
-    let account = account_of(&sandbox, Vendor::MercadoLibre);
+    let account = common::unpaced_account(&sandbox, Vendor::MercadoLibre);
     let message = a_message(&account, example(Vendor::MercadoLibre)).await;
     let id = message["id"].as_str().unwrap();
     let found = account.conversation_of_message(id).await.unwrap();
@@ -458,7 +445,7 @@ async fn a_mercadolibre_message_names_its_pack() {
         found.map(|r| r.id),
         Some(example(Vendor::MercadoLibre).to_string())
     );
-    let allegro = account_of(&sandbox, Vendor::Allegro);
+    let allegro = common::unpaced_account(&sandbox, Vendor::Allegro);
     assert!(matches!(
         allegro.conversation_of_message("x").await,
         Err(Error::Unsupported { .. })
@@ -491,7 +478,9 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
     let mut inbox = Inbox::new();
     for vendor in Vendor::ALL {
-        inbox.add(account_of(&sandbox, vendor)).unwrap();
+        inbox
+            .add(common::unpaced_account(&sandbox, vendor))
+            .unwrap();
     }
     let mut new = Vec::new();
     for synced in sync::sync(&inbox, &store, 4).await {

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
+use super::store::row::{corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
 use crate::Message;
@@ -165,31 +166,6 @@ impl PostgresStore {
         .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
-}
-
-fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Corrupt,
-        format!("the checkpoint of {account} is unreadable"),
-    )
-    .with_source(e)
-}
-
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
-fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
-    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-fn version(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn stored(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Store for PostgresStore {

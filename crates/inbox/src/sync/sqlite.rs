@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
+use super::store::row::{corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
 use crate::Message;
@@ -245,27 +246,6 @@ fn retry_busy<T>(mut work: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Res
     }
 }
 
-fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Corrupt,
-        format!("the checkpoint of {account} is unreadable"),
-    )
-    .with_source(e)
-}
-
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
-fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
-    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-fn version(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 /// Statement parameters a query may take at once (SQLite's default limit is 32,766).
 const CHUNK: usize = 500;
 
@@ -408,7 +388,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> Result<(), StoreErr
             v => tx.execute(
                 "UPDATE checkpoints SET data = ?2, version = version + 1
                  WHERE account = ?1 AND version = ?3",
-                params![account, data, i64::try_from(v).unwrap_or(i64::MAX)],
+                params![account, data, stored(v)],
             )?,
         };
         if written != 1 {
@@ -427,7 +407,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> Result<(), StoreErr
         .collect();
     for change in &commit.marks {
         let id = change.reference.id.as_str();
-        let expected = i64::try_from(change.expected).unwrap_or(i64::MAX);
+        let expected = stored(change.expected);
         let mark = &change.mark;
         let written = match conversations.get(id) {
             Some(c) => {

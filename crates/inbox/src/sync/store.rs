@@ -245,6 +245,43 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Commit, StoreError>>;
 }
 
+/// How the stores write what they keep: instants as RFC 3339 in UTC, versions as
+/// signed 64-bit integers, and the checkpoint's JSON.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) mod row {
+    use super::{StoreError, StoreErrorKind};
+
+    /// A checkpoint whose JSON cannot be read or written.
+    pub(crate) fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!("the checkpoint of {account} is unreadable"),
+        )
+        .with_source(e)
+    }
+
+    /// An instant as stored.
+    pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    /// A stored instant (none when absent or unreadable).
+    pub(crate) fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+        s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// A stored version (a negative one reads as none).
+    pub(crate) fn version(v: i64) -> u64 {
+        u64::try_from(v).unwrap_or(0)
+    }
+
+    /// A version as stored.
+    pub(crate) fn stored(v: u64) -> i64 {
+        i64::try_from(v).unwrap_or(i64::MAX)
+    }
+}
+
 impl fmt::Display for Listed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())

@@ -69,6 +69,22 @@ pub fn sandbox_account(
     serde_json::from_value(a).unwrap()
 }
 
+/// The sandbox's account of `vendor` with every client-side rate limit lifted (the
+/// sandbox enforces none unless told to), built.
+pub fn unpaced_account(sandbox: &inbox_sandbox::Sandbox, vendor: inbox_sandbox::Vendor) -> Account {
+    use inbox_sandbox::Vendor;
+    let names: &[&str] = match vendor {
+        Vendor::Allegro => &["all", "messages"],
+        Vendor::Ozon => &["all"],
+        _ => &["reads", "writes"],
+    };
+    let config = names.iter().fold(
+        sandbox_account(&sandbox.accounts_config(), vendor, |_| {}),
+        |c, name| c.limit(*name, 0, 1.0),
+    );
+    Account::from_config(&config).unwrap()
+}
+
 /// A sandbox of `config` in which `vendor` answers after 20 ms and refuses reads past
 /// `per_second` (its rule's shape, scaled so that tests take seconds), and that vendor's
 /// account told the same limit.
