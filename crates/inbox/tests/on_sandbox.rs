@@ -314,3 +314,68 @@ async fn mercadolibre_lists_every_pack_through_the_sellers_orders() {
     assert_eq!(count("/messages/unread"), 1);
     assert_eq!(count("/messages/packs/"), 41);
 }
+
+/// `GET /_sandbox/stats` says what each account holds: exactly what the facade lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_stats_count_what_each_account_lists() {
+    let sandbox = Sandbox::start(Config {
+        conversations: 3,
+        messages_per_conversation: 4,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let stats = |sandbox: &Sandbox| {
+        let url = format!("http://{}/_sandbox/stats", sandbox.addr());
+        async move {
+            inbox_core::http_client()
+                .unwrap()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = stats(&sandbox).await;
+    let rows = before["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for account in accounts(&sandbox) {
+        let row = rows
+            .iter()
+            .find(|r| r["account"] == account.name())
+            .unwrap_or_else(|| panic!("{} in {before}", account.name()));
+        assert_eq!(row["marketplace"], account.marketplace().as_str());
+        let listed: Vec<Conversation> = account
+            .conversations(ConversationQuery::new())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(row["conversations"], listed.len(), "{}", account.name());
+        let mut messages = 0;
+        for c in &listed {
+            let read: Vec<Message> = account
+                .messages(&c.reference, MessageQuery::new())
+                .try_collect()
+                .await
+                .unwrap();
+            messages += read.len();
+        }
+        assert_eq!(row["messages"], messages, "{}", account.name());
+    }
+    assert!(sandbox.buyer_writes(Vendor::Ozon, "99feb3fc-a474-469f-95d5-268b470cc607", "ещё"));
+    let after = stats(&sandbox).await;
+    let ozon = |v: &serde_json::Value| {
+        v["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["account"] == "ozon")
+            .unwrap()["messages"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(ozon(&after), ozon(&before) + 1);
+}

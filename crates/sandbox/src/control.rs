@@ -7,6 +7,10 @@
 //!   (as after moderation; it keeps its earlier creation time); 404 for no such conversation.
 //! - `GET /_sandbox/requests` → `{"total", "routes": {"GET /allegro/messaging/threads": n, …}}`:
 //!   requests served (the routes of the newest [`crate::RECEIVED_KEPT`]).
+//! - `GET /_sandbox/stats` → `{"accounts": [{"marketplace", "account", "conversations",
+//!   "messages"}]}`: what each account holds, `account` being its name in
+//!   [`crate::Sandbox::accounts_config`]; `messages` counts those a client can list now
+//!   (not those still held by moderation).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -27,6 +31,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/messages", post(buyer_message))
         .route("/requests", get(requests))
+        .route("/stats", get(stats))
 }
 
 async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> Response {
@@ -82,4 +87,21 @@ async fn requests(State(app): State<Arc<App>>) -> Response {
         StatusCode::OK,
         json!({"total": app.requests.load(Ordering::Relaxed), "routes": routes}),
     )
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    let mut accounts = Vec::new();
+    for vendor in Vendor::ALL {
+        let Ok(market) = app.market(vendor).lock() else {
+            return json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "lock"}));
+        };
+        let messages: u64 = market.convs.iter().map(|c| c.len()).sum();
+        accounts.push(json!({
+            "marketplace": vendor.prefix(),
+            "account": vendor.prefix(),
+            "conversations": market.convs.len(),
+            "messages": messages,
+        }));
+    }
+    json(StatusCode::OK, json!({"accounts": accounts}))
 }

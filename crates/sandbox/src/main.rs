@@ -40,6 +40,10 @@ struct Args {
     /// Answer Allegro's beta.v1 media type with 406, as before the beta existed.
     #[arg(long)]
     no_allegro_beta: bool,
+    /// Write the sandbox's accounts, base URLs included, to FILE as an `inbox --config`
+    /// file.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<std::path::PathBuf>,
 }
 
 /// A share of requests: a number from 0 to 1.
@@ -80,10 +84,17 @@ impl Args {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Args::parse().config();
+    let args = Args::parse();
+    let config = args.config();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let sandbox = Sandbox::start(config).await?;
+        if let Some(path) = &args.write_config {
+            let text = serde_json::to_string_pretty(&sandbox.accounts_config())?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            println!("# accounts written to {}", path.display());
+        }
         let c = sandbox.credentials().clone();
         println!("INBOX_ALLEGRO_URL={}", sandbox.url(Vendor::Allegro));
         println!(
@@ -103,7 +114,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.ozon_client_id, c.ozon_api_key
         );
         println!(
-            "# control: POST http://{}/_sandbox/messages {{\"marketplace\", \"conversation\", \"text\", \"visible_after_secs\"}}; GET http://{}/_sandbox/requests",
+            "# control: POST http://{}/_sandbox/messages {{\"marketplace\", \"conversation\", \"text\", \"visible_after_secs\"}}; GET http://{}/_sandbox/requests; GET http://{}/_sandbox/stats",
+            sandbox.addr(),
             sandbox.addr(),
             sandbox.addr()
         );
