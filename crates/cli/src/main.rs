@@ -7,6 +7,7 @@ mod accounts;
 mod output;
 mod sync;
 mod tokens;
+mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -152,6 +153,16 @@ enum Command {
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Sync every account as jobs on PostgreSQL (graphile_worker), sharing the work with
+    /// every other worker on the same database, until SIGTERM or SIGINT.
+    Worker {
+        /// The database: a `postgres://` URL (the mirror, the jobs and the leases).
+        #[arg(long, value_name = "URL", value_parser = sync::db)]
+        db: sync::Db,
+        /// How many accounts this worker syncs at once.
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        concurrency: usize,
     },
 }
 
@@ -381,6 +392,13 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             }
         }
         Command::Export { out } => export(&inbox, &out).await,
+        Command::Worker { db, concurrency } => {
+            let sync::Db::Postgres(url) = db else {
+                return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));
+            };
+            worker::run(inbox, &url, concurrency, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Start {
             marketplace,
             to,

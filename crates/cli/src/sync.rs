@@ -114,15 +114,15 @@ pub async fn pass(inbox: &Inbox, store: &dyn Store, json: bool, at_once: usize) 
 }
 
 #[derive(Default)]
-struct Outcome {
-    committed: bool,
+pub(crate) struct Outcome {
+    pub committed: bool,
     messages: usize,
     conversations: usize,
     malformed: usize,
     skipped: usize,
 }
 
-async fn account_pass(
+pub(crate) async fn account_pass(
     inbox: &Inbox,
     account: &marketplace_inbox::Account,
     store: &dyn Store,

@@ -31,6 +31,7 @@ pub struct Account {
     name: Arc<str>,
     adapter: Arc<dyn Adapter>,
     concurrency: usize,
+    poll_interval: std::time::Duration,
 }
 
 impl fmt::Debug for Account {
@@ -79,7 +80,13 @@ impl Account {
             name: Arc::from(config.name.as_str()),
             adapter,
             concurrency,
+            poll_interval: config.poll_interval(),
         })
+    }
+
+    /// How often a worker syncs this account ([`AccountConfig::poll_interval`]).
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.poll_interval
     }
 
     /// The account's name (unique within an [`crate::Inbox`]).

@@ -190,7 +190,13 @@ pub struct AccountConfig {
     /// conversation (export, first sync); `None` for the marketplace's default. The rate
     /// limiter still decides the pace.
     pub concurrency: Option<u32>,
+    /// How often `inbox worker` syncs the account, in seconds; `None` for
+    /// [`DEFAULT_POLL_INTERVAL_SECS`].
+    pub poll_interval_secs: Option<f64>,
 }
+
+/// How often a worker syncs an account that names no `poll_interval_secs`.
+pub const DEFAULT_POLL_INTERVAL_SECS: f64 = 60.0;
 
 impl AccountConfig {
     /// An account of `marketplace` named `name`, against the production API.
@@ -211,7 +217,18 @@ impl AccountConfig {
             retry: RetrySettings::default(),
             timeouts: TimeoutSettings::default(),
             concurrency: None,
+            poll_interval_secs: None,
         }
+    }
+
+    /// How often a worker syncs the account: `poll_interval_secs` when it is a number of
+    /// seconds from 0.05 to a day, else the default (60 s).
+    pub fn poll_interval(&self) -> std::time::Duration {
+        let secs = self
+            .poll_interval_secs
+            .filter(|s| s.is_finite() && (0.05..=86_400.0).contains(s))
+            .unwrap_or(DEFAULT_POLL_INTERVAL_SECS);
+        std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::from_secs(60))
     }
 
     /// How many conversations' messages are fetched at once.
@@ -398,6 +415,8 @@ struct AccountFile {
     timeouts: TimeoutSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    poll_interval_secs: Option<f64>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -450,6 +469,7 @@ impl TryFrom<AccountFile> for AccountConfig {
             retry: f.retry,
             timeouts: f.timeouts,
             concurrency: f.concurrency,
+            poll_interval_secs: f.poll_interval_secs,
         })
     }
 }
@@ -475,6 +495,7 @@ impl From<AccountConfig> for AccountFile {
             retry: a.retry,
             timeouts: a.timeouts,
             concurrency: a.concurrency,
+            poll_interval_secs: a.poll_interval_secs,
         };
         if let Some(owner) = a.owner {
             f.owner_name = Some(owner.name);

@@ -2,7 +2,6 @@
 //! (each test in a database of its own; see `support/postgres.rs`): every marketplace
 //! mirrored exactly once, compare-and-set between two runners, malformed elements kept
 //! and cleared, concurrent migrations, and the same rows as the SQLite store.
-#![cfg(feature = "postgres")]
 
 use std::collections::HashSet;
 

@@ -1,0 +1,239 @@
+//! `inbox worker`: syncs the configured accounts as graphile_worker jobs on PostgreSQL,
+//! so that any number of worker processes, on any number of machines, share the work.
+//!
+//! - One job per account (`job_key` `inbox-sync:{account}`): it runs one sync step,
+//!   commits it (compare-and-set on the account's checkpoint), and schedules the
+//!   account's next run `poll_interval_secs` later. At start a worker adds the job of
+//!   every configured account that has none (adding it again changes nothing), so one
+//!   worker or ten with one config do the same.
+//! - An account never runs in two workers at once: a job first takes the account's
+//!   lease (`inbox_leases`: owner, expiry, fencing token), renewed while the step runs
+//!   and released after; a job that finds it held runs again when it expires. Should the
+//!   engine run a job twice anyway (recovery of a worker it believed dead), the store's
+//!   compare-and-set lets only one commit count.
+//! - A worker that died is recovered (heartbeats; its jobs run again after a sweep); a
+//!   worker stopped with SIGTERM or SIGINT finishes or hands back its running jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use graphile_worker::{
+    IntoTaskHandlerResult, JobKeyMode, JobSpecBuilder, TaskHandler, WorkerContext, WorkerOptions,
+    WorkerUtils,
+};
+use marketplace_inbox::sync::PostgresStore;
+use marketplace_inbox::Inbox;
+use serde::{Deserialize, Serialize};
+
+/// How long a lease holds without renewal.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a running step renews its lease.
+const RENEW: Duration = Duration::from_secs(10);
+/// A step that runs longer is abandoned (its commit never made) and tried again later.
+const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What every job of this process shares.
+#[derive(Clone)]
+struct Fleet {
+    inbox: Arc<Inbox>,
+    store: PostgresStore,
+    json: bool,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").finish_non_exhaustive()
+    }
+}
+
+/// The job: one sync step of one account.
+#[derive(Debug, Deserialize, Serialize)]
+struct SyncAccount {
+    account: String,
+}
+
+fn job_key(account: &str) -> String {
+    format!("inbox-sync:{account}")
+}
+
+impl TaskHandler for SyncAccount {
+    const IDENTIFIER: &'static str = "inbox_sync_account";
+
+    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
+        let Some(fleet) = ctx.get_ext::<Fleet>().cloned() else {
+            return Err("the worker has no accounts".to_string());
+        };
+        let utils = WorkerUtils::new(ctx.database().clone(), ctx.schema().clone());
+        fleet
+            .step(&utils, ctx.worker_id(), &self.account)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+const LEASES: &str = "CREATE TABLE IF NOT EXISTS inbox_leases (
+    account TEXT PRIMARY KEY, owner TEXT NOT NULL, until TIMESTAMPTZ NOT NULL,
+    fence BIGINT NOT NULL DEFAULT 0)";
+
+impl Fleet {
+    /// Runs one step of `name` under its lease and schedules the next.
+    async fn step(&self, utils: &WorkerUtils, owner: &str, name: &str) -> Result<()> {
+        // An account no longer configured has no next run.
+        let Some(account) = self.inbox.account(name) else {
+            return Ok(());
+        };
+        let pool = self.store.pool();
+        let lease: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbox_leases (account, owner, until, fence)
+             VALUES ($1, $2, now() + make_interval(secs => $3), 1)
+             ON CONFLICT (account) DO UPDATE SET owner = excluded.owner,
+               until = excluded.until, fence = inbox_leases.fence + 1
+             WHERE inbox_leases.until < now()
+             RETURNING fence",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(pool)
+        .await
+        .context("taking the lease")?;
+        let Some(fence) = lease else {
+            // Another worker runs it: come back when its lease ends.
+            let until: Option<chrono::DateTime<chrono::Utc>> =
+                sqlx::query_scalar("SELECT until FROM inbox_leases WHERE account = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
+            let at = until.unwrap_or_else(chrono::Utc::now) + chrono::Duration::milliseconds(100);
+            return schedule(utils, name, at).await;
+        };
+        let renew = {
+            let pool = pool.clone();
+            let name = name.to_string();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW).await;
+                    let _ = sqlx::query(
+                        "UPDATE inbox_leases SET until = now() + make_interval(secs => $3)
+                         WHERE account = $1 AND fence = $2",
+                    )
+                    .bind(&name)
+                    .bind(fence)
+                    .bind(LEASE.as_secs_f64())
+                    .execute(&pool)
+                    .await;
+                }
+            })
+        };
+        let ran = tokio::time::timeout(
+            STEP_TIMEOUT,
+            crate::sync::account_pass(&self.inbox, account, &self.store, self.json),
+        )
+        .await;
+        renew.abort();
+        sqlx::query("UPDATE inbox_leases SET until = now() WHERE account = $1 AND fence = $2")
+            .bind(name)
+            .bind(fence)
+            .execute(pool)
+            .await
+            .context("releasing the lease")?;
+        if ran.is_err() {
+            eprintln!(
+                "inbox: {name}: the sync step took over {} s; abandoned",
+                STEP_TIMEOUT.as_secs()
+            );
+        }
+        // Failed or not, the account runs again at its interval (a failed step's error
+        // was printed; the engine's own backoff would reach hours).
+        let interval = chrono::Duration::from_std(account.poll_interval())
+            .unwrap_or(chrono::Duration::seconds(60));
+        schedule(utils, name, chrono::Utc::now() + interval).await
+    }
+}
+
+/// The account's job, to run at `at` (replacing the one pending, if any).
+async fn schedule(
+    utils: &WorkerUtils,
+    account: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let spec = JobSpecBuilder::new()
+        .job_key(job_key(account))
+        .job_key_mode(JobKeyMode::Replace)
+        .run_at(at)
+        .max_attempts(1000)
+        .build();
+    utils
+        .add_job(
+            SyncAccount {
+                account: account.to_string(),
+            },
+            spec,
+        )
+        .await
+        .map(|_| ())
+        .context("scheduling the next run")
+}
+
+/// Runs jobs until SIGTERM or SIGINT.
+pub async fn run(inbox: Inbox, url: &str, concurrency: usize, json: bool) -> Result<()> {
+    let concurrency = concurrency.clamp(1, 256);
+    let connections = u32::try_from(concurrency).unwrap_or(256).saturating_add(4);
+    let store = PostgresStore::connect(url, connections)
+        .await
+        .context("opening the PostgreSQL database")?;
+    // Workers starting together: one creates the table, the others wait for it.
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('inbox_leases'))")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(LEASES)
+        .execute(&mut *tx)
+        .await
+        .context("creating the leases table")?;
+    tx.commit().await?;
+    let names: Vec<String> = inbox.accounts().map(|a| a.name().to_string()).collect();
+    let fleet = Fleet {
+        inbox: Arc::new(inbox),
+        store: store.clone(),
+        json,
+    };
+    let worker = WorkerOptions::default()
+        .pg_pool(store.pool().clone())
+        .schema("graphile_worker")
+        .concurrency(concurrency)
+        .poll_interval(Duration::from_millis(500))
+        .heartbeat_interval(Duration::from_secs(5))
+        .sweep_interval(Duration::from_secs(10))
+        .sweep_threshold(Duration::from_secs(30))
+        .recovery_delay(Duration::from_secs(1))
+        .shutdown_grace_period(Duration::from_secs(30))
+        .shutdown_interrupted_job_retry_delay(Duration::from_secs(1))
+        .define_job::<SyncAccount>()
+        .add_extension(fleet)
+        .init()
+        .await
+        .context("starting the job engine")?;
+    let utils = worker.create_utils();
+    for name in &names {
+        // A pending run keeps its time; an account without one runs now.
+        let spec = JobSpecBuilder::new()
+            .job_key(job_key(name))
+            .job_key_mode(JobKeyMode::PreserveRunAt)
+            .run_at(chrono::Utc::now())
+            .max_attempts(1000)
+            .build();
+        utils
+            .add_job(
+                SyncAccount {
+                    account: name.clone(),
+                },
+                spec,
+            )
+            .await
+            .with_context(|| format!("adding the job of {name}"))?;
+    }
+    worker.run().await.context("running jobs")?;
+    Ok(())
+}
