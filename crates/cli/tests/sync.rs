@@ -5,19 +5,9 @@ use inbox_sandbox::{Config, Vendor};
 use serde_json::Value;
 
 mod common;
-use common::{inbox, start};
+use common::{inbox, start, EXAMPLES};
 #[path = "../../inbox/tests/support/postgres.rs"]
 mod pg;
-
-const EXAMPLES: [(Vendor, &str); 4] = [
-    (
-        Vendor::Allegro,
-        "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
-    ),
-    (Vendor::MercadoLibre, "2000000089077943"),
-    (Vendor::Magalu, "6628d7a3c01daebde56f5600"),
-    (Vendor::Ozon, "99feb3fc-a474-469f-95d5-268b470cc607"),
-];
 
 fn pass(path: &std::path::Path, db: &std::path::Path) -> Vec<Value> {
     pass_on(path, db.to_str().unwrap())

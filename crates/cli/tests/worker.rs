@@ -5,23 +5,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use inbox_sandbox::{Config, Vendor};
+use inbox_sandbox::Config;
 use serde_json::json;
 
 mod common;
-use common::start;
+use common::{start, EXAMPLES};
 #[path = "../../inbox/tests/support/postgres.rs"]
 mod pg;
-
-const EXAMPLES: [(Vendor, &str); 4] = [
-    (
-        Vendor::Allegro,
-        "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
-    ),
-    (Vendor::MercadoLibre, "2000000089077943"),
-    (Vendor::Magalu, "6628d7a3c01daebde56f5600"),
-    (Vendor::Ozon, "99feb3fc-a474-469f-95d5-268b470cc607"),
-];
 
 fn worker(config: &std::path::Path, url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_inbox"))

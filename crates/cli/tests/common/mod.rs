@@ -14,6 +14,20 @@ pub struct Env {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Each marketplace's example conversation (the sandbox seeds it from the vendor docs).
+pub const EXAMPLES: [(inbox_sandbox::Vendor, &str); 4] = [
+    (
+        inbox_sandbox::Vendor::Allegro,
+        "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+    ),
+    (inbox_sandbox::Vendor::MercadoLibre, "2000000089077943"),
+    (inbox_sandbox::Vendor::Magalu, "6628d7a3c01daebde56f5600"),
+    (
+        inbox_sandbox::Vendor::Ozon,
+        "99feb3fc-a474-469f-95d5-268b470cc607",
+    ),
+];
+
 pub fn start(config: Config, name: &str) -> Env {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

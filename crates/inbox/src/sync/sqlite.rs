@@ -392,19 +392,10 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> Result<(), StoreErr
             )?,
         };
         if written != 1 {
-            return Err(StoreError::conflict(format!(
-                "another runner synced {account} since this step began; nothing stored"
-            )));
+            return Err(StoreError::synced_since(account));
         }
     }
-    let conversations: HashMap<&str, &crate::Conversation> = commit
-        .changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Conversation(_, c) => Some((c.reference.id.as_str(), c)),
-            _ => None,
-        })
-        .collect();
+    let conversations = commit.conversations();
     for change in &commit.marks {
         let id = change.reference.id.as_str();
         let expected = stored(change.expected);
@@ -456,10 +447,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: &Commit) -> Result<(), StoreErr
             )?,
         };
         if written != 1 {
-            return Err(StoreError::conflict(format!(
-                "another runner synced {} since this step began; nothing stored",
-                change.reference
-            )));
+            return Err(StoreError::synced_since(&change.reference));
         }
     }
     let at = time(commit.at);

@@ -189,6 +189,29 @@ pub struct Commit {
     pub rescans: Vec<Rescan>,
 }
 
+impl Commit {
+    /// The conversations the commit's changes hold, by id (written with their marks).
+    pub(crate) fn conversations(&self) -> HashMap<&str, &crate::Conversation> {
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Conversation(_, c) => Some((c.reference.id.as_str(), c)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl StoreError {
+    /// The conflict of a commit that found the account's checkpoint, or the mark of
+    /// `what` (a conversation), changed since its step began.
+    pub(crate) fn synced_since(what: impl fmt::Display) -> Self {
+        Self::conflict(format!(
+            "another runner synced {what} since this step began; nothing stored"
+        ))
+    }
+}
+
 /// Called inside the commit, after every check passed and before it is made durable:
 /// where a caller hands the changes on (prints them). When it fails, nothing is stored;
 /// when the process dies after it, nothing is stored and the next step finds the same
