@@ -305,6 +305,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
     let mut inbox = inbox;
+    let config_file = cli.config.clone();
     if let Some(name) = &cli.account {
         if inbox.account(name).is_none() {
             let names: Vec<&str> = inbox.accounts().map(|a| a.name()).collect();
@@ -396,7 +397,14 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             let sync::Db::Postgres(url) = db else {
                 return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));
             };
-            worker::run(inbox, &url, concurrency, json).await?;
+            let Some(path) = config_file else {
+                return Err(anyhow!("inbox worker needs its accounts in --config FILE"));
+            };
+            let mut config = marketplace_inbox::InboxConfig::from_file(&path)?;
+            if let Some(name) = &cli.account {
+                config.accounts.retain(|a| &a.name == name);
+            }
+            worker::run(config, &url, concurrency, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start {

@@ -23,7 +23,7 @@ use graphile_worker::{
     WorkerUtils,
 };
 use marketplace_inbox::sync::PostgresStore;
-use marketplace_inbox::Inbox;
+use marketplace_inbox::{Credentials, Inbox, InboxConfig, PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 use serde::{Deserialize, Serialize};
 
 /// How long a lease holds without renewal.
@@ -176,8 +176,20 @@ async fn schedule(
         .context("scheduling the next run")
 }
 
-/// Runs jobs until SIGTERM or SIGINT.
-pub async fn run(inbox: Inbox, url: &str, concurrency: usize, json: bool) -> Result<()> {
+/// Runs jobs for the accounts of `config` until SIGTERM or SIGINT. OAuth accounts keep
+/// their rotated tokens in the database, encrypted with [`TOKEN_KEY_ENV`], and refresh one
+/// worker at a time.
+pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool) -> Result<()> {
+    let oauth = config
+        .accounts
+        .iter()
+        .any(|a| matches!(a.credentials, Credentials::OAuth(_)));
+    let key = TokenKey::from_env()?;
+    if oauth && key.is_none() {
+        anyhow::bail!(
+            "the OAuth accounts of a fleet need {TOKEN_KEY_ENV} (64 hex digits): their rotated tokens are shared, encrypted, in the database"
+        );
+    }
     let concurrency = concurrency.clamp(1, 256);
     let connections = u32::try_from(concurrency).unwrap_or(256).saturating_add(4);
     let store = PostgresStore::connect(url, connections)
@@ -193,6 +205,13 @@ pub async fn run(inbox: Inbox, url: &str, concurrency: usize, json: bool) -> Res
         .await
         .context("creating the leases table")?;
     tx.commit().await?;
+    let inbox = match key {
+        Some(key) => {
+            let tokens = PostgresTokens::new(store.pool().clone(), key).await?;
+            Inbox::from_config_with_store(&config, Arc::new(tokens))?
+        }
+        None => Inbox::from_config(&config)?,
+    };
     let names: Vec<String> = inbox.accounts().map(|a| a.name().to_string()).collect();
     let fleet = Fleet {
         inbox: Arc::new(inbox),

@@ -332,16 +332,9 @@ fn on_postgres_two_syncs_at_once_print_each_message_once() {
     printed.dedup();
     assert_eq!(n, printed.len(), "none twice");
     assert_eq!(n, 4);
-    let stored: i64 = runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
-        n
-    });
-    assert_eq!(stored, generated as i64 + 4);
+    let stored: Vec<(i64,)> = runtime
+        .block_on(pg::rows(&db.url, "SELECT COUNT(*) FROM messages"))
+        .unwrap();
+    assert_eq!(stored, [(generated as i64 + 4,)]);
     runtime.block_on(db.drop_now());
 }

@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use inbox_sandbox::Config;
+use inbox_sandbox::{Config, Vendor};
 use serde_json::json;
 
 mod common;
@@ -13,12 +13,16 @@ use common::{start, EXAMPLES};
 #[path = "../../inbox/tests/support/postgres.rs"]
 mod pg;
 
+/// The key the fleet's tokens are encrypted with in these tests.
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 fn worker(config: &std::path::Path, url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_inbox"))
         .arg("--config")
         .arg(config)
         .args(["--json", "worker", "--db", url, "--concurrency", "4"])
         .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -27,17 +31,14 @@ fn worker(config: &std::path::Path, url: &str) -> Child {
 
 /// Messages stored, and distinct (account, conversation, id) among them.
 fn stored(runtime: &tokio::runtime::Runtime, url: &str) -> (i64, i64) {
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let counted: Result<(i64, i64), _> = sqlx::query_as(
+    let counted: Vec<(i64, i64)> = runtime
+        .block_on(pg::rows(
+            url,
             "SELECT COUNT(*), COUNT(DISTINCT (account, conversation, id)) FROM messages",
-        )
-        .fetch_one(&mut conn)
-        .await;
-        conn.close().await.ok();
-        counted.unwrap_or((0, 0))
-    })
+        ))
+        // Before the first worker made the tables, nothing is stored.
+        .unwrap_or_default();
+    counted.first().copied().unwrap_or((0, 0))
 }
 
 fn wait_for(runtime: &tokio::runtime::Runtime, url: &str, want: i64) {
@@ -123,16 +124,92 @@ fn workers_share_accounts_and_store_every_message_once_through_a_kill() {
         );
     }
     // Each account has exactly one job left, for its next run.
-    let jobs: i64 = runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM graphile_worker.jobs")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.ok();
-        n
-    });
-    assert_eq!(jobs, 4);
+    let jobs: Vec<(i64,)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT COUNT(*) FROM graphile_worker.jobs",
+        ))
+        .unwrap();
+    assert_eq!(jobs, [(4,)]);
+    runtime.block_on(db.drop_now());
+}
+
+/// OAuth accounts without a token to start from: two workers need one at once, one
+/// refreshes (the row locked), the other finds the rotated tokens; both go on with them.
+#[test]
+fn two_workers_refresh_an_oauth_account_once_and_both_go_on() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("tokens")) else {
+        return;
+    };
+    let env = start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            ..Config::default()
+        },
+        "worker-tokens",
+    );
+    let mut config = env.sandbox.oauth_accounts_config();
+    for a in config["accounts"].as_array_mut().unwrap() {
+        a["poll_interval_secs"] = json!(0.3);
+    }
+    let path = env.write_config(&config);
+
+    // Without the key, a fleet refuses OAuth accounts and says why.
+    let refused = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .arg("--config")
+        .arg(&path)
+        .args(["worker", "--db", &db.url])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("INBOX_TOKEN_KEY"), "{why}");
+
+    let spent: Vec<String> = [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu]
+        .iter()
+        .map(|v| env.sandbox.refresh_token(*v))
+        .collect();
+    let a = worker(&path, &db.url);
+    let b = worker(&path, &db.url);
+    let generated = 4 * 2 * 2 + 2 + 2 + 1 + 1;
+    wait_for(&runtime, &db.url, generated);
+    for (vendor, id) in EXAMPLES {
+        assert!(env.sandbox.buyer_writes(vendor, id, "still there?"));
+    }
+    wait_for(&runtime, &db.url, generated + 4);
+    for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
+        assert_eq!(
+            env.sandbox.refreshes(vendor),
+            1,
+            "{vendor:?}: one refresh for the fleet"
+        );
+    }
+    for w in [a, b] {
+        let out = stop(w);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    }
+    // Stored encrypted: no token in the clear.
+    let rows: Vec<(String, Vec<u8>)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT account, sealed FROM inbox_tokens ORDER BY account",
+        ))
+        .unwrap();
+    let names: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(names, ["allegro", "magalu", "mercadolibre"]);
+    for (_, sealed) in &rows {
+        let text = String::from_utf8_lossy(sealed);
+        for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
+            assert!(!text.contains(&env.sandbox.refresh_token(vendor)));
+        }
+        for old in &spent {
+            assert!(!text.contains(old.as_str()));
+        }
+    }
     runtime.block_on(db.drop_now());
 }

@@ -48,7 +48,7 @@ pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy
 pub use raw_json::RawJson;
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;
-pub use token::{ClientAuth, OAuthToken, PersistTokens, Refused, Tokens};
+pub use token::{token_answer, ClientAuth, Grant, OAuthToken, PersistTokens, Refused, Tokens};
 
 #[doc(hidden)]
 pub mod __private {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_core::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::Secret;
@@ -23,12 +24,34 @@ pub struct Tokens {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// One refresh grant at the token endpoint, given the refresh token to spend.
+pub type Grant<'a> = Box<dyn FnOnce(Secret) -> BoxFuture<'a, Result<Tokens, Refused>> + Send + 'a>;
+
 /// Where rotated tokens are saved. Called with the new tokens after every refresh and
 /// before they are used; an error is logged and the tokens are used all the same (the old
 /// refresh token is already spent).
 pub trait PersistTokens: Send + Sync {
     /// Saves the tokens (e.g. writes them to the configuration file).
     fn save(&self, tokens: &Tokens) -> Result<(), String>;
+
+    /// Runs `grant`, the refresh of the tokens this process holds (`held`), as the only
+    /// refresh of the account among every process sharing the store: a store shared by
+    /// several processes holds its lock meanwhile, gives back tokens another process
+    /// stored since instead of refreshing again, and spends the newest refresh token it
+    /// holds. By default (a store of one process): `grant`, then [`PersistTokens::save`].
+    fn refresh_exclusively<'a>(
+        &'a self,
+        held: Tokens,
+        grant: Grant<'a>,
+    ) -> BoxFuture<'a, Result<Tokens, Refused>> {
+        Box::pin(async move {
+            let tokens = grant(held.refresh_token).await?;
+            if let Err(e) = self.save(&tokens) {
+                tracing::error!(error = %e, "rotated tokens could not be saved");
+            }
+            Ok(tokens)
+        })
+    }
 }
 
 impl<F: Fn(&Tokens) -> Result<(), String> + Send + Sync> PersistTokens for F {
@@ -157,13 +180,39 @@ impl OAuthToken {
         }
     }
 
-    /// One refresh grant; the caller holds `refreshing`.
+    /// One refresh, through the store when there is one; the caller holds `refreshing`.
     async fn refresh(&self, http: &reqwest::Client) -> Result<Secret, Refused> {
-        let refresh_token = self
+        let held = self
             .tokens
             .lock()
-            .map(|t| t.refresh_token.clone())
-            .unwrap_or_else(|p| p.into_inner().refresh_token.clone());
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let tokens = match &self.persist {
+            Some(persist) => {
+                let grant: Grant<'_> = Box::new(move |token| Box::pin(self.grant(http, token)));
+                persist.refresh_exclusively(held, grant).await?
+            }
+            None => self.grant(http, held.refresh_token).await?,
+        };
+        let access = tokens.access_token.clone();
+        if let Ok(mut held) = self.tokens.lock() {
+            *held = tokens;
+        }
+        match access {
+            Some(access) => Ok(access),
+            None => Err(Refused::Answer(token_answer(
+                502,
+                bytes::Bytes::from_static(b"the token store gave tokens without an access token"),
+            ))),
+        }
+    }
+
+    /// One refresh grant spending `refresh_token`.
+    async fn grant(
+        &self,
+        http: &reqwest::Client,
+        refresh_token: Secret,
+    ) -> Result<Tokens, Refused> {
         let mut form = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
@@ -192,18 +241,15 @@ impl OAuthToken {
         let bytes = response.bytes().await.map_err(Refused::Transport)?;
         let Ok(granted) = serde_json::from_slice::<Granted>(&bytes) else {
             tracing::warn!("token endpoint answered without an access token");
-            let mut answer = http::Response::new(bytes);
-            *answer.status_mut() = http::StatusCode::BAD_GATEWAY;
-            return Err(Refused::Answer(answer.into()));
+            return Err(Refused::Answer(token_answer(502, bytes)));
         };
         let expires_in = granted.expires_in.as_ref().and_then(|v| match v {
             serde_json::Value::Number(n) => n.as_i64(),
             serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,
         });
-        let access = Secret::new(granted.access_token);
         let tokens = Tokens {
-            access_token: Some(access.clone()),
+            access_token: Some(Secret::new(granted.access_token)),
             refresh_token: granted
                 .refresh_token
                 .map(Secret::new)
@@ -211,15 +257,17 @@ impl OAuthToken {
             expires_at: expires_in
                 .map(|s| started + chrono::Duration::seconds(s.clamp(0, 10 * 365 * 86_400))),
         };
-        if let Some(persist) = &self.persist {
-            if let Err(e) = persist.save(&tokens) {
-                tracing::error!(error = %e, "rotated tokens could not be saved");
-            }
-        }
-        if let Ok(mut held) = self.tokens.lock() {
-            *held = tokens;
-        }
         tracing::info!("access token refreshed");
-        Ok(access)
+        Ok(tokens)
     }
+}
+
+/// An answer of `status` with `body`, standing for the token endpoint's: what the
+/// request path reports when the endpoint (or a token store) gave nothing usable. A
+/// status that is no HTTP status is 502.
+pub fn token_answer(status: u16, body: bytes::Bytes) -> reqwest::Response {
+    let mut answer = http::Response::new(body);
+    *answer.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    answer.into()
 }

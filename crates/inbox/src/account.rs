@@ -34,6 +34,26 @@ pub struct Account {
     poll_interval: std::time::Duration,
 }
 
+/// An inbox's token store seen by one account's token.
+struct Named {
+    account: String,
+    store: Arc<dyn TokenStore>,
+}
+
+impl inbox_core::PersistTokens for Named {
+    fn save(&self, tokens: &Tokens) -> Result<(), String> {
+        self.store.save(&self.account, tokens)
+    }
+
+    fn refresh_exclusively<'a>(
+        &'a self,
+        held: Tokens,
+        grant: inbox_core::Grant<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<Tokens, inbox_core::Refused>> {
+        self.store.refresh_exclusively(&self.account, held, grant)
+    }
+}
+
 impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Account")
@@ -57,8 +77,10 @@ impl Account {
         config: &AccountConfig,
         store: Arc<dyn TokenStore>,
     ) -> Result<Account, Error> {
-        let name = config.name.clone();
-        let persist = move |tokens: &Tokens| store.save(&name, tokens);
+        let persist = Named {
+            account: config.name.clone(),
+            store,
+        };
         Self::build(config, Some(Arc::new(persist)))
     }
 

@@ -92,6 +92,24 @@ impl OAuthCredentials {
 pub trait TokenStore: Send + Sync {
     /// Saves `tokens` for the account `account`.
     fn save(&self, account: &str, tokens: &inbox_core::Tokens) -> Result<(), String>;
+
+    /// Runs `grant` as the only refresh of `account` among every process sharing the
+    /// store (see [`inbox_core::PersistTokens::refresh_exclusively`]). By default (a
+    /// store of one process): `grant`, then [`TokenStore::save`].
+    fn refresh_exclusively<'a>(
+        &'a self,
+        account: &'a str,
+        held: inbox_core::Tokens,
+        grant: inbox_core::Grant<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<inbox_core::Tokens, inbox_core::Refused>> {
+        Box::pin(async move {
+            let tokens = grant(held.refresh_token).await?;
+            if let Err(e) = self.save(account, &tokens) {
+                tracing::error!(account, error = %e, "rotated tokens could not be saved");
+            }
+            Ok(tokens)
+        })
+    }
 }
 
 /// The seller-side attendant Magalu requires on every reply (`owner`).

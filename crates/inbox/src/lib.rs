@@ -76,6 +76,8 @@ mod account;
 mod adapter;
 pub mod config;
 mod error;
+#[cfg(feature = "postgres")]
+mod fleet_tokens;
 mod inbox;
 mod listing;
 mod model;
@@ -90,6 +92,8 @@ pub use config::{
     RetrySettings, TimeoutSettings, TokenStore,
 };
 pub use error::{Cause, Error};
+#[cfg(feature = "postgres")]
+pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{Secret, Tokens};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};

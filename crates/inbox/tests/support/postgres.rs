@@ -94,3 +94,14 @@ impl TestDb {
         }
     }
 }
+
+/// The rows `sql` selects from the database at `url`, on a connection of its own.
+pub async fn rows<T>(url: &str, sql: &'static str) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut conn = PgConnection::connect(url).await?;
+    let rows = sqlx::query_as(sql).fetch_all(&mut conn).await;
+    conn.close().await.ok();
+    rows
+}
