@@ -70,7 +70,8 @@ pub fn policy(account: &str) -> inbox_core::Policy {
             ..Classify::default()
         },
         vec![
-            RateLimit::new("all", 9_000, Duration::from_secs(60), Applies::All),
+            // Per application (client id), not per seller.
+            RateLimit::new("all", 9_000, Duration::from_secs(60), Applies::All).per_application(),
             RateLimit::new(
                 "messages",
                 1,

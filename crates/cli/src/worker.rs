@@ -13,6 +13,8 @@
 //!   compare-and-set lets only one commit count.
 //! - A worker that died is recovered (heartbeats; its jobs run again after a sweep); a
 //!   worker stopped with SIGTERM or SIGINT finishes or hands back its running jobs.
+//! - Application-wide rate limits (Allegro's, per client id) hold for the fleet: every
+//!   worker beats in `inbox_workers` and sends its share (1 / live workers) of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +76,37 @@ impl TaskHandler for SyncAccount {
 
 const LEASES: &str = "CREATE TABLE IF NOT EXISTS inbox_leases (
     account TEXT PRIMARY KEY, owner TEXT NOT NULL, until TIMESTAMPTZ NOT NULL,
-    fence BIGINT NOT NULL DEFAULT 0)";
+    fence BIGINT NOT NULL DEFAULT 0);
+  CREATE TABLE IF NOT EXISTS inbox_workers (id TEXT PRIMARY KEY, seen TIMESTAMPTZ NOT NULL)";
+
+/// How often a worker says it is alive and counts the others.
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// A worker not heard from for this long no longer counts.
+const ALIVE_SECS: f64 = 10.0;
+
+/// Says this worker is alive, and takes its share of the application-wide rate limits
+/// from the number of live workers (so that together they keep to the vendor's limit).
+async fn heartbeat(pool: &sqlx::PgPool, id: &str) -> Result<u32> {
+    sqlx::query(
+        "INSERT INTO inbox_workers (id, seen) VALUES ($1, now())
+         ON CONFLICT (id) DO UPDATE SET seen = now()",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbox_workers WHERE seen > now() - make_interval(secs => $1)",
+    )
+    .bind(ALIVE_SECS)
+    .fetch_one(pool)
+    .await?;
+    sqlx::query("DELETE FROM inbox_workers WHERE seen < now() - interval '1 hour'")
+        .execute(pool)
+        .await?;
+    let share = u32::try_from(live).unwrap_or(u32::MAX).max(1);
+    marketplace_inbox::set_fleet_share(share);
+    Ok(share)
+}
 
 impl Fleet {
     /// Runs one step of `name` under its lease and schedules the next.
@@ -213,6 +245,25 @@ pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool)
         None => Inbox::from_config(&config)?,
     };
     let names: Vec<String> = inbox.accounts().map(|a| a.name().to_string()).collect();
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    heartbeat(store.pool(), &id)
+        .await
+        .context("registering the worker")?;
+    let beating = {
+        let (pool, id) = (store.pool().clone(), id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if let Err(e) = heartbeat(&pool, &id).await {
+                    eprintln!("inbox: worker heartbeat failed: {e:#}");
+                }
+            }
+        })
+    };
     let fleet = Fleet {
         inbox: Arc::new(inbox),
         store: store.clone(),
@@ -253,6 +304,12 @@ pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool)
             .await
             .with_context(|| format!("adding the job of {name}"))?;
     }
-    worker.run().await.context("running jobs")?;
-    Ok(())
+    let ran = worker.run().await.context("running jobs");
+    beating.abort();
+    // Leaving: the others take this worker's share at their next heartbeat.
+    let _ = sqlx::query("DELETE FROM inbox_workers WHERE id = $1")
+        .bind(&id)
+        .execute(store.pool())
+        .await;
+    ran
 }

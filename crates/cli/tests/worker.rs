@@ -41,6 +41,17 @@ fn stored(runtime: &tokio::runtime::Runtime, url: &str) -> (i64, i64) {
     counted.first().copied().unwrap_or((0, 0))
 }
 
+/// Workers heard from in the last 10 s.
+fn live_workers(runtime: &tokio::runtime::Runtime, url: &str) -> i64 {
+    let live: Vec<(i64,)> = runtime
+        .block_on(pg::rows(
+            url,
+            "SELECT COUNT(*) FROM inbox_workers WHERE seen > now() - interval '10 seconds'",
+        ))
+        .unwrap();
+    live.first().map_or(0, |(n,)| *n)
+}
+
 fn wait_for(runtime: &tokio::runtime::Runtime, url: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -99,6 +110,8 @@ fn workers_share_accounts_and_store_every_message_once_through_a_kill() {
     let a = worker(&path, &db.url);
     let b = worker(&path, &db.url);
     wait_for(&runtime, &db.url, generated);
+    // Both beat, so each takes half of the application-wide limits.
+    assert_eq!(live_workers(&runtime, &db.url), 2);
 
     for (vendor, id) in EXAMPLES {
         assert!(env.sandbox.buyer_writes(vendor, id, "first round"));
@@ -123,6 +136,8 @@ fn workers_share_accounts_and_store_every_message_once_through_a_kill() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Stopped workers leave the count (the killed one ages out).
+    assert!(live_workers(&runtime, &db.url) <= 1);
     // Each account has exactly one job left, for its next run.
     let jobs: Vec<(i64,)> = runtime
         .block_on(pg::rows(

@@ -44,7 +44,10 @@ pub use http::{http_client, http_client_with, shared_http_client, HttpClientErro
 pub use lenient::{or_none, InvalidElement, Lenient};
 pub use outcome::{observe, replayed, Outcome};
 pub use path::path_segment;
-pub use policy::{Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy, LIMIT_SHARE};
+pub use policy::{
+    fleet_share, set_fleet_share, Applies, Classify, Kind, Labels, Policy, RateLimit, RetryPolicy,
+    Scope, LIMIT_SHARE,
+};
 pub use raw_json::RawJson;
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;

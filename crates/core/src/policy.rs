@@ -134,6 +134,17 @@ impl Applies {
     }
 }
 
+/// Whose requests a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One account's (one seller's token).
+    Account,
+    /// Every account of one application (client id) together: in a process, its
+    /// accounts share one limiter; across a fleet, each process takes its share
+    /// ([`set_fleet_share`]).
+    Application,
+}
+
 /// A vendor rate limit: at most `requests` per `per`, for the requests it applies to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateLimit {
@@ -145,18 +156,58 @@ pub struct RateLimit {
     pub per: Duration,
     /// Which requests count.
     pub applies: Applies,
+    /// Whose requests count.
+    pub scope: Scope,
 }
 
 impl RateLimit {
-    /// A limit of `requests` per `per`.
+    /// A limit of `requests` per `per` for one account.
     pub const fn new(name: &'static str, requests: u32, per: Duration, applies: Applies) -> Self {
         RateLimit {
             name,
             requests,
             per,
             applies,
+            scope: Scope::Account,
         }
     }
+
+    /// The same limit, counted for every account of the application together.
+    pub const fn per_application(self) -> Self {
+        RateLimit {
+            scope: Scope::Application,
+            ..self
+        }
+    }
+}
+
+/// How many processes share the application-wide limits (1 unless a fleet says more).
+static FLEET_SHARE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Tells this process that `processes` processes (itself included) share every
+/// application-wide limit: each then sends at most its share of the limit (0 counts
+/// as 1). A fleet of workers sets it from the number of live workers.
+pub fn set_fleet_share(processes: u32) {
+    FLEET_SHARE.store(processes.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of processes sharing the application-wide limits.
+pub fn fleet_share() -> u32 {
+    FLEET_SHARE
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1)
+}
+
+/// The limiters of application-wide limits, by (marketplace, application, limit,
+/// requests, period): accounts of one application in this process share them.
+type Shared = std::collections::HashMap<
+    (&'static str, String, &'static str, u32, Duration),
+    Arc<DefaultDirectRateLimiter>,
+>;
+
+fn shared_limiters() -> &'static Mutex<Shared> {
+    static SHARED: std::sync::OnceLock<Mutex<Shared>> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(Shared::new()))
 }
 
 /// The share of a published limit the client uses, leaving room for the jitter between
@@ -173,6 +224,18 @@ fn burst(requests: u32) -> NonZeroU32 {
     } else {
         NonZeroU32::MIN
     }
+}
+
+/// The limiter of `l`, or none when it limits nothing (a zero period or count) or its
+/// spacing is beyond what the limiter holds.
+fn limiter(l: &RateLimit) -> Option<DefaultDirectRateLimiter> {
+    let spacing = l.per.checked_div(l.requests)?.as_secs_f64() / LIMIT_SHARE;
+    // The limiter counts in u64 nanoseconds (about 584 years).
+    let spacing = Duration::try_from_secs_f64(spacing)
+        .ok()
+        .filter(|s| s.as_nanos() < u128::from(u64::MAX))?;
+    let quota = Quota::with_period(spacing)?.allow_burst(burst(l.requests));
+    Some(RateLimiter::direct(quota))
 }
 
 /// Who the requests are for, as tracing spans name them.
@@ -192,7 +255,7 @@ struct PolicyInner {
     labels: Labels,
     retry: RetryPolicy,
     classify: Classify,
-    limits: Vec<(RateLimit, DefaultDirectRateLimiter)>,
+    limits: Vec<(RateLimit, Arc<DefaultDirectRateLimiter>)>,
     jitter: Mutex<u64>,
 }
 
@@ -221,13 +284,8 @@ impl Policy {
         let limits = limits
             .into_iter()
             .filter_map(|l| {
-                let spacing = l.per.checked_div(l.requests)?.as_secs_f64() / LIMIT_SHARE;
-                // The limiter counts in u64 nanoseconds (about 584 years).
-                let spacing = Duration::try_from_secs_f64(spacing)
-                    .ok()
-                    .filter(|s| s.as_nanos() < u128::from(u64::MAX))?;
-                let quota = Quota::with_period(spacing)?.allow_burst(burst(l.requests));
-                Some((l, RateLimiter::direct(quota)))
+                let limiter = Arc::new(limiter(&l)?);
+                Some((l, limiter))
             })
             .collect();
         let seed = labels
@@ -263,6 +321,53 @@ impl Policy {
         Policy::new(self.0.labels.clone(), retry, self.0.classify, limits)
     }
 
+    /// The same policy for an account of `application` (its client id): its
+    /// application-wide limits use the limiter every account of that application in
+    /// this process shares.
+    pub fn of_application(&self, application: &str) -> Policy {
+        let limits = self
+            .0
+            .limits
+            .iter()
+            .map(|(l, own)| {
+                if l.scope != Scope::Application {
+                    return (l.clone(), own.clone());
+                }
+                let key = (
+                    self.0.labels.marketplace,
+                    application.to_string(),
+                    l.name,
+                    l.requests,
+                    l.per,
+                );
+                let shared = match shared_limiters().lock() {
+                    Ok(mut all) => all.entry(key).or_insert_with(|| own.clone()).clone(),
+                    Err(_) => own.clone(),
+                };
+                (l.clone(), shared)
+            })
+            .collect();
+        Policy(Arc::new(PolicyInner {
+            labels: self.0.labels.clone(),
+            retry: self.0.retry.clone(),
+            classify: self.0.classify,
+            limits,
+            jitter: Mutex::new(self.0.jitter.lock().map(|j| *j).unwrap_or(1)),
+        }))
+    }
+
+    /// Whether this policy's limit `name` is the limiter of `other`'s (both accounts
+    /// of one application).
+    pub fn shares_limit(&self, other: &Policy, name: &str) -> bool {
+        let find = |p: &Policy| {
+            p.0.limits
+                .iter()
+                .find(|(l, _)| l.name == name)
+                .map(|(_, r)| r.clone())
+        };
+        matches!((find(self), find(other)), (Some(a), Some(b)) if Arc::ptr_eq(&a, &b))
+    }
+
     /// The labels.
     pub fn labels(&self) -> &Labels {
         &self.0.labels
@@ -283,11 +388,19 @@ impl Policy {
         self.0.classify.kind(method, operation_id)
     }
 
-    /// Waits until every limit that counts this request lets it go.
+    /// Waits until every limit that counts this request lets it go. An
+    /// application-wide limit shared by a fleet of `n` processes takes `n` of its turns,
+    /// so that together they keep to it.
     pub async fn until_ready(&self, kind: Kind, operation_id: &str) {
         for (limit, limiter) in &self.0.limits {
             if limit.applies.matches(kind, operation_id) {
-                limiter.until_ready().await;
+                let turns = match limit.scope {
+                    Scope::Account => 1,
+                    Scope::Application => fleet_share(),
+                };
+                for _ in 0..turns {
+                    limiter.until_ready().await;
+                }
             }
         }
     }
@@ -368,5 +481,36 @@ mod tests {
         let ys: Vec<f64> = (0..5).map(|_| b.unit()).collect();
         assert_eq!(xs, ys);
         assert!(xs.iter().all(|u| (0.0..1.0).contains(u)));
+    }
+
+    #[test]
+    fn accounts_of_one_application_share_its_limiter_and_no_other() {
+        let p = |account: &str| {
+            Policy::new(
+                Labels {
+                    marketplace: "allegro",
+                    account: account.into(),
+                },
+                RetryPolicy::default(),
+                Classify::default(),
+                vec![
+                    RateLimit::new("all", 9_000, Duration::from_secs(60), Applies::All)
+                        .per_application(),
+                    RateLimit::new("messages", 1, Duration::from_secs(1), Applies::All),
+                ],
+            )
+        };
+        let a = p("a").of_application("app-one");
+        let b = p("b").of_application("app-one");
+        let c = p("c").of_application("app-two");
+        let alone = p("d");
+        assert!(a.shares_limit(&b, "all"), "one application: one limiter");
+        assert!(!a.shares_limit(&c, "all"), "another application");
+        assert!(!a.shares_limit(&alone, "all"), "no application");
+        assert!(
+            !a.shares_limit(&b, "messages"),
+            "per-account limits stay per account"
+        );
+        assert_eq!(a.limits().count(), 2);
     }
 }

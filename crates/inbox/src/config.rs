@@ -211,6 +211,10 @@ pub struct AccountConfig {
     /// How often `inbox worker` syncs the account, in seconds; `None` for
     /// [`DEFAULT_POLL_INTERVAL_SECS`].
     pub poll_interval_secs: Option<f64>,
+    /// The application (client id) the account's requests count against, for limits
+    /// a vendor sets per application (Allegro's 9,000 a minute); `None` for its OAuth
+    /// client id, or no application for a bare token.
+    pub application: Option<String>,
 }
 
 /// How often a worker syncs an account that names no `poll_interval_secs`.
@@ -236,7 +240,17 @@ impl AccountConfig {
             timeouts: TimeoutSettings::default(),
             concurrency: None,
             poll_interval_secs: None,
+            application: None,
         }
+    }
+
+    /// The application whose limits the account's requests count against:
+    /// `application`, else its OAuth client id.
+    pub fn application_id(&self) -> Option<&str> {
+        self.application.as_deref().or(match &self.credentials {
+            Credentials::OAuth(o) => Some(o.client_id.as_str()),
+            _ => None,
+        })
     }
 
     /// How often a worker syncs the account: `poll_interval_secs` when it is a number of
@@ -435,6 +449,8 @@ struct AccountFile {
     concurrency: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     poll_interval_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    application: Option<String>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -488,6 +504,7 @@ impl TryFrom<AccountFile> for AccountConfig {
             timeouts: f.timeouts,
             concurrency: f.concurrency,
             poll_interval_secs: f.poll_interval_secs,
+            application: f.application,
         })
     }
 }
@@ -514,6 +531,7 @@ impl From<AccountConfig> for AccountFile {
             timeouts: a.timeouts,
             concurrency: a.concurrency,
             poll_interval_secs: a.poll_interval_secs,
+            application: a.application,
         };
         if let Some(owner) = a.owner {
             f.owner_name = Some(owner.name);

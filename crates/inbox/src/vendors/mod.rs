@@ -161,7 +161,13 @@ pub(crate) fn wiring(
             .to_string(),
         http,
         auth,
-        policy: vendor.adjusted(retry, limits),
+        policy: {
+            let policy = vendor.adjusted(retry, limits);
+            match config.application_id() {
+                Some(application) => policy.of_application(application),
+                None => policy,
+            }
+        },
     })
 }
 
