@@ -138,7 +138,7 @@ impl Fleet {
                     .fetch_optional(pool)
                     .await?;
             let at = until.unwrap_or_else(chrono::Utc::now) + chrono::Duration::milliseconds(100);
-            return schedule(utils, name, at).await;
+            return schedule(utils, name, at, JobKeyMode::Replace).await;
         };
         let renew = {
             let pool = pool.clone();
@@ -180,19 +180,27 @@ impl Fleet {
         // was printed; the engine's own backoff would reach hours).
         let interval = chrono::Duration::from_std(account.poll_interval())
             .unwrap_or(chrono::Duration::seconds(60));
-        schedule(utils, name, chrono::Utc::now() + interval).await
+        schedule(
+            utils,
+            name,
+            chrono::Utc::now() + interval,
+            JobKeyMode::Replace,
+        )
+        .await
     }
 }
 
-/// The account's job, to run at `at` (replacing the one pending, if any).
+/// The account's job, to run at `at`; a pending one is replaced (`Replace`), or keeps
+/// its own time (`PreserveRunAt`).
 async fn schedule(
     utils: &WorkerUtils,
     account: &str,
     at: chrono::DateTime<chrono::Utc>,
+    mode: JobKeyMode,
 ) -> Result<()> {
     let spec = JobSpecBuilder::new()
         .job_key(job_key(account))
-        .job_key_mode(JobKeyMode::Replace)
+        .job_key_mode(mode)
         .run_at(at)
         .max_attempts(1000)
         .build();
@@ -205,7 +213,7 @@ async fn schedule(
         )
         .await
         .map(|_| ())
-        .context("scheduling the next run")
+        .with_context(|| format!("scheduling the next run of {account}"))
 }
 
 /// Runs jobs for the accounts of `config` until SIGTERM or SIGINT. OAuth accounts keep
@@ -288,21 +296,7 @@ pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool)
     let utils = worker.create_utils();
     for name in &names {
         // A pending run keeps its time; an account without one runs now.
-        let spec = JobSpecBuilder::new()
-            .job_key(job_key(name))
-            .job_key_mode(JobKeyMode::PreserveRunAt)
-            .run_at(chrono::Utc::now())
-            .max_attempts(1000)
-            .build();
-        utils
-            .add_job(
-                SyncAccount {
-                    account: name.clone(),
-                },
-                spec,
-            )
-            .await
-            .with_context(|| format!("adding the job of {name}"))?;
+        schedule(&utils, name, chrono::Utc::now(), JobKeyMode::PreserveRunAt).await?;
     }
     let ran = worker.run().await.context("running jobs");
     beating.abort();

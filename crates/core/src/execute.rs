@@ -106,10 +106,10 @@ async fn run(
             (Err(_), _) => Next::Done,
         };
         match next {
-            Next::Done => return annotate(outcome, attempt),
+            Next::Done => return finish(outcome, attempt),
             Next::Refresh(rejected) => {
                 let Auth::OAuth(source) = &context.auth else {
-                    return annotate(outcome, attempt);
+                    return finish(outcome, attempt);
                 };
                 refreshed = true;
                 tracing::info!(attempt, "access token rejected; refreshing once");
@@ -118,7 +118,7 @@ async fn run(
                 }
                 match spare {
                     Some(again) => request = again,
-                    None => return annotate(outcome, attempt),
+                    None => return finish(outcome, attempt),
                 }
             }
             Next::Retry(wait) => {
@@ -136,7 +136,7 @@ async fn run(
                     }
                     _ => {
                         tracing::warn!(attempt, "giving up");
-                        return annotate(outcome, attempt);
+                        return finish(outcome, attempt);
                     }
                 }
             }
@@ -175,7 +175,8 @@ pub fn transient_status(status: u16) -> bool {
     matches!(status, 408 | 500 | 502 | 503 | 504)
 }
 
-fn annotate(outcome: reqwest::Result<Response>, attempts: u32) -> reqwest::Result<Response> {
+/// The request's last answer, its attempts recorded for [`crate::observe`].
+fn finish(outcome: reqwest::Result<Response>, attempts: u32) -> reqwest::Result<Response> {
     record(Outcome {
         attempts,
         token_refused: false,

@@ -94,12 +94,7 @@ async fn two_runners_of_one_account_one_commits_the_other_conflicts() {
         for round in 0..3 {
             assert!(sandbox.buyer_writes(
                 vendor,
-                match vendor {
-                    Vendor::Allegro => "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
-                    Vendor::MercadoLibre => "2000000089077943",
-                    Vendor::Magalu => "6628d7a3c01daebde56f5600",
-                    Vendor::Ozon => "99feb3fc-a474-469f-95d5-268b470cc607",
-                },
+                common::example(vendor),
                 &format!("round {round}")
             ));
             let a = sync::step(&account, &a_store).await.unwrap();

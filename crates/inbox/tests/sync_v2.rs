@@ -11,16 +11,7 @@ use marketplace_inbox::*;
 use serde_json::{json, Value};
 
 mod common;
-
-/// Each marketplace's example conversation (the sandbox seeds it from the vendor docs).
-fn example(vendor: Vendor) -> &'static str {
-    match vendor {
-        Vendor::Allegro => "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
-        Vendor::MercadoLibre => "2000000089077943",
-        Vendor::Magalu => "6628d7a3c01daebde56f5600",
-        Vendor::Ozon => "99feb3fc-a474-469f-95d5-268b470cc607",
-    }
-}
+use common::example;
 
 /// A sandbox of `conversations` generated conversations of `messages` messages each.
 async fn sandbox(conversations: u64, messages: u64) -> Sandbox {

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
-use super::store::row::{corrupt, parse_time, stored, time, version};
+use super::store::row::{self, corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
 use crate::Message;
@@ -176,15 +176,7 @@ impl Store for PostgresStore {
                     .bind(account)
                     .fetch_optional(&self.pool)
                     .await?;
-            match row {
-                None => Ok(Checkpoint::default()),
-                Some((text, v)) => {
-                    let mut checkpoint: Checkpoint =
-                        serde_json::from_str(&text).map_err(|e| corrupt(account, e))?;
-                    checkpoint.version = version(v);
-                    Ok(checkpoint)
-                }
-            }
+            row::checkpoint(account, row)
         })
     }
 

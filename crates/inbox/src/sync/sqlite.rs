@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use super::store::row::{corrupt, parse_time, stored, time, version};
+use super::store::row::{self, corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
 use crate::Message;
@@ -260,15 +260,7 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            match row {
-                None => Ok(Checkpoint::default()),
-                Some((text, v)) => {
-                    let mut checkpoint: Checkpoint =
-                        serde_json::from_str(&text).map_err(|e| corrupt(&account, e))?;
-                    checkpoint.version = version(v);
-                    Ok(checkpoint)
-                }
-            }
+            row::checkpoint(&account, row)
         }))
     }
 

@@ -272,7 +272,7 @@ pub trait Store: Send + Sync {
 /// signed 64-bit integers, and the checkpoint's JSON.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) mod row {
-    use super::{StoreError, StoreErrorKind};
+    use super::{Checkpoint, StoreError, StoreErrorKind};
 
     /// A checkpoint whose JSON cannot be read or written.
     pub(crate) fn corrupt(account: &str, e: serde_json::Error) -> StoreError {
@@ -281,6 +281,20 @@ pub(crate) mod row {
             format!("the checkpoint of {account} is unreadable"),
         )
         .with_source(e)
+    }
+
+    /// The checkpoint a store's row holds (its JSON and version), or the empty one.
+    pub(crate) fn checkpoint(
+        account: &str,
+        row: Option<(String, i64)>,
+    ) -> Result<Checkpoint, StoreError> {
+        let Some((text, v)) = row else {
+            return Ok(Checkpoint::default());
+        };
+        let mut checkpoint: Checkpoint =
+            serde_json::from_str(&text).map_err(|e| corrupt(account, e))?;
+        checkpoint.version = version(v);
+        Ok(checkpoint)
     }
 
     /// An instant as stored.

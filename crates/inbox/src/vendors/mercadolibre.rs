@@ -214,7 +214,7 @@ impl MercadoLibreAdapter {
                         Ok(c) => {
                             let n = c.unread.map_or(0, |u| match u {
                                 Unread::Count(n) => n,
-                                Unread::Flag(read) => u64::from(!read),
+                                Unread::Flag(unread) => u64::from(unread),
                             });
                             counts.insert(c.reference.id, n);
                         }

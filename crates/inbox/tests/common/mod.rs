@@ -69,6 +69,17 @@ pub fn sandbox_account(
     serde_json::from_value(a).unwrap()
 }
 
+/// Each marketplace's example conversation (the sandbox seeds it from the vendor docs).
+pub fn example(vendor: inbox_sandbox::Vendor) -> &'static str {
+    use inbox_sandbox::Vendor;
+    match vendor {
+        Vendor::Allegro => "dpYCg9auts9xpSojwC6DWPvyVKHraqDCZCiT70j6pcf",
+        Vendor::MercadoLibre => "2000000089077943",
+        Vendor::Magalu => "6628d7a3c01daebde56f5600",
+        Vendor::Ozon => "99feb3fc-a474-469f-95d5-268b470cc607",
+    }
+}
+
 /// The sandbox's account of `vendor` with every client-side rate limit lifted (the
 /// sandbox enforces none unless told to), built.
 pub fn unpaced_account(sandbox: &inbox_sandbox::Sandbox, vendor: inbox_sandbox::Vendor) -> Account {
