@@ -261,3 +261,204 @@ fn two_workers_refresh_an_oauth_account_once_and_both_go_on() {
     }
     runtime.block_on(db.drop_now());
 }
+
+/// Records every checkpoint commit (the version it replaced, when) so that the test can
+/// tell whether a step was ever committed twice from one version, and when each account
+/// was first synced.
+const AUDIT: &str = "
+  CREATE TABLE audit_commits (account TEXT NOT NULL, from_version BIGINT NOT NULL,
+    at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp());
+  CREATE FUNCTION audit_commit() RETURNS trigger AS $$ BEGIN
+    INSERT INTO audit_commits (account, from_version)
+      VALUES (NEW.account, CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE OLD.version END);
+    RETURN NEW; END $$ LANGUAGE plpgsql;
+  CREATE TRIGGER audit_commit AFTER INSERT OR UPDATE ON checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_commit()";
+
+/// The fleet at size: 3 workers on 1,000 accounts × 4 marketplaces of a sandbox that
+/// enforces the vendors' published limits (Allegro's per application), every tenth
+/// account on OAuth with single-use refresh tokens whose access tokens live 20 s. One
+/// worker is killed with SIGKILL mid-run and started again. Afterwards the database holds
+/// exactly the sandbox's messages, account by account; no checkpoint was committed twice
+/// from one version; every account was first synced within two intervals of the start;
+/// the sandbox refused nothing (no 429, no `invalid_grant`).
+#[test]
+fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
+    use inbox_sandbox::{Limit, OAuthConfig};
+    use std::collections::HashMap;
+    const ACCOUNTS: u64 = 1_000;
+    const INTERVAL: f64 = 60.0;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("fleet")) else {
+        return;
+    };
+    let env = start(
+        Config {
+            conversations: 1,
+            messages_per_conversation: 2,
+            accounts: ACCOUNTS,
+            oauth_every: 10,
+            limits: Limit::published(),
+            oauth: OAuthConfig {
+                access_ttl: Duration::from_secs(20),
+                ..OAuthConfig::default()
+            },
+            ..Config::default()
+        },
+        "worker-fleet",
+    );
+    let mut config = env.sandbox.accounts_config();
+    for a in config["accounts"].as_array_mut().unwrap() {
+        a["poll_interval_secs"] = json!(INTERVAL);
+    }
+    let path = env.write_config(&config);
+    let started: chrono::DateTime<chrono::Utc> = runtime.block_on(async {
+        let store = marketplace_inbox::sync::PostgresStore::connect(&db.url, 1)
+            .await
+            .unwrap();
+        sqlx::raw_sql(AUDIT).execute(store.pool()).await.unwrap();
+        sqlx::query_scalar("SELECT now()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    });
+    let expected = |sandbox: &inbox_sandbox::Sandbox| -> HashMap<String, i64> {
+        sandbox
+            .stats()
+            .into_iter()
+            .map(|s| (s.account, i64::try_from(s.messages).unwrap()))
+            .collect()
+    };
+    let total = |counts: &HashMap<String, i64>| counts.values().sum::<i64>();
+    let want = expected(&env.sandbox);
+    assert_eq!(want.len(), 4_000);
+
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_inbox"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--json", "worker", "--db", &db.url, "--concurrency", "8"])
+            .env_clear()
+            .env("INBOX_TOKEN_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    let b = spawn();
+    let c = spawn();
+    // Mid-run: a third stored, one worker dies without a word.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stored(&runtime, &db.url).0 < total(&want) / 3 {
+        assert!(Instant::now() < deadline, "a third not stored in 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut a = a;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let d = spawn();
+    wait_for_all(&runtime, &db.url, total(&want), Duration::from_secs(240));
+
+    // New buyer messages in accounts across the range, OAuth ones among them.
+    for (vendor, account) in [
+        (Vendor::Allegro, "allegro-250"),
+        (Vendor::MercadoLibre, "mercadolibre-500"),
+        (Vendor::Magalu, "magalu-777"),
+        (Vendor::Ozon, "ozon-1000"),
+        (Vendor::MercadoLibre, "mercadolibre-10"),
+    ] {
+        let conversations = env.sandbox.conversations_of(vendor, account);
+        let conversation = conversations.first().unwrap();
+        assert!(env
+            .sandbox
+            .buyer_writes_to(vendor, account, conversation, "later")
+            .is_some());
+    }
+    let want = expected(&env.sandbox);
+    wait_for_all(&runtime, &db.url, total(&want), Duration::from_secs(120));
+
+    let mut stderr = String::new();
+    for w in [b, c, d] {
+        let out = stop(w);
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{text}");
+        stderr.push_str(&text);
+    }
+    let per_account: Vec<(String, i64, i64)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT account, COUNT(*), COUNT(DISTINCT (conversation, id)) FROM messages GROUP BY account",
+        ))
+        .unwrap();
+    let got: HashMap<String, i64> = per_account
+        .iter()
+        .map(|(account, n, distinct)| {
+            assert_eq!(n, distinct, "{account}: a message stored twice");
+            (account.clone(), *n)
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "the database holds what the sandbox holds, account by account"
+    );
+
+    let twice: Vec<(String, i64, i64)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT account, from_version, COUNT(*) FROM audit_commits
+             GROUP BY account, from_version HAVING COUNT(*) > 1",
+        ))
+        .unwrap();
+    assert_eq!(twice, [], "steps committed twice from one version");
+    let first: Vec<(String, chrono::DateTime<chrono::Utc>)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT account, min(at) FROM audit_commits GROUP BY account",
+        ))
+        .unwrap();
+    assert_eq!(first.len(), 4_000, "every account synced");
+    let bound = started + chrono::Duration::milliseconds((2.0 * INTERVAL * 1000.0) as i64);
+    let late: Vec<&(String, chrono::DateTime<chrono::Utc>)> =
+        first.iter().filter(|(_, at)| *at > bound).collect();
+    assert!(
+        late.is_empty(),
+        "first synced after two intervals: {late:?}"
+    );
+    let slowest = first.iter().map(|(_, at)| *at).max().unwrap() - started;
+    eprintln!(
+        "fleet: 4,000 accounts first synced within {:.1} s of the start",
+        slowest.as_seconds_f64()
+    );
+
+    assert_eq!(env.sandbox.rate_limited(), 0, "the sandbox answered 429");
+    assert_eq!(
+        env.sandbox.invalid_grants(),
+        0,
+        "a refresh token was spent twice"
+    );
+    assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    // Every OAuth account refreshed at least once, per marketplace that has OAuth.
+    for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
+        assert!(env.sandbox.refreshes(vendor) >= ACCOUNTS / 10, "{vendor:?}");
+    }
+    runtime.block_on(db.drop_now());
+}
+
+/// Waits until `want` messages are stored (never more, none twice).
+fn wait_for_all(runtime: &tokio::runtime::Runtime, url: &str, want: i64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (n, distinct) = stored(runtime, url);
+        assert_eq!(n, distinct, "no message stored twice");
+        assert!(n <= want, "more than the sandbox holds: {n} > {want}");
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {want} messages after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -379,3 +379,230 @@ async fn sandbox_stats_count_what_each_account_lists() {
     };
     assert_eq!(ozon(&after), ozon(&before) + 1);
 }
+
+/// `GET` `path` of `vendor` on the sandbox as the holder of `bearer` (or Ozon's
+/// `client_id`/`api_key`); the status.
+async fn raw(sandbox: &Sandbox, vendor: Vendor, path: &str, creds: (&str, &str)) -> u16 {
+    let client = inbox_core::http_client().unwrap();
+    let url = format!("{}{path}", sandbox.url(vendor));
+    let request = match vendor {
+        Vendor::Ozon => client
+            .post(url)
+            .header("Client-Id", creds.0)
+            .header("Api-Key", creds.1)
+            .header("Content-Type", "application/json")
+            .body(r#"{"filter": {}, "limit": 10}"#),
+        Vendor::Allegro => client
+            .get(url)
+            .bearer_auth(creds.0)
+            .header("Accept", "application/vnd.allegro.public.v1+json"),
+        _ => client.get(url).bearer_auth(creds.0),
+    };
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// `--accounts N`: every account has its own credentials and data, a message written in
+/// one is seen by it alone, an account's credentials never read another's data, the
+/// OAuth accounts refresh with their own single-use tokens, per-account limits count
+/// each account and Allegro's per-application limit counts them together.
+#[tokio::test]
+async fn a_sandbox_of_many_accounts_keeps_each_ones_data_credentials_and_limits_apart() {
+    use inbox_sandbox::{account_name, Limit};
+    use std::collections::HashSet;
+    use std::time::Duration;
+    let minute = Duration::from_secs(60);
+    let sandbox = Sandbox::start(Config {
+        conversations: 2,
+        messages_per_conversation: 2,
+        accounts: 3,
+        oauth_every: 3,
+        limits: vec![
+            Limit {
+                vendor: Vendor::Allegro,
+                writes: None,
+                requests: 40,
+                per: minute,
+                per_application: true,
+            },
+            Limit {
+                vendor: Vendor::Ozon,
+                writes: None,
+                requests: 12,
+                per: minute,
+                per_application: false,
+            },
+        ],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let config = sandbox.accounts_config();
+    let entries = config["accounts"].as_array().unwrap();
+    let names: Vec<&str> = entries.iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "allegro",
+            "mercadolibre",
+            "magalu",
+            "ozon",
+            "allegro-2",
+            "mercadolibre-2",
+            "magalu-2",
+            "ozon-2",
+            "allegro-3",
+            "mercadolibre-3",
+            "magalu-3",
+            "ozon-3",
+        ]
+    );
+    assert_eq!(account_name(Vendor::Magalu, 2), "magalu-2");
+    // The third account's are OAuth (Ozon keeps its key); the others hold tokens.
+    for a in entries {
+        let oauth = a["name"].as_str().unwrap().ends_with("-3") && a["marketplace"] != "ozon";
+        assert_eq!(a.get("refresh_token").is_some(), oauth, "{a}");
+        assert_eq!(
+            a.get("token").is_some(),
+            oauth == (a["marketplace"] == "ozon"),
+            "{a}"
+        );
+    }
+    let inbox = Inbox::from_config(&serde_json::from_value(config.clone()).unwrap()).unwrap();
+
+    let stats = sandbox.stats();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for account in inbox.accounts() {
+        let listed: Vec<Conversation> = account
+            .conversations(ConversationQuery::new())
+            .try_collect()
+            .await
+            .unwrap();
+        let row = stats.iter().find(|s| s.account == account.name()).unwrap();
+        assert_eq!(row.conversations, listed.len() as u64, "{}", account.name());
+        // The vendor's example lives in the first account only.
+        let first = !account.name().contains('-');
+        assert_eq!(
+            listed.len(),
+            if first { 3 } else { 2 },
+            "{}",
+            account.name()
+        );
+        for c in listed {
+            let key = (account.marketplace().as_str().to_string(), c.reference.id);
+            assert!(seen.insert(key.clone()), "{key:?} in two accounts");
+        }
+    }
+    for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
+        assert_eq!(
+            sandbox.refreshes(vendor),
+            1,
+            "{vendor:?}: the OAuth account's"
+        );
+    }
+    assert_eq!(sandbox.invalid_grants(), 0);
+
+    // A buyer writes to ozon-2: only ozon-2 sees it.
+    let ozon2 = inbox.account("ozon-2").unwrap();
+    let chats: Vec<Conversation> = ozon2
+        .conversations(ConversationQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    let chat = &chats[0].reference;
+    let id = sandbox
+        .buyer_writes_to(Vendor::Ozon, "ozon-2", &chat.id, "only for ozon-2")
+        .unwrap();
+    let read: Vec<Message> = ozon2
+        .messages(chat, MessageQuery::new())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(read
+        .iter()
+        .any(|m| m.id == id && m.text == "only for ozon-2"));
+    let elsewhere: Vec<Result<Message, Error>> = inbox
+        .account("ozon")
+        .unwrap()
+        .messages(
+            &ConversationRef::new(Marketplace::Ozon, chat.id.clone()),
+            MessageQuery::new(),
+        )
+        .collect()
+        .await;
+    // Another account's chat is not found there.
+    assert!(
+        matches!(
+            elsewhere.as_slice(),
+            [Err(Error::Api {
+                marketplace: Marketplace::Ozon,
+                status: 404,
+                ..
+            })]
+        ),
+        "{elsewhere:?}"
+    );
+    assert_eq!(
+        sandbox.buyer_writes_to(Vendor::Ozon, "ozon-9", &chat.id, "no such account"),
+        None
+    );
+
+    // The first account's token cannot read the second seller's orders.
+    let c1 = sandbox.credentials().clone();
+    let c2 = c1.of_account(2);
+    assert_ne!(c1.mercadolibre_seller_id, c2.mercadolibre_seller_id);
+    let orders = |seller: &str| format!("/orders/search?seller={seller}&limit=10");
+    let own = raw(
+        &sandbox,
+        Vendor::MercadoLibre,
+        &orders(&c2.mercadolibre_seller_id),
+        (&c2.mercadolibre_token, ""),
+    )
+    .await;
+    let other = raw(
+        &sandbox,
+        Vendor::MercadoLibre,
+        &orders(&c2.mercadolibre_seller_id),
+        (&c1.mercadolibre_token, ""),
+    )
+    .await;
+    assert_eq!((own, other), (200, 403));
+
+    // Ozon's limit is per account: ozon spends its own, ozon-2 still has room.
+    let ozon_keys =
+        |c: &inbox_sandbox::Credentials| (c.ozon_client_id.clone(), c.ozon_api_key.clone());
+    let (k1, k2) = (ozon_keys(&c1), ozon_keys(&c2));
+    let mut first = Vec::new();
+    for _ in 0..12 {
+        first.push(raw(&sandbox, Vendor::Ozon, "/v3/chat/list", (&k1.0, &k1.1)).await);
+    }
+    assert!(first.contains(&429), "{first:?}");
+    assert_eq!(
+        raw(&sandbox, Vendor::Ozon, "/v3/chat/list", (&k2.0, &k2.1)).await,
+        200
+    );
+    // Allegro's is per application: the accounts together exhaust it.
+    let threads = "/messaging/threads?limit=20";
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let token = if i % 2 == 0 {
+            &c1.allegro_token
+        } else {
+            &c2.allegro_token
+        };
+        statuses.push(raw(&sandbox, Vendor::Allegro, threads, (token, "")).await);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused > 0, "{statuses:?}");
+    assert_eq!(
+        raw(
+            &sandbox,
+            Vendor::Allegro,
+            threads,
+            (&c1.of_account(3).allegro_token, "")
+        )
+        .await,
+        429
+    );
+    let ozon_refused = first.iter().filter(|s| **s == 429).count();
+    assert_eq!(sandbox.rate_limited() as usize, ozon_refused + refused + 1);
+}

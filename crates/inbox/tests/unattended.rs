@@ -196,6 +196,7 @@ async fn a_burst_of_reads_stays_under_the_enforced_limit() {
             writes: None,
             requests: 400,
             per: std::time::Duration::from_secs(1),
+            per_application: false,
         }],
         ..Config::default()
     })

@@ -200,7 +200,7 @@ async fn list_threads(State(app): State<Arc<App>>, headers: HeaderMap, p: Params
         return unprocessable("VALIDATION_ERROR", "Incorrect limit or offset");
     }
     let limit = app.page(20, limit, 20);
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let mut order: Vec<&Conv> = market
         .convs
         .iter()
@@ -250,7 +250,7 @@ async fn get_thread(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.get(&id) {
         Some(c) => json_as(StatusCode::OK, ver.media(), thread_json(c, ver)),
         None => not_found("Thread"),
@@ -273,7 +273,7 @@ async fn read(
     let Some(flag) = flag else {
         return unprocessable("VALIDATION_ERROR", "missing flag in the request body");
     };
-    let mut market = app.allegro.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(c) = market.get_mut(&id) else {
         return not_found("Thread");
     };
@@ -305,7 +305,7 @@ async fn list_messages(
         return unprocessable("VALIDATION_ERROR", "before cannot be combined with offset");
     }
     let limit = app.page(20, limit, 20);
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(&id) else {
         return not_found("Thread");
     };
@@ -367,7 +367,7 @@ fn text_of(body: &Value) -> Result<String, Response> {
 }
 
 fn attachments_of(app: &App, body: &Value) -> Result<Vec<Attachment>, Response> {
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let mut out = Vec::new();
     for a in body
         .get("attachments")
@@ -408,7 +408,7 @@ async fn reply(
             Ok(x) => x,
             Err(r) => return r,
         };
-    let mut market = app.allegro.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     match market.get(&id) {
         None => return not_found("Thread"),
         Some(c) if !c.open && c.kind == "POST_PURCHASE_ISSUE" => {
@@ -446,7 +446,7 @@ async fn new_message(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     if ver == Ver::Public && order.is_none() {
         return unprocessable("VALIDATION_ERROR", "order.id is required");
     }
-    let mut market = app.allegro.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(id) = market
         .convs
         .iter()
@@ -474,7 +474,7 @@ async fn get_message(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.find_message(V, &id) {
         Some((c, m)) => json_as(StatusCode::OK, ver.media(), message_json(c, &m, ver)),
         None => not_found("Message"),
@@ -489,7 +489,7 @@ async fn delete_message(
     if let Err(r) = check(&app, &headers) {
         return r;
     }
-    let mut market = app.allegro.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     for c in market.convs.iter_mut() {
         if let Some(pos) = c.extra.iter().position(|m| m.id == id) {
             c.extra.remove(pos);
@@ -514,7 +514,7 @@ async fn declare(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     if size > 5_242_880 {
         return unprocessable("VALIDATION_ERROR", "size must be at most 5242880");
     }
-    let id = app.allegro.lock().expect("lock").store_file(
+    let id = app.market(V).lock().expect("lock").store_file(
         "97dc0b60-2da4-4247-92ba-",
         "",
         name,
@@ -555,7 +555,7 @@ async fn upload(
             "The file is too large",
         );
     }
-    let mut market = app.allegro.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(file) = market.files.get_mut(&id) else {
         return not_found("Attachment");
     };
@@ -572,7 +572,7 @@ async fn download(
     if let Err(r) = bearer(&app, V, &headers) {
         return r;
     }
-    let market = app.allegro.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.files.get(&id) {
         Some((name, mime, bytes)) => (
             [

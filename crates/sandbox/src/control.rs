@@ -2,11 +2,15 @@
 //! auth, no faults): what a test or a benchmark in another process uses to act as the
 //! buyer and to count requests.
 //!
-//! - `POST /_sandbox/messages` `{"marketplace", "conversation", "text", "visible_after_secs"?}`
-//!   → 201 `{"id", "visible_at"}`: a buyer message, visible at once or only after a delay
-//!   (as after moderation; it keeps its earlier creation time); 404 for no such conversation.
-//! - `GET /_sandbox/requests` → `{"total", "routes": {"GET /allegro/messaging/threads": n, …}}`:
-//!   requests served (the routes of the newest [`crate::RECEIVED_KEPT`]).
+//! - `POST /_sandbox/messages` `{"marketplace", "conversation", "text", "account"?,
+//!   "visible_after_secs"?}` → 201 `{"id", "visible_at"}`: a buyer message in the account
+//!   named `account` (its name in [`crate::Sandbox::accounts_config`]; the first when
+//!   absent), visible at once or only after a delay (as after moderation; it keeps its
+//!   earlier creation time); 404 for no such account or conversation.
+//! - `GET /_sandbox/requests` → `{"total", "rate_limited", "invalid_grants", "routes":
+//!   {"GET /allegro/messaging/threads": n, …}}`: requests served (the routes of the newest
+//!   [`crate::RECEIVED_KEPT`]), those refused for a rate limit, and refresh grants refused
+//!   with `invalid_grant`.
 //! - `GET /_sandbox/stats` → `{"accounts": [{"marketplace", "account", "conversations",
 //!   "messages"}]}`: what each account holds, `account` being its name in
 //!   [`crate::Sandbox::accounts_config`]; `messages` counts those a client can list now
@@ -25,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::http::json;
 use crate::store::{Author, Vendor};
-use crate::App;
+use crate::{account_name, AccountStats, App};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -54,7 +58,14 @@ async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> 
         .filter(|d| d.is_finite() && *d >= 0.0)
         .and_then(|d| chrono::Duration::from_std(std::time::Duration::from_secs_f64(d)).ok())
         .unwrap_or_default();
-    let Ok(mut market) = app.market(vendor).lock() else {
+    let account = match text("account") {
+        None => Some(0),
+        Some(name) => app.accounts.named(vendor, name),
+    };
+    let Some(account) = account else {
+        return json(StatusCode::NOT_FOUND, json!({"error": "no such account"}));
+    };
+    let Ok(mut market) = app.accounts.get(account).market(vendor).lock() else {
         return json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "lock"}));
     };
     let visible_at = chrono::Utc::now() + delay;
@@ -85,23 +96,33 @@ async fn requests(State(app): State<Arc<App>>) -> Response {
     }
     json(
         StatusCode::OK,
-        json!({"total": app.requests.load(Ordering::Relaxed), "routes": routes}),
+        json!({"total": app.requests.load(Ordering::Relaxed),
+               "rate_limited": app.rate_limited.load(Ordering::Relaxed),
+               "invalid_grants": Vendor::ALL.iter().filter_map(|v| app.grants(*v).lock().ok())
+                   .map(|g| g.invalid_grants.load(Ordering::SeqCst)).sum::<u64>(),
+               "routes": routes}),
     )
 }
 
-async fn stats(State(app): State<Arc<App>>) -> Response {
-    let mut accounts = Vec::new();
-    for vendor in Vendor::ALL {
-        let Ok(market) = app.market(vendor).lock() else {
-            return json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "lock"}));
-        };
-        let messages: u64 = market.convs.iter().map(|c| c.len()).sum();
-        accounts.push(json!({
-            "marketplace": vendor.prefix(),
-            "account": vendor.prefix(),
-            "conversations": market.convs.len(),
-            "messages": messages,
-        }));
+/// What every account holds now, account by account.
+pub(crate) fn stats_of(app: &App) -> Vec<AccountStats> {
+    let mut all = Vec::new();
+    for (number, account) in app.accounts.numbered() {
+        for vendor in Vendor::ALL {
+            let Ok(market) = account.market(vendor).lock() else {
+                continue;
+            };
+            all.push(AccountStats {
+                marketplace: vendor.prefix(),
+                account: account_name(vendor, number),
+                conversations: market.convs.len() as u64,
+                messages: market.convs.iter().map(|c| c.len()).sum(),
+            });
+        }
     }
-    json(StatusCode::OK, json!({"accounts": accounts}))
+    all
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    json(StatusCode::OK, json!({"accounts": stats_of(&app)}))
 }

@@ -43,10 +43,11 @@ pub(crate) fn error(vendor: Vendor, status: StatusCode, code: &str, message: &st
     json(status, body)
 }
 
-/// Checks `Authorization: Bearer <token>`: the configured token, or an access token the
-/// token endpoint issued and that has not expired.
+/// Checks `Authorization: Bearer <token>`: the configured token of the account being
+/// answered, or an access token the token endpoint issued to it and that has not expired.
 pub(crate) fn bearer(app: &App, vendor: Vendor, headers: &HeaderMap) -> Result<(), Response> {
-    let c = &app.config.credentials;
+    let c = app.credentials();
+    let current = crate::accounts::current();
     let expected = match vendor {
         Vendor::Allegro => &c.allegro_token,
         Vendor::MercadoLibre => &c.mercadolibre_token,
@@ -57,7 +58,8 @@ pub(crate) fn bearer(app: &App, vendor: Vendor, headers: &HeaderMap) -> Result<(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match given.map(|t| (t == expected, crate::oauth::issued(app, vendor, t))) {
+    let issued = |t| crate::oauth::issued(app, vendor, t).filter(|(i, _)| *i == current);
+    match given.map(|t| (t == expected, issued(t).map(|(_, valid)| valid))) {
         Some((true, _) | (_, Some(true))) => Ok(()),
         Some((_, Some(false))) => Err(error(
             vendor,
@@ -245,13 +247,38 @@ async fn injections(
     )
 }
 
-/// Enforces the configured rate limits, adds latency and injects faults at the
-/// configured rates (each choice a deterministic function of the request's number).
+/// The account a request's credential names (the first when it names none: its checks
+/// then refuse it).
+fn account_of(app: &App, vendor: Vendor, headers: &HeaderMap) -> usize {
+    let credential = match vendor {
+        Vendor::Ozon => headers.get("client-id"),
+        _ => headers.get(header::AUTHORIZATION),
+    }
+    .and_then(|v| v.to_str().ok())
+    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
+    let Some(credential) = credential else {
+        return 0;
+    };
+    app.accounts
+        .holding(vendor, credential)
+        .or_else(|| crate::oauth::issued(app, vendor, credential).map(|(i, _)| i))
+        .unwrap_or(0)
+}
+
+/// Answers a request as one of the account its credential names, through [`answer`].
 pub(crate) async fn faults(
     State((app, vendor)): State<(Arc<App>, Vendor)>,
     request: Request,
     next: Next,
 ) -> Response {
+    let account = account_of(&app, vendor, request.headers());
+    crate::accounts::scope(account, answer(app, vendor, request, next)).await
+}
+
+/// Enforces the configured rate limits (the account's, then the application's), adds
+/// latency and injects faults at the configured rates (each choice a deterministic
+/// function of the request's number).
+async fn answer(app: Arc<App>, vendor: Vendor, request: Request, next: Next) -> Response {
     let n = app.requests.fetch_add(1, Ordering::Relaxed);
     let _busy = InFlight::enter(&app);
     record(&app, vendor, &request);
@@ -263,7 +290,8 @@ pub(crate) async fn faults(
         || (vendor == Vendor::Ozon
             && ["/v3/chat/list", "/v3/chat/history"].contains(&request.uri().path()));
     let write = !reads_only;
-    if !app.windows.admit(vendor, write) {
+    let account = app.accounts.get(crate::accounts::current());
+    if !account.windows.admit(vendor, write) || !app.windows.admit(vendor, write) {
         app.rate_limited.fetch_add(1, Ordering::Relaxed);
         return too_many(vendor);
     }

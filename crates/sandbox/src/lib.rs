@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 mod allegro;
 mod control;
 mod http;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 use axum::Router;
 
+pub use accounts::{account_name, MAX_ACCOUNTS};
 pub use inject::Injection;
 pub use limits::Limit;
 pub use oauth::{token_path, OAuthConfig};
@@ -136,6 +138,13 @@ pub struct Config {
     /// Rate limits enforced with 429 (none by default; [`Limit::published`] has the
     /// vendors' own).
     pub limits: Vec<Limit>,
+    /// Accounts served per marketplace, each with its own credentials and data (1 by
+    /// default; at most [`MAX_ACCOUNTS`]).
+    pub accounts: u64,
+    /// Every `oauth_every`th account (by number) appears in
+    /// [`Sandbox::accounts_config`] with OAuth credentials rather than a token (0: none;
+    /// Ozon keeps its API key).
+    pub oauth_every: u64,
 }
 
 impl Default for Config {
@@ -150,6 +159,8 @@ impl Default for Config {
             faults: Faults::default(),
             oauth: OAuthConfig::default(),
             limits: Vec::new(),
+            accounts: 1,
+            oauth_every: 0,
         }
     }
 }
@@ -184,19 +195,30 @@ pub struct Received {
     pub credential: Option<String>,
 }
 
+/// What one account holds on one marketplace.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AccountStats {
+    /// The marketplace's prefix (`allegro`, `mercadolibre`, `magalu`, `ozon`).
+    pub marketplace: &'static str,
+    /// The account's name in [`Sandbox::accounts_config`].
+    pub account: String,
+    /// Its conversations.
+    pub conversations: u64,
+    /// Its messages a client can list now (not those held by moderation).
+    pub messages: u64,
+}
+
 /// How many received requests [`Sandbox::received`] keeps (the newest).
 pub const RECEIVED_KEPT: usize = 10_000;
 
 /// Shared state of the running sandbox.
 pub(crate) struct App {
     pub config: Config,
-    pub allegro: Mutex<store::Market>,
-    pub mercadolibre: Mutex<store::Market>,
-    pub magalu: Mutex<store::Market>,
-    pub ozon: Mutex<store::Market>,
+    pub accounts: accounts::Accounts,
     pub requests: AtomicU64,
     pub received: Mutex<std::collections::VecDeque<Received>>,
     pub grants: [Mutex<oauth::Grants>; 4],
+    /// The per-application limits (every account belongs to the one OAuth app).
     pub windows: limits::Windows,
     pub rate_limited: AtomicU64,
     pub lost_writes: AtomicU64,
@@ -209,13 +231,14 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// The data on `vendor` of the account whose request is being answered.
     pub(crate) fn market(&self, vendor: Vendor) -> &Mutex<store::Market> {
-        match vendor {
-            Vendor::Allegro => &self.allegro,
-            Vendor::MercadoLibre => &self.mercadolibre,
-            Vendor::Magalu => &self.magalu,
-            Vendor::Ozon => &self.ozon,
-        }
+        self.accounts.get(accounts::current()).market(vendor)
+    }
+
+    /// The credentials of the account whose request is being answered.
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.accounts.get(accounts::current()).credentials
     }
 
     pub(crate) fn grants(&self, vendor: Vendor) -> &Mutex<oauth::Grants> {
@@ -243,15 +266,13 @@ pub struct Sandbox {
 impl Sandbox {
     /// Seeds the state and starts serving on `config.listen`.
     pub async fn start(config: Config) -> std::io::Result<Sandbox> {
+        let accounts = accounts::Accounts::new(&config);
         let app = Arc::new(App {
-            allegro: Mutex::new(seed::market(Vendor::Allegro, &config)),
-            mercadolibre: Mutex::new(seed::market(Vendor::MercadoLibre, &config)),
-            magalu: Mutex::new(seed::market(Vendor::Magalu, &config)),
-            ozon: Mutex::new(seed::market(Vendor::Ozon, &config)),
             requests: AtomicU64::new(0),
             received: Mutex::new(std::collections::VecDeque::new()),
-            grants: Vendor::ALL.map(|_| oauth::Grants::new(&config.oauth)),
-            windows: limits::Windows::new(&config.limits),
+            grants: Vendor::ALL.map(|_| oauth::Grants::new(&config.oauth, accounts.len())),
+            windows: limits::Windows::new(config.limits.iter().filter(|l| l.per_application)),
+            accounts,
             rate_limited: AtomicU64::new(0),
             lost_writes: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
@@ -310,10 +331,26 @@ impl Sandbox {
         }
     }
 
-    /// Simulates the buyer writing in a conversation (what a real marketplace would
-    /// deliver from its side); returns false when there is no such conversation.
+    /// Simulates the buyer writing in a conversation of the first account (what a real
+    /// marketplace would deliver from its side); returns false when there is no such
+    /// conversation.
     pub fn buyer_writes(&self, vendor: Vendor, conversation_id: &str, text: &str) -> bool {
-        let mut market = self.app.market(vendor).lock().expect("lock");
+        self.buyer_writes_to(vendor, vendor.prefix(), conversation_id, text)
+            .is_some()
+    }
+
+    /// Simulates the buyer writing in a conversation of the account named `account` (its
+    /// name in [`Sandbox::accounts_config`]); the new message's id, or `None` when there
+    /// is no such account or conversation.
+    pub fn buyer_writes_to(
+        &self,
+        vendor: Vendor,
+        account: &str,
+        conversation_id: &str,
+        text: &str,
+    ) -> Option<String> {
+        let index = self.app.accounts.named(vendor, account)?;
+        let mut market = self.app.accounts.get(index).market(vendor).lock().ok()?;
         market
             .append(
                 vendor,
@@ -322,31 +359,86 @@ impl Sandbox {
                 text,
                 Vec::new(),
             )
-            .is_some()
+            .map(|m| m.id)
     }
 
-    /// The accounts of this sandbox, one per marketplace named after it, in the form of
-    /// an `inbox --config` file (`{"accounts": [...]}`).
+    /// The ids of the conversations of the account named `account` on `vendor`, in
+    /// listing order (empty for no such account).
+    pub fn conversations_of(&self, vendor: Vendor, account: &str) -> Vec<String> {
+        let Some(index) = self.app.accounts.named(vendor, account) else {
+            return Vec::new();
+        };
+        self.app
+            .accounts
+            .get(index)
+            .market(vendor)
+            .lock()
+            .map(|m| m.convs.iter().map(|c| c.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The accounts of this sandbox in the form of an `inbox --config` file
+    /// (`{"accounts": [...]}`): per account number, one per marketplace, named by
+    /// [`account_name`]; every [`Config::oauth_every`]th with OAuth credentials.
     pub fn accounts_config(&self) -> serde_json::Value {
-        let c = self.credentials();
-        serde_json::json!({"accounts": [
-            {"name": "allegro", "marketplace": "allegro", "base_url": self.url(Vendor::Allegro),
-             "token": c.allegro_token},
-            {"name": "mercadolibre", "marketplace": "mercadolibre",
-             "base_url": self.url(Vendor::MercadoLibre), "token": c.mercadolibre_token,
-             "seller_id": c.mercadolibre_seller_id},
-            {"name": "magalu", "marketplace": "magalu", "base_url": self.url(Vendor::Magalu),
-             "token": c.magalu_token, "owner_name": "Sandbox Attendant",
-             "owner_id": "sandbox-attendant"},
-            {"name": "ozon", "marketplace": "ozon", "base_url": self.url(Vendor::Ozon),
-             "client_id": c.ozon_client_id, "api_key": c.ozon_api_key},
-        ]})
+        self.config_of(|number| {
+            let every = self.app.config.oauth_every;
+            every > 0 && number % every == 0
+        })
     }
 
-    /// The text of every message the seller sent through the API on a marketplace, one
-    /// entry per stored message (to count duplicates).
+    /// Every account's entry, with OAuth credentials where `oauth(number)`.
+    fn config_of(&self, oauth: impl Fn(u64) -> bool) -> serde_json::Value {
+        let mut accounts = Vec::new();
+        for (number, account) in self.app.accounts.numbered() {
+            let c = &account.credentials;
+            let index = usize::try_from(number - 1).unwrap_or(usize::MAX);
+            for vendor in Vendor::ALL {
+                let mut entry = serde_json::json!({
+                    "name": account_name(vendor, number),
+                    "marketplace": vendor.prefix(),
+                    "base_url": self.url(vendor),
+                });
+                let extra = match vendor {
+                    // Every sandbox account belongs to the one OAuth app, whose limit
+                    // they share.
+                    Vendor::Allegro => serde_json::json!({"token": c.allegro_token,
+                        "application": self.app.config.oauth.client_id}),
+                    Vendor::MercadoLibre => serde_json::json!({"token": c.mercadolibre_token,
+                        "seller_id": c.mercadolibre_seller_id}),
+                    Vendor::Magalu => serde_json::json!({"token": c.magalu_token,
+                        "owner_name": "Sandbox Attendant", "owner_id": "sandbox-attendant"}),
+                    Vendor::Ozon => serde_json::json!({"client_id": c.ozon_client_id,
+                        "api_key": c.ozon_api_key}),
+                };
+                if let (Some(e), serde_json::Value::Object(extra)) = (entry.as_object_mut(), extra)
+                {
+                    e.extend(extra);
+                    if vendor != Vendor::Ozon && oauth(number) {
+                        e.remove("token");
+                        let o = &self.app.config.oauth;
+                        e.insert("client_id".into(), o.client_id.clone().into());
+                        e.insert("client_secret".into(), o.client_secret.clone().into());
+                        e.insert(
+                            "refresh_token".into(),
+                            self.refresh_token_of(vendor, index).into(),
+                        );
+                        e.insert(
+                            "token_url".into(),
+                            format!("{}{}", self.url(vendor), token_path(vendor)).into(),
+                        );
+                    }
+                }
+                accounts.push(entry);
+            }
+        }
+        serde_json::json!({ "accounts": accounts })
+    }
+
+    /// The text of every message the seller sent through the API on a marketplace (first
+    /// account), one entry per stored message (to count duplicates).
     pub fn seller_texts(&self, vendor: Vendor) -> Vec<String> {
-        let Ok(market) = self.app.market(vendor).lock() else {
+        let Ok(market) = self.app.accounts.get(0).market(vendor).lock() else {
             return Vec::new();
         };
         market
@@ -358,52 +450,47 @@ impl Sandbox {
             .collect()
     }
 
-    /// The same accounts with OAuth credentials: the sandbox's app, the refresh token
+    /// The same accounts, all with OAuth credentials: the sandbox's app, the refresh token
     /// valid now, and the token endpoint (Ozon keeps its API key).
     pub fn oauth_accounts_config(&self) -> serde_json::Value {
-        let mut config = self.accounts_config();
-        if let Some(accounts) = config["accounts"].as_array_mut() {
-            for (account, vendor) in accounts.iter_mut().zip(Vendor::ALL) {
-                if vendor == Vendor::Ozon {
-                    continue;
-                }
-                if let Some(a) = account.as_object_mut() {
-                    a.remove("token");
-                    a.insert(
-                        "client_id".into(),
-                        self.app.config.oauth.client_id.clone().into(),
-                    );
-                    a.insert(
-                        "client_secret".into(),
-                        self.app.config.oauth.client_secret.clone().into(),
-                    );
-                    a.insert("refresh_token".into(), self.refresh_token(vendor).into());
-                    a.insert(
-                        "token_url".into(),
-                        format!("{}{}", self.url(vendor), token_path(vendor)).into(),
-                    );
-                }
-            }
-        }
-        config
+        self.config_of(|_| true)
     }
 
-    /// The refresh token a marketplace accepts now.
+    /// The refresh token the first account holds now on a marketplace.
     pub fn refresh_token(&self, vendor: Vendor) -> String {
+        self.refresh_token_of(vendor, 0)
+    }
+
+    fn refresh_token_of(&self, vendor: Vendor, index: usize) -> String {
         self.app
             .grants(vendor)
             .lock()
-            .map(|g| g.refresh_token().to_string())
+            .map(|g| g.refresh_token(index).to_string())
             .unwrap_or_default()
     }
 
-    /// How many refresh grants a marketplace has answered.
+    /// How many refresh grants a marketplace has answered (all accounts).
     pub fn refreshes(&self, vendor: Vendor) -> u64 {
         self.app
             .grants(vendor)
             .lock()
             .map(|g| g.refreshes.load(std::sync::atomic::Ordering::SeqCst))
             .unwrap_or(0)
+    }
+
+    /// How many refresh grants were refused with `invalid_grant` (all marketplaces and
+    /// accounts): a refresh token spent twice shows here.
+    pub fn invalid_grants(&self) -> u64 {
+        Vendor::ALL
+            .iter()
+            .filter_map(|v| self.app.grants(*v).lock().ok())
+            .map(|g| g.invalid_grants.load(std::sync::atomic::Ordering::SeqCst))
+            .sum()
+    }
+
+    /// What every account holds now (the answer of `GET /_sandbox/stats`).
+    pub fn stats(&self) -> Vec<AccountStats> {
+        control::stats_of(&self.app)
     }
 
     /// Changes the latency added to every request from now on.

@@ -1,5 +1,6 @@
-//! Per-account rate limits enforced as the vendors do: a request past the limit gets
-//! 429 with the vendor's body. A limit counts the requests of a sliding window.
+//! Rate limits enforced as the vendors do, per account or per application: a request
+//! past the limit gets 429 with the vendor's body. A limit counts the requests of a
+//! sliding window.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,11 +20,15 @@ pub struct Limit {
     pub requests: usize,
     /// …in any window of this length.
     pub per: Duration,
+    /// Counted for every account of the application together (Allegro's limit is per
+    /// client id), rather than for each account.
+    pub per_application: bool,
 }
 
 impl Limit {
-    /// The vendors' published limits: Allegro 9,000 a minute; Mercado Libre 500 reads and
-    /// 500 writes a minute; Magalu 200 reads a minute; Ozon 50 a second.
+    /// The vendors' published limits: Allegro 9,000 a minute per application (every
+    /// account of the sandbox belongs to one); per account, Mercado Libre 500 reads and
+    /// 500 writes a minute, Magalu 200 reads a minute, Ozon 50 a second.
     pub fn published() -> Vec<Limit> {
         let minute = Duration::from_secs(60);
         vec![
@@ -32,30 +37,35 @@ impl Limit {
                 writes: None,
                 requests: 9_000,
                 per: minute,
+                per_application: true,
             },
             Limit {
                 vendor: Vendor::MercadoLibre,
                 writes: Some(false),
                 requests: 500,
                 per: minute,
+                per_application: false,
             },
             Limit {
                 vendor: Vendor::MercadoLibre,
                 writes: Some(true),
                 requests: 500,
                 per: minute,
+                per_application: false,
             },
             Limit {
                 vendor: Vendor::Magalu,
                 writes: Some(false),
                 requests: 200,
                 per: minute,
+                per_application: false,
             },
             Limit {
                 vendor: Vendor::Ozon,
                 writes: None,
                 requests: 50,
                 per: Duration::from_secs(1),
+                per_application: false,
             },
         ]
     }
@@ -77,10 +87,10 @@ pub(crate) struct Windows {
 }
 
 impl Windows {
-    pub(crate) fn new(limits: &[Limit]) -> Self {
+    pub(crate) fn new<'a>(limits: impl IntoIterator<Item = &'a Limit>) -> Self {
         Windows {
             limits: limits
-                .iter()
+                .into_iter()
                 .map(|l| (l.clone(), Mutex::new(VecDeque::new())))
                 .collect(),
         }

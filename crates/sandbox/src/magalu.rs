@@ -121,7 +121,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Res
         Ok(x) => x,
         Err(r) => return r,
     };
-    let market = app.magalu.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let status = p.get("status").cloned();
     // `last_interaction_at_start` / `_end`: the documented date range (ISO 8601).
     let at = |k: &str| {
@@ -159,7 +159,7 @@ async fn one(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<Str
     if let Err(r) = check(&app, &headers) {
         return r;
     }
-    let market = app.magalu.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.get(&id) {
         Some(c) => json(StatusCode::OK, conversation_json(c)),
         None => error(
@@ -181,7 +181,7 @@ async fn messages(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let market = app.magalu.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(&id) else {
         return error(
             V,
@@ -206,7 +206,7 @@ async fn message(
     if let Err(r) = check(&app, &headers) {
         return r;
     }
-    let market = app.magalu.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.find_message(V, &mid).filter(|(c, _)| c.id == id) {
         Some((c, m)) => json(StatusCode::OK, message_json(c, &m, true)),
         None => error(V, StatusCode::NOT_FOUND, "not_found", "Message not found"),
@@ -234,7 +234,7 @@ async fn send(
             "content and owner (name, external_id) are required",
         );
     }
-    let mut market = app.magalu.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(m) = market.append(V, &id, Author::Seller, content, Vec::new()) else {
         return error(
             V,
@@ -259,7 +259,7 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
     if let Err(r) = check(&app, &headers) {
         return r;
     }
-    let mut market = app.magalu.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(c) = market.get_mut(&id) else {
         return error(
             V,

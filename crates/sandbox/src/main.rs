@@ -44,6 +44,23 @@ struct Args {
     /// file.
     #[arg(long, value_name = "FILE")]
     write_config: Option<std::path::PathBuf>,
+    /// Accounts per marketplace, each with its own credentials and data (named
+    /// `allegro`, `allegro-2`, … in the `--write-config` file).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=inbox_sandbox::MAX_ACCOUNTS))]
+    accounts: u64,
+    /// Every Kth account is written with OAuth credentials (a single-use refresh token)
+    /// rather than a token; 0 for none.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    oauth_every: u64,
+    /// How long an access token from the token endpoints lives, in seconds.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    token_ttl: Option<u64>,
+    /// Do not enforce the vendors' published rate limits (per account, and Allegro's per
+    /// application) with 429.
+    #[arg(long)]
+    no_limits: bool,
 }
 
 /// A share of requests: a number from 0 to 1.
@@ -71,6 +88,14 @@ impl Args {
         }
         config.page_cap = self.page_cap.or(config.page_cap);
         config.allegro_beta = !self.no_allegro_beta;
+        config.accounts = self.accounts;
+        config.oauth_every = self.oauth_every;
+        if let Some(secs) = self.token_ttl {
+            config.oauth.access_ttl = Duration::from_secs(secs);
+        }
+        if !self.no_limits {
+            config.limits = inbox_sandbox::Limit::published();
+        }
         let faults = &mut config.faults;
         faults.latency = Duration::from_millis(self.latency_ms);
         faults.rate_429 = self.rate_429.unwrap_or(faults.rate_429);
@@ -119,6 +144,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sandbox.addr(),
             sandbox.addr()
         );
+        if args.accounts > 1 {
+            println!(
+                "# {} accounts per marketplace; the credentials above are the first's, --write-config writes them all",
+                args.accounts
+            );
+        }
         println!("(Ctrl-C stops it)");
         tokio::signal::ctrl_c().await?;
         drop(sandbox);
@@ -143,6 +174,12 @@ mod tests {
             "--latency-ms",
             "5",
             "--no-allegro-beta",
+            "--accounts",
+            "250",
+            "--oauth-every",
+            "4",
+            "--token-ttl",
+            "2",
         ])
         .unwrap();
         let config = args.config();
@@ -151,9 +188,15 @@ mod tests {
         assert_eq!(config.faults.rate_429, 0.25);
         assert_eq!(config.faults.latency, Duration::from_millis(5));
         assert!(!config.allegro_beta);
+        assert_eq!((config.accounts, config.oauth_every), (250, 4));
+        assert_eq!(config.oauth.access_ttl, Duration::from_secs(2));
+        assert_eq!(config.limits, inbox_sandbox::Limit::published());
         let defaults = Args::try_parse_from(["inbox-sandbox"]).unwrap().config();
         assert_eq!(defaults.listen.port(), 8080);
         assert_eq!(defaults.conversations, Config::default().conversations);
+        assert_eq!((defaults.accounts, defaults.oauth_every), (1, 0));
+        let unlimited = Args::try_parse_from(["inbox-sandbox", "--no-limits"]).unwrap();
+        assert!(unlimited.config().limits.is_empty());
         for bad in [
             &["--port", "70000"][..],
             &["--rate-500", "1.5"],
@@ -161,6 +204,9 @@ mod tests {
             &["--messages", "-1"],
             &["--unknown"],
             &["--latency-ms"],
+            &["--accounts", "0"],
+            &["--accounts", "100001"],
+            &["--token-ttl", "0"],
         ] {
             let argv = std::iter::once("inbox-sandbox").chain(bad.iter().copied());
             let err = Args::try_parse_from(argv).unwrap_err();

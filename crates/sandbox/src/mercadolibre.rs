@@ -89,7 +89,7 @@ async fn orders_search(State(app): State<Arc<App>>, headers: HeaderMap, p: Param
         );
     }
     let limit = app.page(50, Some(limit), 50);
-    let market = app.mercadolibre.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let mut orders: Vec<Value> = market.convs.iter().flat_map(orders_of).collect();
     orders.sort_by(|a, b| a["date_created"].as_str().cmp(&b["date_created"].as_str()));
     if p.get("sort").map(String::as_str) != Some("date_asc") {
@@ -121,7 +121,7 @@ fn check(app: &App, headers: &HeaderMap, p: &Params) -> Result<(), Response> {
 }
 
 fn seller_ok(app: &App, seller: &str) -> Result<(), Response> {
-    if seller == app.config.credentials.mercadolibre_seller_id {
+    if seller == app.credentials().mercadolibre_seller_id {
         Ok(())
     } else {
         Err(error(
@@ -138,7 +138,7 @@ fn ts(dt: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn message_json(app: &App, c: &Conv, m: &Msg, read: bool) -> Value {
-    let seller = &app.config.credentials.mercadolibre_seller_id;
+    let seller = &app.credentials().mercadolibre_seller_id;
     let (from, to) = match m.author {
         Author::Buyer => (c.buyer.0.clone(), seller.clone()),
         Author::Seller => (seller.clone(), c.buyer.0.clone()),
@@ -163,7 +163,8 @@ fn message_json(app: &App, c: &Conv, m: &Msg, read: bool) -> Value {
 fn status_json(app: &App, c: &Conv) -> Value {
     let path = format!(
         "/packs/{}/sellers/{}",
-        c.id, app.config.credentials.mercadolibre_seller_id
+        c.id,
+        app.credentials().mercadolibre_seller_id
     );
     if c.open {
         json!({"path": path, "status": "active", "substatus": null, "status_date": ts(c.created_at), "status_update_allowed": false, "claim_id": null, "shipping_id": null})
@@ -173,14 +174,14 @@ fn status_json(app: &App, c: &Conv) -> Value {
 }
 
 fn resource(app: &App, c: &Conv) -> Value {
-    json!({"resource": format!("/packs/{}/sellers/{}", c.id, app.config.credentials.mercadolibre_seller_id), "count": c.unread})
+    json!({"resource": format!("/packs/{}/sellers/{}", c.id, app.credentials().mercadolibre_seller_id), "count": c.unread})
 }
 
 async fn unread_all(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) -> Response {
     if let Err(r) = check(&app, &headers, &p) {
         return r;
     }
-    let market = app.mercadolibre.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let results: Vec<Value> = market
         .convs
         .iter()
@@ -190,7 +191,7 @@ async fn unread_all(State(app): State<Arc<App>>, headers: HeaderMap, p: Params) 
         .collect();
     json(
         StatusCode::OK,
-        json!({"user_id": app.config.credentials.mercadolibre_seller_id.parse::<u64>().unwrap_or(0), "results": results}),
+        json!({"user_id": app.credentials().mercadolibre_seller_id.parse::<u64>().unwrap_or(0), "results": results}),
     )
 }
 
@@ -203,7 +204,7 @@ async fn unread_one(
     if let Err(r) = check(&app, &headers, &p).and_then(|_| seller_ok(&app, &seller)) {
         return r;
     }
-    let market = app.mercadolibre.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let results: Vec<Value> = market
         .get(&pack)
         .filter(|c| c.unread > 0)
@@ -260,7 +261,7 @@ async fn pack_messages(
     };
     let limit = app.page(100, limit, 10);
     let mark = p.get("mark_as_read").map(String::as_str) != Some("false");
-    let mut market = app.mercadolibre.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(&pack) else {
         return error(V, StatusCode::NOT_FOUND, "not_found", "Resource not found.");
     };
@@ -350,7 +351,7 @@ async fn send(
             "The field 'to.user_id' is required",
         );
     };
-    let mut market = app.mercadolibre.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(&pack) else {
         return error(V, StatusCode::NOT_FOUND, "not_found", "Resource not found.");
     };
@@ -409,7 +410,7 @@ async fn message_by_id(
     if let Err(r) = check(&app, &headers, &p) {
         return r;
     }
-    let market = app.mercadolibre.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.find_message(V, &id) {
         Some((c, m)) => json(
             StatusCode::OK,
@@ -475,8 +476,8 @@ async fn upload(
             );
         }
         let ext = name.rsplit('.').next().unwrap_or("");
-        let seller = &app.config.credentials.mercadolibre_seller_id;
-        let id = app.mercadolibre.lock().expect("lock").store_file(
+        let seller = &app.credentials().mercadolibre_seller_id;
+        let id = app.market(V).lock().expect("lock").store_file(
             &format!("{seller}_"),
             &format!(".{ext}"),
             &name,
@@ -502,7 +503,7 @@ async fn download(
     if let Err(r) = check(&app, &headers, &p) {
         return r;
     }
-    let market = app.mercadolibre.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     match market.files.get(&id) {
         Some((_, mime, bytes)) => {
             ([(header::CONTENT_TYPE, mime.clone())], bytes.clone()).into_response()

@@ -1,7 +1,8 @@
 //! The vendors' OAuth token endpoints: `grant_type=refresh_token` (form-encoded) answers
 //! a new access token that expires after the configured time and a new refresh token;
 //! the old refresh token is spent (single-use, rotating), and using it again gets the
-//! vendor's `invalid_grant` body.
+//! vendor's `invalid_grant` body. Every account has its own refresh token; all of them
+//! belong to one OAuth app.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,38 +42,90 @@ impl Default for OAuthConfig {
     }
 }
 
-/// Tokens of one marketplace.
+/// Tokens of one marketplace, for every account.
 #[derive(Debug)]
 pub(crate) struct Grants {
-    refresh_token: String,
-    issued: HashMap<String, Instant>,
+    /// The refresh token valid now, per account.
+    refresh_tokens: Vec<String>,
+    /// A valid refresh token → its account.
+    by_refresh: HashMap<String, usize>,
+    /// An issued access token → its account and expiry.
+    issued: HashMap<String, (usize, Instant)>,
+    /// Refresh grants answered, per account.
+    per_account: Vec<u64>,
+    /// Refresh grants answered, in all.
     pub refreshes: AtomicU64,
+    /// Refresh grants refused with `invalid_grant`.
+    pub invalid_grants: AtomicU64,
+}
+
+/// The tokens account `index` gets at its `n`th refresh on `vendor`: the first account's
+/// as before accounts existed, the others' numbered.
+fn minted(vendor: Vendor, index: usize, n: u64, kind: &str) -> String {
+    match index {
+        0 => format!("{}-{kind}-{n}", vendor.prefix()),
+        i => format!("{}-{}-{kind}-{n}", vendor.prefix(), i + 1),
+    }
 }
 
 impl Grants {
-    pub(crate) fn new(config: &OAuthConfig) -> Mutex<Grants> {
+    pub(crate) fn new(config: &OAuthConfig, accounts: usize) -> Mutex<Grants> {
+        let refresh_tokens: Vec<String> = (0..accounts)
+            .map(|i| match i {
+                0 => config.refresh_token.clone(),
+                i => format!("{}-{}", config.refresh_token, i + 1),
+            })
+            .collect();
+        let by_refresh = (0..)
+            .zip(&refresh_tokens)
+            .map(|(i, t)| (t.clone(), i))
+            .collect();
         Mutex::new(Grants {
-            refresh_token: config.refresh_token.clone(),
+            refresh_tokens,
+            by_refresh,
             issued: HashMap::new(),
+            per_account: vec![0; accounts],
             refreshes: AtomicU64::new(0),
+            invalid_grants: AtomicU64::new(0),
         })
     }
-}
 
-impl Grants {
-    /// The refresh token valid now.
-    pub(crate) fn refresh_token(&self) -> &str {
-        &self.refresh_token
+    /// The refresh token account `index` holds now.
+    pub(crate) fn refresh_token(&self, index: usize) -> &str {
+        self.refresh_tokens.get(index).map_or("", String::as_str)
+    }
+
+    /// Spends `refresh_token` and mints the next pair for its account.
+    fn rotate(
+        &mut self,
+        vendor: Vendor,
+        refresh_token: &str,
+        ttl: Duration,
+    ) -> Option<(String, String)> {
+        let index = self.by_refresh.remove(refresh_token)?;
+        let count = self.per_account.get_mut(index)?;
+        *count += 1;
+        let n = *count;
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        let access = minted(vendor, index, n, "access");
+        let refresh = minted(vendor, index, n, "refresh");
+        self.by_refresh.insert(refresh.clone(), index);
+        if let Some(held) = self.refresh_tokens.get_mut(index) {
+            *held = refresh.clone();
+        }
+        self.issued
+            .insert(access.clone(), (index, Instant::now() + ttl));
+        Some((access, refresh))
     }
 }
 
-/// Whether `token` is an issued access token: `Some(true)` valid, `Some(false)` expired.
-pub(crate) fn issued(app: &App, vendor: Vendor, token: &str) -> Option<bool> {
+/// The account an issued access token belongs to, and whether it is still valid.
+pub(crate) fn issued(app: &App, vendor: Vendor, token: &str) -> Option<(usize, bool)> {
     let grants = app.grants(vendor).lock().ok()?;
     grants
         .issued
         .get(token)
-        .map(|until| Instant::now() < *until)
+        .map(|(index, until)| (*index, Instant::now() < *until))
 }
 
 #[derive(serde::Deserialize)]
@@ -122,19 +175,15 @@ pub(crate) async fn token(
             "lock",
         );
     };
-    if grant.refresh_token.as_deref() != Some(grants.refresh_token.as_str()) {
+    let given = grant.refresh_token.as_deref().unwrap_or_default();
+    let Some((access, refresh)) = grants.rotate(vendor, given, config.access_ttl) else {
+        grants.invalid_grants.fetch_add(1, Ordering::SeqCst);
         return refusal(vendor, StatusCode::BAD_REQUEST, "invalid_grant", "Error validating grant. Your authorization code or refresh token may be expired or it was already used");
-    }
-    let n = grants.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
-    let access = format!("{}-access-{n}", vendor.prefix());
-    grants.refresh_token = format!("{}-refresh-{n}", vendor.prefix());
-    grants
-        .issued
-        .insert(access.clone(), Instant::now() + config.access_ttl);
+    };
     json(
         StatusCode::OK,
         json!({"access_token": access, "token_type": "bearer", "expires_in": config.access_ttl.as_secs(),
-               "refresh_token": grants.refresh_token, "scope": "offline_access read write"}),
+               "refresh_token": refresh, "scope": "offline_access read write"}),
     )
 }
 

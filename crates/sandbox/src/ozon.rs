@@ -32,7 +32,7 @@ fn bad(message: &str) -> Response {
 }
 
 fn body_of(app: &App, headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
-    let c = &app.config.credentials;
+    let c = &app.credentials();
     ozon_keys(headers, &c.ozon_client_id, &c.ozon_api_key)?;
     serde_json::from_slice(body).map_err(|_| bad("invalid JSON body"))
 }
@@ -113,7 +113,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
         .and_then(Value::as_str)
         .unwrap_or("All")
         .to_ascii_lowercase();
-    let market = app.ozon.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let mut chats: Vec<&Conv> = market
         .convs
         .iter()
@@ -164,7 +164,7 @@ async fn history(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         return bad("limit must be between 1 and 1000");
     }
     let limit = app.page(1000, Some(limit), 50);
-    let market = app.ozon.lock().expect("lock");
+    let market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(chat_id) else {
         return error(V, StatusCode::NOT_FOUND, "5", "chat not found");
     };
@@ -200,7 +200,7 @@ fn append(
     text: &str,
     attachments: Vec<Attachment>,
 ) -> Result<(), Response> {
-    let mut market = app.ozon.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     match market.get(chat_id) {
         None => return Err(error(V, StatusCode::NOT_FOUND, "5", "chat not found")),
         Some(c) if !c.open => {
@@ -266,7 +266,7 @@ async fn send_file(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
         _ => "application/octet-stream",
     };
     let size = (content.len() as u64 * 3) / 4;
-    let id = app.ozon.lock().expect("lock").store_file(
+    let id = app.market(V).lock().expect("lock").store_file(
         "file-",
         "",
         name,
@@ -297,7 +297,7 @@ async fn start(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
     let Some(posting) = body.get("posting_number").and_then(Value::as_str) else {
         return bad("posting_number is required");
     };
-    let mut market = app.ozon.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     if let Some(c) = market.convs.iter().find(|c| c.order == posting) {
         return json(StatusCode::OK, json!({"result": {"chat_id": c.id}}));
     }
@@ -330,7 +330,7 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
     let from = body
         .get("from_message_id")
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-    let mut market = app.ozon.lock().expect("lock");
+    let mut market = app.market(V).lock().expect("lock");
     let Some(c) = market.get(chat_id) else {
         return error(V, StatusCode::NOT_FOUND, "5", "chat not found");
     };

@@ -22,13 +22,18 @@ fn msg(id: &str, author: Author, text: &str, when: &str) -> Msg {
     }
 }
 
-/// The seeded state of one marketplace.
-pub(crate) fn market(vendor: Vendor, config: &Config) -> Market {
+/// The seeded state of one account on one marketplace: its generated conversations
+/// numbered from `first + 1`, after the vendor's example when `example`.
+pub(crate) fn market(vendor: Vendor, config: &Config, first: u64, example: bool) -> Market {
     let generated = store::seed(
         vendor,
+        first,
         config.conversations,
         config.messages_per_conversation,
     );
+    if !example {
+        return generated;
+    }
     let mut market = Market::default();
     let (id, buyer, kind, extra, order) = match vendor {
         Vendor::Allegro => (

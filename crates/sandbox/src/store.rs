@@ -206,7 +206,7 @@ pub fn conversation_id(vendor: Vendor, n: u64) -> String {
         Vendor::Allegro => format!("sbx{:040}", n),
         Vendor::MercadoLibre => (2_000_000_100_000_000u64 + n).to_string(),
         Vendor::Magalu => format!("6628d7a3{:016x}", n),
-        Vendor::Ozon => format!("{:08x}-a474-469f-95d5-{:012x}", n, n),
+        Vendor::Ozon => format!("{:08x}-a474-469f-95d5-{:012x}", n & 0xffff_ffff, n),
     }
 }
 
@@ -329,11 +329,12 @@ impl Market {
     }
 }
 
-/// Builds a marketplace's seed: the vendor examples first, then `count` generated
-/// conversations of `messages` messages each.
-pub fn seed(vendor: Vendor, count: u64, messages: u64) -> Market {
+/// Builds a marketplace's seed: `count` generated conversations of `messages` messages
+/// each, numbered from `first + 1`.
+pub fn seed(vendor: Vendor, first: u64, count: u64, messages: u64) -> Market {
     let mut market = Market::default();
-    for n in 1..=count {
+    for k in 1..=count {
+        let n = first.saturating_add(k);
         let kind = match (vendor, n % 5) {
             (Vendor::Allegro, 0) => "POST_PURCHASE_ISSUE",
             (Vendor::Allegro, _) => "COMMON",
@@ -349,7 +350,7 @@ pub fn seed(vendor: Vendor, count: u64, messages: u64) -> Market {
             open: !n.is_multiple_of(7),
             // An hour apart, the newest at the epoch: a history that ends in the past at
             // any size.
-            created_at: epoch() - Duration::hours(i64::try_from(count - n).unwrap_or(0)),
+            created_at: epoch() - Duration::hours(i64::try_from(count - k).unwrap_or(0)),
             generated: messages,
             extra: Vec::new(),
             pending: Vec::new(),
@@ -372,7 +373,7 @@ mod tests {
             Vendor::Magalu,
             Vendor::Ozon,
         ] {
-            let mut market = seed(vendor, 3, 20_000);
+            let mut market = seed(vendor, 0, 3, 20_000);
             let conv = &market.convs[2];
             let id = message_id(vendor, conv.n, 15_000);
             assert_eq!(conv.index_of(vendor, &id), Some(15_000), "{vendor:?}");

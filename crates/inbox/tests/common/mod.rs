@@ -116,6 +116,7 @@ pub async fn paced_sandbox(
             writes: Some(false),
             requests: per_second as usize,
             per: Duration::from_secs(1),
+            per_application: false,
         }],
         ..config
     })
