@@ -216,6 +216,102 @@ async fn schedule(
         .with_context(|| format!("scheduling the next run of {account}"))
 }
 
+/// How long the job engine waits before starting again after it failed (doubling up to
+/// [`RESTART_MAX`] while it keeps failing).
+const RESTART_MIN: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// The job engine on `store`'s pool, running [`SyncAccount`] jobs with `fleet`.
+async fn engine(
+    store: &PostgresStore,
+    fleet: Fleet,
+    concurrency: usize,
+) -> Result<graphile_worker::Worker> {
+    WorkerOptions::default()
+        .pg_pool(store.pool().clone())
+        .schema("graphile_worker")
+        .concurrency(concurrency)
+        .poll_interval(Duration::from_millis(500))
+        .heartbeat_interval(Duration::from_secs(5))
+        .sweep_interval(Duration::from_secs(10))
+        .sweep_threshold(Duration::from_secs(30))
+        .recovery_delay(Duration::from_secs(1))
+        .shutdown_grace_period(Duration::from_secs(30))
+        .shutdown_interrupted_job_retry_delay(Duration::from_secs(1))
+        .define_job::<SyncAccount>()
+        .add_extension(fleet)
+        .init()
+        .await
+        .context("starting the job engine")
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_requested() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs the job engine until it is stopped by SIGTERM or SIGINT. Should it fail (the
+/// database gone for a moment: a fetch or a release that errs ends the engine's run), it
+/// starts again after a pause, so that a blip costs a worker nothing; every start adds
+/// the job of each account that has none.
+async fn supervise(
+    store: &PostgresStore,
+    fleet: Fleet,
+    concurrency: usize,
+    names: &[String],
+) -> Result<()> {
+    let mut pause = RESTART_MIN;
+    loop {
+        let began = std::time::Instant::now();
+        let failed = match engine(store, fleet.clone(), concurrency).await {
+            Ok(worker) => {
+                let utils = worker.create_utils();
+                let mut added = Ok(());
+                for name in names {
+                    // A pending run keeps its time; an account without one runs now.
+                    added =
+                        schedule(&utils, name, chrono::Utc::now(), JobKeyMode::PreserveRunAt).await;
+                    if added.is_err() {
+                        break;
+                    }
+                }
+                match added {
+                    Ok(()) => match worker.run().await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => anyhow::Error::new(e).context("running jobs"),
+                    },
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        if began.elapsed() > RESTART_MAX * 2 {
+            pause = RESTART_MIN;
+        }
+        eprintln!(
+            "inbox: worker: {}; starting again in {} s",
+            crate::describe(&failed),
+            pause.as_secs()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop_requested() => return Ok(()),
+        }
+        pause = (pause * 2).min(RESTART_MAX);
+    }
+}
+
 /// Runs jobs for the accounts of `config` until SIGTERM or SIGINT. OAuth accounts keep
 /// their rotated tokens in the database, encrypted with [`TOKEN_KEY_ENV`], and refresh one
 /// worker at a time.
@@ -277,28 +373,7 @@ pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool)
         store: store.clone(),
         json,
     };
-    let worker = WorkerOptions::default()
-        .pg_pool(store.pool().clone())
-        .schema("graphile_worker")
-        .concurrency(concurrency)
-        .poll_interval(Duration::from_millis(500))
-        .heartbeat_interval(Duration::from_secs(5))
-        .sweep_interval(Duration::from_secs(10))
-        .sweep_threshold(Duration::from_secs(30))
-        .recovery_delay(Duration::from_secs(1))
-        .shutdown_grace_period(Duration::from_secs(30))
-        .shutdown_interrupted_job_retry_delay(Duration::from_secs(1))
-        .define_job::<SyncAccount>()
-        .add_extension(fleet)
-        .init()
-        .await
-        .context("starting the job engine")?;
-    let utils = worker.create_utils();
-    for name in &names {
-        // A pending run keeps its time; an account without one runs now.
-        schedule(&utils, name, chrono::Utc::now(), JobKeyMode::PreserveRunAt).await?;
-    }
-    let ran = worker.run().await.context("running jobs");
+    let ran = supervise(&store, fleet, concurrency, &names).await;
     beating.abort();
     // Leaving: the others take this worker's share at their next heartbeat.
     let _ = sqlx::query("DELETE FROM inbox_workers WHERE id = $1")

@@ -462,3 +462,59 @@ fn wait_for_all(runtime: &tokio::runtime::Runtime, url: &str, want: i64, limit: 
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// The job engine's queries fail for a while (its jobs table away, as while a database
+/// is restored or migrated), and every connection of the fleet is cut (a failover): the
+/// worker says so, starts its engine again, and what buyers wrote meanwhile is stored once.
+#[test]
+fn a_worker_survives_its_database_failing_for_a_while() {
+    let Some(Fleet {
+        runtime,
+        db,
+        env,
+        path,
+    }) = fleet("cut", 2, false, 0.3)
+    else {
+        return;
+    };
+    let generated = 4 * 2 * 2 + 2 + 2 + 1 + 1;
+    let mut w = worker(&path, &db.url);
+    wait_for(&runtime, &db.url, generated);
+    let sql = |statement: &'static str| {
+        runtime.block_on(async {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap();
+            sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+        })
+    };
+    sql("ALTER TABLE graphile_worker._private_jobs RENAME TO _private_jobs_away");
+    for (vendor, id) in EXAMPLES {
+        assert!(env
+            .sandbox
+            .buyer_writes(vendor, id, "while the jobs were away"));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(w.try_wait().unwrap().is_none(), "the worker stopped");
+    sql("ALTER TABLE graphile_worker._private_jobs_away RENAME TO _private_jobs");
+    wait_for(&runtime, &db.url, generated + 4);
+
+    let cut: Vec<(bool,)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .unwrap();
+    assert!(!cut.is_empty(), "the worker had connections to cut");
+    for (vendor, id) in EXAMPLES {
+        assert!(env.sandbox.buyer_writes(vendor, id, "after the failover"));
+    }
+    wait_for(&runtime, &db.url, generated + 8);
+    assert!(w.try_wait().unwrap().is_none(), "the worker stopped");
+    let out = stop(w);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("starting again in"), "{stderr}");
+    runtime.block_on(db.drop_now());
+}
