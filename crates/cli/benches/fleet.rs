@@ -9,7 +9,8 @@
 //!   WAL bytes per quiet pass, the job engine's own bookkeeping included;
 //! - resident memory of one worker at 4 (the fixed cost), 1,000 and 10,000 accounts.
 //!
-//! Passes are counted by the account leases' fencing tokens (one per step taken).
+//! Passes are counted by the account leases' fencing tokens (one per step taken); "CPU
+//! busy" is the whole machine's (sandbox, PostgreSQL and workers share it).
 //! `cargo bench -p inbox-cli --bench fleet` (needs the PostgreSQL server of
 //! `INBOX_TEST_POSTGRES`, as the tests do).
 
@@ -62,6 +63,23 @@ fn rss_mb(child: &Child) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Busy and total jiffies of the machine's CPUs so far (`/proc/stat`).
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
 }
 
 /// What the database has seen so far: steps taken (fences), rows written, WAL position.
@@ -165,8 +183,8 @@ fn main() {
         WARM_UP.as_secs()
     );
     println!(
-        "  {:>7} {:>10} {:>10} {:>14} {:>16} {:>12}",
-        "workers", "passes/s", "vs 1", "rows/pass", "WAL bytes/pass", "RSS MB (1st)"
+        "  {:>7} {:>10} {:>10} {:>14} {:>16} {:>12} {:>10}",
+        "workers", "passes/s", "vs 1", "rows/pass", "WAL bytes/pass", "RSS MB (1st)", "CPU busy"
     );
     let mut base = None;
     let mut rss_10k = f64::NAN;
@@ -174,8 +192,11 @@ fn main() {
         let running: Vec<Child> = (0..workers).map(|_| worker(&all, &db.url)).collect();
         std::thread::sleep(WARM_UP);
         let before = runtime.block_on(counters(&pool));
+        let cpu_before = cpu_jiffies();
         std::thread::sleep(MEASURE);
         let after = runtime.block_on(counters(&pool));
+        let cpu_after = cpu_jiffies();
+        let busy = (cpu_after.0 - cpu_before.0) as f64 / (cpu_after.1 - cpu_before.1).max(1) as f64;
         let rss = running.first().map_or(f64::NAN, rss_mb);
         stop(running);
         let passes = (after.steps - before.steps) as f64;
@@ -185,13 +206,14 @@ fn main() {
             rss_10k = rss;
         }
         println!(
-            "  {:>7} {:>10.1} {:>9.2}x {:>14.1} {:>16.0} {:>12.1}",
+            "  {:>7} {:>10.1} {:>9.2}x {:>14.1} {:>16.0} {:>12.1} {:>9.0}%",
             workers,
             rate,
             rate / one,
             (after.rows - before.rows) as f64 / passes.max(1.0),
             (after.wal - before.wal) / passes.max(1.0),
-            rss
+            rss,
+            busy * 100.0
         );
     }
 

@@ -116,7 +116,7 @@ pub async fn pass(inbox: &Inbox, store: &dyn Store, json: bool, at_once: usize) 
 #[derive(Default)]
 pub(crate) struct Outcome {
     pub committed: bool,
-    messages: usize,
+    pub messages: usize,
     conversations: usize,
     malformed: usize,
     skipped: usize,
@@ -128,8 +128,20 @@ pub(crate) async fn account_pass(
     store: &dyn Store,
     json: bool,
 ) -> Outcome {
-    let name = account.name();
-    let step = match sync::step(account, store).await {
+    let step = sync::step(account, store).await;
+    hand_on_step(inbox, account.name(), step, store, json).await
+}
+
+/// Commits a step of account `name`, printing its changes inside the commit (as JSON
+/// lines or table rows) and its notes on stderr; what it did.
+pub(crate) async fn hand_on_step(
+    inbox: &Inbox,
+    name: &str,
+    step: std::result::Result<sync::Step, marketplace_inbox::Error>,
+    store: &dyn Store,
+    json: bool,
+) -> Outcome {
+    let step = match step {
         Ok(step) => step,
         Err(e) => {
             crate::report(name, e);

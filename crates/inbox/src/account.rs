@@ -32,6 +32,9 @@ pub struct Account {
     adapter: Arc<dyn Adapter>,
     concurrency: usize,
     poll_interval: std::time::Duration,
+    /// Who push notifications for this account name: the seller, and the application.
+    push_seller: Option<Arc<str>>,
+    push_application: Option<Arc<str>>,
 }
 
 /// An inbox's token store seen by one account's token.
@@ -98,12 +101,36 @@ impl Account {
         let concurrency = config
             .concurrency
             .map_or_else(|| adapter.default_concurrency(), |n| n.max(1) as usize);
+        let (push_seller, push_application) = match (&config.marketplace, &config.credentials) {
+            (Marketplace::MercadoLibre, _) => (
+                config.seller_id.as_deref().map(Arc::from),
+                config.application_id().map(Arc::from),
+            ),
+            (Marketplace::Ozon, crate::Credentials::ApiKey { client_id, .. }) => {
+                (Some(Arc::from(client_id.as_str())), None)
+            }
+            _ => (None, None),
+        };
         Ok(Account {
             name: Arc::from(config.name.as_str()),
             adapter,
             concurrency,
             poll_interval: config.poll_interval(),
+            push_seller,
+            push_application,
         })
+    }
+
+    /// The seller push notifications for this account name (Mercado Libre's seller id,
+    /// Ozon's `Client-Id`); `None` where the marketplace pushes nothing.
+    pub fn push_seller(&self) -> Option<&str> {
+        self.push_seller.as_deref()
+    }
+
+    /// The application Mercado Libre's notifications for this account name
+    /// (`application_id` in its config, else its OAuth client id).
+    pub fn push_application(&self) -> Option<&str> {
+        self.push_application.as_deref()
     }
 
     /// How often a worker syncs this account ([`AccountConfig::poll_interval`]).

@@ -212,8 +212,9 @@ pub struct AccountConfig {
     /// [`DEFAULT_POLL_INTERVAL_SECS`].
     pub poll_interval_secs: Option<f64>,
     /// The application (client id) the account's requests count against, for limits
-    /// a vendor sets per application (Allegro's 9,000 a minute); `None` for its OAuth
-    /// client id, or no application for a bare token.
+    /// a vendor sets per application (Allegro's 9,000 a minute), and that Mercado Libre's
+    /// notifications for it name; `None` for its OAuth client id, or no application for
+    /// a bare token. In a config file `application` or `application_id`, text or a number.
     pub application: Option<String>,
 }
 
@@ -352,7 +353,8 @@ impl InboxConfig {
     }
 
     /// One account per marketplace whose variables are set, named after the marketplace:
-    /// `ALLEGRO_TOKEN`; `MERCADOLIBRE_TOKEN` and `MERCADOLIBRE_SELLER_ID`; `MAGALU_TOKEN`
+    /// `ALLEGRO_TOKEN`; `MERCADOLIBRE_TOKEN` and `MERCADOLIBRE_SELLER_ID` (with
+    /// `MERCADOLIBRE_APPLICATION_ID`, the application its notifications name); `MAGALU_TOKEN`
     /// (with `MAGALU_OWNER_NAME`, `MAGALU_OWNER_ID`); `OZON_CLIENT_ID` and `OZON_API_KEY`.
     /// Base URLs from `INBOX_<MARKETPLACE>_URL`. A half-set pair is an error.
     pub fn from_env() -> Result<InboxConfig, Error> {
@@ -367,8 +369,12 @@ impl InboxConfig {
             accounts.push(account(Allegro, Credentials::Token(token.into())));
         }
         match (env("MERCADOLIBRE_TOKEN"), env("MERCADOLIBRE_SELLER_ID")) {
-            (Some(token), Some(seller)) => accounts
-                .push(account(MercadoLibre, Credentials::Token(token.into())).seller_id(seller)),
+            (Some(token), Some(seller)) => {
+                let mut a =
+                    account(MercadoLibre, Credentials::Token(token.into())).seller_id(seller);
+                a.application = env("MERCADOLIBRE_APPLICATION_ID");
+                accounts.push(a);
+            }
             (Some(_), None) => {
                 return Err(Error::config(
                     "MERCADOLIBRE_TOKEN is set but MERCADOLIBRE_SELLER_ID is not: set both",
@@ -449,8 +455,25 @@ struct AccountFile {
     concurrency: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     poll_interval_secs: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "application_id",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number_or_text"
+    )]
     application: Option<String>,
+}
+
+/// An id given as text or as a whole number (Mercado Libre's application ids are numbers).
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "an application id is text or a whole number, not {other}"
+        ))),
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -82,6 +82,7 @@ mod inbox;
 mod listing;
 mod model;
 mod paginate;
+pub mod push;
 pub mod sync;
 mod vendor_error;
 pub mod vendors;

@@ -51,6 +51,7 @@
 //! - every instant kept is capped at the step's start: a time from the future never hides
 //!   what comes after it.
 
+pub mod journal;
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -279,6 +280,19 @@ pub async fn sync_conversation(
     store: &dyn Store,
     conversation: &ConversationRef,
 ) -> Result<Synced, Error> {
+    conversation_step(account, store, conversation)
+        .await?
+        .commit(store)
+        .await
+}
+
+/// What [`sync_conversation`] would store, not yet stored: commit it with
+/// [`Step::commit_with`] to hand its changes on inside the commit.
+pub async fn conversation_step(
+    account: &Account,
+    store: &dyn Store,
+    conversation: &ConversationRef,
+) -> Result<Step, Error> {
     account.check(conversation)?;
     let name = account.name();
     let started = Utc::now();
@@ -315,12 +329,10 @@ pub async fn sync_conversation(
         changes: run.changes,
         rescans: run.rescans,
     };
-    Step {
+    Ok(Step {
         commit,
         skipped: Vec::new(),
-    }
-    .commit(store)
-    .await
+    })
 }
 
 /// Reads what changed for `account` since the store's checkpoint; nothing is stored until

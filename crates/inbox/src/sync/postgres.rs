@@ -16,6 +16,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Row, Transaction};
 
+use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row::{self, corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
@@ -56,7 +57,7 @@ impl std::fmt::Debug for PostgresStore {
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The schema version this build writes (the SQLite store's numbering).
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 
 /// Taken for the length of a migration (an arbitrary constant: "inbox" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0069_6e62_6f78;
@@ -79,6 +80,15 @@ const V2: &str = "
       listing TEXT NOT NULL, raw TEXT NOT NULL, error TEXT NOT NULL,
       first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
       PRIMARY KEY (account, conversation, raw));
+";
+
+/// The journal of push notifications: the SQLite store's table, its number a `BIGSERIAL`.
+const V3: &str = "
+    CREATE TABLE IF NOT EXISTS journal (
+      id BIGSERIAL PRIMARY KEY, marketplace TEXT NOT NULL, account TEXT,
+      received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
+      state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
+    CREATE INDEX IF NOT EXISTS journal_pending ON journal (state, id);
 ";
 
 impl PostgresStore {
@@ -138,7 +148,10 @@ impl PostgresStore {
             ));
         }
         if version < SCHEMA {
-            sqlx::raw_sql(V2).execute(&mut *tx).await?;
+            if version < 2 {
+                sqlx::raw_sql(V2).execute(&mut *tx).await?;
+            }
+            sqlx::raw_sql(V3).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM inbox_schema")
                 .execute(&mut *tx)
                 .await?;
@@ -257,6 +270,85 @@ impl Store for PostgresStore {
             Ok(commit)
         })
     }
+
+    fn journal_add<'a>(
+        &'a self,
+        entry: NewEntry,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let id = journal_insert(&mut tx, &entry).await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    fn journal_pending<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Entry>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, String, Option<String>, String, String, String)> = sqlx::query_as(
+                "SELECT id, marketplace, account, received_at, raw, dedup_key FROM journal
+                 WHERE state = 'pending' ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(id, m, account, at, raw, key)| {
+                    row::journal_entry(id, &m, account, at, raw, key)
+                })
+                .collect()
+        })
+    }
+
+    fn journal_settle<'a>(
+        &'a self,
+        ids: Vec<i64>,
+        state: JournalState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE journal SET state = $2 WHERE id = ANY($1)")
+                .bind(ids)
+                .bind(state.as_str())
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn journal_prune<'a>(
+        &'a self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let done =
+                sqlx::query("DELETE FROM journal WHERE state <> 'pending' AND received_at < $1")
+                    .bind(time(before))
+                    .execute(&self.pool)
+                    .await?;
+            Ok(done.rows_affected())
+        })
+    }
+}
+
+/// Journals `entry` inside `tx` (with other work of the same transaction, such as the
+/// job that processes it); its number, or `None` for a redelivery.
+pub(crate) async fn journal_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    entry: &NewEntry,
+) -> Result<Option<i64>, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (marketplace, dedup_key) DO NOTHING
+         RETURNING id",
+    )
+    .bind(entry.marketplace.as_str())
+    .bind(entry.account.as_deref())
+    .bind(time(entry.received_at))
+    .bind(&entry.raw)
+    .bind(&entry.dedup_key)
+    .bind(entry.state.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id)
 }
 
 /// Writes a commit inside `tx`, checking every version first.

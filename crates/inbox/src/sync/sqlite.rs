@@ -1,6 +1,6 @@
 //! The embedded [`Store`]: SQLite, bundled (no system library needed).
 //!
-//! The schema (version 2; `PRAGMA user_version`), readable with `sqlite3`:
+//! The schema (version 3; `PRAGMA user_version`), readable with `sqlite3`:
 //!
 //! ```sql
 //! CREATE TABLE checkpoints (account TEXT PRIMARY KEY, data TEXT NOT NULL,  -- small JSON
@@ -20,6 +20,10 @@
 //!   listing TEXT NOT NULL, raw TEXT NOT NULL, error TEXT NOT NULL,
 //!   first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
 //!   PRIMARY KEY (account, conversation, raw));
+//! CREATE TABLE journal (                  -- push notifications, see sync::journal
+//!   id INTEGER PRIMARY KEY AUTOINCREMENT, marketplace TEXT NOT NULL, account TEXT,
+//!   received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
+//!   state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
 //! ```
 //!
 //! `conversation` is the conversation's id (empty in `malformed` for an element of the
@@ -36,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
+use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row::{self, corrupt, parse_time, stored, time, version};
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind};
 use super::{message_state, Change, Checkpoint, Mark};
@@ -94,8 +99,17 @@ const V2: &str = "
       PRIMARY KEY (account, conversation, raw));
 ";
 
+/// The journal of push notifications (the same table on PostgreSQL).
+pub(crate) const V3: &str = "
+    CREATE TABLE journal (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, marketplace TEXT NOT NULL, account TEXT,
+      received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
+      state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
+    CREATE INDEX journal_pending ON journal (state, id);
+";
+
 /// The schema version this build writes.
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path`, brought to the current
@@ -141,6 +155,9 @@ impl SqliteStore {
         if version < 2 {
             tx.execute_batch(V2)?;
             move_marks_out_of_checkpoints(&tx)?;
+        }
+        if version < 3 {
+            tx.execute_batch(V3)?;
         }
         if version < SCHEMA {
             tx.pragma_update(None, "user_version", SCHEMA)?;
@@ -337,6 +354,91 @@ impl Store for SqliteStore {
             super::store::hand_on(hand_on, &commit.changes)?;
             tx.commit()?;
             Ok(commit)
+        }))
+    }
+
+    fn journal_add<'a>(
+        &'a self,
+        entry: NewEntry,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
+        Box::pin(self.with(move |db| {
+            let added = db.execute(
+                "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (marketplace, dedup_key) DO NOTHING",
+                params![
+                    entry.marketplace.as_str(),
+                    entry.account,
+                    time(entry.received_at),
+                    entry.raw,
+                    entry.dedup_key,
+                    entry.state.as_str()
+                ],
+            )?;
+            Ok((added == 1).then(|| db.last_insert_rowid()))
+        }))
+    }
+
+    fn journal_pending<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Entry>, StoreError>> {
+        Box::pin(self.with(move |db| {
+            let mut select = db.prepare(
+                "SELECT id, marketplace, account, received_at, raw, dedup_key FROM journal
+                 WHERE state = 'pending' ORDER BY id",
+            )?;
+            let rows = select.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (id, marketplace, account, received_at, raw, dedup_key) = row?;
+                entries.push(row::journal_entry(
+                    id,
+                    &marketplace,
+                    account,
+                    received_at,
+                    raw,
+                    dedup_key,
+                )?);
+            }
+            Ok(entries)
+        }))
+    }
+
+    fn journal_settle<'a>(
+        &'a self,
+        ids: Vec<i64>,
+        state: JournalState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.with(move |db| {
+            let tx = db.transaction()?;
+            {
+                let mut update =
+                    tx.prepare_cached("UPDATE journal SET state = ?2 WHERE id = ?1")?;
+                for id in ids {
+                    update.execute(params![id, state.as_str()])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }))
+    }
+
+    fn journal_prune<'a>(
+        &'a self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.with(move |db| {
+            let removed = db.execute(
+                "DELETE FROM journal WHERE state <> 'pending' AND received_at < ?1",
+                params![time(before)],
+            )?;
+            Ok(removed as u64)
         }))
     }
 }

@@ -266,6 +266,50 @@ pub trait Store: Send + Sync {
         commit: Commit,
         hand_on: Option<HandOn>,
     ) -> BoxFuture<'a, Result<Commit, StoreError>>;
+
+    /// Journals a push notification; its number, or `None` when an entry of the same
+    /// marketplace and key is already there (a redelivery: nothing is written).
+    fn journal_add<'a>(
+        &'a self,
+        entry: super::journal::NewEntry,
+    ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
+        let _ = entry;
+        Box::pin(async { Err(no_journal()) })
+    }
+
+    /// The entries still [`super::journal::JournalState::Pending`], oldest first.
+    fn journal_pending<'a>(
+        &'a self,
+    ) -> BoxFuture<'a, Result<Vec<super::journal::Entry>, StoreError>> {
+        Box::pin(async { Err(no_journal()) })
+    }
+
+    /// Settles entries (by number) as `state`.
+    fn journal_settle<'a>(
+        &'a self,
+        ids: Vec<i64>,
+        state: super::journal::JournalState,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (ids, state);
+        Box::pin(async { Err(no_journal()) })
+    }
+
+    /// Removes settled entries received before `before` (their keys no longer keep a
+    /// redelivery out); how many.
+    fn journal_prune<'a>(
+        &'a self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = before;
+        Box::pin(async { Err(no_journal()) })
+    }
+}
+
+fn no_journal() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "this store keeps no journal of notifications",
+    )
 }
 
 /// How the stores write what they keep: instants as RFC 3339 in UTC, versions as
@@ -295,6 +339,34 @@ pub(crate) mod row {
             serde_json::from_str(&text).map_err(|e| corrupt(account, e))?;
         checkpoint.version = version(v);
         Ok(checkpoint)
+    }
+
+    /// A journal row read back.
+    pub(crate) fn journal_entry(
+        id: i64,
+        marketplace: &str,
+        account: Option<String>,
+        received_at: String,
+        raw: String,
+        dedup_key: String,
+    ) -> Result<crate::sync::journal::Entry, StoreError> {
+        let marketplace: crate::Marketplace = marketplace.parse().map_err(|_| {
+            StoreError::new(
+                StoreErrorKind::Corrupt,
+                format!("journal entry {id} names no marketplace this build knows"),
+            )
+        })?;
+        Ok(crate::sync::journal::Entry {
+            id,
+            entry: crate::sync::journal::NewEntry {
+                marketplace,
+                account,
+                received_at: parse_time(Some(received_at)).unwrap_or_else(chrono::Utc::now),
+                raw,
+                dedup_key,
+                state: crate::sync::journal::JournalState::Pending,
+            },
+        })
     }
 
     /// An instant as stored.
