@@ -5,6 +5,7 @@
 
 mod accounts;
 mod output;
+mod serve;
 mod sync;
 mod tokens;
 mod worker;
@@ -164,6 +165,37 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
     },
+    /// Receive Mercado Libre's and Ozon's push notifications and keep every account
+    /// synced, printing every change as `watch` does, until SIGTERM or SIGINT.
+    Serve {
+        /// Where to listen, as HOST:PORT (port 0 picks a free one, printed on stderr).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
+        /// `postgres://` URL.
+        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
+        db: Option<sync::Db>,
+        /// A secret path segment: the routes become /notifications/S/mercadolibre and
+        /// /notifications/S/ozon (register those URLs with the vendors).
+        #[arg(long, value_name = "S", env = "INBOX_NOTIFY_SECRET", hide_env_values = true, value_parser = secret)]
+        notify_secret: Option<String>,
+        /// Seconds between the safety-net polls of accounts that push (Mercado Libre,
+        /// Ozon); the others are polled at their own interval.
+        #[arg(long, value_name = "SECS", default_value = "300", value_parser = sync::interval, allow_negative_numbers = true)]
+        poll_interval: Duration,
+    },
+}
+
+/// A `--notify-secret`: 8 to 200 letters, digits, `-`, `_` or `.` (a URL path segment).
+fn secret(text: &str) -> std::result::Result<String, String> {
+    let ok = (8..=200).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    match ok {
+        true => Ok(text.to_string()),
+        false => Err("the secret must be 8 to 200 letters, digits, '-', '_' or '.'".into()),
+    }
 }
 
 #[tokio::main]
@@ -393,6 +425,22 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             }
         }
         Command::Export { out } => export(&inbox, &out).await,
+        Command::Serve {
+            listen,
+            db,
+            notify_secret,
+            poll_interval,
+        } => {
+            let options = serve::Options {
+                listen,
+                db,
+                secret: notify_secret,
+                poll_interval,
+                json,
+            };
+            serve::run(inbox, options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Worker { db, concurrency } => {
             let sync::Db::Postgres(url) = db else {
                 return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));

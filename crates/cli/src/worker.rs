@@ -246,7 +246,7 @@ async fn engine(
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn stop_requested() {
+pub(crate) async fn stop_requested() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -80,6 +80,10 @@ async fn run(
         policy.until_ready(kind, operation_id).await;
         let started = Instant::now();
         let outcome = send(http, request, kind).await;
+        crate::counts::count(
+            policy.labels().marketplace,
+            matches!(&outcome, Ok(r) if r.status() == 429),
+        );
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &outcome {
             Ok(r) => tracing::debug!(

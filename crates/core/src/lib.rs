@@ -18,6 +18,7 @@
 //! retries, token refresh and tracing, under an account's [`Policy`]).
 
 mod account;
+mod counts;
 mod execute;
 mod flex_id;
 mod flex_scalar;
@@ -36,6 +37,7 @@ pub use open_enum::open_enum_text;
 mod request;
 mod secret;
 
+pub use counts::{request_counts, RequestCounts};
 pub use execute::{execute, request_id, retry_after, transient_status};
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};

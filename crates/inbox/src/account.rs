@@ -395,6 +395,35 @@ impl Account {
             .map(|id| self.reference(id)))
     }
 
+    /// The notifications the vendor could not deliver to `application` (Mercado Libre's
+    /// `GET /missed_feeds`, two days kept), every page; [`Error::Unsupported`] elsewhere.
+    /// They are the application's, for every seller: [`crate::Inbox::addressee`] says
+    /// whose each is.
+    pub async fn missed_notifications(
+        &self,
+        application: &str,
+    ) -> Result<Vec<crate::push::Missed>, Error> {
+        let mut all = Vec::new();
+        let mut offset = 0u64;
+        // Two days of notifications of one application: bounded, but never loop forever.
+        for _ in 0..200 {
+            let page = self
+                .adapter
+                .missed_notifications(application, offset)
+                .await?;
+            let entries = page
+                .get("messages")
+                .and_then(serde_json::Value::as_array)
+                .map_or(0, Vec::len);
+            all.extend(crate::push::read_missed_feeds(&page));
+            if (entries as u64) < crate::vendors::mercadolibre::MISSED_PAGE {
+                break;
+            }
+            offset = offset.saturating_add(entries as u64);
+        }
+        Ok(all)
+    }
+
     /// The listings a sync step walks, by the marketplace's rules.
     pub(crate) fn sync_walks(
         &self,

@@ -110,6 +110,24 @@ pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
         })
     }
 
+    /// The application's notifications the vendor could not deliver (Mercado Libre's
+    /// missed feeds), one page from `offset`, as received.
+    fn missed_notifications<'a>(
+        &'a self,
+        application: &'a str,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<serde_json::Value, Error>> {
+        let _ = (application, offset);
+        let marketplace = self.marketplace();
+        Box::pin(async move {
+            Err(Error::Unsupported {
+                marketplace,
+                operation: "reading missed notifications",
+                not_built: false,
+            })
+        })
+    }
+
     /// Downloads an attachment of a message in `conversation`, streamed.
     fn download<'a>(
         &'a self,

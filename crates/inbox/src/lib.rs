@@ -96,6 +96,6 @@ pub use error::{Cause, Error};
 #[cfg(feature = "postgres")]
 pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
-pub use inbox_core::{fleet_share, set_fleet_share, Secret, Tokens};
+pub use inbox_core::{fleet_share, request_counts, set_fleet_share, RequestCounts, Secret, Tokens};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -286,9 +286,18 @@ pub fn read_ozon(body: &[u8]) -> Result<Notice, PushError> {
     })
 }
 
+/// A notification found in Mercado Libre's missed feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missed {
+    /// It, read.
+    pub notice: Notice,
+    /// The body that was posted (`request.data`, else the entry itself), as JSON text.
+    pub body: String,
+}
+
 /// The notifications in a Mercado Libre `GET /missed_feeds` answer, each read from the
 /// body that was posted (`request.data`, else the entry's own fields).
-pub fn read_missed_feeds(answer: &Value) -> Vec<Notice> {
+pub fn read_missed_feeds(answer: &Value) -> Vec<Missed> {
     answer
         .get("messages")
         .and_then(Value::as_array)
@@ -304,7 +313,10 @@ pub fn read_missed_feeds(answer: &Value) -> Vec<Notice> {
                     };
                     fields.or_else(|| e.as_object().cloned())
                 })
-                .map(|m| mercadolibre_notice(&m))
+                .map(|m| Missed {
+                    notice: mercadolibre_notice(&m),
+                    body: Value::Object(m).to_string(),
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -451,6 +463,11 @@ mod tests {
             "response": {"req_time": 498, "http_code": 200}}]});
         let pushed = br#"{"resource":"a35cf79864a845ca9a3bf6aee59bb4d7","user_id":"465432224","topic":"messages","application_id":3486171129139063,"attempts":1}"#;
         let missed = read_missed_feeds(&answer);
-        assert_eq!(missed, vec![read_mercadolibre(pushed).unwrap()]);
+        let notices: Vec<Notice> = missed.iter().map(|m| m.notice.clone()).collect();
+        assert_eq!(notices, vec![read_mercadolibre(pushed).unwrap()]);
+        assert_eq!(
+            read_mercadolibre(missed[0].body.as_bytes()).unwrap(),
+            notices[0]
+        );
     }
 }

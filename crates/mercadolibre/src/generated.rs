@@ -250,6 +250,19 @@ pub mod types {
             Default::default()
         }
     }
+    ///Notifications that got no 200 within the deadline over an hour of retries, kept two days. Each entry (`_id`, `resource`, `user_id`, `topic`, `application_id`, `attempts`, `sent`, `received`, `request` {url, headers, data}, `response` {req_time, http_code, body, headers}) is kept as received.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct MissedFeeds {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub messages: ::std::option::Option<
+            ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+        >,
+    }
+    impl MissedFeeds {
+        pub fn builder() -> builder::MissedFeeds {
+            Default::default()
+        }
+    }
     ///`NewMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessage {
@@ -1904,6 +1917,57 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct MissedFeeds {
+            messages: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MissedFeeds {
+            fn default() -> Self {
+                Self {
+                    messages: Ok(Default::default()),
+                }
+            }
+        }
+        impl MissedFeeds {
+            pub fn messages<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::vec::Vec<
+                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.messages = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for messages: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MissedFeeds> for super::MissedFeeds {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MissedFeeds,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    messages: value.messages?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MissedFeeds> for MissedFeeds {
+            fn from(value: super::MissedFeeds) -> Self {
+                Self {
+                    messages: Ok(value.messages),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct NewMessage {
             attachments: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
@@ -2781,6 +2845,22 @@ impl Client {
     pub fn search_orders(&self) -> builder::SearchOrders<'_> {
         builder::SearchOrders::new(self)
     }
+    /**The application's undelivered notifications (two days kept, 10 a page by default).
+
+    Sends a `GET` request to `/missed_feeds`
+
+    ```ignore
+    let response = client.get_missed_feeds()
+        .app_id(app_id)
+        .limit(limit)
+        .offset(offset)
+        .topic(topic)
+        .send()
+        .await;
+    ```*/
+    pub fn get_missed_feeds(&self) -> builder::GetMissedFeeds<'_> {
+        builder::GetMissedFeeds::new(self)
+    }
     /**Packs with unread messages (at most 500 per call).
 
     Sends a `GET` request to `/messages/unread`
@@ -3441,6 +3521,118 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "search_orders",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16..=599u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_missed_feeds`]
+
+    [`Client::get_missed_feeds`]: super::Client::get_missed_feeds*/
+    #[derive(Debug, Clone)]
+    pub struct GetMissedFeeds<'a> {
+        client: &'a super::Client,
+        app_id: Result<::std::string::String, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        offset: Result<Option<u64>, String>,
+        topic: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> GetMissedFeeds<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                app_id: Err("app_id was not initialized".to_string()),
+                limit: Ok(None),
+                offset: Ok(None),
+                topic: Ok(None),
+            }
+        }
+        pub fn app_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.app_id = value.try_into().map_err(|_| {
+                "conversion to `:: std :: string :: String` for app_id failed".to_string()
+            });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU64` for limit failed".to_string()
+            });
+            self
+        }
+        pub fn offset<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u64>,
+        {
+            self.offset = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u64` for offset failed".to_string());
+            self
+        }
+        pub fn topic<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.topic = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for topic failed".to_string()
+            });
+            self
+        }
+        ///Sends a `GET` request to `/missed_feeds`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MissedFeeds>, Error<types::ErrorBody>> {
+            let Self {
+                client,
+                app_id,
+                limit,
+                offset,
+                topic,
+            } = self;
+            let app_id = app_id.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let offset = offset.map_err(Error::InvalidRequest)?;
+            let topic = topic.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/missed_feeds", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("app_id", &app_id))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("offset", &offset))
+                .query(&progenitor_client::QueryParam::new("topic", &topic))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_missed_feeds",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

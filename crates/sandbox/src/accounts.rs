@@ -103,6 +103,7 @@ impl Credentials {
             magalu_token: format!("{}-{number}", self.magalu_token),
             ozon_client_id: add(&self.ozon_client_id),
             ozon_api_key: format!("{}-{number}", self.ozon_api_key),
+            mercadolibre_application_id: self.mercadolibre_application_id.clone(),
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/messages", post(buyer_message))
         .route("/requests", get(requests))
         .route("/stats", get(stats))
+        .route("/reads", post(buyer_reads))
+        .route("/pushes", get(pushes))
 }
 
 async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> Response {
@@ -74,11 +76,24 @@ async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> 
     } else {
         market.append_later(vendor, conversation, message, visible_at)
     };
+    drop(market);
     match written {
-        Some(m) => json(
-            StatusCode::CREATED,
-            json!({"id": m.id, "visible_at": visible_at.to_rfc3339()}),
-        ),
+        Some(m) => {
+            if delay.is_zero() {
+                crate::push::notify(
+                    &app,
+                    vendor,
+                    account,
+                    conversation,
+                    &m.id,
+                    crate::push::Event::Created,
+                );
+            }
+            json(
+                StatusCode::CREATED,
+                json!({"id": m.id, "visible_at": visible_at.to_rfc3339()}),
+            )
+        }
         None => json(
             StatusCode::NOT_FOUND,
             json!({"error": "no such conversation"}),
@@ -102,6 +117,63 @@ async fn requests(State(app): State<Arc<App>>) -> Response {
                    .map(|g| g.invalid_grants.load(Ordering::SeqCst)).sum::<u64>(),
                "routes": routes}),
     )
+}
+
+/// `POST /_sandbox/reads` `{"marketplace", "conversation", "account"?}`: the buyer reads
+/// the conversation (Mercado Libre's `read` and Ozon's `TYPE_MESSAGE_READ` are pushed for
+/// its newest message).
+async fn buyer_reads(State(app): State<Arc<App>>, Json(body): Json<Value>) -> Response {
+    let text = |k: &str| body.get(k).and_then(Value::as_str);
+    let vendor =
+        text("marketplace").and_then(|m| Vendor::ALL.into_iter().find(|v| v.prefix() == m));
+    let account = match (vendor, text("account")) {
+        (Some(_), None) => Some(0),
+        (Some(v), Some(name)) => app.accounts.named(v, name),
+        _ => None,
+    };
+    let (Some(vendor), Some(account), Some(conversation)) = (vendor, account, text("conversation"))
+    else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "give marketplace, conversation and account (optional)"}),
+        );
+    };
+    let newest = app
+        .accounts
+        .get(account)
+        .market(vendor)
+        .lock()
+        .ok()
+        .and_then(|m| {
+            let c = m.get(conversation)?;
+            c.len()
+                .checked_sub(1)
+                .and_then(|i| c.message(vendor, i))
+                .map(|m| m.id)
+        });
+    match newest {
+        Some(id) => {
+            crate::push::notify(
+                &app,
+                vendor,
+                account,
+                conversation,
+                &id,
+                crate::push::Event::Read,
+            );
+            json(StatusCode::OK, json!({"message": id}))
+        }
+        None => json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such conversation"}),
+        ),
+    }
+}
+
+/// `GET /_sandbox/pushes`: what the push side delivered so far.
+async fn pushes(State(app): State<Arc<App>>) -> Response {
+    let stats = app.pusher.as_ref().map(|p| p.stats()).unwrap_or_default();
+    json(StatusCode::OK, json!(stats))
 }
 
 /// What every account holds now, account by account.

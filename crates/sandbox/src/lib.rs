@@ -27,6 +27,7 @@ mod magalu;
 mod mercadolibre;
 mod oauth;
 mod ozon;
+mod push;
 mod seed;
 mod store;
 
@@ -41,6 +42,7 @@ pub use accounts::{account_name, MAX_ACCOUNTS};
 pub use inject::Injection;
 pub use limits::Limit;
 pub use oauth::{token_path, OAuthConfig};
+pub use push::PushStats;
 pub use store::Vendor;
 
 /// Credentials the sandbox accepts; anything else gets the vendor's 401 body.
@@ -58,6 +60,8 @@ pub struct Credentials {
     pub ozon_client_id: String,
     /// Ozon `Api-Key`.
     pub ozon_api_key: String,
+    /// Mercado Libre's application id (what its notifications name).
+    pub mercadolibre_application_id: String,
 }
 
 impl Default for Credentials {
@@ -69,6 +73,7 @@ impl Default for Credentials {
             magalu_token: "sandbox-magalu-token".into(),
             ozon_client_id: "123456".into(),
             ozon_api_key: "sandbox-ozon-api-key".into(),
+            mercadolibre_application_id: "3486171129139063".into(),
         }
     }
 }
@@ -145,6 +150,11 @@ pub struct Config {
     /// [`Sandbox::accounts_config`] with OAuth credentials rather than a token (0: none;
     /// Ozon keeps its API key).
     pub oauth_every: u64,
+    /// Where to push Mercado Libre's and Ozon's notifications (`BASE/mercadolibre`,
+    /// `BASE/ozon`); none by default.
+    pub push_url: Option<String>,
+    /// How long an undelivered notification is tried again (the vendors: an hour).
+    pub push_retry_for: Duration,
 }
 
 impl Default for Config {
@@ -161,6 +171,8 @@ impl Default for Config {
             limits: Vec::new(),
             accounts: 1,
             oauth_every: 0,
+            push_url: None,
+            push_retry_for: Duration::from_secs(3600),
         }
     }
 }
@@ -228,6 +240,8 @@ pub(crate) struct App {
     pub latency_us: AtomicU64,
     /// Raw elements added to answers ([`Sandbox::inject`]).
     pub injections: Mutex<Vec<Injection>>,
+    /// The vendors' push, when a push URL is configured.
+    pub pusher: Option<push::Pusher>,
 }
 
 impl App {
@@ -281,6 +295,10 @@ impl Sandbox {
                 u64::try_from(config.faults.latency.as_micros()).unwrap_or(u64::MAX),
             ),
             injections: Mutex::new(Vec::new()),
+            pusher: config
+                .push_url
+                .as_deref()
+                .and_then(|base| push::Pusher::new(base, config.push_retry_for)),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -294,6 +312,7 @@ impl Sandbox {
                 })
                 .await;
         });
+        push::ping(&app);
         Ok(Sandbox {
             addr,
             app,
@@ -350,16 +369,34 @@ impl Sandbox {
         text: &str,
     ) -> Option<String> {
         let index = self.app.accounts.named(vendor, account)?;
-        let mut market = self.app.accounts.get(index).market(vendor).lock().ok()?;
-        market
-            .append(
+        let written = {
+            let mut market = self.app.accounts.get(index).market(vendor).lock().ok()?;
+            market.append(
                 vendor,
                 conversation_id,
                 store::Author::Buyer,
                 text,
                 Vec::new(),
-            )
-            .map(|m| m.id)
+            )?
+        };
+        push::notify(
+            &self.app,
+            vendor,
+            index,
+            conversation_id,
+            &written.id,
+            push::Event::Created,
+        );
+        Some(written.id)
+    }
+
+    /// What the push side has delivered so far (all zero without a push URL).
+    pub fn pushes(&self) -> PushStats {
+        self.app
+            .pusher
+            .as_ref()
+            .map(|p| p.stats())
+            .unwrap_or_default()
     }
 
     /// The ids of the conversations of the account named `account` on `vendor`, in
@@ -405,7 +442,8 @@ impl Sandbox {
                     Vendor::Allegro => serde_json::json!({"token": c.allegro_token,
                         "application": self.app.config.oauth.client_id}),
                     Vendor::MercadoLibre => serde_json::json!({"token": c.mercadolibre_token,
-                        "seller_id": c.mercadolibre_seller_id}),
+                        "seller_id": c.mercadolibre_seller_id,
+                        "application_id": self.app.config.credentials.mercadolibre_application_id}),
                     Vendor::Magalu => serde_json::json!({"token": c.magalu_token,
                         "owner_name": "Sandbox Attendant", "owner_id": "sandbox-attendant"}),
                     Vendor::Ozon => serde_json::json!({"client_id": c.ozon_client_id,

@@ -57,6 +57,15 @@ struct Args {
     #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     token_ttl: Option<u64>,
+    /// POST Mercado Libre's and Ozon's push notifications to BASE/mercadolibre and
+    /// BASE/ozon when a buyer writes or reads (Ozon's TYPE_PING at start).
+    #[arg(long, value_name = "BASE")]
+    push_url: Option<String>,
+    /// How long an undelivered notification is tried again, in seconds (the vendors: an
+    /// hour); then Mercado Libre lists it in GET /missed_feeds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    push_retry_secs: u64,
     /// Do not enforce the vendors' published rate limits (per account, and Allegro's per
     /// application) with 429.
     #[arg(long)]
@@ -93,6 +102,8 @@ impl Args {
         if let Some(secs) = self.token_ttl {
             config.oauth.access_ttl = Duration::from_secs(secs);
         }
+        config.push_url = self.push_url.clone();
+        config.push_retry_for = Duration::from_secs(self.push_retry_secs);
         if !self.no_limits {
             config.limits = inbox_sandbox::Limit::published();
         }
@@ -130,8 +141,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("INBOX_OZON_URL={}", sandbox.url(Vendor::Ozon));
         println!("ALLEGRO_TOKEN={}", c.allegro_token);
         println!(
-            "MERCADOLIBRE_TOKEN={} MERCADOLIBRE_SELLER_ID={}",
-            c.mercadolibre_token, c.mercadolibre_seller_id
+            "MERCADOLIBRE_TOKEN={} MERCADOLIBRE_SELLER_ID={} MERCADOLIBRE_APPLICATION_ID={}",
+            c.mercadolibre_token, c.mercadolibre_seller_id, c.mercadolibre_application_id
         );
         println!("MAGALU_TOKEN={}", c.magalu_token);
         println!(

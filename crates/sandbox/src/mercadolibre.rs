@@ -19,6 +19,7 @@ type Params = Query<HashMap<String, String>>;
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
+        .route("/missed_feeds", get(crate::push::missed_feeds))
         .route("/messages/unread", get(unread_all))
         .route(
             "/messages/unread/packs/{pack}/sellers/{seller}",

@@ -278,6 +278,9 @@ impl MercadoLibreAdapter {
     }
 }
 
+/// Missed notifications read per page.
+pub(crate) const MISSED_PAGE: u64 = 50;
+
 impl Adapter for MercadoLibreAdapter {
     fn marketplace(&self) -> Marketplace {
         M
@@ -459,6 +462,28 @@ impl Adapter for MercadoLibreAdapter {
             super::api_download(M, attachment, request.send()).await
         }
         .boxed()
+    }
+
+    /// `GET /missed_feeds?app_id=…&topic=messages&offset=…&limit=…`.
+    fn missed_notifications<'a>(
+        &'a self,
+        application: &'a str,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let page = call(
+                M,
+                self.client
+                    .get_missed_feeds()
+                    .app_id(application)
+                    .topic("messages")
+                    .offset(offset)
+                    .limit(MISSED_PAGE)
+                    .send(),
+            )
+            .await?;
+            serde_json::to_value(&page).map_err(|e| Error::decode(M, "missed feeds", e.to_string()))
+        })
     }
 
     /// Marks a pack's messages read: a read without `mark_as_read=false`.

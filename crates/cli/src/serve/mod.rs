@@ -1,0 +1,278 @@
+//! `inbox serve`: one long-running process that receives Mercado Libre's and Ozon's push
+//! notifications, keeps every account synced, and prints every change as `watch` does.
+//!
+//! - A notification is journaled in the store, then answered with the vendor's exact
+//!   answer; its work (reading the notified conversation again with that account's
+//!   credentials) happens after, in the account's worklist ([`queue`]). Pending entries
+//!   are replayed at start, so a process killed between answer and work loses nothing.
+//! - Accounts that push (Mercado Libre, Ozon) are polled every `--poll-interval` as the
+//!   safety net; the others at their own interval.
+//! - Mercado Libre's missed feeds are read at start and every hour, per application, and
+//!   processed like pushes (their keys drop the ones already journaled).
+
+mod metrics;
+mod queue;
+mod receive;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use marketplace_inbox::push::{self, Notice, Unaddressed};
+use marketplace_inbox::sync::journal::JournalState;
+use marketplace_inbox::sync::Store;
+use marketplace_inbox::{Inbox, Marketplace};
+
+use crate::sync::Db;
+
+/// How often Mercado Libre's missed feeds are read.
+const MISSED_FEEDS_EVERY: Duration = Duration::from_secs(3600);
+/// How long settled journal entries are kept (their keys keep redeliveries out; Mercado
+/// Libre keeps missed feeds two days).
+const JOURNAL_KEPT: chrono::Duration = chrono::Duration::days(3);
+/// How long a stopping process waits for the steps under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// `inbox serve`'s options.
+pub struct Options {
+    /// Where to listen (`HOST:PORT`; port 0 picks one, printed on stderr).
+    pub listen: String,
+    /// The store.
+    pub db: Option<Db>,
+    /// The secret path segment of the notification routes.
+    pub secret: Option<String>,
+    /// The safety-net poll of accounts that push.
+    pub poll_interval: Duration,
+    /// JSON lines rather than a table.
+    pub json: bool,
+}
+
+/// What the routes and the account loops share.
+pub struct Shared {
+    inbox: Arc<Inbox>,
+    store: Arc<dyn Store>,
+    metrics: metrics::Metrics,
+    queues: HashMap<String, Arc<queue::Queue>>,
+    secret: Option<String>,
+    json: bool,
+    ready: AtomicBool,
+    /// Sellers already logged as naming no configured account (bounded).
+    unaddressed: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    /// Logs, once per marketplace and seller, a notification for no configured account.
+    fn log_unaddressed(&self, notice: &Notice, why: Unaddressed) {
+        let seller = notice.seller.as_deref().unwrap_or("(none)");
+        let key = format!("{}|{seller}|{}", notice.marketplace, why.as_str());
+        let first = self
+            .unaddressed
+            .lock()
+            .is_ok_and(|mut seen| seen.len() < 1024 && seen.insert(key));
+        if first {
+            let what = match why {
+                Unaddressed::UnknownSeller => "names no configured account",
+                Unaddressed::WrongApplication => {
+                    "names a configured seller but not the account's application"
+                }
+            };
+            eprintln!(
+                "{}",
+                crate::one_line(
+                    &format!(
+                        "inbox: serve: a {} notification for seller {seller:?} {what}; acknowledged, not acted on (logged once)",
+                        notice.marketplace
+                    ),
+                    crate::MAX_LINE
+                )
+            );
+        }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(inbox: Inbox, options: Options) -> Result<()> {
+    let store: Arc<dyn Store> = Arc::from(crate::sync::open_store(options.db).await?);
+    let pending = store
+        .journal_pending()
+        .await
+        .context("reading the notification journal")?;
+    let listener = tokio::net::TcpListener::bind(&options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let inbox = Arc::new(inbox);
+    let queues: HashMap<String, Arc<queue::Queue>> = inbox
+        .accounts()
+        .map(|a| (a.name().to_string(), Arc::new(queue::Queue::new())))
+        .collect();
+    let shared = Arc::new(Shared {
+        inbox: inbox.clone(),
+        store,
+        metrics: metrics::Metrics::new(),
+        queues,
+        secret: options.secret.clone(),
+        json: options.json,
+        ready: AtomicBool::new(false),
+        unaddressed: Mutex::new(HashSet::new()),
+    });
+    let routes = match &options.secret {
+        Some(_) => "/notifications/***/mercadolibre and /notifications/***/ozon",
+        None => {
+            eprintln!(
+                "inbox: serve: warning: no --notify-secret, so anyone who can reach {addr} can post notifications (they cause reads only for the accounts they name)"
+            );
+            "/notifications/mercadolibre and /notifications/ozon"
+        }
+    };
+    eprintln!("inbox: serve: listening on http://{addr} ({routes}; /healthz, /readyz, /metrics)");
+
+    replay(&shared, pending).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut loops = Vec::new();
+    for account in inbox.accounts() {
+        let pushed = matches!(
+            account.marketplace(),
+            Marketplace::MercadoLibre | Marketplace::Ozon
+        );
+        let interval = if pushed {
+            options.poll_interval
+        } else {
+            account.poll_interval()
+        };
+        let Some(queue) = shared.queues.get(account.name()).cloned() else {
+            continue;
+        };
+        loops.push(tokio::spawn(queue::run(
+            shared.clone(),
+            account.clone(),
+            queue,
+            interval,
+            stop_rx.clone(),
+        )));
+    }
+    let recovery = tokio::spawn(missed_feeds(shared.clone(), stop_rx.clone()));
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let served = axum::serve(listener, receive::router(shared.clone()))
+        .with_graceful_shutdown(crate::worker::stop_requested())
+        .await
+        .context("serving");
+    // Stop taking work; finish the steps under way (their notifications stay pending in
+    // the journal otherwise, and are replayed at the next start).
+    let _ = stop_tx.send(true);
+    recovery.abort();
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(loops)).await;
+    if finished.is_err() {
+        eprintln!(
+            "inbox: serve: steps still running after {} s were left; their notifications stay in the journal",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    served
+}
+
+/// Hands the journal's pending entries to their accounts' worklists again.
+async fn replay(shared: &Shared, pending: Vec<marketplace_inbox::sync::journal::Entry>) {
+    if pending.is_empty() {
+        return;
+    }
+    eprintln!(
+        "inbox: serve: {} notifications from before the last stop are processed now",
+        pending.len()
+    );
+    let mut dropped = Vec::new();
+    for e in pending {
+        let read = match e.entry.marketplace {
+            Marketplace::Ozon => push::read_ozon(e.entry.raw.as_bytes()),
+            _ => push::read_mercadolibre(e.entry.raw.as_bytes()),
+        };
+        let queued = match (read, e.entry.account.as_deref()) {
+            (Ok(notice), Some(account)) => shared.queues.get(account).is_some_and(|q| {
+                q.add(
+                    &notice.hint,
+                    queue::Waiting {
+                        journal: e.id,
+                        received: Instant::now(),
+                    },
+                )
+            }),
+            _ => false,
+        };
+        if !queued {
+            dropped.push(e.id);
+        }
+    }
+    if !dropped.is_empty() {
+        // An account no longer configured, or a body this build does not read.
+        if let Err(err) = shared
+            .store
+            .journal_settle(dropped, JournalState::Ignored)
+            .await
+        {
+            eprintln!("inbox: serve: settling the journal failed: {err}");
+        }
+    }
+}
+
+/// Reads Mercado Libre's missed feeds at start and every hour, once per application (with
+/// one of its accounts' credentials), processing them like pushes; prunes the journal.
+async fn missed_feeds(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let mut applications: BTreeMap<String, marketplace_inbox::Account> = BTreeMap::new();
+        for a in shared.inbox.accounts() {
+            if a.marketplace() == Marketplace::MercadoLibre {
+                if let Some(app) = a.push_application() {
+                    applications
+                        .entry(app.to_string())
+                        .or_insert_with(|| a.clone());
+                }
+            }
+        }
+        for (app, account) in &applications {
+            match account.missed_notifications(app).await {
+                Ok(missed) => {
+                    for m in missed {
+                        let journaled = receive::journal(
+                            &shared,
+                            &m.notice,
+                            m.body.as_bytes(),
+                            chrono::Utc::now(),
+                            Instant::now(),
+                        )
+                        .await;
+                        if let Err(e) = journaled {
+                            eprintln!("inbox: serve: journaling a missed notification failed: {e}");
+                        }
+                    }
+                }
+                Err(e) => eprintln!(
+                    "{}",
+                    crate::one_line(
+                        &format!(
+                            "inbox: serve: reading Mercado Libre's missed feeds of application {app} failed: {}",
+                            crate::describe(&anyhow::anyhow!("{e}"))
+                        ),
+                        crate::MAX_LINE
+                    )
+                ),
+            }
+        }
+        if let Err(e) = shared
+            .store
+            .journal_prune(chrono::Utc::now() - JOURNAL_KEPT)
+            .await
+        {
+            eprintln!("inbox: serve: pruning the journal failed: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(MISSED_FEEDS_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The HTTP side of `inbox serve`: the notification routes, answered with each vendor's
+//! exact answer once the notification is journaled, and `/healthz`, `/readyz`,
+//! `/metrics`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use marketplace_inbox::push::{self, Hint, Notice};
+use marketplace_inbox::sync::journal::{JournalState, NewEntry};
+use marketplace_inbox::Marketplace;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::queue::Waiting;
+use super::Shared;
+
+/// The largest notification body taken (larger ones get 413).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The routes: with a secret, `/notifications/{secret}/{mercadolibre|ozon}`; without,
+/// `/notifications/{mercadolibre|ozon}`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let notifications = match shared.secret.is_some() {
+        true => Router::new().route("/notifications/{secret}/{vendor}", post(with_secret)),
+        false => Router::new().route("/notifications/{vendor}", post(without_secret)),
+    };
+    notifications
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), log))
+        .with_state(shared)
+}
+
+/// Logs each request at debug level, the secret in its path masked.
+async fn log(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = masked(request.uri().path(), shared.secret.as_deref());
+    let response = next.run(request).await;
+    tracing::debug!(%method, path, status = response.status().as_u16(), "served");
+    response
+}
+
+/// `path` with the secret's segment shown as `***`.
+pub fn masked(path: &str, secret: Option<&str>) -> String {
+    match (path.strip_prefix("/notifications/"), secret) {
+        (Some(rest), Some(_)) => match rest.split_once('/') {
+            Some((_, vendor)) => format!("/notifications/***/{vendor}"),
+            None => "/notifications/***".to_string(),
+        },
+        _ => path.to_string(),
+    }
+}
+
+fn marketplace(vendor: &str) -> Option<Marketplace> {
+    match vendor {
+        "mercadolibre" => Some(Marketplace::MercadoLibre),
+        "ozon" => Some(Marketplace::Ozon),
+        _ => None,
+    }
+}
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+async fn with_secret(
+    State(shared): State<Arc<Shared>>,
+    Path((secret, vendor)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let expected = shared.secret.as_deref().unwrap_or_default().as_bytes();
+    let matches: bool = secret.as_bytes().ct_eq(expected).into();
+    match (matches, marketplace(&vendor)) {
+        (true, Some(m)) => receive(&shared, m, &headers, body).await,
+        _ => not_found(),
+    }
+}
+
+async fn without_secret(
+    State(shared): State<Arc<Shared>>,
+    Path(vendor): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match marketplace(&vendor) {
+        Some(m) => receive(&shared, m, &headers, body).await,
+        None => not_found(),
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The vendor's success answer: Mercado Libre's 200 (its body is not read), Ozon's
+/// `{"result": true}`.
+fn acknowledged(marketplace: Marketplace) -> Response {
+    match marketplace {
+        Marketplace::Ozon => json(StatusCode::OK, json!({"result": true})),
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// An error answer, in Ozon's `{"error": {"code", "message", "details"}}` form on its
+/// route.
+fn refused(marketplace: Marketplace, status: StatusCode, code: &str, message: &str) -> Response {
+    match marketplace {
+        Marketplace::Ozon => json(
+            status,
+            json!({"error": {"code": code, "message": message, "details": null}}),
+        ),
+        _ => json(status, json!({"error": code, "message": message})),
+    }
+}
+
+/// Ozon's `TYPE_PING` answer: this program's version and name, and when processing
+/// started (UTC).
+fn pong(started: chrono::DateTime<chrono::Utc>) -> Response {
+    json(
+        StatusCode::OK,
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "name": "marketplace-inbox",
+            "time": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// One notification: checked, journaled, answered; the work is left to the account's
+/// worklist.
+async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Body) -> Response {
+    let arrived = Instant::now();
+    let started = chrono::Utc::now();
+    let label = m.as_str();
+    shared.metrics.received(label);
+    let reject = |status: StatusCode, code: &str, reason: &str, message: &str| {
+        shared.metrics.rejected(label, reason);
+        refused(m, status, code, message)
+    };
+    if !is_json(headers) {
+        return reject(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ERROR_UNKNOWN",
+            "content_type",
+            "Content-Type must be application/json",
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "ERROR_UNKNOWN",
+                "too_large",
+                "the body is over 1 MiB",
+            )
+        }
+    };
+    let read = match m {
+        Marketplace::Ozon => push::read_ozon(&bytes),
+        _ => push::read_mercadolibre(&bytes),
+    };
+    let notice = match read {
+        Ok(n) => n,
+        Err(e) => {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "ERROR_PARAMETER_VALUE_MISSED",
+                "malformed_json",
+                &e.to_string(),
+            )
+        }
+    };
+    let ack = |shared: &Shared| {
+        shared
+            .metrics
+            .acknowledged(label, arrived.elapsed().as_secs_f64());
+        acknowledged(m)
+    };
+    match &notice.hint {
+        Hint::Ping => {
+            shared.metrics.ignored(label, "ping");
+            shared
+                .metrics
+                .acknowledged(label, arrived.elapsed().as_secs_f64());
+            return pong(started);
+        }
+        Hint::Ignored(_) => {
+            shared.metrics.ignored(label, "not_acted_on");
+            return ack(shared);
+        }
+        _ => {}
+    }
+    match journal(shared, &notice, &bytes, started, arrived).await {
+        Ok(()) => ack(shared),
+        Err(e) => {
+            eprintln!("inbox: serve: journaling a {label} notification failed: {e}");
+            reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ERROR_UNKNOWN",
+                "journal",
+                "the notification could not be kept; send it again",
+            )
+        }
+    }
+}
+
+/// Journals a notification for its account and hands it to the account's worklist; one
+/// for no configured account is counted, logged once, and dropped.
+pub async fn journal(
+    shared: &Shared,
+    notice: &Notice,
+    raw: &[u8],
+    received_at: chrono::DateTime<chrono::Utc>,
+    arrived: Instant,
+) -> Result<(), marketplace_inbox::sync::StoreError> {
+    let label = notice.marketplace.as_str();
+    let account = match shared.inbox.addressee(notice) {
+        Ok(a) => a,
+        Err(why) => {
+            shared.metrics.ignored(label, why.as_str());
+            shared.log_unaddressed(notice, why);
+            return Ok(());
+        }
+    };
+    let entry = NewEntry {
+        marketplace: notice.marketplace,
+        account: Some(account.name().to_string()),
+        received_at,
+        raw: String::from_utf8_lossy(raw).into_owned(),
+        dedup_key: notice.dedup_key.clone(),
+        state: JournalState::Pending,
+    };
+    let Some(id) = shared.store.journal_add(entry).await? else {
+        shared.metrics.ignored(label, "duplicate");
+        return Ok(());
+    };
+    let waiting = Waiting {
+        journal: id,
+        received: arrived,
+    };
+    let queued = shared
+        .queues
+        .get(account.name())
+        .is_some_and(|q| q.add(&notice.hint, waiting));
+    if !queued {
+        shared
+            .store
+            .journal_settle(vec![id], JournalState::Ignored)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, json!({"status": "alive"}))
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let replayed = shared.ready.load(Ordering::SeqCst);
+    let store = match shared.inbox.accounts().next() {
+        Some(a) => shared.store.checkpoint(a.name()).await.is_ok(),
+        None => true,
+    };
+    match replayed && store {
+        true => json(StatusCode::OK, json!({"ready": true})),
+        false => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "journal_replayed": replayed, "store": store}),
+        ),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut r = (StatusCode::OK, shared.metrics.render()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
