@@ -36,6 +36,8 @@ pub struct PushStats {
 
 /// The push side of a sandbox.
 pub(crate) struct Pusher {
+    /// The sandbox's runtime: pushes start from any thread (a test's, say).
+    runtime: tokio::runtime::Handle,
     base: String,
     client: reqwest::Client,
     retry_for: Duration,
@@ -49,8 +51,10 @@ pub(crate) struct Pusher {
 
 impl Pusher {
     pub(crate) fn new(base: &str, retry_for: Duration) -> Option<Pusher> {
-        let client = reqwest::Client::builder().build().ok()?;
+        // The shared client installs the TLS provider reqwest needs built in.
+        let client = inbox_core::http_client().ok()?;
         Some(Pusher {
+            runtime: tokio::runtime::Handle::try_current().ok()?,
             base: base.trim_end_matches('/').to_string(),
             client,
             retry_for,
@@ -164,7 +168,8 @@ fn deliver(app: Arc<App>, vendor: Vendor, body: Value) {
         return;
     };
     pusher.sent.fetch_add(1, Ordering::SeqCst);
-    tokio::spawn(async move {
+    let runtime = pusher.runtime.clone();
+    runtime.spawn(async move {
         let Some(pusher) = &app.pusher else {
             return;
         };

@@ -1,0 +1,570 @@
+//! `inbox serve` against the sandbox playing the vendors' push: a buyer message reaches
+//! its output through a notification with polls an hour apart; the answers are the
+//! vendors' own, byte for byte; redeliveries and disorder print a message once; forged
+//! notifications change nothing and cost no account a request; nothing is lost when the
+//! process dies after answering or was down when the vendor pushed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use inbox_sandbox::{Config, Vendor};
+use serde_json::{json, Value};
+
+mod common;
+use common::{inbox, start, EXAMPLES};
+
+const SECRET: &str = "s3cret-path-segment";
+
+/// A free port on loopback (the sandbox must know where to push before serve starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `inbox serve`, its JSON lines arriving on `lines`.
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    stderr: mpsc::Receiver<String>,
+}
+
+fn serve(config: &std::path::Path, db: &std::path::Path, port: u16, poll: &str) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+        ])
+        .arg(db)
+        .args(["--notify-secret", SECRET, "--poll-interval", poll])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+        }
+    });
+    let (etx, stderr) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = etx.send(line);
+        }
+    });
+    let s = Serve {
+        child,
+        lines,
+        stderr,
+    };
+    // Ready once /readyz says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", "/readyz", None, None).0 != 200 {
+        assert!(Instant::now() < deadline, "serve not ready in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+impl Serve {
+    /// The JSON lines printed until `want` says stop (or 20 s pass).
+    fn until(&self, mut want: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    let done = want(&v);
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("not printed in 20 s; printed: {seen:?}");
+    }
+
+    /// Every line printed within `wait`.
+    fn drain(&self, wait: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) => seen.push(v),
+                Err(_) => break,
+            }
+        }
+        seen
+    }
+
+    fn stop(mut self) -> String {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status}");
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// One HTTP/1.1 request on loopback: status, headers (lower case) and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String, Vec<u8>) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new(), Vec::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
+        return (0, String::new(), Vec::new());
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.get(split + 4..).unwrap_or_default().to_vec();
+    (status, head, body)
+}
+
+fn post(port: u16, vendor: &str, body: &Value) -> (u16, Vec<u8>) {
+    let (status, _, answer) = http(
+        port,
+        "POST",
+        &format!("/notifications/{SECRET}/{vendor}"),
+        Some("application/json"),
+        Some(body.to_string().as_bytes()),
+    );
+    (status, answer)
+}
+
+fn new_message_with(text: &str) -> impl FnMut(&Value) -> bool + '_ {
+    move |v| v["event"] == "new_message" && v["text"] == text
+}
+
+/// The sandbox pushing to `port`, its accounts in a config file, and a database that
+/// already holds everything (so that serve's first polls print nothing).
+fn synced(
+    name: &str,
+    port: u16,
+    retry_for: Duration,
+) -> (common::Env, std::path::PathBuf, std::path::PathBuf) {
+    let env = start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            push_url: Some(format!("http://127.0.0.1:{port}/notifications/{SECRET}")),
+            push_retry_for: retry_for,
+            ..Config::default()
+        },
+        name,
+    );
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let db = env.dir.join("inbox.db");
+    let out = inbox(&path, &["--json", "sync", "--db", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (env, path, db)
+}
+
+#[test]
+fn a_pushed_buyer_message_is_printed_with_polls_an_hour_apart() {
+    let port = free_port();
+    let (env, path, db) = synced("serve-push", port, Duration::from_secs(3600));
+    let s = serve(&path, &db, port, "3600");
+    // Serve's first polls find nothing new.
+    assert!(s.drain(Duration::from_secs(2)).is_empty());
+    let before = env.sandbox.pushes();
+    for (vendor, id) in EXAMPLES {
+        if matches!(vendor, Vendor::MercadoLibre | Vendor::Ozon) {
+            let text = format!("pushed on {}", vendor.prefix());
+            assert!(env.sandbox.buyer_writes(vendor, id, &text));
+            let lines = s.until(new_message_with(&text));
+            let line = lines.last().unwrap();
+            assert_eq!(line["marketplace"], vendor.prefix());
+            assert_eq!(line["account"], vendor.prefix());
+        }
+    }
+    // Both delivered, answered in time: no retry (Ozon's ping may have been tried
+    // before serve was up).
+    let pushes = env.sandbox.pushes();
+    assert_eq!(pushes.failed_attempts, before.failed_attempts, "{pushes:?}");
+    assert_eq!(pushes.sent - before.sent, 2, "{pushes:?}");
+    assert!(pushes.delivered - before.delivered >= 2, "{pushes:?}");
+    // The metrics counted them.
+    let (status, _, metrics) = http(port, "GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("inbox_notifications_acknowledged_total{marketplace=\"ozon\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("inbox_notification_ack_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("inbox_syncs_total{"), "{metrics}");
+    let stderr = s.stop();
+    assert!(!stderr.contains(SECRET), "the secret was logged: {stderr}");
+}
+
+#[test]
+fn the_answers_are_the_vendors_own_and_forgeries_change_nothing() {
+    let port = free_port();
+    let (env, path, db) = synced("serve-answers", port, Duration::from_secs(3600));
+    let s = serve(&path, &db, port, "3600");
+    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let before = env.sandbox.received().len();
+
+    // TYPE_PING: version, name and time, nothing else.
+    let (status, answer) = post(
+        port,
+        "ozon",
+        &json!({"message_type": "TYPE_PING", "time": "2019-08-24T14:15:22Z"}),
+    );
+    assert_eq!(status, 200);
+    let pong: serde_json::Map<String, Value> = serde_json::from_slice(&answer).unwrap();
+    let keys: Vec<&str> = pong.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["name", "time", "version"]);
+    assert_eq!(pong["name"], "marketplace-inbox");
+    assert!(chrono::DateTime::parse_from_rfc3339(pong["time"].as_str().unwrap()).is_ok());
+    // A notification for no configured seller: the vendor's success answer, byte for byte.
+    let forged = json!({"message_type": "TYPE_NEW_MESSAGE", "chat_id": "99feb3fc-a474-469f-95d5-268b470cc607",
+        "message_id": "3000000000817031942", "seller_id": "999999", "user": {"id": "1", "type": "Customer"}});
+    assert_eq!(
+        post(port, "ozon", &forged),
+        (200, br#"{"result":true}"#.to_vec())
+    );
+    // Mercado Libre: 200; another seller, then the right seller with another application.
+    let c = env.sandbox.credentials().clone();
+    let ml = |user: &str, app: &str| {
+        json!({"resource": "2c92808469fea23a0169febdb0570000", "user_id": user, "topic": "messages",
+               "application_id": app, "attempts": 1})
+    };
+    assert_eq!(
+        post(
+            port,
+            "mercadolibre",
+            &ml("1", &c.mercadolibre_application_id)
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        post(port, "mercadolibre", &ml(&c.mercadolibre_seller_id, "123")).0,
+        200
+    );
+    // A message or chat the vendor does not know, for the right account: acknowledged,
+    // one read for that account, nothing stored.
+    let unknown_chat = json!({"message_type": "TYPE_NEW_MESSAGE", "chat_id": "00000000-0000-0000-0000-000000000000",
+        "message_id": "1", "seller_id": c.ozon_client_id, "user": {"id": "1", "type": "Customer"}});
+    assert_eq!(post(port, "ozon", &unknown_chat).0, 200);
+    // Malformed JSON on Ozon's route: 400 in Ozon's error form.
+    let (status, _, answer) = http(
+        port,
+        "POST",
+        &format!("/notifications/{SECRET}/ozon"),
+        Some("application/json"),
+        Some(b"{\"message_type\""),
+    );
+    assert_eq!(status, 400);
+    let err: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(err["error"]["code"], "ERROR_PARAMETER_VALUE_MISSED");
+    assert!(err["error"]["message"].is_string());
+    assert_eq!(err["error"]["details"], Value::Null);
+    // 2 MiB: 413. Wrong content type: 415. Wrong secret: no route.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            &format!("/notifications/{SECRET}/mercadolibre"),
+            Some("application/json"),
+            Some(&big)
+        )
+        .0,
+        413
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            &format!("/notifications/{SECRET}/ozon"),
+            Some("text/plain"),
+            Some(forged.to_string().as_bytes())
+        )
+        .0,
+        415
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/notifications/wrong-secret-value/ozon",
+            Some("application/json"),
+            Some(forged.to_string().as_bytes())
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/notifications/ozon",
+            Some("application/json"),
+            Some(forged.to_string().as_bytes())
+        )
+        .0,
+        404
+    );
+
+    // Nothing printed; the only requests were the unknown chat's, for its own account.
+    assert!(s.drain(Duration::from_secs(2)).is_empty());
+    let after = env.sandbox.received();
+    let caused: Vec<_> = after.iter().skip(before).collect();
+    assert!(
+        caused.iter().all(|r| r.vendor == Vendor::Ozon
+            && r.credential.as_deref() == Some(c.ozon_client_id.as_str())),
+        "{caused:?}"
+    );
+    assert!(
+        caused.iter().any(|r| r.path.contains("/v3/chat/history")),
+        "{caused:?}"
+    );
+    let stderr = s.stop();
+    assert!(stderr.contains("names no configured account"), "{stderr}");
+    // The store holds no message and no journal entry from any forgery.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let journaled: Vec<String> = conn
+        .prepare("SELECT dedup_key FROM journal")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        journaled.len(),
+        1,
+        "only the unknown chat of a real account: {journaled:?}"
+    );
+    assert!(journaled[0].contains("00000000-0000-0000-0000-000000000000"));
+    let state: String = conn
+        .query_row("SELECT state FROM journal", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "ignored");
+}
+
+#[test]
+fn redeliveries_and_disorder_print_a_message_once() {
+    let port = free_port();
+    let (env, path, db) = synced("serve-dedup", port, Duration::from_secs(3600));
+    let s = serve(&path, &db, port, "3600");
+    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let c = env.sandbox.credentials().clone();
+    let ozon_chat = EXAMPLES[3].1;
+    // Written without a push (the account's own), then notified five times, and an older
+    // notification after it.
+    let first = env
+        .sandbox
+        .buyer_writes_to(Vendor::Ozon, "ozon", ozon_chat, "once only")
+        .unwrap();
+    let s_lines = s.until(new_message_with("once only"));
+    assert_eq!(
+        s_lines.iter().filter(|l| l["text"] == "once only").count(),
+        1
+    );
+    let notice = |id: &str| {
+        json!({"message_type": "TYPE_NEW_MESSAGE", "chat_id": ozon_chat, "chat_type": "Buyer_Seller",
+               "message_id": id, "created_at": "2026-12-02T10:00:00Z", "seller_id": c.ozon_client_id,
+               "user": {"id": "115568", "type": "\u{421}ustomer"}, "data": ["x"]})
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            post(port, "ozon", &notice(&first)),
+            (200, br#"{"result":true}"#.to_vec())
+        );
+    }
+    assert_eq!(post(port, "ozon", &notice("3000000000817031942")).0, 200);
+    let again = s.drain(Duration::from_secs(3));
+    assert!(again.iter().all(|l| l["text"] != "once only"), "{again:?}");
+    // Mercado Libre: the same notification five times, ids as numbers and strings.
+    let ml_pack = EXAMPLES[1].1;
+    let id = env
+        .sandbox
+        .buyer_writes_to(Vendor::MercadoLibre, "mercadolibre", ml_pack, "uma vez")
+        .unwrap();
+    s.until(new_message_with("uma vez"));
+    for attempt in 1..=5 {
+        let user = if attempt % 2 == 0 {
+            json!(c.mercadolibre_seller_id.parse::<u64>().unwrap())
+        } else {
+            json!(c.mercadolibre_seller_id)
+        };
+        let body = json!({"resource": id, "user_id": user, "topic": "messages", "actions": ["created"],
+                          "application_id": c.mercadolibre_application_id, "attempts": attempt});
+        assert_eq!(post(port, "mercadolibre", &body).0, 200);
+    }
+    let again = s.drain(Duration::from_secs(3));
+    assert!(again.iter().all(|l| l["text"] != "uma vez"), "{again:?}");
+    s.stop();
+}
+
+#[test]
+fn nothing_is_lost_when_serve_dies_after_answering_or_was_down() {
+    let port = free_port();
+    let (env, path, db) = synced("serve-crash", port, Duration::from_secs(1));
+    let s = serve(&path, &db, port, "3600");
+    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    // The vendor answers slowly: the answer is given, the work is under way, and then
+    // the process is killed.
+    env.sandbox.set_latency(Duration::from_secs(3));
+    let c = env.sandbox.credentials().clone();
+    let ozon_chat = EXAMPLES[3].1;
+    let id = {
+        // Written without the sandbox pushing it, then notified by hand.
+        let id = env
+            .sandbox
+            .buyer_writes_to(Vendor::Ozon, "ozon", ozon_chat, "after the crash")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        id
+    };
+    let body = json!({"message_type": "TYPE_NEW_MESSAGE", "chat_id": ozon_chat, "message_id": id,
+                      "seller_id": c.ozon_client_id, "user": {"id": "1", "type": "Customer"}});
+    let _ = post(port, "ozon", &body);
+    std::thread::sleep(Duration::from_millis(300));
+    s.kill();
+    env.sandbox.set_latency(Duration::ZERO);
+
+    // While serve is down, a Mercado Libre buyer writes: the push fails for a second
+    // (this sandbox's "hour"), and the notification lands in missed feeds.
+    let ml_pack = EXAMPLES[1].1;
+    let missed = env
+        .sandbox
+        .buyer_writes_to(
+            Vendor::MercadoLibre,
+            "mercadolibre",
+            ml_pack,
+            "missed while down",
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.sandbox.pushes().given_up == 0 {
+        assert!(Instant::now() < deadline, "the push was not given up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let s = serve(&path, &db, port, "3600");
+    let lines = s.until(|v| v["event"] == "new_message" && v["text"] == "after the crash");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["text"] == "after the crash")
+            .count(),
+        1
+    );
+    let more = s.until(new_message_with("missed while down"));
+    assert_eq!(more.iter().filter(|l| l["id"] == missed).count(), 1);
+    // The missed notification is journaled and settled (its message was already stored
+    // by then, or stored by it).
+    let journal = |db: &std::path::Path| -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let rows = conn
+            .prepare("SELECT dedup_key, state FROM journal ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !journal(&db)
+        .iter()
+        .any(|(k, s)| k.contains(&missed) && s == "done")
+    {
+        assert!(Instant::now() < deadline, "{:?}", journal(&db));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(s
+        .drain(Duration::from_secs(1))
+        .iter()
+        .all(|l| l["id"] != missed));
+    let stderr = s.stop();
+    assert!(
+        stderr.contains("from before the last stop are processed now"),
+        "{stderr}"
+    );
+    // Missed feeds were read, and the missed notification journaled and settled.
+    assert!(env
+        .sandbox
+        .received()
+        .iter()
+        .any(|r| r.path.starts_with("/missed_feeds?app_id=")));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let states: Vec<(String, String)> = conn
+        .prepare("SELECT dedup_key, state FROM journal ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        states.iter().any(|(k, s)| k.contains(&id) && s == "done"),
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .any(|(k, s)| k.contains(&missed) && s != "pending"),
+        "{states:?}"
+    );
+}
