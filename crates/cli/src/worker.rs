@@ -16,6 +16,7 @@
 //! - Application-wide rate limits (Allegro's, per client id) hold for the fleet: every
 //!   worker beats in `inbox_workers` and sends its share (1 / live workers) of them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -261,6 +262,30 @@ pub(crate) async fn stop_requested() {
     }
 }
 
+/// Adds the job of each account that has none, to run now. A worker joining a running
+/// fleet adds nothing — and never a second job beside one another worker is running (the
+/// engine would add one, since a running job cannot be changed).
+async fn add_missing_jobs(
+    store: &PostgresStore,
+    utils: &WorkerUtils,
+    names: &[String],
+) -> Result<()> {
+    let keys: Vec<String> = names.iter().map(|n| job_key(n)).collect();
+    let existing: HashSet<String> =
+        sqlx::query_scalar("SELECT key FROM graphile_worker._private_jobs WHERE key = ANY($1)")
+            .bind(&keys)
+            .fetch_all(store.pool())
+            .await
+            .context("listing the accounts' jobs")?
+            .into_iter()
+            .collect();
+    for name in names.iter().filter(|n| !existing.contains(&job_key(n))) {
+        // Added meanwhile by another worker starting too: its time is kept.
+        schedule(utils, name, chrono::Utc::now(), JobKeyMode::PreserveRunAt).await?;
+    }
+    Ok(())
+}
+
 /// Runs the job engine until it is stopped by SIGTERM or SIGINT. Should it fail (the
 /// database gone for a moment: a fetch or a release that errs ends the engine's run), it
 /// starts again after a pause, so that a blip costs a worker nothing; every start adds
@@ -277,16 +302,7 @@ async fn supervise(
         let failed = match engine(store, fleet.clone(), concurrency).await {
             Ok(worker) => {
                 let utils = worker.create_utils();
-                let mut added = Ok(());
-                for name in names {
-                    // A pending run keeps its time; an account without one runs now.
-                    added =
-                        schedule(&utils, name, chrono::Utc::now(), JobKeyMode::PreserveRunAt).await;
-                    if added.is_err() {
-                        break;
-                    }
-                }
-                match added {
+                match add_missing_jobs(store, &utils, names).await {
                     Ok(()) => match worker.run().await {
                         Ok(()) => return Ok(()),
                         Err(e) => anyhow::Error::new(e).context("running jobs"),
