@@ -438,7 +438,11 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
                 poll_interval,
                 json,
             };
-            serve::run(inbox, options).await?;
+            let config = match &config_file {
+                Some(path) => Some(marketplace_inbox::InboxConfig::from_file(path)?),
+                None => None,
+            };
+            serve::run(inbox, options, config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { db, concurrency } => {
@@ -452,7 +456,7 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             if let Some(name) = &cli.account {
                 config.accounts.retain(|a| &a.name == name);
             }
-            worker::run(config, &url, concurrency, json).await?;
+            worker::run(config, url, concurrency, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start {

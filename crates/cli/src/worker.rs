@@ -25,6 +25,7 @@ use graphile_worker::{
     IntoTaskHandlerResult, JobKeyMode, JobSpecBuilder, TaskHandler, WorkerContext, WorkerOptions,
     WorkerUtils,
 };
+use marketplace_inbox::sync::journal::JournalState;
 use marketplace_inbox::sync::PostgresStore;
 use marketplace_inbox::{Credentials, Inbox, InboxConfig, PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ struct Fleet {
     inbox: Arc<Inbox>,
     store: PostgresStore,
     json: bool,
+    /// The notification fetch budget of each account, in this process.
+    budgets: Arc<crate::serve::Budgets>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -109,6 +112,83 @@ async fn heartbeat(pool: &sqlx::PgPool, id: &str) -> Result<u32> {
     Ok(share)
 }
 
+/// An account's lease, held by this worker and renewed until released.
+struct Lease {
+    pool: sqlx::PgPool,
+    account: String,
+    fence: i64,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+/// Takes `account`'s lease for `owner`; when another worker holds it, the instant it
+/// lapses.
+async fn take_lease(
+    pool: &sqlx::PgPool,
+    account: &str,
+    owner: &str,
+) -> Result<std::result::Result<Lease, chrono::DateTime<chrono::Utc>>> {
+    let fence: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO inbox_leases (account, owner, until, fence)
+         VALUES ($1, $2, now() + make_interval(secs => $3), 1)
+         ON CONFLICT (account) DO UPDATE SET owner = excluded.owner,
+           until = excluded.until, fence = inbox_leases.fence + 1
+         WHERE inbox_leases.until < now()
+         RETURNING fence",
+    )
+    .bind(account)
+    .bind(owner)
+    .bind(LEASE.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+    .context("taking the lease")?;
+    let Some(fence) = fence else {
+        let until: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT until FROM inbox_leases WHERE account = $1")
+                .bind(account)
+                .fetch_optional(pool)
+                .await?;
+        return Ok(Err(until.unwrap_or_else(chrono::Utc::now)));
+    };
+    let renew = {
+        let pool = pool.clone();
+        let account = account.to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RENEW).await;
+                let _ = sqlx::query(
+                    "UPDATE inbox_leases SET until = now() + make_interval(secs => $3)
+                     WHERE account = $1 AND fence = $2",
+                )
+                .bind(&account)
+                .bind(fence)
+                .bind(LEASE.as_secs_f64())
+                .execute(&pool)
+                .await;
+            }
+        })
+    };
+    Ok(Ok(Lease {
+        pool: pool.clone(),
+        account: account.to_string(),
+        fence,
+        renew,
+    }))
+}
+
+impl Lease {
+    /// Gives the lease up (only if it is still this one: the fencing token).
+    async fn release(self) -> Result<()> {
+        self.renew.abort();
+        sqlx::query("UPDATE inbox_leases SET until = now() WHERE account = $1 AND fence = $2")
+            .bind(&self.account)
+            .bind(self.fence)
+            .execute(&self.pool)
+            .await
+            .context("releasing the lease")?;
+        Ok(())
+    }
+}
+
 impl Fleet {
     /// Runs one step of `name` under its lease and schedules the next.
     async fn step(&self, utils: &WorkerUtils, owner: &str, name: &str) -> Result<()> {
@@ -116,61 +196,20 @@ impl Fleet {
         let Some(account) = self.inbox.account(name) else {
             return Ok(());
         };
-        let pool = self.store.pool();
-        let lease: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO inbox_leases (account, owner, until, fence)
-             VALUES ($1, $2, now() + make_interval(secs => $3), 1)
-             ON CONFLICT (account) DO UPDATE SET owner = excluded.owner,
-               until = excluded.until, fence = inbox_leases.fence + 1
-             WHERE inbox_leases.until < now()
-             RETURNING fence",
-        )
-        .bind(name)
-        .bind(owner)
-        .bind(LEASE.as_secs_f64())
-        .fetch_optional(pool)
-        .await
-        .context("taking the lease")?;
-        let Some(fence) = lease else {
+        let lease = match take_lease(self.store.pool(), name, owner).await? {
+            Ok(lease) => lease,
             // Another worker runs it: come back when its lease ends.
-            let until: Option<chrono::DateTime<chrono::Utc>> =
-                sqlx::query_scalar("SELECT until FROM inbox_leases WHERE account = $1")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?;
-            let at = until.unwrap_or_else(chrono::Utc::now) + chrono::Duration::milliseconds(100);
-            return schedule(utils, name, at, JobKeyMode::Replace).await;
-        };
-        let renew = {
-            let pool = pool.clone();
-            let name = name.to_string();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(RENEW).await;
-                    let _ = sqlx::query(
-                        "UPDATE inbox_leases SET until = now() + make_interval(secs => $3)
-                         WHERE account = $1 AND fence = $2",
-                    )
-                    .bind(&name)
-                    .bind(fence)
-                    .bind(LEASE.as_secs_f64())
-                    .execute(&pool)
-                    .await;
-                }
-            })
+            Err(until) => {
+                let at = until + chrono::Duration::milliseconds(100);
+                return schedule(utils, name, at, JobKeyMode::Replace).await;
+            }
         };
         let ran = tokio::time::timeout(
             STEP_TIMEOUT,
             crate::sync::account_pass(&self.inbox, account, &self.store, self.json),
         )
         .await;
-        renew.abort();
-        sqlx::query("UPDATE inbox_leases SET until = now() WHERE account = $1 AND fence = $2")
-            .bind(name)
-            .bind(fence)
-            .execute(pool)
-            .await
-            .context("releasing the lease")?;
+        lease.release().await?;
         if ran.is_err() {
             eprintln!(
                 "inbox: {name}: the sync step took over {} s; abandoned",
@@ -189,6 +228,112 @@ impl Fleet {
         )
         .await
     }
+
+    /// Runs what notifications asked of `name` (`target`) under the account's lease, and
+    /// settles the journal entries it answers.
+    async fn target(&self, utils: &WorkerUtils, owner: &str, job: &SyncTarget) -> Result<()> {
+        let Some(account) = self.inbox.account(&job.account) else {
+            return Ok(());
+        };
+        let pool = self.store.pool();
+        let lease = match take_lease(pool, &job.account, owner).await? {
+            Ok(lease) => lease,
+            // The account is being synced: come back shortly.
+            Err(until) => {
+                let soon = chrono::Utc::now() + chrono::Duration::milliseconds(500);
+                return add_target(utils, job, until.min(soon)).await;
+            }
+        };
+        // The entries this run answers: those journaled before it started (a later one
+        // has replaced this job with the next run).
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT max(id) FROM journal WHERE account = $1 AND target = $2 AND state = 'pending'",
+        )
+        .bind(&job.account)
+        .bind(&job.target)
+        .fetch_one(pool)
+        .await?;
+        let ran = match crate::serve::Target::parse(&job.target) {
+            Some(target) => tokio::time::timeout(
+                STEP_TIMEOUT,
+                crate::serve::run_target(
+                    &self.inbox,
+                    account,
+                    &self.store,
+                    &target,
+                    self.json,
+                    &self.budgets,
+                ),
+            )
+            .await
+            .ok(),
+            None => None,
+        };
+        lease.release().await?;
+        let state = match ran {
+            Some(crate::serve::Ran::Done) => JournalState::Done,
+            _ => JournalState::Ignored,
+        };
+        if let Some(newest) = newest {
+            self.store
+                .journal_settle_target(&job.account, &job.target, newest, state)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A notification's work: what it asks of one account (`conversation:ID`,
+/// `message:ID` or `status:ID`), keyed per account and target so that notifications that
+/// arrive before it runs are one run, and those that arrive while it runs one more.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct SyncTarget {
+    /// The account.
+    pub account: String,
+    /// What to read again.
+    pub target: String,
+}
+
+impl TaskHandler for SyncTarget {
+    const IDENTIFIER: &'static str = "inbox_sync_target";
+
+    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
+        let Some(fleet) = ctx.get_ext::<Fleet>().cloned() else {
+            return Err("the worker has no accounts".to_string());
+        };
+        let utils = WorkerUtils::new(ctx.database().clone(), ctx.schema().clone());
+        fleet
+            .target(&utils, ctx.worker_id(), &self)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The job key of a notification's work.
+pub(crate) fn target_key(account: &str, target: &str) -> String {
+    format!("inbox-target:{account}:{target}")
+}
+
+async fn add_target(
+    utils: &WorkerUtils,
+    job: &SyncTarget,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let spec = JobSpecBuilder::new()
+        .job_key(target_key(&job.account, &job.target))
+        .job_key_mode(JobKeyMode::Replace)
+        .run_at(at)
+        .max_attempts(5)
+        .build();
+    let again = SyncTarget {
+        account: job.account.clone(),
+        target: job.target.clone(),
+    };
+    utils
+        .add_job(again, spec)
+        .await
+        .map(|_| ())
+        .context("scheduling a notification's work")
 }
 
 /// The account's job, to run at `at`; a pending one is replaced (`Replace`), or keeps
@@ -240,6 +385,7 @@ async fn engine(
         .shutdown_grace_period(Duration::from_secs(30))
         .shutdown_interrupted_job_retry_delay(Duration::from_secs(1))
         .define_job::<SyncAccount>()
+        .define_job::<SyncTarget>()
         .add_extension(fleet)
         .init()
         .await
@@ -331,7 +477,8 @@ async fn supervise(
 /// Runs jobs for the accounts of `config` until SIGTERM or SIGINT. OAuth accounts keep
 /// their rotated tokens in the database, encrypted with [`TOKEN_KEY_ENV`], and refresh one
 /// worker at a time.
-pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool) -> Result<()> {
+pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: bool) -> Result<()> {
+    let url = url.as_str();
     let oauth = config
         .accounts
         .iter()
@@ -388,6 +535,7 @@ pub async fn run(config: InboxConfig, url: &str, concurrency: usize, json: bool)
         inbox: Arc::new(inbox),
         store: store.clone(),
         json,
+        budgets: Arc::new(crate::serve::Budgets::default()),
     };
     let ran = supervise(&store, fleet, concurrency, &names).await;
     beating.abort();

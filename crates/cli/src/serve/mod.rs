@@ -14,6 +14,8 @@ mod metrics;
 mod queue;
 mod receive;
 
+pub(crate) use queue::{run_target, Budgets, Ran, Target};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -24,7 +26,7 @@ use anyhow::{Context, Result};
 use marketplace_inbox::push::{self, Notice, Unaddressed};
 use marketplace_inbox::sync::journal::JournalState;
 use marketplace_inbox::sync::Store;
-use marketplace_inbox::{Inbox, Marketplace};
+use marketplace_inbox::{Inbox, InboxConfig, Marketplace};
 
 use crate::sync::Db;
 
@@ -56,6 +58,10 @@ pub struct Shared {
     store: Arc<dyn Store>,
     metrics: metrics::Metrics,
     queues: HashMap<String, Arc<queue::Queue>>,
+    budgets: Budgets,
+    /// On PostgreSQL: the store whose journal entries and jobs are one transaction (any
+    /// worker of the fleet runs the job); `None` in one process.
+    fleet: Option<marketplace_inbox::sync::PostgresStore>,
     secret: Option<String>,
     json: bool,
     ready: AtomicBool,
@@ -93,8 +99,22 @@ impl Shared {
     }
 }
 
-/// Runs until SIGTERM or SIGINT.
-pub async fn run(inbox: Inbox, options: Options) -> Result<()> {
+/// Runs until SIGTERM or SIGINT. With a PostgreSQL `--db`, `config` (the accounts'
+/// file) runs them as a fleet member: the account polls and the notifications' work are
+/// graphile_worker jobs that this process and every `inbox worker` on the database run.
+pub async fn run(inbox: Inbox, options: Options, config: Option<InboxConfig>) -> Result<()> {
+    if let Some(Db::Postgres(url)) = &options.db {
+        let Some(mut config) = config else {
+            anyhow::bail!("inbox serve on PostgreSQL needs its accounts in --config FILE");
+        };
+        // The safety-net poll of the accounts that push.
+        for a in &mut config.accounts {
+            if matches!(a.marketplace, Marketplace::MercadoLibre | Marketplace::Ozon) {
+                a.poll_interval_secs = Some(options.poll_interval.as_secs_f64());
+            }
+        }
+        return fleet(inbox, options.clone_for_fleet(), config, url.clone()).await;
+    }
     let store: Arc<dyn Store> = Arc::from(crate::sync::open_store(options.db).await?);
     let pending = store
         .journal_pending()
@@ -114,21 +134,14 @@ pub async fn run(inbox: Inbox, options: Options) -> Result<()> {
         store,
         metrics: metrics::Metrics::new(),
         queues,
+        budgets: Budgets::default(),
+        fleet: None,
         secret: options.secret.clone(),
         json: options.json,
         ready: AtomicBool::new(false),
         unaddressed: Mutex::new(HashSet::new()),
     });
-    let routes = match &options.secret {
-        Some(_) => "/notifications/***/mercadolibre and /notifications/***/ozon",
-        None => {
-            eprintln!(
-                "inbox: serve: warning: no --notify-secret, so anyone who can reach {addr} can post notifications (they cause reads only for the accounts they name)"
-            );
-            "/notifications/mercadolibre and /notifications/ozon"
-        }
-    };
-    eprintln!("inbox: serve: listening on http://{addr} ({routes}; /healthz, /readyz, /metrics)");
+    announce(addr, options.secret.as_deref());
 
     replay(&shared, pending).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -173,6 +186,75 @@ pub async fn run(inbox: Inbox, options: Options) -> Result<()> {
             "inbox: serve: steps still running after {} s were left; their notifications stay in the journal",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+    served
+}
+
+/// Says where it listens, and warns when anyone who can reach it can post.
+fn announce(addr: SocketAddr, secret: Option<&str>) {
+    let routes = match secret {
+        Some(_) => "/notifications/***/mercadolibre and /notifications/***/ozon",
+        None => {
+            eprintln!(
+                "inbox: serve: warning: no --notify-secret, so anyone who can reach {addr} can post notifications (they cause reads only for the accounts they name)"
+            );
+            "/notifications/mercadolibre and /notifications/ozon"
+        }
+    };
+    eprintln!("inbox: serve: listening on http://{addr} ({routes}; /healthz, /readyz, /metrics)");
+}
+
+impl Options {
+    fn clone_for_fleet(&self) -> Options {
+        Options {
+            listen: self.listen.clone(),
+            db: self.db.clone(),
+            secret: self.secret.clone(),
+            poll_interval: self.poll_interval,
+            json: self.json,
+        }
+    }
+}
+
+/// A fleet member: the HTTP side here, the work in graphile_worker jobs (run by this
+/// process's engine and by every `inbox worker` on the same database).
+async fn fleet(inbox: Inbox, options: Options, config: InboxConfig, url: String) -> Result<()> {
+    let store = marketplace_inbox::sync::PostgresStore::connect(&url, 4)
+        .await
+        .context("opening the PostgreSQL database")?;
+    let listener = tokio::net::TcpListener::bind(&options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        inbox: Arc::new(inbox),
+        store: Arc::new(store.clone()),
+        metrics: metrics::Metrics::new(),
+        queues: HashMap::new(),
+        budgets: Budgets::default(),
+        fleet: Some(store),
+        secret: options.secret.clone(),
+        json: options.json,
+        ready: AtomicBool::new(false),
+        unaddressed: Mutex::new(HashSet::new()),
+    });
+    announce(addr, options.secret.as_deref());
+    // The engine first: it creates its schema, which the journal's jobs need.
+    let engine = tokio::spawn(crate::worker::run(config, url, 16, options.json));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let recovery = tokio::spawn(missed_feeds(shared.clone(), stop_rx));
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let served = axum::serve(listener, receive::router(shared.clone()))
+        .with_graceful_shutdown(crate::worker::stop_requested())
+        .await
+        .context("serving");
+    let _ = stop_tx.send(true);
+    recovery.abort();
+    match engine.await {
+        Ok(ran) => ran?,
+        Err(e) => anyhow::bail!("the job engine's task failed: {e}"),
     }
     served
 }

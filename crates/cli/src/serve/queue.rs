@@ -1,14 +1,15 @@
-//! One worklist per account: what notifications asked for, and the account's loop that
-//! runs it — targeted syncs of the notified conversations, and the safety-net poll at the
-//! account's interval — one at a time, so that its steps never race each other.
+//! What a notification asks of its account ([`Target`]), how it is carried out
+//! ([`run_target`], the same in one process and in a fleet), and, in one process, each
+//! account's worklist and loop: targeted syncs and the safety-net poll at the account's
+//! interval, one at a time, so that its steps never race each other.
 //!
-//! Notifications for a conversation that arrive while it is being synced are kept and
-//! merged: the loop syncs it once more afterwards, however many arrived. Fetches caused
-//! by notifications are bounded per account ([`BUDGET_PER_MINUTE`]): past it, they wait
-//! for the next poll, so that a flood of forged notifications cannot spend the seller's
-//! rate limit.
+//! Notifications for one target that arrive while it is being synced are kept and merged:
+//! it is synced once more afterwards, however many arrived. Fetches caused by
+//! notifications are bounded per account ([`BUDGET_PER_MINUTE`]): past it they wait for
+//! the next poll, so that a flood of forged notifications cannot spend the seller's rate
+//! limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,13 +17,143 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use marketplace_inbox::push::Hint;
 use marketplace_inbox::sync::journal::JournalState;
-use marketplace_inbox::{sync, Account, Error};
+use marketplace_inbox::sync::{self, Store};
+use marketplace_inbox::{Account, Error, Inbox};
 use tokio::sync::{watch, Notify};
 
 use super::Shared;
 
 /// Vendor fetches that notifications may cause per account and minute.
 pub const BUDGET_PER_MINUTE: u32 = 60;
+
+/// What a notification asks of its account.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// Read a conversation again.
+    Conversation(String),
+    /// Find a message's conversation (Mercado Libre), then read it again.
+    Message(String),
+    /// A conversation's status changed: a step over the account's conversations.
+    Status(String),
+}
+
+impl Target {
+    /// The target of a notification's hint; none for one that asks nothing.
+    pub fn of(hint: &Hint) -> Option<Target> {
+        match hint {
+            Hint::Message {
+                conversation: Some(c),
+                ..
+            } => Some(Target::Conversation(c.clone())),
+            Hint::Message {
+                conversation: None,
+                message: Some(m),
+            } => Some(Target::Message(m.clone())),
+            Hint::Closed { conversation } => Some(Target::Status(conversation.clone())),
+            _ => None,
+        }
+    }
+
+    /// `conversation:ID`, `message:ID`, `status:ID`: as journaled and keyed.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Conversation(id) => format!("conversation:{id}"),
+            Target::Message(id) => format!("message:{id}"),
+            Target::Status(id) => format!("status:{id}"),
+        }
+    }
+
+    /// The target a key stands for.
+    pub fn parse(key: &str) -> Option<Target> {
+        let (kind, id) = key.split_once(':')?;
+        let id = id.to_string();
+        match kind {
+            "conversation" => Some(Target::Conversation(id)),
+            "message" => Some(Target::Message(id)),
+            "status" => Some(Target::Status(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Each account's notification fetch budget in this process.
+#[derive(Default)]
+pub struct Budgets(Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>);
+
+impl Budgets {
+    /// Spends one fetch of `account`'s budget; false when none is left this minute.
+    pub fn spend(&self, account: &str) -> bool {
+        let limiter = self.0.lock().map(|mut all| {
+            all.entry(account.to_string())
+                .or_insert_with(|| {
+                    let n = NonZeroU32::new(BUDGET_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+                    Arc::new(RateLimiter::direct(Quota::per_minute(n)))
+                })
+                .clone()
+        });
+        limiter.is_ok_and(|l| l.check().is_ok())
+    }
+}
+
+/// How a target's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// Read again and committed.
+    Done,
+    /// Not carried out, for this reason (counted, and the journal entry settled ignored).
+    Ignored(&'static str),
+}
+
+/// Carries out `target` for `account`: its changes printed inside the commit, as `watch`
+/// prints them.
+pub async fn run_target(
+    inbox: &Inbox,
+    account: &Account,
+    store: &dyn Store,
+    target: &Target,
+    json: bool,
+    budgets: &Budgets,
+) -> Ran {
+    let name = account.name();
+    if !budgets.spend(name) {
+        return Ran::Ignored("over_budget");
+    }
+    let conversation = match target {
+        Target::Status(_) => {
+            let outcome = crate::sync::account_pass(inbox, account, store, json).await;
+            return if outcome.committed {
+                Ran::Done
+            } else {
+                Ran::Ignored("sync_failed")
+            };
+        }
+        Target::Conversation(id) => id.clone(),
+        Target::Message(message) => match account.conversation_of_message(message).await {
+            Ok(Some(c)) => {
+                if !budgets.spend(name) {
+                    return Ran::Ignored("over_budget");
+                }
+                c.id
+            }
+            Ok(None) => return Ran::Ignored("no_conversation"),
+            Err(e) => {
+                log_unknown(name, "message", message, &e);
+                return Ran::Ignored("unknown_message");
+            }
+        },
+    };
+    let reference = account.reference(conversation.as_str());
+    let step = sync::conversation_step(account, store, &reference).await;
+    if let Err(e) = &step {
+        log_unknown(name, "conversation", &conversation, e);
+        return Ran::Ignored("unknown_conversation");
+    }
+    let outcome = crate::sync::hand_on_step(inbox, name, step, store, json).await;
+    match outcome.committed {
+        true => Ran::Done,
+        false => Ran::Ignored("sync_failed"),
+    }
+}
 
 /// A journaled notification waiting for its work.
 #[derive(Clone, Copy, Debug)]
@@ -33,75 +164,40 @@ pub struct Waiting {
     pub received: Instant,
 }
 
-#[derive(Default)]
-struct Work {
-    /// Conversations to sync, with the notifications that asked.
-    conversations: BTreeMap<String, Vec<Waiting>>,
-    /// Messages whose conversation must be asked for first (Mercado Libre).
-    messages: Vec<(String, Waiting)>,
-    /// Notifications that ask for a poll step (a conversation's status changed).
-    statuses: Vec<Waiting>,
-}
-
-impl Work {
-    fn is_empty(&self) -> bool {
-        self.conversations.is_empty() && self.messages.is_empty() && self.statuses.is_empty()
-    }
-}
-
-/// An account's worklist.
+/// An account's worklist, in one process.
 pub struct Queue {
-    work: Mutex<Work>,
+    work: Mutex<BTreeMap<Target, Vec<Waiting>>>,
     wake: Notify,
-    budget: DefaultDirectRateLimiter,
 }
 
 impl Queue {
     /// An empty worklist.
     pub fn new() -> Queue {
-        let per_minute = NonZeroU32::new(BUDGET_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         Queue {
-            work: Mutex::new(Work::default()),
+            work: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
-            budget: RateLimiter::direct(Quota::per_minute(per_minute)),
         }
     }
 
-    /// Adds what a notification asks for; false when it asks for nothing to do here.
+    /// Adds what a notification asks for; false when it asks for nothing.
     pub fn add(&self, hint: &Hint, waiting: Waiting) -> bool {
+        let Some(target) = Target::of(hint) else {
+            return false;
+        };
         let Ok(mut work) = self.work.lock() else {
             return false;
         };
-        match hint {
-            Hint::Message {
-                conversation: Some(c),
-                ..
-            } => work
-                .conversations
-                .entry(c.clone())
-                .or_default()
-                .push(waiting),
-            Hint::Message {
-                conversation: None,
-                message: Some(m),
-            } => work.messages.push((m.clone(), waiting)),
-            Hint::Closed { .. } => work.statuses.push(waiting),
-            _ => return false,
-        }
+        work.entry(target).or_default().push(waiting);
         drop(work);
         self.wake.notify_one();
         true
     }
 
-    fn take(&self) -> Work {
+    fn take(&self) -> BTreeMap<Target, Vec<Waiting>> {
         self.work
             .lock()
             .map(|mut w| std::mem::take(&mut *w))
             .unwrap_or_default()
-    }
-
-    fn spend(&self) -> bool {
-        self.budget.check().is_ok()
     }
 }
 
@@ -124,118 +220,55 @@ pub async fn run(
             _ = stop.changed() => return,
             _ = queue.wake.notified() => notified(&shared, &account, &queue).await,
             _ = tokio::time::sleep_until(next_poll) => {
-                poll(&shared, &account).await;
+                let outcome = crate::sync::account_pass(
+                    &shared.inbox, &account, shared.store.as_ref(), shared.json,
+                )
+                .await;
+                shared.metrics.synced(account.marketplace().as_str(), "poll", outcome.committed);
                 next_poll = tokio::time::Instant::now() + interval;
             }
         }
     }
 }
 
-async fn poll(shared: &Shared, account: &Account) -> bool {
-    let outcome =
-        crate::sync::account_pass(&shared.inbox, account, shared.store.as_ref(), shared.json).await;
-    shared
-        .metrics
-        .synced(account.marketplace().as_str(), "poll", outcome.committed);
-    outcome.committed
-}
-
-/// Settles journal entries, saying so when the store refuses.
-async fn settle(shared: &Shared, account: &Account, waiting: &[Waiting], state: JournalState) {
-    if waiting.is_empty() {
-        return;
-    }
-    let ids = waiting.iter().map(|w| w.journal).collect();
-    if let Err(e) = shared.store.journal_settle(ids, state).await {
-        eprintln!(
-            "inbox: {}: settling notifications in the journal failed: {e}",
-            account.name()
-        );
-    }
-}
-
-async fn ignore(shared: &Shared, account: &Account, waiting: &[Waiting], reason: &str) {
-    for _ in waiting {
-        shared
-            .metrics
-            .ignored(account.marketplace().as_str(), reason);
-    }
-    settle(shared, account, waiting, JournalState::Ignored).await;
-}
-
-/// Does what the notifications so far ask for.
+/// Does what the notifications so far ask for, each target once.
 async fn notified(shared: &Shared, account: &Account, queue: &Queue) {
-    let mut work = queue.take();
-    if work.is_empty() {
-        return;
-    }
-    let name = account.name();
-    for (message, waiting) in std::mem::take(&mut work.messages) {
-        if !queue.spend() {
-            ignore(shared, account, &[waiting], "over_budget").await;
-            continue;
-        }
-        match account.conversation_of_message(&message).await {
-            Ok(Some(c)) => work.conversations.entry(c.id).or_default().push(waiting),
-            Ok(None) => ignore(shared, account, &[waiting], "no_conversation").await,
-            Err(e) => {
-                log_unknown(name, "message", &message, &e);
-                ignore(shared, account, &[waiting], "unknown_message").await;
-            }
-        }
-    }
-    for (id, waiting) in std::mem::take(&mut work.conversations) {
-        if !queue.spend() {
-            ignore(shared, account, &waiting, "over_budget").await;
-            continue;
-        }
-        let reference = account.reference(id.as_str());
-        let step = sync::conversation_step(account, shared.store.as_ref(), &reference).await;
-        if let Err(e) = &step {
-            log_unknown(name, "conversation", &id, e);
-            shared
-                .metrics
-                .synced(account.marketplace().as_str(), "notification", false);
-            ignore(shared, account, &waiting, "unknown_conversation").await;
-            continue;
-        }
-        let outcome = crate::sync::hand_on_step(
+    let marketplace = account.marketplace().as_str();
+    for (target, waiting) in queue.take() {
+        let ran = run_target(
             &shared.inbox,
-            name,
-            step,
+            account,
             shared.store.as_ref(),
+            &target,
             shared.json,
+            &shared.budgets,
         )
         .await;
-        shared.metrics.synced(
-            account.marketplace().as_str(),
-            "notification",
-            outcome.committed,
-        );
-        if outcome.committed {
-            for w in &waiting {
-                shared.metrics.stored(
-                    account.marketplace().as_str(),
-                    w.received.elapsed().as_secs_f64(),
-                );
-            }
-            settle(shared, account, &waiting, JournalState::Done).await;
-        } else {
-            ignore(shared, account, &waiting, "sync_failed").await;
-        }
-    }
-    if !work.statuses.is_empty() {
-        let statuses = std::mem::take(&mut work.statuses);
-        if queue.spend() {
-            let committed = poll(shared, account).await;
-            let state = if committed {
+        shared
+            .metrics
+            .synced(marketplace, "notification", ran == Ran::Done);
+        let state = match ran {
+            Ran::Done => {
+                for w in &waiting {
+                    shared
+                        .metrics
+                        .stored(marketplace, w.received.elapsed().as_secs_f64());
+                }
                 JournalState::Done
-            } else {
+            }
+            Ran::Ignored(reason) => {
+                for _ in &waiting {
+                    shared.metrics.ignored(marketplace, reason);
+                }
                 JournalState::Ignored
-            };
-            settle(shared, account, &statuses, state).await;
-        } else {
-            ignore(shared, account, &statuses, "over_budget").await;
+            }
+        };
+        let ids = waiting.iter().map(|w| w.journal).collect();
+        if let Err(e) = shared.store.journal_settle(ids, state).await {
+            eprintln!(
+                "inbox: {}: settling notifications in the journal failed: {e}",
+                account.name()
+            );
         }
     }
 }

@@ -19,7 +19,7 @@ use marketplace_inbox::Marketplace;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::queue::Waiting;
+use super::queue::{Target, Waiting};
 use super::Shared;
 
 /// The largest notification body taken (larger ones get 413).
@@ -246,14 +246,29 @@ pub async fn journal(
             return Ok(());
         }
     };
+    let target = Target::of(&notice.hint);
     let entry = NewEntry {
         marketplace: notice.marketplace,
         account: Some(account.name().to_string()),
         received_at,
         raw: String::from_utf8_lossy(raw).into_owned(),
         dedup_key: notice.dedup_key.clone(),
+        target: target.as_ref().map(Target::key),
         state: JournalState::Pending,
     };
+    if let (Some(fleet), Some(target)) = (&shared.fleet, &target) {
+        // The entry and the job that answers it, in one transaction; any worker runs it.
+        let key = target.key();
+        let payload = json!({"account": account.name(), "target": key});
+        let job_key = crate::worker::target_key(account.name(), &key);
+        let added = fleet
+            .journal_add_with_job(&entry, "inbox_sync_target", &payload, &job_key)
+            .await?;
+        if added.is_none() {
+            shared.metrics.ignored(label, "duplicate");
+        }
+        return Ok(());
+    }
     let Some(id) = shared.store.journal_add(entry).await? else {
         shared.metrics.ignored(label, "duplicate");
         return Ok(());

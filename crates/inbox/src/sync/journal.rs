@@ -53,6 +53,9 @@ pub struct NewEntry {
     pub raw: String,
     /// Its key: equal for redeliveries of one event ([`crate::push::Notice::dedup_key`]).
     pub dedup_key: String,
+    /// What it asks of the account (`conversation:ID`, `message:ID`, `status:ID`), by
+    /// which the runs that answer it settle it.
+    pub target: Option<String>,
     /// [`JournalState::Pending`] for one to process, else how it was settled at once.
     pub state: JournalState,
 }

@@ -87,7 +87,7 @@ const V3: &str = "
     CREATE TABLE IF NOT EXISTS journal (
       id BIGSERIAL PRIMARY KEY, marketplace TEXT NOT NULL, account TEXT,
       received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
-      state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
+      state TEXT NOT NULL, target TEXT, UNIQUE (marketplace, dedup_key));
     CREATE INDEX IF NOT EXISTS journal_pending ON journal (state, id);
 ";
 
@@ -162,6 +162,55 @@ impl PostgresStore {
         }
         tx.commit().await?;
         Ok(PostgresStore { pool })
+    }
+
+    /// Journals a notification and adds the graphile_worker job that processes it in one
+    /// transaction (`graphile_worker.add_job(task, payload, job_key => key,
+    /// job_key_mode => 'replace')`): an entry is never kept without its job, nor a job
+    /// added for a redelivery. Its number, or `None` for a redelivery.
+    pub async fn journal_add_with_job(
+        &self,
+        entry: &NewEntry,
+        task: &str,
+        payload: &serde_json::Value,
+        job_key: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = journal_insert(&mut tx, entry).await?;
+        if id.is_some() {
+            sqlx::query(
+                "SELECT graphile_worker.add_job($1::text, $2::text::json, job_key => $3::text,
+                   max_attempts => 5, job_key_mode => 'replace')",
+            )
+            .bind(task)
+            .bind(payload.to_string())
+            .bind(job_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Settles the pending entries of `account` for `target` numbered up to `newest`.
+    pub async fn journal_settle_target(
+        &self,
+        account: &str,
+        target: &str,
+        newest: i64,
+        state: JournalState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE journal SET state = $4 WHERE account = $1 AND target = $2 AND id <= $3
+               AND state = 'pending'",
+        )
+        .bind(account)
+        .bind(target)
+        .bind(newest)
+        .bind(state.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The pool, to share with other work on the same database.
@@ -285,15 +334,24 @@ impl Store for PostgresStore {
 
     fn journal_pending<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Entry>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(i64, String, Option<String>, String, String, String)> = sqlx::query_as(
-                "SELECT id, marketplace, account, received_at, raw, dedup_key FROM journal
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(
+                i64,
+                String,
+                Option<String>,
+                String,
+                String,
+                String,
+                Option<String>,
+            )> = sqlx::query_as(
+                "SELECT id, marketplace, account, received_at, raw, dedup_key, target FROM journal
                  WHERE state = 'pending' ORDER BY id",
             )
             .fetch_all(&self.pool)
             .await?;
             rows.into_iter()
-                .map(|(id, m, account, at, raw, key)| {
-                    row::journal_entry(id, &m, account, at, raw, key)
+                .map(|(id, m, account, at, raw, key, target)| {
+                    row::journal_entry(id, &m, account, at, raw, (key, target))
                 })
                 .collect()
         })
@@ -336,8 +394,8 @@ pub(crate) async fn journal_insert(
     entry: &NewEntry,
 ) -> Result<Option<i64>, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (marketplace, dedup_key) DO NOTHING
+        "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state, target)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (marketplace, dedup_key) DO NOTHING
          RETURNING id",
     )
     .bind(entry.marketplace.as_str())
@@ -346,6 +404,7 @@ pub(crate) async fn journal_insert(
     .bind(&entry.raw)
     .bind(&entry.dedup_key)
     .bind(entry.state.as_str())
+    .bind(entry.target.as_deref())
     .fetch_optional(&mut **tx)
     .await?;
     Ok(id)

@@ -23,7 +23,7 @@
 //! CREATE TABLE journal (                  -- push notifications, see sync::journal
 //!   id INTEGER PRIMARY KEY AUTOINCREMENT, marketplace TEXT NOT NULL, account TEXT,
 //!   received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
-//!   state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
+//!   state TEXT NOT NULL, target TEXT, UNIQUE (marketplace, dedup_key));
 //! ```
 //!
 //! `conversation` is the conversation's id (empty in `malformed` for an element of the
@@ -104,7 +104,7 @@ pub(crate) const V3: &str = "
     CREATE TABLE journal (
       id INTEGER PRIMARY KEY AUTOINCREMENT, marketplace TEXT NOT NULL, account TEXT,
       received_at TEXT NOT NULL, raw TEXT NOT NULL, dedup_key TEXT NOT NULL,
-      state TEXT NOT NULL, UNIQUE (marketplace, dedup_key));
+      state TEXT NOT NULL, target TEXT, UNIQUE (marketplace, dedup_key));
     CREATE INDEX journal_pending ON journal (state, id);
 ";
 
@@ -363,15 +363,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Option<i64>, StoreError>> {
         Box::pin(self.with(move |db| {
             let added = db.execute(
-                "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (marketplace, dedup_key) DO NOTHING",
+                "INSERT INTO journal (marketplace, account, received_at, raw, dedup_key, state, target)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (marketplace, dedup_key) DO NOTHING",
                 params![
                     entry.marketplace.as_str(),
                     entry.account,
                     time(entry.received_at),
                     entry.raw,
                     entry.dedup_key,
-                    entry.state.as_str()
+                    entry.state.as_str(),
+                    entry.target
                 ],
             )?;
             Ok((added == 1).then(|| db.last_insert_rowid()))
@@ -381,7 +382,7 @@ impl Store for SqliteStore {
     fn journal_pending<'a>(&'a self) -> BoxFuture<'a, Result<Vec<Entry>, StoreError>> {
         Box::pin(self.with(move |db| {
             let mut select = db.prepare(
-                "SELECT id, marketplace, account, received_at, raw, dedup_key FROM journal
+                "SELECT id, marketplace, account, received_at, raw, dedup_key, target FROM journal
                  WHERE state = 'pending' ORDER BY id",
             )?;
             let rows = select.query_map([], |r| {
@@ -392,18 +393,19 @@ impl Store for SqliteStore {
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })?;
             let mut entries = Vec::new();
             for row in rows {
-                let (id, marketplace, account, received_at, raw, dedup_key) = row?;
+                let (id, marketplace, account, received_at, raw, dedup_key, target) = row?;
                 entries.push(row::journal_entry(
                     id,
                     &marketplace,
                     account,
                     received_at,
                     raw,
-                    dedup_key,
+                    (dedup_key, target),
                 )?);
             }
             Ok(entries)

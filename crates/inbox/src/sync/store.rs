@@ -348,7 +348,7 @@ pub(crate) mod row {
         account: Option<String>,
         received_at: String,
         raw: String,
-        dedup_key: String,
+        (dedup_key, target): (String, Option<String>),
     ) -> Result<crate::sync::journal::Entry, StoreError> {
         let marketplace: crate::Marketplace = marketplace.parse().map_err(|_| {
             StoreError::new(
@@ -364,6 +364,7 @@ pub(crate) mod row {
                 received_at: parse_time(Some(received_at)).unwrap_or_else(chrono::Utc::now),
                 raw,
                 dedup_key,
+                target,
                 state: crate::sync::journal::JournalState::Pending,
             },
         })
