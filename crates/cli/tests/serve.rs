@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 mod common;
 use common::{inbox, start, EXAMPLES};
+#[path = "../../inbox/tests/support/postgres.rs"]
+mod pg;
 
 const SECRET: &str = "s3cret-path-segment";
 
@@ -34,7 +36,12 @@ struct Serve {
     stderr: mpsc::Receiver<String>,
 }
 
-fn serve(config: &std::path::Path, db: &std::path::Path, port: u16, poll: &str) -> Serve {
+fn serve(
+    config: &std::path::Path,
+    db: impl AsRef<std::ffi::OsStr>,
+    port: u16,
+    poll: &str,
+) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_inbox"))
         .arg("--config")
         .arg(config)
@@ -45,7 +52,7 @@ fn serve(config: &std::path::Path, db: &std::path::Path, port: u16, poll: &str) 
             &format!("127.0.0.1:{port}"),
             "--db",
         ])
-        .arg(db)
+        .arg(db.as_ref())
         .args(["--notify-secret", SECRET, "--poll-interval", poll])
         .env_clear()
         .stdout(Stdio::piped())
@@ -567,4 +574,172 @@ fn nothing_is_lost_when_serve_dies_after_answering_or_was_down() {
             .any(|(k, s)| k.contains(&missed) && s != "pending"),
         "{states:?}"
     );
+}
+
+/// Requests the sandbox received for `path_prefix` (below a marketplace's prefix).
+fn requests_to(env: &common::Env, vendor: Vendor, path_prefix: &str) -> usize {
+    env.sandbox
+        .received()
+        .iter()
+        .filter(|r| r.vendor == vendor && r.path.starts_with(path_prefix))
+        .count()
+}
+
+/// Ten notifications for one chat while it is being synced (the vendor answering after
+/// 300 ms) cost at most one more sync; a flood of notifications naming messages nobody
+/// wrote spends at most the account's budget of reads.
+#[test]
+fn notifications_coalesce_and_a_flood_spends_only_the_budget() {
+    let port = free_port();
+    let (env, path, db) = synced("serve-flood", port, Duration::from_secs(3600));
+    let s = serve(&path, &db, port, "3600");
+    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let c = env.sandbox.credentials().clone();
+    let chat = EXAMPLES[3].1;
+    let notice = |id: u64| {
+        json!({"message_type": "TYPE_UPDATE_MESSAGE", "chat_id": chat, "message_id": id.to_string(),
+               "updated_at": format!("2026-12-02T10:00:{:02}Z", id % 60), "seller_id": c.ozon_client_id,
+               "user": {"id": "1", "type": "Customer"}})
+    };
+    // One notification: what one targeted sync of that chat costs.
+    let before = requests_to(&env, Vendor::Ozon, "/v3/chat/history");
+    assert_eq!(post(port, "ozon", &notice(1)).0, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    let one = requests_to(&env, Vendor::Ozon, "/v3/chat/history") - before;
+    assert!(one >= 1);
+    env.sandbox.set_latency(Duration::from_millis(300));
+    let before = requests_to(&env, Vendor::Ozon, "/v3/chat/history");
+    for id in 2..12 {
+        assert_eq!(post(port, "ozon", &notice(id)).0, 200);
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let ten = requests_to(&env, Vendor::Ozon, "/v3/chat/history") - before;
+    assert!(
+        ten <= 2 * one,
+        "ten notifications cost {ten} reads; one costs {one}"
+    );
+    env.sandbox.set_latency(Duration::ZERO);
+
+    // 150 notifications for messages nobody wrote: each would cost a read.
+    let before = requests_to(&env, Vendor::MercadoLibre, "/messages/");
+    let flood = Instant::now();
+    for i in 0..150u64 {
+        let body = json!({"resource": format!("{:032x}", 0xdead_0000_u64 + i), "user_id": c.mercadolibre_seller_id,
+                          "topic": "messages", "application_id": c.mercadolibre_application_id});
+        assert_eq!(post(port, "mercadolibre", &body).0, 200);
+    }
+    // Every one settled: read (and found unknown) or left over the budget.
+    let counted = |metrics: &str, reason: &str| -> u64 {
+        let key = format!("inbox_notifications_ignored_total{{marketplace=\"mercadolibre\",reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (unknown, over) = loop {
+        let (_, _, metrics) = http(port, "GET", "/metrics", None, None);
+        let metrics = String::from_utf8_lossy(&metrics).to_string();
+        let (unknown, over) = (
+            counted(&metrics, "unknown_message"),
+            counted(&metrics, "over_budget"),
+        );
+        if unknown + over >= 150 {
+            break (unknown, over);
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let reads = requests_to(&env, Vendor::MercadoLibre, "/messages/") - before;
+    // The budget: 60 at once, then one a second.
+    let allowed = 60 + flood.elapsed().as_secs() as usize + 1;
+    assert!(
+        reads <= allowed,
+        "{reads} reads for a flood (at most {allowed})"
+    );
+    assert_eq!(reads as u64, unknown, "each read found the message unknown");
+    assert!(over >= 150 - allowed as u64, "{over} left over the budget");
+    s.stop();
+}
+
+/// On PostgreSQL, serve journals a notification with a job, in one transaction, and the
+/// fleet (serve's own engine or an `inbox worker`) runs it: the message is stored once.
+#[test]
+fn on_postgres_a_notification_is_a_job_the_fleet_runs() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("serve_fleet")) else {
+        return;
+    };
+    let port = free_port();
+    let env = start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            push_url: Some(format!("http://127.0.0.1:{port}/notifications/{SECRET}")),
+            ..Config::default()
+        },
+        "serve-fleet",
+    );
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let s = serve(&path, &db.url, port, "3600");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_inbox"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--json", "worker", "--db", &db.url, "--concurrency", "4"])
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = |sql: &'static str| -> i64 {
+        let rows: Vec<(i64,)> = runtime.block_on(pg::rows(&db.url, sql)).unwrap_or_default();
+        rows.first().map_or(0, |(n,)| *n)
+    };
+    let all: i64 = env.sandbox.stats().iter().map(|a| a.messages as i64).sum();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count("SELECT COUNT(*) FROM messages") < all {
+        assert!(Instant::now() < deadline, "the first sync did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(env
+        .sandbox
+        .buyer_writes(Vendor::Ozon, EXAMPLES[3].1, "through the fleet"));
+    assert!(env
+        .sandbox
+        .buyer_writes(Vendor::MercadoLibre, EXAMPLES[1].1, "pela frota"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count("SELECT COUNT(*) FROM messages WHERE text IN ('through the fleet', 'pela frota')")
+        < 2
+    {
+        assert!(Instant::now() < deadline, "not stored through the fleet");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count("SELECT COUNT(*) FROM journal WHERE state = 'done'") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the journal entries were not settled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE text IN ('through the fleet', 'pela frota')"),
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) - COUNT(DISTINCT (account, conversation, id)) FROM messages"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM journal WHERE state = 'pending'"),
+        0
+    );
+    let pid = i32::try_from(worker.id()).unwrap();
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    assert!(worker.wait().unwrap().success());
+    s.stop();
+    runtime.block_on(db.drop_now());
 }
