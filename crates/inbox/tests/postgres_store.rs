@@ -186,7 +186,7 @@ async fn processes_opening_one_database_at_once_migrate_it_once() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [(2,)]);
+    assert_eq!(versions, [(3,)]);
     for s in opened.into_iter().flatten() {
         s.pool().close().await;
     }

@@ -491,6 +491,6 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
         .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
