@@ -49,6 +49,37 @@ pub fn run(root: &Path, check: bool) -> Result<()> {
             );
         }
     }
+    // Each client crate carries the spec it was generated from (a package holds nothing
+    // outside its directory).
+    let mut copied = std::collections::BTreeSet::new();
+    for target in targets::all() {
+        if !copied.insert((target.dir, target.spec)) {
+            continue;
+        }
+        let spec = std::fs::read_to_string(root.join("specs").join(target.spec))
+            .with_context(|| format!("reading specs/{}", target.spec))?;
+        let out = root
+            .join("crates")
+            .join(target.dir)
+            .join("spec")
+            .join(target.spec);
+        let rel = out.strip_prefix(root).unwrap_or(&out).display().to_string();
+        let current = std::fs::read_to_string(&out).unwrap_or_default();
+        if current == spec {
+            continue;
+        }
+        if check {
+            println!("{rel} differs from specs/{}", target.spec);
+            stale.push(rel);
+        } else {
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&out, &spec).with_context(|| format!("writing {rel}"))?;
+            println!("{rel}: copied from specs/{}", target.spec);
+        }
+    }
     if !stale.is_empty() {
         bail!(
             "generated code is stale: {}; run `cargo xtask generate` and commit the result",

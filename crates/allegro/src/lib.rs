@@ -1,5 +1,9 @@
 //! Typed client for Allegro's Message Center, generated from `specs/allegro.yaml`.
 //!
+//! Spec: `spec/allegro.yaml` in this package (OpenAPI 3.0, `info.version` `latest`), the same
+//! file as the workspace's `specs/allegro.yaml`; `cargo xtask generate --check` keeps both and
+//! the generated code in step. A regenerated client is a new minor version before 1.0.
+//!
 //! Allegro serves messaging in two versions, told apart by media type. Both are here:
 //! [`public_v1`] (`application/vnd.allegro.public.v1+json`: offset paging, `interlocutor`)
 //! and [`beta_v1`] (`application/vnd.allegro.beta.v1+json`: `nextPage.id` paging, thread

@@ -13,25 +13,11 @@ fn time(t: DateTime<Utc>) -> Option<String> {
 }
 
 fn kind(k: &ConversationKind) -> String {
-    match k {
-        ConversationKind::BuyerChat => "buyer_chat".into(),
-        ConversationKind::PostPurchaseIssue => "post_purchase_issue".into(),
-        ConversationKind::Support => "support".into(),
-        ConversationKind::Notifications => "notifications".into(),
-        ConversationKind::Unknown(v) => v.clone(),
-        other => format!("{other:?}").to_lowercase(),
-    }
+    k.as_str().to_string()
 }
 
 fn status(s: Option<&ConversationStatus>) -> Value {
-    match s {
-        None => Value::Null,
-        Some(ConversationStatus::Open) => json!("open"),
-        Some(ConversationStatus::Closed) => json!("closed"),
-        Some(ConversationStatus::Blocked { .. }) => json!("blocked"),
-        Some(ConversationStatus::Unknown(v)) => json!(v),
-        Some(other) => json!(format!("{other:?}").to_lowercase()),
-    }
+    s.map_or(Value::Null, |s| json!(s.as_str()))
 }
 
 /// A conversation as one JSON object; `ref` is the shortest form that names it

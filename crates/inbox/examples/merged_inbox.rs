@@ -11,13 +11,13 @@ use marketplace_inbox::{ConversationQuery, Inbox, InboxConfig};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = match std::env::args_os().nth(1) {
-        Some(path) => InboxConfig::from_file(path.as_ref())?,
+        Some(path) => InboxConfig::from_file(path)?,
         None => InboxConfig::from_env()?,
     };
     let mut _sandbox = None;
     if config.accounts.is_empty() {
         let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
-        config = serde_json::from_value(sandbox.accounts_config())?;
+        config = InboxConfig::from_value(sandbox.accounts_config())?;
         _sandbox = Some(sandbox);
         println!("(no accounts configured: reading the local sandbox)");
     }

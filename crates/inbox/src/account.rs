@@ -416,7 +416,7 @@ impl Account {
                 .and_then(serde_json::Value::as_array)
                 .map_or(0, Vec::len);
             all.extend(crate::push::read_missed_feeds(&page));
-            if (entries as u64) < crate::vendors::mercadolibre::MISSED_PAGE {
+            if (entries as u64) < crate::push::MISSED_PAGE {
                 break;
             }
             offset = offset.saturating_add(entries as u64);

@@ -41,6 +41,21 @@ pub enum Credentials {
     },
 }
 
+impl Credentials {
+    /// A bearer access token used as it is.
+    pub fn token(token: impl Into<String>) -> Credentials {
+        Credentials::Token(Secret::from(token.into()))
+    }
+
+    /// Ozon's `Client-Id` and `Api-Key`.
+    pub fn api_key(client_id: impl Into<String>, api_key: impl Into<String>) -> Credentials {
+        Credentials::ApiKey {
+            client_id: client_id.into(),
+            api_key: Secret::from(api_key.into()),
+        }
+    }
+}
+
 /// OAuth 2 credentials: the app's id and secret, the seller's refresh token, and the
 /// current access token with its expiry when known.
 #[derive(Clone, Debug, PartialEq)]
@@ -339,17 +354,38 @@ impl InboxConfig {
 
     /// Reads a JSON file `{"accounts": [...]}`. Accounts without a `base_url` take
     /// `INBOX_<MARKETPLACE>_URL` from the environment when it is set.
-    pub fn from_file(path: &Path) -> Result<InboxConfig, Error> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<InboxConfig, Error> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
-        let mut config: InboxConfig = serde_json::from_str(&text)
+        let config: InboxConfig = serde_json::from_str(&text)
             .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
-        for account in &mut config.accounts {
+        Ok(config.with_env_urls())
+    }
+
+    /// Reads the file form (`{"accounts": [...]}`) from JSON text; accounts without a
+    /// `base_url` take `INBOX_<MARKETPLACE>_URL` when it is set.
+    pub fn from_json(text: &str) -> Result<InboxConfig, Error> {
+        let config: InboxConfig =
+            serde_json::from_str(text).map_err(|e| Error::config(format!("accounts: {e}")))?;
+        Ok(config.with_env_urls())
+    }
+
+    /// Reads the file form from a JSON value (such as the sandbox's
+    /// `accounts_config()`), like [`InboxConfig::from_json`].
+    pub fn from_value(value: serde_json::Value) -> Result<InboxConfig, Error> {
+        let config: InboxConfig =
+            serde_json::from_value(value).map_err(|e| Error::config(format!("accounts: {e}")))?;
+        Ok(config.with_env_urls())
+    }
+
+    fn with_env_urls(mut self) -> InboxConfig {
+        for account in &mut self.accounts {
             if account.base_url.is_none() {
                 account.base_url = env_url(account.marketplace);
             }
         }
-        Ok(config)
+        self
     }
 
     /// One account per marketplace whose variables are set, named after the marketplace:

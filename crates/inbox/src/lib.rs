@@ -29,7 +29,7 @@
 //! use futures::StreamExt;
 //! use marketplace_inbox::{ConversationQuery, Inbox, InboxConfig};
 //! # async fn run() -> Result<(), marketplace_inbox::Error> {
-//! let config = InboxConfig::from_file("accounts.json".as_ref())?;
+//! let config = InboxConfig::from_file("accounts.json")?;
 //! let inbox = Inbox::from_config(&config)?;
 //! let mut conversations = inbox.conversations(ConversationQuery::new().unread_only(true));
 //! while let Some(tagged) = conversations.next().await {

@@ -54,8 +54,9 @@ impl Marketplace {
 }
 
 impl fmt::Display for Marketplace {
+    /// Its name; width and alignment apply (`{:<13}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -133,11 +134,13 @@ pub fn valid_account_name(name: &str) -> bool {
 }
 
 impl fmt::Display for ConversationRef {
+    /// `marketplace:id` or `marketplace@account:id`; width and alignment apply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.account {
-            Some(account) => write!(f, "{}@{}:{}", self.marketplace, account, self.id),
-            None => write!(f, "{}:{}", self.marketplace, self.id),
-        }
+        let text = match &self.account {
+            Some(account) => format!("{}@{}:{}", self.marketplace.as_str(), account, self.id),
+            None => format!("{}:{}", self.marketplace.as_str(), self.id),
+        };
+        f.pad(&text)
     }
 }
 
@@ -241,6 +244,72 @@ impl Unread {
             Unread::Count(n) => n > 0,
         }
     }
+
+    /// The number of unread messages, where the vendor gives one.
+    pub fn count(self) -> Option<u64> {
+        match self {
+            Unread::Count(n) => Some(n),
+            Unread::Flag(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Unread {
+    /// `3 unread`, `unread` or `read`; width and alignment apply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Unread::Count(n) => format!("{n} unread"),
+            Unread::Flag(true) => "unread".to_string(),
+            Unread::Flag(false) => "read".to_string(),
+        };
+        f.pad(&text)
+    }
+}
+
+impl ConversationKind {
+    /// `buyer_chat`, `post_purchase_issue`, `support`, `notifications`, or the vendor's
+    /// value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConversationKind::BuyerChat => "buyer_chat",
+            ConversationKind::PostPurchaseIssue => "post_purchase_issue",
+            ConversationKind::Support => "support",
+            ConversationKind::Notifications => "notifications",
+            ConversationKind::Unknown(v) => v,
+        }
+    }
+}
+
+impl fmt::Display for ConversationKind {
+    /// [`ConversationKind::as_str`]; width and alignment apply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl ConversationStatus {
+    /// `open`, `closed`, `blocked`, or the vendor's value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Closed => "closed",
+            ConversationStatus::Blocked { .. } => "blocked",
+            ConversationStatus::Unknown(v) => v,
+        }
+    }
+}
+
+impl fmt::Display for ConversationStatus {
+    /// [`ConversationStatus::as_str`], with a blocked conversation's reason in
+    /// parentheses; width and alignment apply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConversationStatus::Blocked {
+                reason: Some(reason),
+            } => f.pad(&format!("blocked ({reason})")),
+            other => f.pad(other.as_str()),
+        }
+    }
 }
 
 /// Who wrote a message, or who the other party of a conversation is.
@@ -260,6 +329,13 @@ pub enum Role {
     Courier,
     /// A vendor value this version does not map, kept as sent.
     Unknown(String),
+}
+
+impl fmt::Display for Role {
+    /// [`Role::as_str`]; width and alignment apply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 impl Role {

@@ -18,6 +18,9 @@ use serde_json::Value;
 
 use crate::{Account, Marketplace};
 
+/// Missed notifications read per page of Mercado Libre's `GET /missed_feeds`.
+pub(crate) const MISSED_PAGE: u64 = 50;
+
 /// What a notification asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hint {

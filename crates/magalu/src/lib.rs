@@ -1,5 +1,9 @@
 //! Typed client for Magalu's seller conversations, generated from `specs/magalu.yaml`.
 //!
+//! Spec: `spec/magalu.yaml` in this package (OpenAPI 3.0, `info.version` `v0`), the same
+//! file as the workspace's `specs/magalu.yaml`; `cargo xtask generate --check` keeps both and
+//! the generated code in step. A regenerated client is a new minor version before 1.0.
+//!
 //! Paging uses `_limit` / `_offset` and answers with `meta.page` / `meta.links`.
 //! Timestamps decode from ISO-8601 strings or Mongo-style `{"$date": …}` objects into
 //! [`inbox_core::FlexDateTime`]; attachments are URL strings or objects.

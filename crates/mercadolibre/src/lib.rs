@@ -2,6 +2,10 @@
 //! `specs/mercadolibre.yaml`, plus the multipart attachment upload progenitor cannot
 //! generate ([`MercadoLibre::upload_attachment`]).
 //!
+//! Spec: `spec/mercadolibre.yaml` in this package (OpenAPI 3.0, `info.version` `2026-11`), the same
+//! file as the workspace's `specs/mercadolibre.yaml`; `cargo xtask generate --check` keeps both and
+//! the generated code in step. A regenerated client is a new minor version before 1.0.
+//!
 //! Every `/messages` call needs `tag=post_sale` ([`enums::Tag::PostSale`]). Reading a
 //! pack marks its messages read unless `mark_as_read(false)` is set: pass it on every
 //! read that must not change state.

@@ -1,5 +1,9 @@
 //! Typed client for Ozon's seller chats, generated from `specs/ozon.yaml`.
 //!
+//! Spec: `spec/ozon.yaml` in this package (OpenAPI 3.0, `info.version` `2.1`), the same
+//! file as the workspace's `specs/ozon.yaml`; `cargo xtask generate --check` keeps both and
+//! the generated code in step. A regenerated client is a new minor version before 1.0.
+//!
 //! All chat operations are `POST` with a JSON body. The credentials (`Client-Id`,
 //! `Api-Key`) are set once, as sensitive headers, by [`inbox_core::prepare_request`]
 //! instead of being arguments of every call. Ids that Ozon sends as strings or numbers

@@ -10,8 +10,8 @@
 //! use marketplace_inbox::sync::{self, SqliteStore};
 //! use marketplace_inbox::{Inbox, InboxConfig};
 //!
-//! let inbox = Inbox::from_config(&InboxConfig::from_file("accounts.json".as_ref())?)?;
-//! let store = SqliteStore::open("mirror.db".as_ref())?;
+//! let inbox = Inbox::from_config(&InboxConfig::from_file("accounts.json")?)?;
+//! let store = SqliteStore::open("mirror.db")?;
 //! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
 //!     for change in synced.item?.changes {
 //!         if let Some(conversation) = change.reference() {

@@ -114,7 +114,8 @@ const SCHEMA: i64 = 3;
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path`, brought to the current
     /// schema. Safe against other processes opening it at the same time.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::new(

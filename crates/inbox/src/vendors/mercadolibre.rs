@@ -278,9 +278,6 @@ impl MercadoLibreAdapter {
     }
 }
 
-/// Missed notifications read per page.
-pub(crate) const MISSED_PAGE: u64 = 50;
-
 impl Adapter for MercadoLibreAdapter {
     fn marketplace(&self) -> Marketplace {
         M
@@ -478,7 +475,7 @@ impl Adapter for MercadoLibreAdapter {
                     .app_id(application)
                     .topic("messages")
                     .offset(offset)
-                    .limit(MISSED_PAGE)
+                    .limit(crate::push::MISSED_PAGE)
                     .send(),
             )
             .await?;
