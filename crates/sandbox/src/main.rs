@@ -119,6 +119,34 @@ impl Args {
     }
 }
 
+/// The variables `inbox` reads, as `export` lines a shell can `eval` (the first
+/// account's credentials; every value single-quoted).
+fn environment(sandbox: &Sandbox) -> Vec<String> {
+    let c = sandbox.credentials();
+    let pairs = [
+        ("INBOX_ALLEGRO_URL", sandbox.url(Vendor::Allegro)),
+        ("INBOX_MERCADOLIBRE_URL", sandbox.url(Vendor::MercadoLibre)),
+        ("INBOX_MAGALU_URL", sandbox.url(Vendor::Magalu)),
+        ("INBOX_OZON_URL", sandbox.url(Vendor::Ozon)),
+        ("ALLEGRO_TOKEN", c.allegro_token.clone()),
+        ("MERCADOLIBRE_TOKEN", c.mercadolibre_token.clone()),
+        ("MERCADOLIBRE_SELLER_ID", c.mercadolibre_seller_id.clone()),
+        (
+            "MERCADOLIBRE_APPLICATION_ID",
+            c.mercadolibre_application_id.clone(),
+        ),
+        ("MAGALU_TOKEN", c.magalu_token.clone()),
+        ("MAGALU_OWNER_NAME", "Sandbox Attendant".to_string()),
+        ("MAGALU_OWNER_ID", "sandbox-attendant".to_string()),
+        ("OZON_CLIENT_ID", c.ozon_client_id.clone()),
+        ("OZON_API_KEY", c.ozon_api_key.clone()),
+    ];
+    pairs
+        .iter()
+        .map(|(k, v)| format!("export {k}='{}'", v.replace('\'', "'\\''")))
+        .collect()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let config = args.config();
@@ -131,24 +159,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
             println!("# accounts written to {}", path.display());
         }
-        let c = sandbox.credentials().clone();
-        println!("INBOX_ALLEGRO_URL={}", sandbox.url(Vendor::Allegro));
-        println!(
-            "INBOX_MERCADOLIBRE_URL={}",
-            sandbox.url(Vendor::MercadoLibre)
-        );
-        println!("INBOX_MAGALU_URL={}", sandbox.url(Vendor::Magalu));
-        println!("INBOX_OZON_URL={}", sandbox.url(Vendor::Ozon));
-        println!("ALLEGRO_TOKEN={}", c.allegro_token);
-        println!(
-            "MERCADOLIBRE_TOKEN={} MERCADOLIBRE_SELLER_ID={} MERCADOLIBRE_APPLICATION_ID={}",
-            c.mercadolibre_token, c.mercadolibre_seller_id, c.mercadolibre_application_id
-        );
-        println!("MAGALU_TOKEN={}", c.magalu_token);
-        println!(
-            "OZON_CLIENT_ID={} OZON_API_KEY={}",
-            c.ozon_client_id, c.ozon_api_key
-        );
+        for line in environment(&sandbox) {
+            println!("{line}");
+        }
         println!(
             "# control: POST http://{}/_sandbox/messages {{\"marketplace\", \"conversation\", \"text\", \"visible_after_secs\"}}; GET http://{}/_sandbox/requests; GET http://{}/_sandbox/stats",
             sandbox.addr(),
@@ -161,7 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 args.accounts
             );
         }
-        println!("(Ctrl-C stops it)");
+        println!("# (Ctrl-C stops it)");
         tokio::signal::ctrl_c().await?;
         drop(sandbox);
         Ok::<_, Box<dyn std::error::Error>>(())
@@ -171,6 +184,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The printed environment is `export` lines a shell can `eval`, Magalu's attendant
+    /// (which replies there need) included.
+    #[test]
+    fn the_environment_is_export_ready() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let sandbox = runtime.block_on(Sandbox::start(Config::default())).unwrap();
+        let lines = environment(&sandbox);
+        assert!(lines
+            .iter()
+            .all(|l| l.starts_with("export ") && l.ends_with('\'')));
+        assert!(lines.contains(&"export MAGALU_OWNER_NAME='Sandbox Attendant'".to_string()));
+        assert!(lines.contains(&"export MAGALU_OWNER_ID='sandbox-attendant'".to_string()));
+        let script = format!(
+            "{}\nprintf '%s|%s' \"$MAGALU_OWNER_NAME\" \"$OZON_API_KEY\"",
+            lines.join("\n")
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Sandbox Attendant|sandbox-ozon-api-key"
+        );
+    }
 
     #[test]
     fn options_are_typed_and_checked() {

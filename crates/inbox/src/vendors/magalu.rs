@@ -162,7 +162,7 @@ impl Adapter for MagaluAdapter {
             }
             validate(text)?;
             let owner = self.owner.as_ref().ok_or_else(|| {
-                Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply; configure one for this account")
+                Error::invalid(M, "Magalu requires an owner (attendant name and external id) on every reply: set owner_name and owner_id in the account config, or MAGALU_OWNER_NAME and MAGALU_OWNER_ID")
             })?;
             let body = types::NewMessage {
                 content: text.to_string(),
