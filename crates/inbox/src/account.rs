@@ -184,7 +184,7 @@ impl Account {
             ),
             read_ahead,
         };
-        paginate(walk, adapter.conversations_listing(query))
+        paginate(walk, adapter.conversations_listing(query)).during("list conversations")
     }
 
     /// The messages of one conversation, lazily, page by page, the next pages requested
@@ -218,6 +218,7 @@ impl Account {
                 .clone()
                 .messages_page(id.clone(), query.clone(), cursor)
         })
+        .during("list messages")
     }
 
     /// Every message of every listed conversation: several conversations at once
@@ -274,6 +275,18 @@ impl Account {
         text: &str,
         attachments: &[OutgoingAttachment],
     ) -> Result<Sent, Error> {
+        self.send_once(conversation, text, attachments)
+            .await
+            .map_err(|e| e.during("send"))
+    }
+
+    /// [`Account::send`], its errors not yet naming the operation.
+    async fn send_once(
+        &self,
+        conversation: &ConversationRef,
+        text: &str,
+        attachments: &[OutgoingAttachment],
+    ) -> Result<Sent, Error> {
         self.check(conversation)?;
         let started = chrono::Utc::now();
         let mut attempt = 1;
@@ -324,7 +337,11 @@ impl Account {
     /// by its first message; Ozon: the chat of a posting). Marketplaces where sellers
     /// cannot start one answer [`Error::Unsupported`]. Never repeated blindly.
     pub async fn start(&self, new: &NewConversation) -> Result<Sent, Error> {
-        let mut started = self.adapter.start(new).await?;
+        let mut started = self
+            .adapter
+            .start(new)
+            .await
+            .map_err(|e| e.during("start a conversation"))?;
         started.conversation.account = Some(self.name.to_string());
         Ok(started)
     }
@@ -346,13 +363,19 @@ impl Account {
                 ),
             ));
         }
-        self.adapter.download(&conversation.id, attachment).await
+        self.adapter
+            .download(&conversation.id, attachment)
+            .await
+            .map_err(|e| e.during("download"))
     }
 
     /// Marks a conversation read.
     pub async fn mark_read(&self, conversation: &ConversationRef) -> Result<(), Error> {
         self.check(conversation)?;
-        self.adapter.mark_read(&conversation.id).await
+        self.adapter
+            .mark_read(&conversation.id)
+            .await
+            .map_err(|e| e.during("mark read"))
     }
 
     /// How many conversations (and, where the marketplace counts them, messages) are
@@ -391,7 +414,8 @@ impl Account {
         Ok(self
             .adapter
             .conversation_of_message(message_id)
-            .await?
+            .await
+            .map_err(|e| e.during("find a message's conversation"))?
             .map(|id| self.reference(id)))
     }
 

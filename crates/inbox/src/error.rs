@@ -15,10 +15,13 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The marketplace answered with an error status.
-    #[error("{marketplace}: HTTP {status}{}{}{}", Detail(code.as_deref(), message.as_deref()), RequestId(request_id.as_deref()), Attempts(*attempts))]
+    #[error("{marketplace}: {}HTTP {status}{}{}{}", Op(*operation), Detail(code.as_deref(), message.as_deref()), RequestId(request_id.as_deref()), Attempts(*attempts))]
     Api {
         /// Which marketplace.
         marketplace: Marketplace,
+        /// The operation that failed (`send`, `mark read`, `list messages`, …), when
+        /// the error came from one: see [`Error::operation`].
+        operation: Option<&'static str>,
         /// HTTP status.
         status: u16,
         /// The vendor's error code (`error`, `code`, `errors[0].code`), when given.
@@ -31,10 +34,13 @@ pub enum Error {
         attempts: u32,
     },
     /// The marketplace refused the request for its rate limit (HTTP 429).
-    #[error("{marketplace}: rate limited{}{}{}", RetryAfter(*retry_after), Detail(None, message.as_deref()), Attempts(*attempts))]
+    #[error("{marketplace}: {}rate limited{}{}{}", Op(*operation), RetryAfter(*retry_after), Detail(None, message.as_deref()), Attempts(*attempts))]
     RateLimited {
         /// Which marketplace.
         marketplace: Marketplace,
+        /// The operation that failed (`send`, `mark read`, `list messages`, …), when
+        /// the error came from one: see [`Error::operation`].
+        operation: Option<&'static str>,
         /// How long the vendor asked to wait, from `Retry-After`.
         retry_after: Option<Duration>,
         /// The vendor's message, when given.
@@ -45,20 +51,26 @@ pub enum Error {
     /// The account's authorisation is gone: its refresh token was refused
     /// (`invalid_grant`: used already, revoked, or the seller changed the password).
     /// Authorise the app again and put the new refresh token in the account's configuration.
-    #[error("{marketplace}: the authorisation must be renewed{} — authorise the app again and update the account's refresh token", Detail(code.as_deref(), message.as_deref()))]
+    #[error("{marketplace}: {}the authorisation must be renewed{} — authorise the app again and update the account's refresh token", Op(*operation), Detail(code.as_deref(), message.as_deref()))]
     Reauthorize {
         /// Which marketplace.
         marketplace: Marketplace,
+        /// The operation that failed (`send`, `mark read`, `list messages`, …), when
+        /// the error came from one: see [`Error::operation`].
+        operation: Option<&'static str>,
         /// The token endpoint's error code (e.g. `invalid_grant`).
         code: Option<String>,
         /// The token endpoint's description.
         message: Option<String>,
     },
     /// The request did not complete (connection, timeout, body read).
-    #[error("{marketplace}: transport error: {message}")]
+    #[error("{marketplace}: {}transport error: {message}", Op(*operation))]
     Transport {
         /// Which marketplace.
         marketplace: Marketplace,
+        /// The operation that failed (`send`, `mark read`, `list messages`, …), when
+        /// the error came from one: see [`Error::operation`].
+        operation: Option<&'static str>,
         /// What failed, in a few words (host and port, never the credentials).
         message: String,
         /// Whether the request certainly never reached the marketplace (the connection
@@ -69,10 +81,13 @@ pub enum Error {
         source: Option<Cause>,
     },
     /// A response, or one element of it, did not match what the marketplace documents.
-    #[error("{marketplace}: could not decode {what}: {error}")]
+    #[error("{marketplace}: {}could not decode {what}: {error}", Op(*operation))]
     Decode {
         /// Which marketplace.
         marketplace: Marketplace,
+        /// The operation that failed (`send`, `mark read`, `list messages`, …), when
+        /// the error came from one: see [`Error::operation`].
+        operation: Option<&'static str>,
         /// What was being decoded (`message`, `conversation`, `response`).
         what: &'static str,
         /// Why.
@@ -163,6 +178,36 @@ impl Error {
         }
     }
 
+    /// The operation that failed (`send`, `mark read`, `list conversations`, `list
+    /// messages`, `start a conversation`, `download`, `find a message's conversation`,
+    /// `read missed notifications`), for errors the marketplace's answer (or its absence)
+    /// caused: after a send and a mark-read, it tells which one this was.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            Error::Api { operation, .. }
+            | Error::RateLimited { operation, .. }
+            | Error::Reauthorize { operation, .. }
+            | Error::Transport { operation, .. }
+            | Error::Decode { operation, .. } => *operation,
+            _ => None,
+        }
+    }
+
+    /// The error, naming `op` as the operation that failed (unless it names one already).
+    pub(crate) fn during(mut self, op: &'static str) -> Self {
+        match &mut self {
+            Error::Api { operation, .. }
+            | Error::RateLimited { operation, .. }
+            | Error::Reauthorize { operation, .. }
+            | Error::Transport { operation, .. }
+            | Error::Decode { operation, .. } => {
+                operation.get_or_insert(op);
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// How long the marketplace asked to wait before trying again, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -209,6 +254,7 @@ impl Error {
         raw: serde_json::Value,
     ) -> Self {
         Error::Decode {
+            operation: None,
             marketplace,
             what,
             error: error.into(),
@@ -225,6 +271,7 @@ impl Error {
         error: impl Into<String>,
     ) -> Self {
         Error::Decode {
+            operation: None,
             marketplace,
             what,
             error: error.into(),
@@ -257,6 +304,16 @@ impl fmt::Display for Detail<'_> {
             (Some(c), Some(m)) => write!(f, ": {c}: {m}"),
             (Some(x), None) | (None, Some(x)) => write!(f, ": {x}"),
             (None, None) => Ok(()),
+        }
+    }
+}
+
+struct Op(Option<&'static str>);
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(op) => write!(f, "{op}: "),
+            None => Ok(()),
         }
     }
 }
@@ -309,6 +366,7 @@ mod tests {
     #[test]
     fn retryable_errors_are_told_from_permanent_ones() {
         let api = |status| Error::Api {
+            operation: None,
             marketplace: Marketplace::Ozon,
             status,
             code: None,
@@ -320,6 +378,7 @@ mod tests {
         assert!(api(503).to_string().ends_with("(after 3 attempts)"));
         assert!(!api(404).is_retryable());
         let limited = Error::RateLimited {
+            operation: None,
             marketplace: Marketplace::Allegro,
             retry_after: Some(Duration::from_secs(3)),
             message: None,
@@ -334,6 +393,7 @@ mod tests {
     fn the_cause_is_the_source() {
         let json = serde_json::from_str::<u8>("x").unwrap_err();
         let e = Error::Decode {
+            operation: None,
             marketplace: Marketplace::Magalu,
             what: "response",
             error: json.to_string(),

@@ -157,6 +157,14 @@ impl<T: Send + 'static> Listing<T> {
     }
 
     /// A listing that yields one error and ends.
+    /// The listing, its errors naming `op` as the operation that failed.
+    pub(crate) fn during(self, op: &'static str) -> Self {
+        Listing {
+            pages: self.pages.map(move |p| p.map_err(|e| e.during(op))).boxed(),
+            buffered: self.buffered,
+        }
+    }
+
     pub(crate) fn failed(error: Error) -> Self {
         Listing::new(futures::stream::once(async move { Err(error) }).boxed())
     }

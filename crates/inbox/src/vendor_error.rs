@@ -101,6 +101,7 @@ pub(crate) async fn call<T: DeserializeOwned, E: ErrorBody>(
                 .or_else(|_| serde_json::from_value(Value::Object(Default::default())))
                 .or_else(|_| serde_json::from_value(Value::Null))
                 .map_err(|e| Error::Decode {
+                    operation: None,
                     marketplace,
                     what: "response",
                     error: e.to_string(),
@@ -149,6 +150,7 @@ pub(crate) async fn map<E: ErrorBody>(
             from_status(marketplace, status, &headers, outcome, code, message)
         }
         ClientError::InvalidResponsePayload(bytes, e) => Error::Decode {
+            operation: None,
             marketplace,
             what: "response",
             error: e.to_string(),
@@ -164,12 +166,14 @@ pub(crate) async fn map<E: ErrorBody>(
             message,
         },
         ClientError::Custom(message) => Error::Transport {
+            operation: None,
             marketplace,
             message,
             not_sent: false,
             source: None,
         },
         ClientError::InvalidUpgrade(e) => Error::Transport {
+            operation: None,
             marketplace,
             message: "unexpected protocol upgrade".into(),
             not_sent: false,
@@ -196,6 +200,7 @@ pub(crate) fn transport(marketplace: Marketplace, e: reqwest::Error) -> Error {
         None => what.to_string(),
     };
     Error::Transport {
+        operation: None,
         marketplace,
         message,
         not_sent: e.is_connect(),
@@ -216,6 +221,7 @@ fn from_status(
     // seller authorises the app again. A server error there may pass.
     if outcome.token_refused && (400..500).contains(&status) {
         return Error::Reauthorize {
+            operation: None,
             marketplace,
             code,
             message,
@@ -223,6 +229,7 @@ fn from_status(
     }
     if status == 429 {
         return Error::RateLimited {
+            operation: None,
             marketplace,
             retry_after: inbox_core::retry_after(headers),
             message,
@@ -230,6 +237,7 @@ fn from_status(
         };
     }
     Error::Api {
+        operation: None,
         marketplace,
         status,
         code,

@@ -313,7 +313,7 @@ async fn vendor_errors_name_the_marketplace_and_keep_the_vendor_words() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(
-        err.to_string().starts_with("mercadolibre: HTTP 403"),
+        err.to_string().starts_with("mercadolibre: send: HTTP 403"),
         "{err}"
     );
     let items: Vec<_> = allegro(&server)
@@ -488,4 +488,67 @@ async fn a_server_cannot_forge_the_request_paths_own_signals() {
         "{err:?}"
     );
     assert_eq!(unavailable.calls_async().await, 3);
+}
+
+/// After a send and a mark-read, the error says which failed: the send went through, the
+/// mark-read got a server error, in the operation's own words.
+#[tokio::test]
+async fn errors_name_the_operation_that_failed() {
+    let server = MockServer::start_async().await;
+    let text = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/v1/chat/send/message")
+                .json_body(json!({"chat_id": "c1", "text": "Добрый день"}));
+            then.status(200).json_body(json!({"result": "success"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/history");
+            then.status(200).json_body(json!({"has_next": false, "messages": [
+                {"message_id": "3000000000118021931", "created_at": "2026-11-20T10:00:00Z", "data": ["Спасибо"], "user": {"id": "u", "type": "Customer"}}]}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/v2/chat/read");
+            then.status(500)
+                .json_body(json!({"code": 13, "message": "internal error", "details": []}));
+        })
+        .await;
+    let account =
+        Account::from_config(&common::ozon_config(&server).retry(RetrySettings::never())).unwrap();
+    account
+        .send(&r("ozon:c1"), "Добрый день", &[])
+        .await
+        .unwrap();
+    let failed = account.mark_read(&r("ozon:c1")).await.unwrap_err();
+    assert_eq!(failed.operation(), Some("mark read"));
+    assert!(
+        failed.to_string().starts_with("ozon: mark read: HTTP 500"),
+        "{failed}"
+    );
+    text.assert_async().await;
+    // A listing's errors name it too.
+    let missing = MockServer::start_async().await;
+    missing
+        .mock_async(|when, then| {
+            when.method(POST).path("/v3/chat/history");
+            then.status(404)
+                .json_body(json!({"code": 5, "message": "chat not found", "details": []}));
+        })
+        .await;
+    let account =
+        Account::from_config(&common::ozon_config(&missing).retry(RetrySettings::never())).unwrap();
+    let listed: Vec<Result<Message, Error>> = account
+        .messages(&r("ozon:c9"), MessageQuery::new())
+        .collect()
+        .await;
+    let e = listed.into_iter().find_map(Result::err).unwrap();
+    assert_eq!(e.operation(), Some("list messages"));
+    assert!(
+        e.to_string().starts_with("ozon: list messages: HTTP 404"),
+        "{e}"
+    );
 }

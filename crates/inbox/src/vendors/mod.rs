@@ -248,6 +248,7 @@ pub(crate) async fn fetch_url(
         .map_err(|e| crate::vendor_error::transport(marketplace, e))?;
     if !response.status().is_success() {
         return Err(Error::Api {
+            operation: None,
             marketplace,
             status: response.status().as_u16(),
             code: None,
