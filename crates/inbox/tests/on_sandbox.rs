@@ -229,8 +229,10 @@ async fn rate_limits_reach_the_caller_after_the_last_attempt_with_retry_after() 
                 retry_after,
                 message,
                 attempts,
+                operation,
             })) => {
                 assert_eq!(marketplace, m);
+                assert_eq!(operation, Some("list conversations"));
                 assert_eq!(retry_after, Some(std::time::Duration::from_secs(1)));
                 assert_eq!(attempts, 2, "{m}: sent twice, waiting Retry-After between");
                 assert!(message.is_some(), "{m}: the vendor's message is kept");
