@@ -221,13 +221,21 @@ fn synced(
     (env, path, db)
 }
 
+/// [`synced`] and serve started on it, its first polls done (they find nothing new).
+fn quiet(name: &str) -> (common::Env, std::path::PathBuf, Serve, u16) {
+    let port = free_port();
+    let (env, path, db) = synced(name, port, Duration::from_secs(3600));
+    let s = serve(&path, &db, port, "3600");
+    assert!(
+        s.drain(Duration::from_secs(2)).is_empty(),
+        "the first polls printed"
+    );
+    (env, db, s, port)
+}
+
 #[test]
 fn a_pushed_buyer_message_is_printed_with_polls_an_hour_apart() {
-    let port = free_port();
-    let (env, path, db) = synced("serve-push", port, Duration::from_secs(3600));
-    let s = serve(&path, &db, port, "3600");
-    // Serve's first polls find nothing new.
-    assert!(s.drain(Duration::from_secs(2)).is_empty());
+    let (env, _db, s, port) = quiet("serve-push");
     let before = env.sandbox.pushes();
     for (vendor, id) in EXAMPLES {
         if matches!(vendor, Vendor::MercadoLibre | Vendor::Ozon) {
@@ -264,10 +272,7 @@ fn a_pushed_buyer_message_is_printed_with_polls_an_hour_apart() {
 
 #[test]
 fn the_answers_are_the_vendors_own_and_forgeries_change_nothing() {
-    let port = free_port();
-    let (env, path, db) = synced("serve-answers", port, Duration::from_secs(3600));
-    let s = serve(&path, &db, port, "3600");
-    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let (env, db, s, port) = quiet("serve-answers");
     let before = env.sandbox.received().len();
 
     // TYPE_PING: version, name and time, nothing else.
@@ -411,10 +416,7 @@ fn the_answers_are_the_vendors_own_and_forgeries_change_nothing() {
 
 #[test]
 fn redeliveries_and_disorder_print_a_message_once() {
-    let port = free_port();
-    let (env, path, db) = synced("serve-dedup", port, Duration::from_secs(3600));
-    let s = serve(&path, &db, port, "3600");
-    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let (env, _db, s, port) = quiet("serve-dedup");
     let c = env.sandbox.credentials().clone();
     let ozon_chat = EXAMPLES[3].1;
     // Written without a push (the account's own), then notified five times, and an older
@@ -590,10 +592,7 @@ fn requests_to(env: &common::Env, vendor: Vendor, path_prefix: &str) -> usize {
 /// wrote spends at most the account's budget of reads.
 #[test]
 fn notifications_coalesce_and_a_flood_spends_only_the_budget() {
-    let port = free_port();
-    let (env, path, db) = synced("serve-flood", port, Duration::from_secs(3600));
-    let s = serve(&path, &db, port, "3600");
-    assert!(s.drain(Duration::from_secs(1)).is_empty());
+    let (env, _db, s, port) = quiet("serve-flood");
     let c = env.sandbox.credentials().clone();
     let chat = EXAMPLES[3].1;
     let notice = |id: u64| {

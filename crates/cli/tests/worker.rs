@@ -91,20 +91,7 @@ fn live_workers(runtime: &tokio::runtime::Runtime, url: &str) -> i64 {
 }
 
 fn wait_for(runtime: &tokio::runtime::Runtime, url: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (n, distinct) = stored(runtime, url);
-        assert_eq!(n, distinct, "no message stored twice");
-        assert!(n <= want, "more than the sandbox holds: {n} > {want}");
-        if n == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {want} messages after 90 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_all(runtime, url, want, Duration::from_secs(90));
 }
 
 fn stop(mut child: Child) -> std::process::Output {

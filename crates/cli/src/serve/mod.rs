@@ -167,19 +167,9 @@ pub async fn run(inbox: Inbox, options: Options, config: Option<InboxConfig>) ->
             stop_rx.clone(),
         )));
     }
-    let recovery = tokio::spawn(missed_feeds(shared.clone(), stop_rx.clone()));
-    shared
-        .ready
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-
-    let served = axum::serve(listener, receive::router(shared.clone()))
-        .with_graceful_shutdown(crate::worker::stop_requested())
-        .await
-        .context("serving");
-    // Stop taking work; finish the steps under way (their notifications stay pending in
-    // the journal otherwise, and are replayed at the next start).
-    let _ = stop_tx.send(true);
-    recovery.abort();
+    let served = answer_until_stopped(shared, listener, stop_tx).await;
+    // Finish the steps under way (their notifications stay pending in the journal
+    // otherwise, and are replayed at the next start).
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(loops)).await;
     if finished.is_err() {
         eprintln!(
@@ -241,21 +231,32 @@ async fn fleet(inbox: Inbox, options: Options, config: InboxConfig, url: String)
     announce(addr, options.secret.as_deref());
     // The engine first: it creates its schema, which the journal's jobs need.
     let engine = tokio::spawn(crate::worker::run(config, url, 16, options.json));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let recovery = tokio::spawn(missed_feeds(shared.clone(), stop_rx));
-    shared
-        .ready
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let served = axum::serve(listener, receive::router(shared.clone()))
-        .with_graceful_shutdown(crate::worker::stop_requested())
-        .await
-        .context("serving");
-    let _ = stop_tx.send(true);
-    recovery.abort();
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    let served = answer_until_stopped(shared, listener, stop_tx).await;
     match engine.await {
         Ok(ran) => ran?,
         Err(e) => anyhow::bail!("the job engine's task failed: {e}"),
     }
+    served
+}
+
+/// Answers on `listener` (reading missed feeds meanwhile) until SIGTERM or SIGINT, then
+/// tells the rest to stop through `stop`.
+async fn answer_until_stopped(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> Result<()> {
+    let recovery = tokio::spawn(missed_feeds(shared.clone(), stop.subscribe()));
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let served = axum::serve(listener, receive::router(shared))
+        .with_graceful_shutdown(crate::worker::stop_requested())
+        .await
+        .context("serving");
+    let _ = stop.send(true);
+    recovery.abort();
     served
 }
 
