@@ -320,7 +320,12 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
     let want = expected(&env.sandbox);
     assert_eq!(want.len(), 4_000);
 
+    // Each worker's stderr in a file, for the diagnosis of a failure.
+    let logs = std::cell::Cell::new(0);
     let spawn = || {
+        let n = logs.get() + 1;
+        logs.set(n);
+        let log = std::fs::File::create(env.dir.join(format!("worker-{n}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_inbox"))
             .arg("--config")
             .arg(&path)
@@ -328,9 +333,38 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
             .env_clear()
             .env("INBOX_TOKEN_KEY", KEY)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(log))
             .spawn()
             .unwrap()
+    };
+    let diagnose = |want: &HashMap<String, i64>| -> String {
+        let got: Vec<(String, i64)> = runtime
+            .block_on(pg::rows(
+                &db.url,
+                "SELECT account, COUNT(*) FROM messages GROUP BY account",
+            ))
+            .unwrap_or_default();
+        let got: HashMap<String, i64> = got.into_iter().collect();
+        let short: Vec<String> = want
+            .iter()
+            .filter(|(a, n)| got.get(*a).copied().unwrap_or(0) < **n)
+            .map(|(a, n)| format!("{a} {}/{n}", got.get(a).copied().unwrap_or(0)))
+            .take(10)
+            .collect();
+        let jobs: Vec<(String,)> = runtime
+            .block_on(pg::rows(
+                &db.url,
+                "SELECT concat_ws(' ', key, locked_by, attempts, last_error, run_at) FROM graphile_worker.jobs ORDER BY run_at LIMIT 5",
+            ))
+            .unwrap_or_default();
+        let mut text = format!("accounts short: {short:?}\nearliest jobs: {jobs:?}\n");
+        for n in 1..=logs.get() {
+            let log = std::fs::read_to_string(env.dir.join(format!("worker-{n}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            text.push_str(&format!("worker {n}: {tail:?}\n"));
+        }
+        text
     };
     let a = spawn();
     let b = spawn();
@@ -345,7 +379,9 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
     a.kill().unwrap();
     a.wait().unwrap();
     let d = spawn();
-    wait_for_all(&runtime, &db.url, total(&want), Duration::from_secs(240));
+    if !stored_within(&runtime, &db.url, total(&want), Duration::from_secs(240)) {
+        panic!("not every message stored in 240 s\n{}", diagnose(&want));
+    }
 
     // New buyer messages in accounts across the range, OAuth ones among them.
     for (vendor, account) in [
@@ -363,7 +399,9 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
             .is_some());
     }
     let want = expected(&env.sandbox);
-    wait_for_all(&runtime, &db.url, total(&want), Duration::from_secs(120));
+    if !stored_within(&runtime, &db.url, total(&want), Duration::from_secs(120)) {
+        panic!("the new messages not stored in 120 s\n{}", diagnose(&want));
+    }
 
     let mut stderr = String::new();
     for w in [b, c, d] {
@@ -434,18 +472,25 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
 
 /// Waits until `want` messages are stored (never more, none twice).
 fn wait_for_all(runtime: &tokio::runtime::Runtime, url: &str, want: i64, limit: Duration) {
+    assert!(
+        stored_within(runtime, url, want, limit),
+        "not {want} messages after {limit:?}"
+    );
+}
+
+/// Whether `want` messages are stored within `limit` (never more, none twice).
+fn stored_within(runtime: &tokio::runtime::Runtime, url: &str, want: i64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         let (n, distinct) = stored(runtime, url);
         assert_eq!(n, distinct, "no message stored twice");
         assert!(n <= want, "more than the sandbox holds: {n} > {want}");
         if n == want {
-            return;
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {want} messages after {limit:?}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
 }
