@@ -71,12 +71,27 @@ impl TaskHandler for SyncAccount {
             return Err("the worker has no accounts".to_string());
         };
         let utils = WorkerUtils::new(ctx.database().clone(), ctx.schema().clone());
-        fleet
-            .step(&utils, ctx.worker_id(), &self.account)
+        let Err(e) = fleet.step(&utils, ctx.worker_id(), &self.account).await else {
+            return Ok(());
+        };
+        // The database failed under the step (taking or giving up the lease, scheduling):
+        // the account runs again shortly, not after the engine's exponential backoff,
+        // which reaches hours; only when even that cannot be scheduled does the job fail.
+        eprintln!(
+            "inbox: {}: the step's bookkeeping failed: {}; trying again in {} s",
+            self.account,
+            crate::describe(&e),
+            RETRY_SOON.as_secs()
+        );
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(RETRY_SOON.as_secs() as i64);
+        schedule(&utils, &self.account, soon, JobKeyMode::Replace)
             .await
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|again| format!("{e:#}; then {again:#}"))
     }
 }
+
+/// How soon an account whose step's bookkeeping failed runs again.
+const RETRY_SOON: Duration = Duration::from_secs(5);
 
 const LEASES: &str = "CREATE TABLE IF NOT EXISTS inbox_leases (
     account TEXT PRIMARY KEY, owner TEXT NOT NULL, until TIMESTAMPTZ NOT NULL,
