@@ -48,6 +48,38 @@
 //! A conversation taken from a listing is answered through the same inbox:
 //! `inbox.send(&conversation.reference, "Dziękujemy!", &[]).await?`.
 //!
+//! The same against the local sandbox of the four APIs (`inbox-sandbox`, no credentials):
+//! answer every unread conversation, then mark it read.
+//!
+//! ```
+//! # #[cfg(all(feature = "allegro", feature = "mercadolibre", feature = "magalu", feature = "ozon"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use futures::StreamExt;
+//! use marketplace_inbox::{ConversationQuery, Inbox, InboxConfig};
+//!
+//! let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! let inbox = Inbox::from_config(&InboxConfig::from_value(sandbox.accounts_config())?)?;
+//! let unread: Vec<_> = inbox
+//!     .conversations(ConversationQuery::new().unread_only(true))
+//!     .collect()
+//!     .await;
+//! let mut answered = 0;
+//! for tagged in unread {
+//!     let conversation = tagged.item?;
+//!     if inbox.send(&conversation.reference, "Obrigado!", &[]).await.is_ok() {
+//!         inbox.mark_read(&conversation.reference).await?;
+//!         answered += 1;
+//!     }
+//! }
+//! assert!(answered > 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! # #[cfg(not(all(feature = "allegro", feature = "mercadolibre", feature = "magalu", feature = "ozon")))]
+//! # fn main() {}
+//! ```
+//!
 //! # Cargo features
 //!
 //! `allegro`, `mercadolibre`, `magalu`, `ozon` (all on by default): each compiles one

@@ -10,11 +10,20 @@
 //! the vendors' documented shapes; it shares no types with the generated clients, so a
 //! mistake in our specs cannot hide behind the same mistake on both sides.
 //!
-//! ```no_run
-//! # async fn run() -> std::io::Result<()> {
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
-//! println!("{}", sandbox.url(inbox_sandbox::Vendor::Ozon));
-//! # Ok(()) }
+//! assert!(sandbox.url(inbox_sandbox::Vendor::Ozon).ends_with("/ozon"));
+//! // A buyer writes; a client of the Ozon API sees it in the chat's history.
+//! assert!(sandbox.buyer_writes(
+//!     inbox_sandbox::Vendor::Ozon,
+//!     "99feb3fc-a474-469f-95d5-268b470cc607",
+//!     "Здравствуйте!"
+//! ));
+//! # Ok(())
+//! # })
+//! # }
 //! ```
 
 mod accounts;
