@@ -558,14 +558,7 @@ fn nothing_is_lost_when_serve_dies_after_answering_or_was_down() {
         .received()
         .iter()
         .any(|r| r.path.starts_with("/missed_feeds?app_id=")));
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let states: Vec<(String, String)> = conn
-        .prepare("SELECT dedup_key, state FROM journal ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let states = journal(&db);
     assert!(
         states.iter().any(|(k, s)| k.contains(&id) && s == "done"),
         "{states:?}"

@@ -5,8 +5,11 @@
 //! A conversation that cannot be answered (blocked, a closed reply window) is reported and
 //! left unread; the others go on.
 
+#[allow(dead_code)]
+mod support;
+
 use futures::StreamExt;
-use marketplace_inbox::{ConversationQuery, ConversationRef, Error, Inbox, InboxConfig};
+use marketplace_inbox::{ConversationQuery, ConversationRef, Error, Inbox};
 
 /// What [`answer_unread`] did.
 #[derive(Debug, Default)]
@@ -43,17 +46,7 @@ pub async fn answer_unread(inbox: &Inbox, text: &str) -> Result<Answered, Error>
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = match std::env::args_os().nth(1) {
-        Some(path) => InboxConfig::from_file(path)?,
-        None => InboxConfig::from_env()?,
-    };
-    let mut _sandbox = None;
-    if config.accounts.is_empty() {
-        let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
-        config = InboxConfig::from_value(sandbox.accounts_config())?;
-        _sandbox = Some(sandbox);
-        println!("(no accounts configured: answering the local sandbox)");
-    }
+    let (config, _sandbox) = support::accounts(std::env::args_os().nth(1)).await?;
     let inbox = Inbox::from_config(&config)?;
     let done = answer_unread(
         &inbox,

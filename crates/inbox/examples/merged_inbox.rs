@@ -5,22 +5,14 @@
 //! environment (`ALLEGRO_TOKEN`, `OZON_CLIENT_ID` + `OZON_API_KEY`, …), and with nothing
 //! there it starts the local sandbox, so the example always shows something.
 
+mod support;
+
 use futures::StreamExt;
-use marketplace_inbox::{ConversationQuery, Inbox, InboxConfig};
+use marketplace_inbox::{ConversationQuery, Inbox};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = match std::env::args_os().nth(1) {
-        Some(path) => InboxConfig::from_file(path)?,
-        None => InboxConfig::from_env()?,
-    };
-    let mut _sandbox = None;
-    if config.accounts.is_empty() {
-        let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
-        config = InboxConfig::from_value(sandbox.accounts_config())?;
-        _sandbox = Some(sandbox);
-        println!("(no accounts configured: reading the local sandbox)");
-    }
+    let (config, _sandbox) = support::accounts(std::env::args_os().nth(1)).await?;
     // The ten lines from configuration to a merged inbox:
     let inbox = Inbox::from_config(&config)?;
     let mut conversations = inbox.conversations(ConversationQuery::new().unread_only(true));

@@ -5,8 +5,11 @@
 //! accounts of an `inbox --config` file, else the environment's, else the local sandbox.
 //! Run it twice on one file: the second pass prints only what is new.
 
+#[allow(dead_code)]
+mod support;
+
 use marketplace_inbox::sync::{self, Event, SqliteStore};
-use marketplace_inbox::{Inbox, InboxConfig};
+use marketplace_inbox::Inbox;
 
 /// One pass of every account into `store`: the new messages found, per account.
 pub async fn mirror(
@@ -31,17 +34,7 @@ pub async fn mirror(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);
     let db = args.next().unwrap_or_else(|| "mirror.db".into());
-    let mut config = match args.next() {
-        Some(path) => InboxConfig::from_file(path)?,
-        None => InboxConfig::from_env()?,
-    };
-    let mut _sandbox = None;
-    if config.accounts.is_empty() {
-        let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
-        config = InboxConfig::from_value(sandbox.accounts_config())?;
-        _sandbox = Some(sandbox);
-        println!("(no accounts configured: mirroring the local sandbox)");
-    }
+    let (config, _sandbox) = support::accounts(args.next()).await?;
     let inbox = Inbox::from_config(&config)?;
     let store = SqliteStore::open(&db)?;
     for (account, new) in mirror(&inbox, &store).await? {

@@ -1,5 +1,8 @@
 //! Each example run against the sandbox, as its `main` runs it: their code is compiled
 //! here as modules and their functions asserted on.
+// Each example is a binary of its own and declares the shared `support` module; compiled
+// together here, it is loaded once per example.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "../examples/answer_unread.rs"]
 mod answer_unread;
