@@ -60,6 +60,32 @@ impl fmt::Display for Marketplace {
     }
 }
 
+#[cfg(feature = "sandbox")]
+impl From<Marketplace> for inbox_sandbox::Vendor {
+    /// The sandbox's name for the same marketplace.
+    fn from(m: Marketplace) -> Self {
+        match m {
+            Marketplace::Allegro => inbox_sandbox::Vendor::Allegro,
+            Marketplace::MercadoLibre => inbox_sandbox::Vendor::MercadoLibre,
+            Marketplace::Magalu => inbox_sandbox::Vendor::Magalu,
+            Marketplace::Ozon => inbox_sandbox::Vendor::Ozon,
+        }
+    }
+}
+
+#[cfg(feature = "sandbox")]
+impl From<inbox_sandbox::Vendor> for Marketplace {
+    /// The marketplace a sandbox vendor plays.
+    fn from(v: inbox_sandbox::Vendor) -> Self {
+        match v {
+            inbox_sandbox::Vendor::Allegro => Marketplace::Allegro,
+            inbox_sandbox::Vendor::MercadoLibre => Marketplace::MercadoLibre,
+            inbox_sandbox::Vendor::Magalu => Marketplace::Magalu,
+            inbox_sandbox::Vendor::Ozon => Marketplace::Ozon,
+        }
+    }
+}
+
 impl FromStr for Marketplace {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {

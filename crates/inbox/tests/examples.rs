@@ -172,3 +172,15 @@ fn the_api_reads_well() {
         "ARCHIVED"
     );
 }
+
+/// With the `sandbox` feature (which the CLI turns on), the sandbox's vendors and the
+/// facade's marketplaces convert both ways.
+#[cfg(feature = "sandbox")]
+#[test]
+fn marketplaces_and_the_sandboxs_vendors_convert() {
+    for vendor in Vendor::ALL {
+        let m = Marketplace::from(vendor);
+        assert_eq!(m.as_str(), vendor.prefix());
+        assert_eq!(Vendor::from(m), vendor);
+    }
+}
