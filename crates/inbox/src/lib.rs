@@ -84,7 +84,9 @@
 //!
 //! `allegro`, `mercadolibre`, `magalu`, `ozon` (all on by default): each compiles one
 //! marketplace's client. An account of a marketplace left out fails to build with
-//! [`Error::Unsupported`].
+//! [`Error::Unsupported`]. `sqlite` (on by default): `sync::SqliteStore`. `postgres`:
+//! `sync::PostgresStore` and `PostgresTokens`, for fleets. `sandbox`: `From` between
+//! [`Marketplace`] and the local sandbox's `inbox_sandbox::Vendor`.
 //!
 //! # Mapping
 //!
