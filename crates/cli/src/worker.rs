@@ -301,7 +301,7 @@ impl Fleet {
 /// A notification's work: what it asks of one account (`conversation:ID`,
 /// `message:ID` or `status:ID`), keyed per account and target so that notifications that
 /// arrive before it runs are one run, and those that arrive while it runs one more.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub(crate) struct SyncTarget {
     /// The account.
     pub account: String,
@@ -340,12 +340,8 @@ async fn add_target(
         .run_at(at)
         .max_attempts(5)
         .build();
-    let again = SyncTarget {
-        account: job.account.clone(),
-        target: job.target.clone(),
-    };
     utils
-        .add_job(again, spec)
+        .add_job(job.clone(), spec)
         .await
         .map(|_| ())
         .context("scheduling a notification's work")

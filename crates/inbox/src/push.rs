@@ -135,6 +135,15 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, PushError> {
     }
 }
 
+/// Reads a notification of `marketplace` ([`read_ozon`] for Ozon, [`read_mercadolibre`]
+/// for the others; only those two push).
+pub fn read(marketplace: Marketplace, body: &[u8]) -> Result<Notice, PushError> {
+    match marketplace {
+        Marketplace::Ozon => read_ozon(body),
+        _ => read_mercadolibre(body),
+    }
+}
+
 /// Reads a Mercado Libre notification (`{resource, user_id, topic, actions?,
 /// application_id, attempts, sent, received, _id?}`). Topic `messages` with a resource
 /// is a [`Hint::Message`]; any other topic is [`Hint::Ignored`].

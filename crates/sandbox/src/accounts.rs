@@ -55,7 +55,9 @@ impl Account {
 
 /// Every account, and who holds which credential.
 pub(crate) struct Accounts {
-    all: Vec<Account>,
+    /// The first account (there always is one), then the others.
+    first: Account,
+    rest: Vec<Account>,
     /// A configured token (Ozon: `Client-Id`) → the account holding it, per marketplace.
     by_credential: [HashMap<String, usize>; 4],
 }
@@ -122,44 +124,47 @@ impl Accounts {
     pub(crate) fn new(config: &Config) -> Accounts {
         let count = config.accounts.clamp(1, MAX_ACCOUNTS);
         let stride = STRIDE.max(config.conversations.saturating_add(1));
+        let build = |number: u64| {
+            let first = (number - 1).saturating_mul(stride);
+            let market = |vendor| Mutex::new(seed::market(vendor, config, first, number == 1));
+            Account {
+                credentials: config.credentials.of_account(number),
+                markets: Vendor::ALL.map(market),
+                windows: limits::Windows::new(config.limits.iter().filter(|l| !l.per_application)),
+            }
+        };
+        let mut accounts = Accounts {
+            first: build(1),
+            rest: (2..=count).map(build).collect(),
+            by_credential: Default::default(),
+        };
         let mut by_credential: [HashMap<String, usize>; 4] = Default::default();
-        let all = (1..=count)
-            .map(|number| {
-                let index = usize::try_from(number - 1).unwrap_or(usize::MAX);
-                let credentials = config.credentials.of_account(number);
-                for (vendor, key) in [
-                    (Vendor::Allegro, &credentials.allegro_token),
-                    (Vendor::MercadoLibre, &credentials.mercadolibre_token),
-                    (Vendor::Magalu, &credentials.magalu_token),
-                    (Vendor::Ozon, &credentials.ozon_client_id),
-                ] {
-                    by_credential[slot(vendor)].insert(key.clone(), index);
-                }
-                let first = (number - 1).saturating_mul(stride);
-                let market = |vendor| Mutex::new(seed::market(vendor, config, first, number == 1));
-                Account {
-                    credentials,
-                    markets: Vendor::ALL.map(market),
-                    windows: limits::Windows::new(
-                        config.limits.iter().filter(|l| !l.per_application),
-                    ),
-                }
-            })
-            .collect();
-        Accounts { all, by_credential }
+        for (index, (_, account)) in accounts.numbered().enumerate() {
+            let c = &account.credentials;
+            for (vendor, key) in [
+                (Vendor::Allegro, &c.allegro_token),
+                (Vendor::MercadoLibre, &c.mercadolibre_token),
+                (Vendor::Magalu, &c.magalu_token),
+                (Vendor::Ozon, &c.ozon_client_id),
+            ] {
+                by_credential[slot(vendor)].insert(key.clone(), index);
+            }
+        }
+        accounts.by_credential = by_credential;
+        accounts
     }
 
     /// Account `index`, or the first.
     pub(crate) fn get(&self, index: usize) -> &Account {
-        self.all
-            .get(index)
-            .or_else(|| self.all.first())
-            .unwrap_or_else(|| unreachable!("a sandbox has at least one account"))
+        index
+            .checked_sub(1)
+            .and_then(|i| self.rest.get(i))
+            .unwrap_or(&self.first)
     }
 
     /// Every account with its number, first to last.
     pub(crate) fn numbered(&self) -> impl Iterator<Item = (u64, &Account)> {
-        (1u64..).zip(&self.all)
+        (1u64..).zip(std::iter::once(&self.first).chain(&self.rest))
     }
 
     /// The account holding a configured credential on `vendor`.
@@ -174,11 +179,11 @@ impl Accounts {
     pub(crate) fn named(&self, vendor: Vendor, name: &str) -> Option<usize> {
         let n = number_of(vendor, name)?;
         let index = usize::try_from(n - 1).ok()?;
-        (index < self.all.len()).then_some(index)
+        (index < self.len()).then_some(index)
     }
 
     /// How many accounts there are per marketplace.
     pub(crate) fn len(&self) -> usize {
-        self.all.len()
+        self.rest.len().saturating_add(1)
     }
 }

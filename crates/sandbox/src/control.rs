@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::http::json;
-use crate::store::{Author, Vendor};
+use crate::store::Vendor;
 use crate::{account_name, AccountStats, App};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -67,33 +67,22 @@ async fn buyer_message(State(app): State<Arc<App>>, Json(body): Json<Value>) -> 
     let Some(account) = account else {
         return json(StatusCode::NOT_FOUND, json!({"error": "no such account"}));
     };
-    let Ok(mut market) = app.accounts.get(account).market(vendor).lock() else {
-        return json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "lock"}));
-    };
     let visible_at = chrono::Utc::now() + delay;
     let written = if delay.is_zero() {
-        market.append(vendor, conversation, Author::Buyer, message, Vec::new())
+        app.buyer_writes(vendor, account, conversation, message)
     } else {
-        market.append_later(vendor, conversation, message, visible_at)
+        app.accounts
+            .get(account)
+            .market(vendor)
+            .lock()
+            .ok()
+            .and_then(|mut m| m.append_later(vendor, conversation, message, visible_at))
     };
-    drop(market);
     match written {
-        Some(m) => {
-            if delay.is_zero() {
-                crate::push::notify(
-                    &app,
-                    vendor,
-                    account,
-                    conversation,
-                    &m.id,
-                    crate::push::Event::Created,
-                );
-            }
-            json(
-                StatusCode::CREATED,
-                json!({"id": m.id, "visible_at": visible_at.to_rfc3339()}),
-            )
-        }
+        Some(m) => json(
+            StatusCode::CREATED,
+            json!({"id": m.id, "visible_at": visible_at.to_rfc3339()}),
+        ),
         None => json(
             StatusCode::NOT_FOUND,
             json!({"error": "no such conversation"}),
@@ -113,8 +102,7 @@ async fn requests(State(app): State<Arc<App>>) -> Response {
         StatusCode::OK,
         json!({"total": app.requests.load(Ordering::Relaxed),
                "rate_limited": app.rate_limited.load(Ordering::Relaxed),
-               "invalid_grants": Vendor::ALL.iter().filter_map(|v| app.grants(*v).lock().ok())
-                   .map(|g| g.invalid_grants.load(Ordering::SeqCst)).sum::<u64>(),
+               "invalid_grants": app.invalid_grants(),
                "routes": routes}),
     )
 }
@@ -172,8 +160,7 @@ async fn buyer_reads(State(app): State<Arc<App>>, Json(body): Json<Value>) -> Re
 
 /// `GET /_sandbox/pushes`: what the push side delivered so far.
 async fn pushes(State(app): State<Arc<App>>) -> Response {
-    let stats = app.pusher.as_ref().map(|p| p.stats()).unwrap_or_default();
-    json(StatusCode::OK, json!(stats))
+    json(StatusCode::OK, json!(app.push_stats()))
 }
 
 /// What every account holds now, account by account.

@@ -130,14 +130,18 @@ impl Drop for InFlight<'_> {
 }
 
 /// Keeps what a request was and which credential it carried.
-fn record(app: &App, vendor: Vendor, request: &Request) {
-    let headers = request.headers();
-    let credential = match vendor {
+/// The credential a request presents: the bearer token, or Ozon's `Client-Id`.
+fn credential(vendor: Vendor, headers: &HeaderMap) -> Option<&str> {
+    match vendor {
         Vendor::Ozon => headers.get("client-id"),
         _ => headers.get(header::AUTHORIZATION),
     }
     .and_then(|v| v.to_str().ok())
-    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_string());
+    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
+}
+
+fn record(app: &App, vendor: Vendor, request: &Request) {
+    let credential = credential(vendor, request.headers()).map(str::to_string);
     let received = Received {
         vendor,
         method: request.method().to_string(),
@@ -250,13 +254,7 @@ async fn injections(
 /// The account a request's credential names (the first when it names none: its checks
 /// then refuse it).
 fn account_of(app: &App, vendor: Vendor, headers: &HeaderMap) -> usize {
-    let credential = match vendor {
-        Vendor::Ozon => headers.get("client-id"),
-        _ => headers.get(header::AUTHORIZATION),
-    }
-    .and_then(|v| v.to_str().ok())
-    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
-    let Some(credential) = credential else {
+    let Some(credential) = credential(vendor, headers) else {
         return 0;
     };
     app.accounts

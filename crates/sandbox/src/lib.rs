@@ -264,6 +264,47 @@ impl App {
         &self.accounts.get(accounts::current()).credentials
     }
 
+    /// A buyer message written now in a conversation of account `index`, pushed where the
+    /// sandbox pushes; `None` when there is no such conversation.
+    pub(crate) fn buyer_writes(
+        self: &Arc<Self>,
+        vendor: Vendor,
+        index: usize,
+        conversation: &str,
+        text: &str,
+    ) -> Option<store::Msg> {
+        let written = self
+            .accounts
+            .get(index)
+            .market(vendor)
+            .lock()
+            .ok()?
+            .append(vendor, conversation, store::Author::Buyer, text, Vec::new())?;
+        push::notify(
+            self,
+            vendor,
+            index,
+            conversation,
+            &written.id,
+            push::Event::Created,
+        );
+        Some(written)
+    }
+
+    /// Refresh grants refused with `invalid_grant`, on every marketplace.
+    pub(crate) fn invalid_grants(&self) -> u64 {
+        Vendor::ALL
+            .iter()
+            .filter_map(|v| self.grants(*v).lock().ok())
+            .map(|g| g.invalid_grants.load(std::sync::atomic::Ordering::SeqCst))
+            .sum()
+    }
+
+    /// What the push side delivered so far (all zero without a push URL).
+    pub(crate) fn push_stats(&self) -> PushStats {
+        self.pusher.as_ref().map(|p| p.stats()).unwrap_or_default()
+    }
+
     pub(crate) fn grants(&self, vendor: Vendor) -> &Mutex<oauth::Grants> {
         let i = Vendor::ALL.iter().position(|v| *v == vendor).unwrap_or(0);
         self.grants.get(i).unwrap_or(&self.grants[0])
@@ -378,25 +419,9 @@ impl Sandbox {
         text: &str,
     ) -> Option<String> {
         let index = self.app.accounts.named(vendor, account)?;
-        let written = {
-            let mut market = self.app.accounts.get(index).market(vendor).lock().ok()?;
-            market.append(
-                vendor,
-                conversation_id,
-                store::Author::Buyer,
-                text,
-                Vec::new(),
-            )?
-        };
-        push::notify(
-            &self.app,
-            vendor,
-            index,
-            conversation_id,
-            &written.id,
-            push::Event::Created,
-        );
-        Some(written.id)
+        self.app
+            .buyer_writes(vendor, index, conversation_id, text)
+            .map(|m| m.id)
     }
 
     /// What the push side has delivered so far (all zero without a push URL).
@@ -528,11 +553,7 @@ impl Sandbox {
     /// How many refresh grants were refused with `invalid_grant` (all marketplaces and
     /// accounts): a refresh token spent twice shows here.
     pub fn invalid_grants(&self) -> u64 {
-        Vendor::ALL
-            .iter()
-            .filter_map(|v| self.app.grants(*v).lock().ok())
-            .map(|g| g.invalid_grants.load(std::sync::atomic::Ordering::SeqCst))
-            .sum()
+        self.app.invalid_grants()
     }
 
     /// What every account holds now (the answer of `GET /_sandbox/stats`).

@@ -113,7 +113,8 @@ pub async fn run(inbox: Inbox, options: Options, config: Option<InboxConfig>) ->
                 a.poll_interval_secs = Some(options.poll_interval.as_secs_f64());
             }
         }
-        return fleet(inbox, options.clone_for_fleet(), config, url.clone()).await;
+        let url = url.clone();
+        return fleet(inbox, options, config, url).await;
     }
     let store: Arc<dyn Store> = Arc::from(crate::sync::open_store(options.db).await?);
     let pending = store
@@ -194,18 +195,6 @@ fn announce(addr: SocketAddr, secret: Option<&str>) {
     eprintln!("inbox: serve: listening on http://{addr} ({routes}; /healthz, /readyz, /metrics)");
 }
 
-impl Options {
-    fn clone_for_fleet(&self) -> Options {
-        Options {
-            listen: self.listen.clone(),
-            db: self.db.clone(),
-            secret: self.secret.clone(),
-            poll_interval: self.poll_interval,
-            json: self.json,
-        }
-    }
-}
-
 /// A fleet member: the HTTP side here, the work in graphile_worker jobs (run by this
 /// process's engine and by every `inbox worker` on the same database).
 async fn fleet(inbox: Inbox, options: Options, config: InboxConfig, url: String) -> Result<()> {
@@ -271,10 +260,7 @@ async fn replay(shared: &Shared, pending: Vec<marketplace_inbox::sync::journal::
     );
     let mut dropped = Vec::new();
     for e in pending {
-        let read = match e.entry.marketplace {
-            Marketplace::Ozon => push::read_ozon(e.entry.raw.as_bytes()),
-            _ => push::read_mercadolibre(e.entry.raw.as_bytes()),
-        };
+        let read = push::read(e.entry.marketplace, e.entry.raw.as_bytes());
         let queued = match (read, e.entry.account.as_deref()) {
             (Ok(notice), Some(account)) => shared.queues.get(account).is_some_and(|q| {
                 q.add(

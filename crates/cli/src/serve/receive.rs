@@ -179,11 +179,7 @@ async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Bod
             )
         }
     };
-    let read = match m {
-        Marketplace::Ozon => push::read_ozon(&bytes),
-        _ => push::read_mercadolibre(&bytes),
-    };
-    let notice = match read {
+    let notice = match push::read(m, &bytes) {
         Ok(n) => n,
         Err(e) => {
             return reject(
