@@ -3,6 +3,7 @@
 //! that no longer matches its spec fails loudly instead of silently doing nothing.
 
 use anyhow::{bail, Result};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use serde_json::{json, Map, Value};
 
 use crate::spec::{operations_mut, ref_name};
@@ -247,6 +248,100 @@ pub fn strict_path_segments(code: &str) -> Result<(String, usize)> {
     Ok((out, count))
 }
 
+/// Splits every multi-line doc attribute of the generated tokens into one attribute per
+/// line (each line after a space), so that the code is written with `///` lines.
+/// Otherwise prettyplease writes a `/** … */` block whose continuation lines rustfmt
+/// indents with the item, and rustdoc reads those as indented code blocks: rendered as
+/// code on docs.rs and compiled as doctests. Returns the tokens and how many attributes
+/// it split; fails when it split none.
+pub fn line_doc_comments(tokens: TokenStream) -> Result<(TokenStream, usize)> {
+    let mut count = 0;
+    let out = split_docs(tokens, &mut count);
+    if count == 0 {
+        bail!("fix-up `line_doc_comments` matched nothing: progenitor wrote no multi-line doc");
+    }
+    Ok((out, count))
+}
+
+fn split_docs(tokens: TokenStream, count: &mut usize) -> TokenStream {
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = TokenStream::new();
+    let mut rest = trees.as_slice();
+    while let Some((first, tail)) = rest.split_first() {
+        if let Some((taken, inner, text)) = doc_attribute(rest) {
+            if text.contains('\n') {
+                *count += 1;
+            }
+            for line in text.lines() {
+                let line = match line {
+                    "" => String::new(),
+                    l if l.starts_with(' ') => l.to_string(),
+                    l => format!(" {l}"),
+                };
+                out.extend(doc_tokens(inner, &line));
+            }
+            rest = rest.get(taken..).unwrap_or_default();
+            continue;
+        }
+        match first {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), split_docs(g.stream(), count));
+                group.set_span(g.span());
+                out.extend([TokenTree::Group(group)]);
+            }
+            other => out.extend([other.clone()]),
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// `#[doc = "…"]` or `#![doc = "…"]` at the start of `trees`: how many trees it spans,
+/// whether it is an inner attribute, and its text.
+fn doc_attribute(trees: &[TokenTree]) -> Option<(usize, bool, String)> {
+    let TokenTree::Punct(hash) = trees.first()? else {
+        return None;
+    };
+    if hash.as_char() != '#' {
+        return None;
+    }
+    let inner = matches!(trees.get(1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+    let at = if inner { 2 } else { 1 };
+    let TokenTree::Group(group) = trees.get(at)? else {
+        return None;
+    };
+    if group.delimiter() != Delimiter::Bracket {
+        return None;
+    }
+    let body: Vec<TokenTree> = group.stream().into_iter().collect();
+    match body.as_slice() {
+        [TokenTree::Ident(name), TokenTree::Punct(eq), TokenTree::Literal(text)]
+            if name == "doc" && eq.as_char() == '=' =>
+        {
+            let text = syn::parse2::<syn::LitStr>(TokenTree::Literal(text.clone()).into()).ok()?;
+            Some((at + 1, inner, text.value()))
+        }
+        _ => None,
+    }
+}
+
+fn doc_tokens(inner: bool, line: &str) -> TokenStream {
+    let mut out = TokenStream::new();
+    out.extend([TokenTree::Punct(Punct::new('#', Spacing::Alone))]);
+    if inner {
+        out.extend([TokenTree::Punct(Punct::new('!', Spacing::Alone))]);
+    }
+    let body: TokenStream = [
+        TokenTree::Ident(Ident::new("doc", Span::call_site())),
+        TokenTree::Punct(Punct::new('=', Spacing::Alone)),
+        TokenTree::Literal(Literal::string(line)),
+    ]
+    .into_iter()
+    .collect();
+    out.extend([TokenTree::Group(Group::new(Delimiter::Bracket, body))]);
+    out
+}
+
 /// Fields of a page envelope that paging reads: they stay strict (a malformed one fails
 /// the page, rather than ending a listing early without a word).
 const PAGING_FIELDS: [&str; 10] = [
@@ -312,6 +407,37 @@ pub fn tolerant_envelope_fields(code: &str, structs: &[&str]) -> Result<(String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_line_docs_become_one_attribute_per_line() {
+        let code: TokenStream =
+            "#[doc = \"Lists.\\n\\n```ignore\\nlet r = client\\n    .send();\\n```\"] fn f() {} \
+             impl C { #[doc = \"One.\\nTwo.\"] fn g() {} #[doc = \"single\"] fn h() {} }"
+                .parse()
+                .unwrap();
+        let (out, n) = line_doc_comments(code).unwrap();
+        assert_eq!(n, 2);
+        let text = out.to_string();
+        for line in [
+            " Lists.",
+            "",
+            " ```ignore",
+            " let r = client",
+            "     .send();",
+            " ```",
+            " One.",
+            " Two.",
+            " single",
+        ] {
+            assert!(
+                text.contains(&format!("# [doc = {line:?}]")),
+                "{line:?} in {text}"
+            );
+        }
+        assert!(!text.contains("\\n"), "{text}");
+        let single: TokenStream = "#[doc = \"x\"] fn f() {}".parse().unwrap();
+        assert!(line_doc_comments(single).is_err());
+    }
 
     #[test]
     fn envelope_fields_but_paging_ones_become_tolerant() {

@@ -148,6 +148,8 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
         anyhow!("progenitor panicked on {name} ({}): {msg}", target.module)
     })?
     .map_err(|e| anyhow!("progenitor rejected {name} ({}): {e}", target.module))?;
+    let (tokens, _) = crate::fixups::line_doc_comments(tokens)
+        .with_context(|| format!("{name} ({})", target.module))?;
     let file: syn::File = syn::parse2(tokens).context("progenitor produced unparsable code")?;
     let body = prettyplease::unparse(&file);
 

@@ -18,13 +18,19 @@
 //! Build clients with [`Allegro`]; the generated `Client::new` uses a TLS client without
 //! a crypto provider installed and is only safe after [`inbox_core::http_client`] ran.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let allegro = inbox_allegro::Allegro::new("access-token")?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! # let credentials = sandbox.credentials();
+//! # let (base_url, token) = (sandbox.url(inbox_sandbox::Vendor::Allegro), credentials.allegro_token.clone());
+//! // In production: `Allegro::new(token)`; here, the local sandbox.
+//! let allegro = inbox_allegro::Allegro::with_base_url(&base_url, token)?;
 //! let page = allegro.beta.list_threads_get().limit(20).send().await?;
 //! for thread in page.threads.iter().flatten() {
 //!     println!("{:?}", thread.valid().and_then(|t| t.id.as_ref()));
 //! }
+//! # assert!(page.threads.iter().flatten().any(|t| t.valid().is_some()));
 //! # Ok(()) }
 //! ```
 

@@ -589,7 +589,7 @@ async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCo
     }
     while let Some(t) = stream.next().await {
         match t.item {
-            Ok(c) if json => out!("{}", output::conversation_json(inbox, &t.account, &c)),
+            Ok(c) if json => out!("{}", output::json(inbox, &c)?),
             Ok(c) => out!("{}", output::conversation_row(inbox, &c)),
             Err(e) => {
                 failed = true;
@@ -606,7 +606,7 @@ async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Res
     let mut failed = false;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(m) if json => out!("{}", output::message_json(inbox, account.name(), &m)),
+            Ok(m) if json => out!("{}", output::json(inbox, &m)?),
             Ok(m) => out!("{}", output::message_row(&m)),
             Err(e) => {
                 failed = true;
@@ -732,7 +732,7 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
     while let Some(t) = stream.next().await {
         match t.item {
             Ok(m) => {
-                serde_json::to_writer(&mut writer, &output::message_json(inbox, &t.account, &m))?;
+                writer.write_all(output::json(inbox, &m)?.as_bytes())?;
                 writer.write_all(b"\n")?;
                 count += 1;
                 bar.inc(1);

@@ -1,71 +1,17 @@
 //! The table and JSON-lines forms of conversations and messages (the JSON contract is in README.md).
 
 use chrono::{DateTime, Utc};
-use marketplace_inbox::{
-    Conversation, ConversationKind, ConversationStatus, Inbox, Message, Unread,
-};
-use serde_json::{json, Value};
+use marketplace_inbox::{Conversation, Inbox, JsonLine, Message, Unread};
 
-/// An instant as the JSON contract writes it (see [`marketplace_inbox::rfc3339`]); a
-/// conversation's instant RFC 3339 cannot write is `null`, its raw value in `vendor`.
+/// An instant as the JSON contract writes it (see [`marketplace_inbox::rfc3339`]).
 fn time(t: DateTime<Utc>) -> Option<String> {
     marketplace_inbox::rfc3339(t)
 }
 
-fn kind(k: &ConversationKind) -> String {
-    k.as_str().to_string()
-}
-
-fn status(s: Option<&ConversationStatus>) -> Value {
-    s.map_or(Value::Null, |s| json!(s.as_str()))
-}
-
-/// A conversation as one JSON object; `ref` is the shortest form that names it
-/// unambiguously in `inbox`.
-pub fn conversation_json(inbox: &Inbox, account: &str, c: &Conversation) -> Value {
-    let (unread, count) = match c.unread {
-        Some(Unread::Flag(f)) => (json!(f), Value::Null),
-        Some(Unread::Count(n)) => (json!(n > 0), json!(n)),
-        None => (Value::Null, Value::Null),
-    };
-    json!({
-        "marketplace": c.reference.marketplace.as_str(),
-        "ref": inbox.display_ref(&c.reference),
-        "id": c.reference.id,
-        "account": account,
-        "kind": kind(&c.kind),
-        "status": status(c.status.as_ref()),
-        "blocked_reason": match &c.status { Some(ConversationStatus::Blocked { reason }) => json!(reason), _ => Value::Null },
-        "unread": unread,
-        "unread_count": count,
-        "other_party": c.other_party.as_ref().and_then(|p| p.name.clone().or(p.id.clone())),
-        "created_at": c.created_at.and_then(time),
-        "last_activity_at": c.last_activity_at.and_then(time),
-        "reply_deadline": c.reply_deadline.and_then(time),
-    })
-}
-
-/// A message as one JSON object.
-pub fn message_json(inbox: &Inbox, account: &str, m: &Message) -> Value {
-    json!({
-        "marketplace": m.conversation.marketplace.as_str(),
-        "conversation": inbox.display_ref(&m.conversation),
-        "id": m.id,
-        "account": account,
-        "author_role": m.author.role.as_str(),
-        "author": m.author.name.clone().or(m.author.id.clone()),
-        "text": m.text,
-        "subject": m.subject,
-        "created_at": time(m.created_at),
-        "read": m.read,
-        "status": m.status,
-        "moderation_reason": m.moderation_reason,
-        "kind": m.kind,
-        "attachments": m.attachments.iter().map(|a| json!({
-            "name": a.name, "mime": a.mime, "size": a.size, "url": a.url, "id": a.id,
-            "status": a.status, "downloadable": a.downloadable(),
-        })).collect::<Vec<_>>(),
-    })
+/// A conversation, message or change as one JSON line, as the facade writes it for
+/// `inbox` (references in their shortest unambiguous form).
+pub fn json(inbox: &Inbox, item: &impl JsonLine) -> anyhow::Result<String> {
+    Ok(item.json_line(inbox)?)
 }
 
 fn cut(s: &str, n: usize) -> String {
@@ -88,7 +34,6 @@ pub const CONVERSATION_HEADER: &str = "REF                                      
 
 /// A conversation as a table row.
 pub fn conversation_row(inbox: &Inbox, c: &Conversation) -> String {
-    let v = conversation_json(inbox, "", c);
     let unread = match c.unread {
         Some(Unread::Count(n)) => n.to_string(),
         Some(Unread::Flag(true)) => "yes".into(),
@@ -98,8 +43,8 @@ pub fn conversation_row(inbox: &Inbox, c: &Conversation) -> String {
     format!(
         "{:<52} {:<20} {:<8} {:<7} {}",
         cut(&inbox.display_ref(&c.reference), 52),
-        v["kind"].as_str().unwrap_or("-"),
-        v["status"].as_str().unwrap_or("-"),
+        c.kind.as_str(),
+        c.status.as_ref().map_or("-", |s| s.as_str()),
         unread,
         c.last_activity_at
             .and_then(time)

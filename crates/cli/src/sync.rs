@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
-use marketplace_inbox::sync::{self, Change, Event, HandOn, PostgresStore, SqliteStore, Store};
+use marketplace_inbox::sync::{self, Change, HandOn, PostgresStore, SqliteStore, Store};
 use marketplace_inbox::Inbox;
-use serde_json::{json, Value};
 
 use crate::output;
 
@@ -182,7 +181,14 @@ pub(crate) async fn hand_on_step(
                 ));
             }
         }
-        lines.push(line(inbox, name, change, json));
+        match line(inbox, name, change, json) {
+            Ok(l) => lines.push(l),
+            Err(e) => {
+                // Not committed: the step runs again and prints its changes then.
+                eprintln!("inbox: {name}: cannot print a change: {e}");
+                return outcome;
+            }
+        }
     }
     let hand_on: HandOn = Box::new(move |_| {
         let mut out = std::io::stdout().lock();
@@ -202,61 +208,32 @@ pub(crate) async fn hand_on_step(
     outcome
 }
 
-/// One change as printed: a JSON object with `event`, or a table row.
-fn line(inbox: &Inbox, account: &str, change: &Change, json: bool) -> String {
-    let event = event_name(change.event());
-    let (mut object, row) = match change {
-        Change::Conversation(_, c) => (
-            output::conversation_json(inbox, account, c),
-            output::conversation_row(inbox, c),
+/// One change as printed: its JSON form (with `event`), or a table row.
+fn line(inbox: &Inbox, account: &str, change: &Change, json: bool) -> anyhow::Result<String> {
+    if json {
+        return output::json(inbox, change);
+    }
+    let row = match change {
+        Change::Conversation(_, c) => output::conversation_row(inbox, c),
+        Change::Message(_, m) => format!(
+            "{}  {}",
+            inbox.display_ref(&m.conversation),
+            output::message_row(m)
         ),
-        Change::Message(_, m) => (
-            output::message_json(inbox, account, m),
-            format!(
-                "{}  {}",
-                inbox.display_ref(&m.conversation),
-                output::message_row(m)
+        Change::Malformed(bad) => crate::one_line(
+            &format!(
+                "{} {} {} {}",
+                bad.marketplace,
+                account,
+                bad.conversation
+                    .as_ref()
+                    .map_or("-".to_string(), |c| inbox.display_ref(c)),
+                bad.error
             ),
-        ),
-        Change::Malformed(bad) => (
-            json!({
-                "marketplace": bad.marketplace.as_str(),
-                "account": account,
-                "conversation": bad.conversation.as_ref().map(|c| inbox.display_ref(c)),
-                "listing": bad.listed.as_str(),
-                "error": bad.error,
-                "raw": bad.raw,
-            }),
-            crate::one_line(
-                &format!(
-                    "{} {} {} {}",
-                    bad.marketplace,
-                    account,
-                    bad.conversation
-                        .as_ref()
-                        .map_or("-".to_string(), |c| inbox.display_ref(c)),
-                    bad.error
-                ),
-                crate::MAX_LINE,
-            ),
+            crate::MAX_LINE,
         ),
     };
-    if json {
-        object["event"] = Value::from(event);
-        object.to_string()
-    } else {
-        format!("{event:<22} {row}")
-    }
-}
-
-fn event_name(e: Event) -> &'static str {
-    match e {
-        Event::NewMessage => "new_message",
-        Event::UpdatedMessage => "updated_message",
-        Event::NewConversation => "new_conversation",
-        Event::UpdatedConversation => "updated_conversation",
-        Event::Malformed => "malformed",
-    }
+    Ok(format!("{:<22} {row}", change.event().as_str()))
 }
 
 /// Seconds between `inbox watch` passes: a finite number from 0.05 to a year.

@@ -687,3 +687,101 @@ fn command_line_and_config_input_never_panic() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn printed_lines_read_back_into_the_facades_own_values() {
+    use futures::StreamExt;
+    use marketplace_inbox::sync::{Change, Event};
+    use marketplace_inbox::{Conversation, ConversationQuery, Inbox, InboxConfig, Message};
+
+    let env = start();
+    let inbox = Inbox::from_config(
+        &InboxConfig::from_value(env.sandbox.accounts_config()).expect("config"),
+    )
+    .expect("inbox");
+    let (listed, all_messages) = env._runtime.block_on(async {
+        let listed: Vec<Conversation> = inbox
+            .conversations(ConversationQuery::new().with_state(true))
+            .map(|t| t.item.expect("conversation"))
+            .collect()
+            .await;
+        let messages: Vec<Message> = inbox
+            .all_messages(ConversationQuery::new())
+            .map(|t| t.item.expect("message"))
+            .collect()
+            .await;
+        (listed, messages)
+    });
+
+    // `conversations`: every line is the facade's conversation, field for field.
+    let printed = env.json(&["conversations"]);
+    assert_eq!(printed.len(), listed.len());
+    for line in &printed {
+        let read: Conversation = serde_json::from_value(line.clone()).expect("a conversation");
+        let own = listed
+            .iter()
+            .find(|c| c.reference == read.reference)
+            .unwrap_or_else(|| panic!("{line} is not listed in-process"));
+        assert_eq!(&read, own, "{line}");
+        assert_eq!(line["vendor"], own.vendor.to_value());
+    }
+    for m in ["allegro", "mercadolibre", "magalu", "ozon"] {
+        assert!(printed.iter().any(|c| c["marketplace"] == m), "{m}");
+    }
+
+    // `export` and `messages`: every line is the facade's message.
+    let out = std::env::temp_dir().join(format!("inbox-roundtrip-{}.jsonl", std::process::id()));
+    let run = env.inbox(&["--json", "export", "--out", out.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let exported = common::json_lines(&std::fs::read_to_string(&out).unwrap());
+    std::fs::remove_file(&out).ok();
+    assert_eq!(exported.len(), all_messages.len());
+    let find = |m: &Message| {
+        all_messages
+            .iter()
+            .find(|own| own.conversation == m.conversation && own.id == m.id)
+            .cloned()
+    };
+    for line in &exported {
+        let read: Message = serde_json::from_value(line.clone()).expect("a message");
+        assert_eq!(
+            Some(read),
+            find(&serde_json::from_value(line.clone()).unwrap()),
+            "{line}"
+        );
+    }
+    for example in EXAMPLES {
+        for line in env.json(&["messages", example]) {
+            let read: Message = serde_json::from_value(line.clone()).expect("a message");
+            assert_eq!(read.conversation.plain(), example);
+            assert_eq!(find(&read).as_ref(), Some(&read), "{line}");
+        }
+    }
+
+    // `sync`: every line is a change; its conversations and messages are the facade's.
+    let db = std::env::temp_dir().join(format!("inbox-roundtrip-{}.db", std::process::id()));
+    let changes = env.json(&["sync", "--db", db.to_str().unwrap()]);
+    std::fs::remove_file(&db).ok();
+    let mut new_messages = 0;
+    for line in &changes {
+        match serde_json::from_value::<Change>(line.clone()).expect("a change") {
+            Change::Message(event, m) => {
+                assert_eq!(event, Event::NewMessage);
+                assert_eq!(find(&m).as_ref(), Some(&m), "{line}");
+                new_messages += 1;
+            }
+            Change::Conversation(_, c) => {
+                assert!(
+                    listed.iter().any(|own| own.reference == c.reference),
+                    "{line}"
+                )
+            }
+            Change::Malformed(bad) => panic!("the sandbox serves no malformed element: {bad:?}"),
+        }
+    }
+    assert_eq!(new_messages, all_messages.len());
+}

@@ -177,11 +177,15 @@ fn two_at_once(
             .spawn()
             .unwrap()
     };
+    // Both read at once: a run prints each step's changes before committing it, so one
+    // left blocked on a full pipe would hold its transaction open against the other.
     let (a, b) = (spawn(), spawn());
+    let b = std::thread::spawn(move || b.wait_with_output().unwrap());
+    let a = a.wait_with_output().unwrap();
+    let b = b.join().unwrap();
     let mut lines = Vec::new();
     let mut errors = Vec::new();
-    for child in [a, b] {
-        let out = child.wait_with_output().unwrap();
+    for out in [a, b] {
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         // A run that lost to the other says so and exits 1; nothing else may fail.
         if !out.status.success() {

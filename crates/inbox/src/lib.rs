@@ -80,6 +80,34 @@
 //! # fn main() {}
 //! ```
 //!
+//! # JSON
+//!
+//! [`Conversation`], [`Message`] and [`sync::Change`] have one JSON form: the one
+//! `inbox --json` prints, field for field, listed once in the README's [JSON
+//! contract](https://github.com/marketplace-inbox/marketplace-inbox#json-contract---json-one-object-per-line-more-fields-may-be-added).
+//! Enums are one word (a vendor value this crate does not map, as sent), instants RFC 3339
+//! in UTC ([`rfc3339`]), the author and the other party flat (`author_role`, `author`,
+//! `author_id`, `author_name`), the unread state as `unread` and `unread_count`, the
+//! vendor's object as received in `vendor`; a change adds its `event`. `ref` names the
+//! account (`inbox` shortens it to `marketplace:id` where only one account of that
+//! marketplace is configured, and still writes `account`). Reading takes either, so a line
+//! `inbox` printed reads back into the same value:
+//!
+//! ```
+//! use marketplace_inbox::{Message, Role};
+//! let line = r#"{"marketplace":"ozon","conversation":"ozon:99feb3fc","account":"ru-main",
+//!   "id":"3000000000130056071","author_role":"buyer","author":"Иван","text":"Здравствуйте!",
+//!   "created_at":"2026-11-20T08:00:00.123456Z","attachments":[],"vendor":{"is_read":false}}"#;
+//! let message: Message = serde_json::from_str(line)?;
+//! assert_eq!(message.conversation.to_string(), "ozon@ru-main:99feb3fc");
+//! assert_eq!(message.author.role, Role::Buyer);
+//! let again = serde_json::to_value(&message)?;
+//! assert_eq!(again["conversation"], "ozon@ru-main:99feb3fc");
+//! assert_eq!(again["created_at"], "2026-11-20T08:00:00.123456Z");
+//! assert_eq!(again["vendor"]["is_read"], false);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
 //! # Cargo features
 //!
 //! `allegro`, `mercadolibre`, `magalu`, `ozon` (all on by default): each compiles one
@@ -117,6 +145,7 @@ mod error;
 #[cfg(feature = "postgres")]
 mod fleet_tokens;
 mod inbox;
+mod json;
 mod listing;
 mod model;
 mod paginate;
@@ -135,5 +164,6 @@ pub use error::{Cause, Error};
 pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{fleet_share, request_counts, set_fleet_share, RequestCounts, Secret, Tokens};
+pub use json::JsonLine;
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -218,8 +218,10 @@ impl<'de> Deserialize<'de> for ConversationRef {
 }
 
 /// What a conversation is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Written as one word ([`ConversationKind::as_str`]), read back with
+/// [`ConversationKind::from_name`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConversationKind {
     /// A buyer writing to the seller (before or after a purchase).
@@ -235,8 +237,10 @@ pub enum ConversationKind {
 }
 
 /// Whether a conversation accepts messages.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Written as one word ([`ConversationStatus::as_str`]); a conversation writes a blocked
+/// one's reason as its `blocked_reason`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConversationStatus {
     /// Open.
@@ -253,8 +257,10 @@ pub enum ConversationStatus {
 }
 
 /// Unread state, as precise as the vendor gives it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Written as a boolean (a flag) or a number (a count); a conversation writes it as
+/// `unread` (boolean) and `unread_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Unread {
     /// Read or unread, without a count (Allegro).
     Flag(bool),
@@ -304,6 +310,18 @@ impl ConversationKind {
             ConversationKind::Unknown(v) => v,
         }
     }
+
+    /// The kind [`ConversationKind::as_str`] names; any other text is kept as
+    /// [`ConversationKind::Unknown`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "buyer_chat" => ConversationKind::BuyerChat,
+            "post_purchase_issue" => ConversationKind::PostPurchaseIssue,
+            "support" => ConversationKind::Support,
+            "notifications" => ConversationKind::Notifications,
+            other => ConversationKind::Unknown(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for ConversationKind {
@@ -323,6 +341,17 @@ impl ConversationStatus {
             ConversationStatus::Unknown(v) => v,
         }
     }
+
+    /// The status [`ConversationStatus::as_str`] names (`blocked` without a reason); any
+    /// other text is kept as [`ConversationStatus::Unknown`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "open" => ConversationStatus::Open,
+            "closed" => ConversationStatus::Closed,
+            "blocked" => ConversationStatus::Blocked { reason: None },
+            other => ConversationStatus::Unknown(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for ConversationStatus {
@@ -339,8 +368,9 @@ impl fmt::Display for ConversationStatus {
 }
 
 /// Who wrote a message, or who the other party of a conversation is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Written as one word ([`Role::as_str`]), read back with [`Role::from_name`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Role {
     /// The buyer.
@@ -376,6 +406,18 @@ impl Role {
             Role::Unknown(v) => v,
         }
     }
+
+    /// The role [`Role::as_str`] names; any other text is kept as [`Role::Unknown`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "buyer" => Role::Buyer,
+            "seller" => Role::Seller,
+            "marketplace" => Role::Marketplace,
+            "support" => Role::Support,
+            "courier" => Role::Courier,
+            other => Role::Unknown(other.to_string()),
+        }
+    }
 }
 
 /// A person or system in a conversation.
@@ -391,6 +433,7 @@ pub struct Participant {
 
 /// Orders, offers and other objects a conversation or message refers to.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct References {
     /// Order ids (Allegro order, Ozon order number, Magalu order code).
     pub orders: Vec<String>,
@@ -403,7 +446,10 @@ pub struct References {
 }
 
 /// A conversation: an Allegro thread, a Mercado Libre pack, a Magalu conversation or an Ozon chat.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Its `serde` form is the one `inbox --json` prints (see [the JSON
+/// form](crate#json)): `ref`, flat fields, `vendor` as received.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Conversation {
     /// Which conversation.
     pub reference: ConversationRef,
@@ -429,7 +475,9 @@ pub struct Conversation {
 }
 
 /// A file attached to a message.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Written with its fields and `downloadable` ([`Attachment::downloadable`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 pub struct Attachment {
     /// File name.
     pub name: Option<String>,
@@ -454,7 +502,11 @@ impl Attachment {
 }
 
 /// A message in a conversation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Its `serde` form is the one `inbox --json` prints (see [the JSON
+/// form](crate#json)): `conversation` as a reference, the author flattened into
+/// `author_role`, `author`, `author_id`, `author_name`, `vendor` as received.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// The vendor's message id.
     pub id: String,

@@ -6,8 +6,14 @@
 
 #[path = "../examples/answer_unread.rs"]
 mod answer_unread;
+#[cfg(feature = "postgres")]
+#[path = "../examples/fleet.rs"]
+mod fleet;
 #[path = "../examples/mirror.rs"]
 mod mirror;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod pg;
 #[path = "../examples/push_receiver.rs"]
 mod push_receiver;
 
@@ -130,6 +136,41 @@ async fn push_receiver_stores_the_notified_message_and_ignores_other_sellers() {
             .await
             .unwrap();
     assert!(again.is_empty(), "{again:?}");
+}
+
+/// Three runners at once on one PostgreSQL database (the machine's; a database of this
+/// test's own) store every message once, and one more message once.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_runners_store_every_message_once_on_postgres() {
+    let Some(db) = pg::database("example_fleet").await else {
+        return;
+    };
+    let (sandbox, inbox) = sandbox().await;
+    let in_sandbox: u64 = sandbox.stats().iter().map(|s| s.messages).sum();
+    let (runners, stored) = fleet::fleet(&inbox, &db.url, 3, 2).await.unwrap();
+    assert_eq!(stored, in_sandbox, "{runners:?}");
+    let found: usize = runners.iter().map(|r| r.new_messages).sum();
+    assert_eq!(
+        found as u64, stored,
+        "each message found new by exactly one runner"
+    );
+    for r in &runners {
+        assert_eq!(r.committed + r.conflicts, 2 * 4, "{r:?}");
+    }
+    assert!(sandbox.buyer_writes(
+        Vendor::Ozon,
+        "99feb3fc-a474-469f-95d5-268b470cc607",
+        "Ещё вопрос"
+    ));
+    let (runners, stored) = fleet::fleet(&inbox, &db.url, 3, 1).await.unwrap();
+    assert_eq!(stored, in_sandbox + 1);
+    assert_eq!(
+        runners.iter().map(|r| r.new_messages).sum::<usize>(),
+        1,
+        "{runners:?}"
+    );
+    db.drop_now().await;
 }
 
 /// The smaller frictions a new integrator met, each the new way.

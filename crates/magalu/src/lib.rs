@@ -8,11 +8,17 @@
 //! Timestamps decode from ISO-8601 strings or Mongo-style `{"$date": …}` objects into
 //! [`inbox_core::FlexDateTime`]; attachments are URL strings or objects.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let magalu = inbox_magalu::Magalu::new("jwt")?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! # let credentials = sandbox.credentials();
+//! # let (base_url, token) = (sandbox.url(inbox_sandbox::Vendor::Magalu), credentials.magalu_token.clone());
+//! // In production: `Magalu::new(token)`; here, the local sandbox.
+//! let magalu = inbox_magalu::Magalu::with_base_url(&base_url, token)?;
 //! let page = magalu.list_conversations().limit(100).send().await?;
 //! println!("{:?}", page.meta.as_ref().and_then(|m| m.links.as_ref()));
+//! # assert!(page.results.iter().flatten().next().is_some());
 //! # Ok(()) }
 //! ```
 

@@ -10,19 +10,26 @@
 //! pack marks its messages read unless `mark_as_read(false)` is set: pass it on every
 //! read that must not change state.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! # let credentials = sandbox.credentials();
+//! # let (base_url, token) = (sandbox.url(inbox_sandbox::Vendor::MercadoLibre), credentials.mercadolibre_token.clone());
+//! # let seller_id = credentials.mercadolibre_seller_id.clone();
 //! use inbox_mercadolibre::enums::Tag;
-//! let meli = inbox_mercadolibre::MercadoLibre::new("access-token")?;
+//! // In production: `MercadoLibre::new(token)`; here, the local sandbox.
+//! let meli = inbox_mercadolibre::MercadoLibre::with_base_url(&base_url, token)?;
 //! let page = meli
 //!     .get_pack_messages()
 //!     .pack_id("2000000089077943")
-//!     .seller_id("415458330")
+//!     .seller_id(seller_id)
 //!     .tag(Tag::PostSale)
 //!     .mark_as_read(false)
 //!     .send()
 //!     .await?;
 //! println!("{:?}", page.paging);
+//! # assert!(page.messages.iter().flatten().next().is_some());
 //! # Ok(()) }
 //! ```
 

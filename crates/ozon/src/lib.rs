@@ -10,10 +10,16 @@
 //! decode into [`inbox_core::FlexId`]; the user `type` (documented with a Cyrillic `С` in
 //! one example) is an open enum.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! # let credentials = sandbox.credentials();
+//! # let base_url = sandbox.url(inbox_sandbox::Vendor::Ozon);
+//! # let (client_id, api_key) = (credentials.ozon_client_id.clone(), credentials.ozon_api_key.clone());
 //! use inbox_ozon::types::V3ChatList;
-//! let ozon = inbox_ozon::Ozon::new("123456", "api-key")?;
+//! // In production: `Ozon::new(client_id, api_key)`; here, the local sandbox.
+//! let ozon = inbox_ozon::Ozon::with_base_url(&base_url, client_id, api_key)?;
 //! let page = ozon
 //!     .client
 //!     .chat_api_chat_list_v3()
@@ -21,6 +27,7 @@
 //!     .send()
 //!     .await?;
 //! println!("{:?}", page.has_next);
+//! # assert!(page.chats.iter().flatten().next().is_some());
 //! # Ok(()) }
 //! ```
 

@@ -130,7 +130,7 @@ pub struct Mark {
     pub version: u64,
 }
 
-/// What changed.
+/// What changed; written as [`Event::as_str`] gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
@@ -146,7 +146,25 @@ pub enum Event {
     Malformed,
 }
 
+impl Event {
+    /// `new_message`, `updated_message`, `new_conversation`, `updated_conversation` or
+    /// `malformed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::NewMessage => "new_message",
+            Event::UpdatedMessage => "updated_message",
+            Event::NewConversation => "new_conversation",
+            Event::UpdatedConversation => "updated_conversation",
+            Event::Malformed => "malformed",
+        }
+    }
+}
+
 /// One change, as stored.
+///
+/// Its `serde` form is the line `inbox sync --json` prints: the conversation or message
+/// in [its JSON form](crate#json) with `event`, or the malformed element's `event`
+/// (`malformed`), `marketplace`, `account`, `conversation`, `listing`, `error`, `raw`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     /// A conversation, new or updated.

@@ -84,8 +84,9 @@ impl StoreError {
     }
 }
 
-/// Which listing a malformed element came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which listing a malformed element came from; written `conversations` or `messages`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Listed {
     /// The account's conversations.
     Conversations,
