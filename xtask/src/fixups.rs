@@ -275,7 +275,6 @@ fn split_docs(tokens: TokenStream, count: &mut usize) -> TokenStream {
             for line in text.lines() {
                 let line = match line {
                     "" => String::new(),
-                    l if l.starts_with(' ') => l.to_string(),
                     l => format!(" {l}"),
                 };
                 out.extend(doc_tokens(inner, &line));

@@ -4,10 +4,10 @@
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
-/// Types used as operation parameters and responses.
+///  Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///`ApiError`
+    /// `ApiError`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ApiError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -29,7 +29,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///An error answer: `errors` (code, message, details, path, userMessage) on the API, or `error` and `error_description` from authorisation.
+    /// An error answer: `errors` (code, message, details, path, userMessage) on the API, or `error` and `error_description` from authorisation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ErrorsHolder {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -44,7 +44,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAdditionalInformation`
+    /// `MessageAdditionalInformation`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAdditionalInformation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -55,7 +55,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAttachmentId`
+    /// `MessageAttachmentId`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAttachmentId {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -66,7 +66,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAttachmentInfoVBeta1`
+    /// `MessageAttachmentInfoVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAttachmentInfoVBeta1 {
         #[serde(
@@ -93,7 +93,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAuthorVBeta1`
+    /// `MessageAuthorVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAuthorVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -106,7 +106,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageOffer`
+    /// `MessageOffer`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageOffer {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -117,7 +117,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageOrderVBeta1`
+    /// `MessageOrderVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageOrderVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -128,7 +128,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageRelatedObjectVBeta1`
+    /// `MessageRelatedObjectVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageRelatedObjectVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -141,7 +141,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageVBeta1`
+    /// `MessageVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageVBeta1 {
         #[serde(
@@ -187,7 +187,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessagesListVBeta1`
+    /// `MessagesListVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessagesListVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -203,7 +203,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewAttachmentDeclaration`
+    /// `NewAttachmentDeclaration`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewAttachmentDeclaration {
         pub filename: ::std::string::String,
@@ -214,7 +214,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessageInThread`
+    /// `NewMessageInThread`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessageInThread {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -226,7 +226,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessageInThreadText`
+    /// `NewMessageInThreadText`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct NewMessageInThreadText(::std::string::String);
@@ -276,7 +276,7 @@ pub mod types {
                 })
         }
     }
-    ///`NewMessageVBeta1`
+    /// `NewMessageVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessageVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -291,7 +291,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessageVBeta1Text`
+    /// `NewMessageVBeta1Text`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct NewMessageVBeta1Text(::std::string::String);
@@ -341,7 +341,7 @@ pub mod types {
                 })
         }
     }
-    ///`NextPageVBeta1`
+    /// `NextPageVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct NextPageVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -352,7 +352,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Recipient`
+    /// `Recipient`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Recipient {
         pub login: ::std::string::String,
@@ -362,7 +362,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadOrderOfferVBeta1`
+    /// `ThreadOrderOfferVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadOrderOfferVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -375,7 +375,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadOrderVBeta1`
+    /// `ThreadOrderVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadOrderVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -388,7 +388,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadParticipantVBeta1`
+    /// `ThreadParticipantVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadParticipantVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -402,7 +402,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadReadFlagVBeta1`
+    /// `ThreadReadFlagVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadReadFlagVBeta1 {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -413,7 +413,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadVBeta1`
+    /// `ThreadVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadVBeta1 {
         #[serde(
@@ -452,7 +452,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadsListVBeta1`
+    /// `ThreadsListVBeta1`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadsListVBeta1 {
         #[serde(
@@ -468,7 +468,7 @@ pub mod types {
             Default::default()
         }
     }
-    /// Types for composing complex structures.
+    ///  Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct ApiError {
@@ -2100,9 +2100,9 @@ pub mod types {
             }
         }
     }
-    /// Error types.
+    ///  Error types.
     pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
+        ///  Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
@@ -2128,22 +2128,21 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Allegro Message Center (public.v1 and beta.v1)
-
-The messaging subset of the Allegro REST API. Every operation lists the public.v1 and, where Allegro serves it, the beta.v1 media type; parameters that exist in only one version carry `x-allegro-versions`. Paths, operation ids, parameter and property names and types agree with Allegro's published swagger.yaml (`cargo xtask upstream-check`).
-
-Version: latest*/
+/// Client for Allegro Message Center (public.v1 and beta.v1)
+///
+/// The messaging subset of the Allegro REST API. Every operation lists the public.v1 and, where Allegro serves it, the beta.v1 media type; parameters that exist in only one version carry `x-allegro-versions`. Paths, operation ids, parameter and property names and types agree with Allegro's published swagger.yaml (`cargo xtask upstream-check`).
+///
+/// Version: latest
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: ::inbox_core::Context,
 }
 impl Client {
-    /// Create a new client.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Create a new client.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new(baseurl: &str, inner: ::inbox_core::Context) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
@@ -2156,12 +2155,11 @@ impl Client {
         let client = reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
-    /// Construct a new client with an existing `reqwest::Client`,
-    /// allowing more control over its configuration.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Construct a new client with an existing `reqwest::Client`,
+    ///  allowing more control over its configuration.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
@@ -2190,172 +2188,172 @@ impl ClientInfo<::inbox_core::Context> for Client {
 }
 impl ClientHooks<::inbox_core::Context> for &Client {}
 impl Client {
-    /**Threads of the account, newest activity first.
-
-    Sends a `GET` request to `/messaging/threads`
-
-    ```ignore
-    let response = client.list_threads_get()
-        .limit(limit)
-        .order_id(order_id)
-        .page_id(page_id)
-        .read(read)
-        .status(status)
-        .type_(type_)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Threads of the account, newest activity first.
+    ///
+    /// Sends a `GET` request to `/messaging/threads`
+    ///
+    /// ```ignore
+    /// let response = client.list_threads_get()
+    ///     .limit(limit)
+    ///     .order_id(order_id)
+    ///     .page_id(page_id)
+    ///     .read(read)
+    ///     .status(status)
+    ///     .type_(type_)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_threads_get(&self) -> builder::ListThreadsGet<'_> {
         builder::ListThreadsGet::new(self)
     }
-    /**Sends a `GET` request to `/messaging/threads/{threadId}`
-
-    ```ignore
-    let response = client.get_thread_get()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/messaging/threads/{threadId}`
+    ///
+    /// ```ignore
+    /// let response = client.get_thread_get()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_thread_get(&self) -> builder::GetThreadGet<'_> {
         builder::GetThreadGet::new(self)
     }
-    /**Sends a `PUT` request to `/messaging/threads/{threadId}/read`
-
-    ```ignore
-    let response = client.change_read_flag_on_thread_put()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `PUT` request to `/messaging/threads/{threadId}/read`
+    ///
+    /// ```ignore
+    /// let response = client.change_read_flag_on_thread_put()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn change_read_flag_on_thread_put(&self) -> builder::ChangeReadFlagOnThreadPut<'_> {
         builder::ChangeReadFlagOnThreadPut::new(self)
     }
-    /**Starts a thread with a buyer; limited to 1 request per second per user.
-
-    Sends a `POST` request to `/messaging/messages`
-
-    ```ignore
-    let response = client.new_message_post()
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Starts a thread with a buyer; limited to 1 request per second per user.
+    ///
+    /// Sends a `POST` request to `/messaging/messages`
+    ///
+    /// ```ignore
+    /// let response = client.new_message_post()
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_message_post(&self) -> builder::NewMessagePost<'_> {
         builder::NewMessagePost::new(self)
     }
-    /**Messages of a thread, newest first.
-
-    Sends a `GET` request to `/messaging/threads/{threadId}/messages`
-
-    ```ignore
-    let response = client.list_messages_get()
-        .thread_id(thread_id)
-        .limit(limit)
-        .page_id(page_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Messages of a thread, newest first.
+    ///
+    /// Sends a `GET` request to `/messaging/threads/{threadId}/messages`
+    ///
+    /// ```ignore
+    /// let response = client.list_messages_get()
+    ///     .thread_id(thread_id)
+    ///     .limit(limit)
+    ///     .page_id(page_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_messages_get(&self) -> builder::ListMessagesGet<'_> {
         builder::ListMessagesGet::new(self)
     }
-    /**Replies in a thread; limited to 1 request per second per user.
-
-    Sends a `POST` request to `/messaging/threads/{threadId}/messages`
-
-    ```ignore
-    let response = client.new_message_in_thread_post()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Replies in a thread; limited to 1 request per second per user.
+    ///
+    /// Sends a `POST` request to `/messaging/threads/{threadId}/messages`
+    ///
+    /// ```ignore
+    /// let response = client.new_message_in_thread_post()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_message_in_thread_post(&self) -> builder::NewMessageInThreadPost<'_> {
         builder::NewMessageInThreadPost::new(self)
     }
-    /**Sends a `GET` request to `/messaging/messages/{messageId}`
-
-    ```ignore
-    let response = client.get_message_get()
-        .message_id(message_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/messaging/messages/{messageId}`
+    ///
+    /// ```ignore
+    /// let response = client.get_message_get()
+    ///     .message_id(message_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_message_get(&self) -> builder::GetMessageGet<'_> {
         builder::GetMessageGet::new(self)
     }
-    /**Deletes a message on the seller's side; the recipient still sees it.
-
-    Sends a `DELETE` request to `/messaging/messages/{messageId}`
-
-    ```ignore
-    let response = client.delete_message_delete()
-        .message_id(message_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Deletes a message on the seller's side; the recipient still sees it.
+    ///
+    /// Sends a `DELETE` request to `/messaging/messages/{messageId}`
+    ///
+    /// ```ignore
+    /// let response = client.delete_message_delete()
+    ///     .message_id(message_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn delete_message_delete(&self) -> builder::DeleteMessageDelete<'_> {
         builder::DeleteMessageDelete::new(self)
     }
-    /**Declares an attachment (name and size) before its bytes are uploaded.
-
-    Sends a `POST` request to `/messaging/message-attachments`
-
-    ```ignore
-    let response = client.new_attachment_declaration_post()
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Declares an attachment (name and size) before its bytes are uploaded.
+    ///
+    /// Sends a `POST` request to `/messaging/message-attachments`
+    ///
+    /// ```ignore
+    /// let response = client.new_attachment_declaration_post()
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_attachment_declaration_post(&self) -> builder::NewAttachmentDeclarationPost<'_> {
         builder::NewAttachmentDeclarationPost::new(self)
     }
-    /**Downloads an attachment (only those uploaded within the last 6 months).
-
-    Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
-
-    ```ignore
-    let response = client.download_attachment_get()
-        .attachment_id(attachment_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Downloads an attachment (only those uploaded within the last 6 months).
+    ///
+    /// Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
+    ///
+    /// ```ignore
+    /// let response = client.download_attachment_get()
+    ///     .attachment_id(attachment_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn download_attachment_get(&self) -> builder::DownloadAttachmentGet<'_> {
         builder::DownloadAttachmentGet::new(self)
     }
-    /**Uploads the bytes of a declared attachment, with the file's own content type.
-
-    Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
-
-    Arguments:
-    - `attachment_id`
-    - `accept_language`
-    - `content_type`: The file's media type: one of image/png, image/gif, image/bmp, image/tiff, image/jpeg, application/pdf.
-    - `body`
-    ```ignore
-    let response = client.upload_attachment_put()
-        .attachment_id(attachment_id)
-        .accept_language(accept_language)
-        .content_type(content_type)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Uploads the bytes of a declared attachment, with the file's own content type.
+    ///
+    /// Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
+    ///
+    /// Arguments:
+    /// - `attachment_id`
+    /// - `accept_language`
+    /// - `content_type`: The file's media type: one of image/png, image/gif, image/bmp, image/tiff, image/jpeg, application/pdf.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.upload_attachment_put()
+    ///     .attachment_id(attachment_id)
+    ///     .accept_language(accept_language)
+    ///     .content_type(content_type)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn upload_attachment_put(&self) -> builder::UploadAttachmentPut<'_> {
         builder::UploadAttachmentPut::new(self)
     }
 }
-/// Types for composing operation parameters.
+///  Types for composing operation parameters.
 #[allow(clippy::all)]
 pub mod builder {
     use super::types;
@@ -2364,9 +2362,9 @@ pub mod builder {
         encode_path, ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue,
     };
-    /**Builder for [`Client::list_threads_get`]
-
-    [`Client::list_threads_get`]: super::Client::list_threads_get*/
+    /// Builder for [`Client::list_threads_get`]
+    ///
+    /// [`Client::list_threads_get`]: super::Client::list_threads_get
     #[derive(Debug, Clone)]
     pub struct ListThreadsGet<'a> {
         client: &'a super::Client,
@@ -2467,7 +2465,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads`
+        /// Sends a `GET` request to `/messaging/threads`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ThreadsListVBeta1>, Error<types::ErrorsHolder>> {
@@ -2535,9 +2533,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_thread_get`]
-
-    [`Client::get_thread_get`]: super::Client::get_thread_get*/
+    /// Builder for [`Client::get_thread_get`]
+    ///
+    /// [`Client::get_thread_get`]: super::Client::get_thread_get
     #[derive(Debug, Clone)]
     pub struct GetThreadGet<'a> {
         client: &'a super::Client,
@@ -2574,7 +2572,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads/{threadId}`
+        /// Sends a `GET` request to `/messaging/threads/{threadId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ThreadVBeta1>, Error<types::ErrorsHolder>> {
@@ -2628,9 +2626,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::change_read_flag_on_thread_put`]
-
-    [`Client::change_read_flag_on_thread_put`]: super::Client::change_read_flag_on_thread_put*/
+    /// Builder for [`Client::change_read_flag_on_thread_put`]
+    ///
+    /// [`Client::change_read_flag_on_thread_put`]: super::Client::change_read_flag_on_thread_put
     #[derive(Debug, Clone)]
     pub struct ChangeReadFlagOnThreadPut<'a> {
         client: &'a super::Client,
@@ -2691,7 +2689,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `PUT` request to `/messaging/threads/{threadId}/read`
+        /// Sends a `PUT` request to `/messaging/threads/{threadId}/read`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ThreadReadFlagVBeta1>, Error<types::ErrorsHolder>>
@@ -2757,9 +2755,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_message_post`]
-
-    [`Client::new_message_post`]: super::Client::new_message_post*/
+    /// Builder for [`Client::new_message_post`]
+    ///
+    /// [`Client::new_message_post`]: super::Client::new_message_post
     #[derive(Debug, Clone)]
     pub struct NewMessagePost<'a> {
         client: &'a super::Client,
@@ -2807,7 +2805,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/messages`
+        /// Sends a `POST` request to `/messaging/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageVBeta1>, Error<types::ErrorsHolder>> {
@@ -2859,9 +2857,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_messages_get`]
-
-    [`Client::list_messages_get`]: super::Client::list_messages_get*/
+    /// Builder for [`Client::list_messages_get`]
+    ///
+    /// [`Client::list_messages_get`]: super::Client::list_messages_get
     #[derive(Debug, Clone)]
     pub struct ListMessagesGet<'a> {
         client: &'a super::Client,
@@ -2920,7 +2918,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads/{threadId}/messages`
+        /// Sends a `GET` request to `/messaging/threads/{threadId}/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessagesListVBeta1>, Error<types::ErrorsHolder>> {
@@ -2986,9 +2984,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_message_in_thread_post`]
-
-    [`Client::new_message_in_thread_post`]: super::Client::new_message_in_thread_post*/
+    /// Builder for [`Client::new_message_in_thread_post`]
+    ///
+    /// [`Client::new_message_in_thread_post`]: super::Client::new_message_in_thread_post
     #[derive(Debug, Clone)]
     pub struct NewMessageInThreadPost<'a> {
         client: &'a super::Client,
@@ -3047,7 +3045,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/threads/{threadId}/messages`
+        /// Sends a `POST` request to `/messaging/threads/{threadId}/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageVBeta1>, Error<types::ErrorsHolder>> {
@@ -3112,9 +3110,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_message_get`]
-
-    [`Client::get_message_get`]: super::Client::get_message_get*/
+    /// Builder for [`Client::get_message_get`]
+    ///
+    /// [`Client::get_message_get`]: super::Client::get_message_get
     #[derive(Debug, Clone)]
     pub struct GetMessageGet<'a> {
         client: &'a super::Client,
@@ -3151,7 +3149,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/messages/{messageId}`
+        /// Sends a `GET` request to `/messaging/messages/{messageId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageVBeta1>, Error<types::ErrorsHolder>> {
@@ -3205,9 +3203,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_message_delete`]
-
-    [`Client::delete_message_delete`]: super::Client::delete_message_delete*/
+    /// Builder for [`Client::delete_message_delete`]
+    ///
+    /// [`Client::delete_message_delete`]: super::Client::delete_message_delete
     #[derive(Debug, Clone)]
     pub struct DeleteMessageDelete<'a> {
         client: &'a super::Client,
@@ -3244,7 +3242,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `DELETE` request to `/messaging/messages/{messageId}`
+        /// Sends a `DELETE` request to `/messaging/messages/{messageId}`
         pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
@@ -3299,9 +3297,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_attachment_declaration_post`]
-
-    [`Client::new_attachment_declaration_post`]: super::Client::new_attachment_declaration_post*/
+    /// Builder for [`Client::new_attachment_declaration_post`]
+    ///
+    /// [`Client::new_attachment_declaration_post`]: super::Client::new_attachment_declaration_post
     #[derive(Debug, Clone)]
     pub struct NewAttachmentDeclarationPost<'a> {
         client: &'a super::Client,
@@ -3351,7 +3349,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/message-attachments`
+        /// Sends a `POST` request to `/messaging/message-attachments`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
@@ -3408,9 +3406,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::download_attachment_get`]
-
-    [`Client::download_attachment_get`]: super::Client::download_attachment_get*/
+    /// Builder for [`Client::download_attachment_get`]
+    ///
+    /// [`Client::download_attachment_get`]: super::Client::download_attachment_get
     #[derive(Debug, Clone)]
     pub struct DownloadAttachmentGet<'a> {
         client: &'a super::Client,
@@ -3447,7 +3445,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
+        /// Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
         pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
@@ -3491,9 +3489,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::upload_attachment_put`]
-
-    [`Client::upload_attachment_put`]: super::Client::upload_attachment_put*/
+    /// Builder for [`Client::upload_attachment_put`]
+    ///
+    /// [`Client::upload_attachment_put`]: super::Client::upload_attachment_put
     #[derive(Debug)]
     pub struct UploadAttachmentPut<'a> {
         client: &'a super::Client,
@@ -3552,7 +3550,7 @@ pub mod builder {
                 .map_err(|_| "conversion to `reqwest::Body` for body failed".to_string());
             self
         }
-        ///Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
+        /// Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
@@ -3626,7 +3624,7 @@ pub mod builder {
         }
     }
 }
-/// Items consumers will typically use such as the Client.
+///  Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
 }

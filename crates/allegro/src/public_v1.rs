@@ -4,10 +4,10 @@
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
-/// Types used as operation parameters and responses.
+///  Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///`ApiError`
+    /// `ApiError`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ApiError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -29,7 +29,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///An error answer: `errors` (code, message, details, path, userMessage) on the API, or `error` and `error_description` from authorisation.
+    /// An error answer: `errors` (code, message, details, path, userMessage) on the API, or `error` and `error_description` from authorisation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ErrorsHolder {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -44,7 +44,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Interlocutor`
+    /// `Interlocutor`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Interlocutor {
         #[serde(
@@ -60,7 +60,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Message`
+    /// `Message`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Message {
         #[serde(
@@ -108,7 +108,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAdditionalInformation`
+    /// `MessageAdditionalInformation`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAdditionalInformation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -119,7 +119,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAttachmentId`
+    /// `MessageAttachmentId`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAttachmentId {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -130,7 +130,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAttachmentInfo`
+    /// `MessageAttachmentInfo`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAttachmentInfo {
         #[serde(
@@ -154,7 +154,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAuthor`
+    /// `MessageAuthor`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAuthor {
         #[serde(
@@ -170,7 +170,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageOffer`
+    /// `MessageOffer`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageOffer {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -181,7 +181,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageOrder`
+    /// `MessageOrder`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageOrder {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -192,7 +192,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageRelatedObject`
+    /// `MessageRelatedObject`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageRelatedObject {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -205,7 +205,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessagesList`
+    /// `MessagesList`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessagesList {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -222,7 +222,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewAttachmentDeclaration`
+    /// `NewAttachmentDeclaration`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewAttachmentDeclaration {
         pub filename: ::std::string::String,
@@ -233,7 +233,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessage`
+    /// `NewMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -247,7 +247,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessageInThread`
+    /// `NewMessageInThread`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessageInThread {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -259,7 +259,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessageInThreadText`
+    /// `NewMessageInThreadText`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct NewMessageInThreadText(::std::string::String);
@@ -309,7 +309,7 @@ pub mod types {
                 })
         }
     }
-    ///`NewMessageText`
+    /// `NewMessageText`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct NewMessageText(::std::string::String);
@@ -359,7 +359,7 @@ pub mod types {
                 })
         }
     }
-    ///`Recipient`
+    /// `Recipient`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Recipient {
         pub login: ::std::string::String,
@@ -369,7 +369,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Thread`
+    /// `Thread`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Thread {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -389,7 +389,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadId`
+    /// `ThreadId`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadId {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -400,7 +400,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadReadFlag`
+    /// `ThreadReadFlag`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ThreadReadFlag {
         pub read: bool,
@@ -410,7 +410,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ThreadsList`
+    /// `ThreadsList`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ThreadsList {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -427,7 +427,7 @@ pub mod types {
             Default::default()
         }
     }
-    /// Types for composing complex structures.
+    ///  Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct ApiError {
@@ -1858,9 +1858,9 @@ pub mod types {
             }
         }
     }
-    /// Error types.
+    ///  Error types.
     pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
+        ///  Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
@@ -1886,22 +1886,21 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Allegro Message Center (public.v1 and beta.v1)
-
-The messaging subset of the Allegro REST API. Every operation lists the public.v1 and, where Allegro serves it, the beta.v1 media type; parameters that exist in only one version carry `x-allegro-versions`. Paths, operation ids, parameter and property names and types agree with Allegro's published swagger.yaml (`cargo xtask upstream-check`).
-
-Version: latest*/
+/// Client for Allegro Message Center (public.v1 and beta.v1)
+///
+/// The messaging subset of the Allegro REST API. Every operation lists the public.v1 and, where Allegro serves it, the beta.v1 media type; parameters that exist in only one version carry `x-allegro-versions`. Paths, operation ids, parameter and property names and types agree with Allegro's published swagger.yaml (`cargo xtask upstream-check`).
+///
+/// Version: latest
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: ::inbox_core::Context,
 }
 impl Client {
-    /// Create a new client.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Create a new client.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new(baseurl: &str, inner: ::inbox_core::Context) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
@@ -1914,12 +1913,11 @@ impl Client {
         let client = reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
-    /// Construct a new client with an existing `reqwest::Client`,
-    /// allowing more control over its configuration.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Construct a new client with an existing `reqwest::Client`,
+    ///  allowing more control over its configuration.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
@@ -1948,170 +1946,170 @@ impl ClientInfo<::inbox_core::Context> for Client {
 }
 impl ClientHooks<::inbox_core::Context> for &Client {}
 impl Client {
-    /**Threads of the account, newest activity first.
-
-    Sends a `GET` request to `/messaging/threads`
-
-    ```ignore
-    let response = client.list_threads_get()
-        .limit(limit)
-        .offset(offset)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Threads of the account, newest activity first.
+    ///
+    /// Sends a `GET` request to `/messaging/threads`
+    ///
+    /// ```ignore
+    /// let response = client.list_threads_get()
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_threads_get(&self) -> builder::ListThreadsGet<'_> {
         builder::ListThreadsGet::new(self)
     }
-    /**Sends a `GET` request to `/messaging/threads/{threadId}`
-
-    ```ignore
-    let response = client.get_thread_get()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/messaging/threads/{threadId}`
+    ///
+    /// ```ignore
+    /// let response = client.get_thread_get()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_thread_get(&self) -> builder::GetThreadGet<'_> {
         builder::GetThreadGet::new(self)
     }
-    /**Sends a `PUT` request to `/messaging/threads/{threadId}/read`
-
-    ```ignore
-    let response = client.change_read_flag_on_thread_put()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `PUT` request to `/messaging/threads/{threadId}/read`
+    ///
+    /// ```ignore
+    /// let response = client.change_read_flag_on_thread_put()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn change_read_flag_on_thread_put(&self) -> builder::ChangeReadFlagOnThreadPut<'_> {
         builder::ChangeReadFlagOnThreadPut::new(self)
     }
-    /**Starts a thread with a buyer; limited to 1 request per second per user.
-
-    Sends a `POST` request to `/messaging/messages`
-
-    ```ignore
-    let response = client.new_message_post()
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Starts a thread with a buyer; limited to 1 request per second per user.
+    ///
+    /// Sends a `POST` request to `/messaging/messages`
+    ///
+    /// ```ignore
+    /// let response = client.new_message_post()
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_message_post(&self) -> builder::NewMessagePost<'_> {
         builder::NewMessagePost::new(self)
     }
-    /**Messages of a thread, newest first.
-
-    Sends a `GET` request to `/messaging/threads/{threadId}/messages`
-
-    ```ignore
-    let response = client.list_messages_get()
-        .thread_id(thread_id)
-        .after(after)
-        .before(before)
-        .limit(limit)
-        .offset(offset)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Messages of a thread, newest first.
+    ///
+    /// Sends a `GET` request to `/messaging/threads/{threadId}/messages`
+    ///
+    /// ```ignore
+    /// let response = client.list_messages_get()
+    ///     .thread_id(thread_id)
+    ///     .after(after)
+    ///     .before(before)
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_messages_get(&self) -> builder::ListMessagesGet<'_> {
         builder::ListMessagesGet::new(self)
     }
-    /**Replies in a thread; limited to 1 request per second per user.
-
-    Sends a `POST` request to `/messaging/threads/{threadId}/messages`
-
-    ```ignore
-    let response = client.new_message_in_thread_post()
-        .thread_id(thread_id)
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Replies in a thread; limited to 1 request per second per user.
+    ///
+    /// Sends a `POST` request to `/messaging/threads/{threadId}/messages`
+    ///
+    /// ```ignore
+    /// let response = client.new_message_in_thread_post()
+    ///     .thread_id(thread_id)
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_message_in_thread_post(&self) -> builder::NewMessageInThreadPost<'_> {
         builder::NewMessageInThreadPost::new(self)
     }
-    /**Sends a `GET` request to `/messaging/messages/{messageId}`
-
-    ```ignore
-    let response = client.get_message_get()
-        .message_id(message_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/messaging/messages/{messageId}`
+    ///
+    /// ```ignore
+    /// let response = client.get_message_get()
+    ///     .message_id(message_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_message_get(&self) -> builder::GetMessageGet<'_> {
         builder::GetMessageGet::new(self)
     }
-    /**Deletes a message on the seller's side; the recipient still sees it.
-
-    Sends a `DELETE` request to `/messaging/messages/{messageId}`
-
-    ```ignore
-    let response = client.delete_message_delete()
-        .message_id(message_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Deletes a message on the seller's side; the recipient still sees it.
+    ///
+    /// Sends a `DELETE` request to `/messaging/messages/{messageId}`
+    ///
+    /// ```ignore
+    /// let response = client.delete_message_delete()
+    ///     .message_id(message_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn delete_message_delete(&self) -> builder::DeleteMessageDelete<'_> {
         builder::DeleteMessageDelete::new(self)
     }
-    /**Declares an attachment (name and size) before its bytes are uploaded.
-
-    Sends a `POST` request to `/messaging/message-attachments`
-
-    ```ignore
-    let response = client.new_attachment_declaration_post()
-        .accept_language(accept_language)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Declares an attachment (name and size) before its bytes are uploaded.
+    ///
+    /// Sends a `POST` request to `/messaging/message-attachments`
+    ///
+    /// ```ignore
+    /// let response = client.new_attachment_declaration_post()
+    ///     .accept_language(accept_language)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn new_attachment_declaration_post(&self) -> builder::NewAttachmentDeclarationPost<'_> {
         builder::NewAttachmentDeclarationPost::new(self)
     }
-    /**Downloads an attachment (only those uploaded within the last 6 months).
-
-    Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
-
-    ```ignore
-    let response = client.download_attachment_get()
-        .attachment_id(attachment_id)
-        .accept_language(accept_language)
-        .send()
-        .await;
-    ```*/
+    /// Downloads an attachment (only those uploaded within the last 6 months).
+    ///
+    /// Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
+    ///
+    /// ```ignore
+    /// let response = client.download_attachment_get()
+    ///     .attachment_id(attachment_id)
+    ///     .accept_language(accept_language)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn download_attachment_get(&self) -> builder::DownloadAttachmentGet<'_> {
         builder::DownloadAttachmentGet::new(self)
     }
-    /**Uploads the bytes of a declared attachment, with the file's own content type.
-
-    Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
-
-    Arguments:
-    - `attachment_id`
-    - `accept_language`
-    - `content_type`: The file's media type: one of image/png, image/gif, image/bmp, image/tiff, image/jpeg, application/pdf.
-    - `body`
-    ```ignore
-    let response = client.upload_attachment_put()
-        .attachment_id(attachment_id)
-        .accept_language(accept_language)
-        .content_type(content_type)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Uploads the bytes of a declared attachment, with the file's own content type.
+    ///
+    /// Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
+    ///
+    /// Arguments:
+    /// - `attachment_id`
+    /// - `accept_language`
+    /// - `content_type`: The file's media type: one of image/png, image/gif, image/bmp, image/tiff, image/jpeg, application/pdf.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.upload_attachment_put()
+    ///     .attachment_id(attachment_id)
+    ///     .accept_language(accept_language)
+    ///     .content_type(content_type)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn upload_attachment_put(&self) -> builder::UploadAttachmentPut<'_> {
         builder::UploadAttachmentPut::new(self)
     }
 }
-/// Types for composing operation parameters.
+///  Types for composing operation parameters.
 #[allow(clippy::all)]
 pub mod builder {
     use super::types;
@@ -2120,9 +2118,9 @@ pub mod builder {
         encode_path, ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue,
     };
-    /**Builder for [`Client::list_threads_get`]
-
-    [`Client::list_threads_get`]: super::Client::list_threads_get*/
+    /// Builder for [`Client::list_threads_get`]
+    ///
+    /// [`Client::list_threads_get`]: super::Client::list_threads_get
     #[derive(Debug, Clone)]
     pub struct ListThreadsGet<'a> {
         client: &'a super::Client,
@@ -2171,7 +2169,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads`
+        /// Sends a `GET` request to `/messaging/threads`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ThreadsList>, Error<types::ErrorsHolder>> {
@@ -2227,9 +2225,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_thread_get`]
-
-    [`Client::get_thread_get`]: super::Client::get_thread_get*/
+    /// Builder for [`Client::get_thread_get`]
+    ///
+    /// [`Client::get_thread_get`]: super::Client::get_thread_get
     #[derive(Debug, Clone)]
     pub struct GetThreadGet<'a> {
         client: &'a super::Client,
@@ -2266,7 +2264,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads/{threadId}`
+        /// Sends a `GET` request to `/messaging/threads/{threadId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Thread>, Error<types::ErrorsHolder>> {
@@ -2320,9 +2318,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::change_read_flag_on_thread_put`]
-
-    [`Client::change_read_flag_on_thread_put`]: super::Client::change_read_flag_on_thread_put*/
+    /// Builder for [`Client::change_read_flag_on_thread_put`]
+    ///
+    /// [`Client::change_read_flag_on_thread_put`]: super::Client::change_read_flag_on_thread_put
     #[derive(Debug, Clone)]
     pub struct ChangeReadFlagOnThreadPut<'a> {
         client: &'a super::Client,
@@ -2379,7 +2377,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `PUT` request to `/messaging/threads/{threadId}/read`
+        /// Sends a `PUT` request to `/messaging/threads/{threadId}/read`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Thread>, Error<types::ErrorsHolder>> {
@@ -2444,9 +2442,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_message_post`]
-
-    [`Client::new_message_post`]: super::Client::new_message_post*/
+    /// Builder for [`Client::new_message_post`]
+    ///
+    /// [`Client::new_message_post`]: super::Client::new_message_post
     #[derive(Debug, Clone)]
     pub struct NewMessagePost<'a> {
         client: &'a super::Client,
@@ -2492,7 +2490,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/messages`
+        /// Sends a `POST` request to `/messaging/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
@@ -2544,9 +2542,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_messages_get`]
-
-    [`Client::list_messages_get`]: super::Client::list_messages_get*/
+    /// Builder for [`Client::list_messages_get`]
+    ///
+    /// [`Client::list_messages_get`]: super::Client::list_messages_get
     #[derive(Debug, Clone)]
     pub struct ListMessagesGet<'a> {
         client: &'a super::Client,
@@ -2628,7 +2626,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/threads/{threadId}/messages`
+        /// Sends a `GET` request to `/messaging/threads/{threadId}/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessagesList>, Error<types::ErrorsHolder>> {
@@ -2700,9 +2698,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_message_in_thread_post`]
-
-    [`Client::new_message_in_thread_post`]: super::Client::new_message_in_thread_post*/
+    /// Builder for [`Client::new_message_in_thread_post`]
+    ///
+    /// [`Client::new_message_in_thread_post`]: super::Client::new_message_in_thread_post
     #[derive(Debug, Clone)]
     pub struct NewMessageInThreadPost<'a> {
         client: &'a super::Client,
@@ -2761,7 +2759,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/threads/{threadId}/messages`
+        /// Sends a `POST` request to `/messaging/threads/{threadId}/messages`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
@@ -2826,9 +2824,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_message_get`]
-
-    [`Client::get_message_get`]: super::Client::get_message_get*/
+    /// Builder for [`Client::get_message_get`]
+    ///
+    /// [`Client::get_message_get`]: super::Client::get_message_get
     #[derive(Debug, Clone)]
     pub struct GetMessageGet<'a> {
         client: &'a super::Client,
@@ -2865,7 +2863,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/messages/{messageId}`
+        /// Sends a `GET` request to `/messaging/messages/{messageId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Message>, Error<types::ErrorsHolder>> {
@@ -2919,9 +2917,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_message_delete`]
-
-    [`Client::delete_message_delete`]: super::Client::delete_message_delete*/
+    /// Builder for [`Client::delete_message_delete`]
+    ///
+    /// [`Client::delete_message_delete`]: super::Client::delete_message_delete
     #[derive(Debug, Clone)]
     pub struct DeleteMessageDelete<'a> {
         client: &'a super::Client,
@@ -2958,7 +2956,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `DELETE` request to `/messaging/messages/{messageId}`
+        /// Sends a `DELETE` request to `/messaging/messages/{messageId}`
         pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
@@ -3013,9 +3011,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::new_attachment_declaration_post`]
-
-    [`Client::new_attachment_declaration_post`]: super::Client::new_attachment_declaration_post*/
+    /// Builder for [`Client::new_attachment_declaration_post`]
+    ///
+    /// [`Client::new_attachment_declaration_post`]: super::Client::new_attachment_declaration_post
     #[derive(Debug, Clone)]
     pub struct NewAttachmentDeclarationPost<'a> {
         client: &'a super::Client,
@@ -3065,7 +3063,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messaging/message-attachments`
+        /// Sends a `POST` request to `/messaging/message-attachments`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
@@ -3122,9 +3120,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::download_attachment_get`]
-
-    [`Client::download_attachment_get`]: super::Client::download_attachment_get*/
+    /// Builder for [`Client::download_attachment_get`]
+    ///
+    /// [`Client::download_attachment_get`]: super::Client::download_attachment_get
     #[derive(Debug, Clone)]
     pub struct DownloadAttachmentGet<'a> {
         client: &'a super::Client,
@@ -3161,7 +3159,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
+        /// Sends a `GET` request to `/messaging/message-attachments/{attachmentId}`
         pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::ErrorsHolder>> {
             let Self {
                 client,
@@ -3205,9 +3203,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::upload_attachment_put`]
-
-    [`Client::upload_attachment_put`]: super::Client::upload_attachment_put*/
+    /// Builder for [`Client::upload_attachment_put`]
+    ///
+    /// [`Client::upload_attachment_put`]: super::Client::upload_attachment_put
     #[derive(Debug)]
     pub struct UploadAttachmentPut<'a> {
         client: &'a super::Client,
@@ -3266,7 +3264,7 @@ pub mod builder {
                 .map_err(|_| "conversion to `reqwest::Body` for body failed".to_string());
             self
         }
-        ///Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
+        /// Sends a `PUT` request to `/messaging/message-attachments/{attachmentId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageAttachmentId>, Error<types::ErrorsHolder>> {
@@ -3340,7 +3338,7 @@ pub mod builder {
         }
     }
 }
-/// Items consumers will typically use such as the Client.
+///  Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
 }

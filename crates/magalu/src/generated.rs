@@ -4,10 +4,10 @@
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
-/// Types used as operation parameters and responses.
+///  Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///A URL string, or an object describing the file.
+    /// A URL string, or an object describing the file.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(untagged)]
     pub enum Attachment {
@@ -19,7 +19,7 @@ pub mod types {
             Self::AttachmentObject(value)
         }
     }
-    ///`AttachmentObject`
+    /// `AttachmentObject`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct AttachmentObject {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -36,7 +36,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Conversation`
+    /// `Conversation`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Conversation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -73,7 +73,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ConversationsPage`
+    /// `ConversationsPage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ConversationsPage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -87,7 +87,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Links`
+    /// `Links`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Links {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -107,7 +107,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Message`
+    /// `Message`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Message {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -141,7 +141,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessagesPage`
+    /// `MessagesPage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessagesPage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -155,7 +155,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Meta`
+    /// `Meta`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Meta {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -169,7 +169,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MinimalMessage`
+    /// `MinimalMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MinimalMessage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -188,7 +188,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Moderation`
+    /// `Moderation`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Moderation {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -203,11 +203,11 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessage`
+    /// `NewMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessage {
         pub content: ::std::string::String,
-        ///Your id for the message; random when omitted.
+        /// Your id for the message; random when omitted.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub external_id: ::std::option::Option<::std::string::String>,
         pub owner: NewMessageOwner,
@@ -217,7 +217,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///The seller-side attendant who writes the message.
+    /// The seller-side attendant who writes the message.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessageOwner {
         pub external_id: ::std::string::String,
@@ -228,7 +228,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Owner`
+    /// `Owner`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Owner {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -243,7 +243,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`PageInfo`
+    /// `PageInfo`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct PageInfo {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -267,7 +267,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Tag`
+    /// `Tag`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Tag {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -280,7 +280,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`User`
+    /// `User`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct User {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -306,7 +306,7 @@ pub mod types {
             Default::default()
         }
     }
-    /// Types for composing complex structures.
+    ///  Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct AttachmentObject {
@@ -1856,9 +1856,9 @@ pub mod types {
             }
         }
     }
-    /// Error types.
+    ///  Error types.
     pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
+        ///  Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
@@ -1884,22 +1884,21 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Magalu seller conversations
-
-Written from Magalu's developer documentation (Conversations API); Magalu publishes no OpenAPI file. Scopes services:conversations-seller:read and :write.
-
-Version: v0*/
+/// Client for Magalu seller conversations
+///
+/// Written from Magalu's developer documentation (Conversations API); Magalu publishes no OpenAPI file. Scopes services:conversations-seller:read and :write.
+///
+/// Version: v0
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: ::inbox_core::Context,
 }
 impl Client {
-    /// Create a new client.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Create a new client.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new(baseurl: &str, inner: ::inbox_core::Context) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
@@ -1912,12 +1911,11 @@ impl Client {
         let client = reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
-    /// Construct a new client with an existing `reqwest::Client`,
-    /// allowing more control over its configuration.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Construct a new client with an existing `reqwest::Client`,
+    ///  allowing more control over its configuration.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
@@ -1946,94 +1944,94 @@ impl ClientInfo<::inbox_core::Context> for Client {
 }
 impl ClientHooks<::inbox_core::Context> for &Client {}
 impl Client {
-    /**Sends a `GET` request to `/v0/conversations`
-
-    Arguments:
-    - `limit`: Page size, default 10, at most meta.page.max_limit (100).
-    - `offset`
-    - `from_user_ref_key`
-    - `last_interaction_at_end`
-    - `last_interaction_at_start`
-    - `status`
-    ```ignore
-    let response = client.list_conversations()
-        .limit(limit)
-        .offset(offset)
-        .from_user_ref_key(from_user_ref_key)
-        .last_interaction_at_end(last_interaction_at_end)
-        .last_interaction_at_start(last_interaction_at_start)
-        .status(status)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/v0/conversations`
+    ///
+    /// Arguments:
+    /// - `limit`: Page size, default 10, at most meta.page.max_limit (100).
+    /// - `offset`
+    /// - `from_user_ref_key`
+    /// - `last_interaction_at_end`
+    /// - `last_interaction_at_start`
+    /// - `status`
+    /// ```ignore
+    /// let response = client.list_conversations()
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .from_user_ref_key(from_user_ref_key)
+    ///     .last_interaction_at_end(last_interaction_at_end)
+    ///     .last_interaction_at_start(last_interaction_at_start)
+    ///     .status(status)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_conversations(&self) -> builder::ListConversations<'_> {
         builder::ListConversations::new(self)
     }
-    /**Sends a `GET` request to `/v0/conversations/{conversation_id}`
-
-    ```ignore
-    let response = client.get_conversation()
-        .conversation_id(conversation_id)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/v0/conversations/{conversation_id}`
+    ///
+    /// ```ignore
+    /// let response = client.get_conversation()
+    ///     .conversation_id(conversation_id)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_conversation(&self) -> builder::GetConversation<'_> {
         builder::GetConversation::new(self)
     }
-    /**Sends a `GET` request to `/v0/conversations/{conversation_id}/messages`
-
-    Arguments:
-    - `conversation_id`
-    - `limit`: Page size, default 10, at most meta.page.max_limit (100).
-    - `offset`
-    ```ignore
-    let response = client.list_messages()
-        .conversation_id(conversation_id)
-        .limit(limit)
-        .offset(offset)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/v0/conversations/{conversation_id}/messages`
+    ///
+    /// Arguments:
+    /// - `conversation_id`
+    /// - `limit`: Page size, default 10, at most meta.page.max_limit (100).
+    /// - `offset`
+    /// ```ignore
+    /// let response = client.list_messages()
+    ///     .conversation_id(conversation_id)
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn list_messages(&self) -> builder::ListMessages<'_> {
         builder::ListMessages::new(self)
     }
-    /**Sends a `POST` request to `/v0/conversations/{conversation_id}/messages`
-
-    ```ignore
-    let response = client.send_message()
-        .conversation_id(conversation_id)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v0/conversations/{conversation_id}/messages`
+    ///
+    /// ```ignore
+    /// let response = client.send_message()
+    ///     .conversation_id(conversation_id)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn send_message(&self) -> builder::SendMessage<'_> {
         builder::SendMessage::new(self)
     }
-    /**Sends a `GET` request to `/v0/conversations/{conversation_id}/messages/{message_id}`
-
-    ```ignore
-    let response = client.get_message()
-        .conversation_id(conversation_id)
-        .message_id(message_id)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/v0/conversations/{conversation_id}/messages/{message_id}`
+    ///
+    /// ```ignore
+    /// let response = client.get_message()
+    ///     .conversation_id(conversation_id)
+    ///     .message_id(message_id)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_message(&self) -> builder::GetMessage<'_> {
         builder::GetMessage::new(self)
     }
-    /**Sends a `PATCH` request to `/v0/conversations/{conversation_id}/read_by`
-
-    ```ignore
-    let response = client.mark_conversation_read()
-        .conversation_id(conversation_id)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `PATCH` request to `/v0/conversations/{conversation_id}/read_by`
+    ///
+    /// ```ignore
+    /// let response = client.mark_conversation_read()
+    ///     .conversation_id(conversation_id)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn mark_conversation_read(&self) -> builder::MarkConversationRead<'_> {
         builder::MarkConversationRead::new(self)
     }
 }
-/// Types for composing operation parameters.
+///  Types for composing operation parameters.
 #[allow(clippy::all)]
 pub mod builder {
     use super::types;
@@ -2042,9 +2040,9 @@ pub mod builder {
         encode_path, ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue,
     };
-    /**Builder for [`Client::list_conversations`]
-
-    [`Client::list_conversations`]: super::Client::list_conversations*/
+    /// Builder for [`Client::list_conversations`]
+    ///
+    /// [`Client::list_conversations`]: super::Client::list_conversations
     #[derive(Debug, Clone)]
     pub struct ListConversations<'a> {
         client: &'a super::Client,
@@ -2125,7 +2123,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/v0/conversations`
+        /// Sends a `GET` request to `/v0/conversations`
         pub async fn send(self) -> Result<ResponseValue<types::ConversationsPage>, Error<()>> {
             let Self {
                 client,
@@ -2187,9 +2185,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_conversation`]
-
-    [`Client::get_conversation`]: super::Client::get_conversation*/
+    /// Builder for [`Client::get_conversation`]
+    ///
+    /// [`Client::get_conversation`]: super::Client::get_conversation
     #[derive(Debug, Clone)]
     pub struct GetConversation<'a> {
         client: &'a super::Client,
@@ -2211,7 +2209,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/v0/conversations/{conversation_id}`
+        /// Sends a `GET` request to `/v0/conversations/{conversation_id}`
         pub async fn send(self) -> Result<ResponseValue<types::Conversation>, Error<()>> {
             let Self {
                 client,
@@ -2252,9 +2250,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_messages`]
-
-    [`Client::list_messages`]: super::Client::list_messages*/
+    /// Builder for [`Client::list_messages`]
+    ///
+    /// [`Client::list_messages`]: super::Client::list_messages
     #[derive(Debug, Clone)]
     pub struct ListMessages<'a> {
         client: &'a super::Client,
@@ -2299,7 +2297,7 @@ pub mod builder {
                 .map_err(|_| "conversion to `u64` for offset failed".to_string());
             self
         }
-        ///Sends a `GET` request to `/v0/conversations/{conversation_id}/messages`
+        /// Sends a `GET` request to `/v0/conversations/{conversation_id}/messages`
         pub async fn send(self) -> Result<ResponseValue<types::MessagesPage>, Error<()>> {
             let Self {
                 client,
@@ -2346,9 +2344,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::send_message`]
-
-    [`Client::send_message`]: super::Client::send_message*/
+    /// Builder for [`Client::send_message`]
+    ///
+    /// [`Client::send_message`]: super::Client::send_message
     #[derive(Debug, Clone)]
     pub struct SendMessage<'a> {
         client: &'a super::Client,
@@ -2390,7 +2388,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v0/conversations/{conversation_id}/messages`
+        /// Sends a `POST` request to `/v0/conversations/{conversation_id}/messages`
         pub async fn send(self) -> Result<ResponseValue<types::MinimalMessage>, Error<()>> {
             let Self {
                 client,
@@ -2436,9 +2434,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_message`]
-
-    [`Client::get_message`]: super::Client::get_message*/
+    /// Builder for [`Client::get_message`]
+    ///
+    /// [`Client::get_message`]: super::Client::get_message
     #[derive(Debug, Clone)]
     pub struct GetMessage<'a> {
         client: &'a super::Client,
@@ -2471,7 +2469,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/v0/conversations/{conversation_id}/messages/{message_id}`
+        /// Sends a `GET` request to `/v0/conversations/{conversation_id}/messages/{message_id}`
         pub async fn send(self) -> Result<ResponseValue<types::Message>, Error<()>> {
             let Self {
                 client,
@@ -2516,9 +2514,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::mark_conversation_read`]
-
-    [`Client::mark_conversation_read`]: super::Client::mark_conversation_read*/
+    /// Builder for [`Client::mark_conversation_read`]
+    ///
+    /// [`Client::mark_conversation_read`]: super::Client::mark_conversation_read
     #[derive(Debug, Clone)]
     pub struct MarkConversationRead<'a> {
         client: &'a super::Client,
@@ -2540,7 +2538,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `PATCH` request to `/v0/conversations/{conversation_id}/read_by`
+        /// Sends a `PATCH` request to `/v0/conversations/{conversation_id}/read_by`
         pub async fn send(self) -> Result<ResponseValue<types::Conversation>, Error<()>> {
             let Self {
                 client,
@@ -2582,7 +2580,7 @@ pub mod builder {
         }
     }
 }
-/// Items consumers will typically use such as the Client.
+///  Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
 }

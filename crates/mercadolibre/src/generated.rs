@@ -4,10 +4,10 @@
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
-/// Types used as operation parameters and responses.
+///  Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///`AttachmentId`
+    /// `AttachmentId`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct AttachmentId {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -18,7 +18,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///Whether the conversation accepts messages; `blocked` comes with a substatus.
+    /// Whether the conversation accepts messages; `blocked` comes with a substatus.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ConversationStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -46,10 +46,10 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ErrorBody`
+    /// `ErrorBody`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ErrorBody {
-        ///A list of causes, or a single cause such as blocked_by_mediation.
+        /// A list of causes, or a single cause such as blocked_by_mediation.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cause: ::std::option::Option<::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -68,7 +68,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`LegacyText`
+    /// `LegacyText`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct LegacyText {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -79,7 +79,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Message`
+    /// `Message`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Message {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -114,7 +114,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageAttachment`
+    /// `MessageAttachment`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageAttachment {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -138,7 +138,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///The envelope of `x-version: 2`, or the legacy flat message.
+    /// The envelope of `x-version: 2`, or the legacy flat message.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageById {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -183,7 +183,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageDate`
+    /// `MessageDate`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageDate {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -202,7 +202,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageModeration`
+    /// `MessageModeration`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageModeration {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -222,7 +222,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageResource`
+    /// `MessageResource`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageResource {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -235,7 +235,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`MessageUser`
+    /// `MessageUser`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MessageUser {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -250,7 +250,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///Notifications that got no 200 within the deadline over an hour of retries, kept two days. Each entry (`_id`, `resource`, `user_id`, `topic`, `application_id`, `attempts`, `sent`, `received`, `request` {url, headers, data}, `response` {req_time, http_code, body, headers}) is kept as received.
+    /// Notifications that got no 200 within the deadline over an hour of retries, kept two days. Each entry (`_id`, `resource`, `user_id`, `topic`, `application_id`, `attempts`, `sent`, `received`, `request` {url, headers, data}, `response` {req_time, http_code, body, headers}) is kept as received.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct MissedFeeds {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -263,14 +263,14 @@ pub mod types {
             Default::default()
         }
     }
-    ///`NewMessage`
+    /// `NewMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessage {
-        ///Ids returned by the attachment upload; omit when there are none.
+        /// Ids returned by the attachment upload; omit when there are none.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub attachments: ::std::vec::Vec<::std::string::String>,
         pub from: NewMessageUser,
-        ///ISO-8859-1 text, at most 350 characters.
+        /// ISO-8859-1 text, at most 350 characters.
         pub text: NewMessageText,
         pub to: NewMessageUser,
     }
@@ -279,7 +279,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///ISO-8859-1 text, at most 350 characters.
+    /// ISO-8859-1 text, at most 350 characters.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct NewMessageText(::std::string::String);
@@ -329,7 +329,7 @@ pub mod types {
                 })
         }
     }
-    ///`NewMessageUser`
+    /// `NewMessageUser`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewMessageUser {
         pub user_id: ::std::string::String,
@@ -339,7 +339,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Order`
+    /// `Order`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Order {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -360,7 +360,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`OrderBuyer`
+    /// `OrderBuyer`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct OrderBuyer {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -373,7 +373,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`OrdersSearch`
+    /// `OrdersSearch`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct OrdersSearch {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -387,7 +387,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`PackMessages`
+    /// `PackMessages`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct PackMessages {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -410,7 +410,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`Paging`
+    /// `Paging`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Paging {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -428,7 +428,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`UnreadMessages`
+    /// `UnreadMessages`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct UnreadMessages {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -442,12 +442,12 @@ pub mod types {
             Default::default()
         }
     }
-    ///`UnreadResource`
+    /// `UnreadResource`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct UnreadResource {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<::inbox_core::FlexInt>,
-        ///Like /packs/{pack_id}/sellers/{seller_id}.
+        /// Like /packs/{pack_id}/sellers/{seller_id}.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub resource: ::std::option::Option<::std::string::String>,
     }
@@ -456,7 +456,7 @@ pub mod types {
             Default::default()
         }
     }
-    /// Types for composing complex structures.
+    ///  Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct AttachmentId {
@@ -2655,9 +2655,9 @@ pub mod types {
             }
         }
     }
-    /// Error types.
+    ///  Error types.
     pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
+        ///  Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
@@ -2683,22 +2683,21 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Mercado Libre post-sale messages
-
-Written from Mercado Libre's developer documentation (section "Mensajes post-venta"); Mercado Libre publishes no OpenAPI file for messaging. Every call needs `tag=post_sale`.
-
-Version: 2026-11*/
+/// Client for Mercado Libre post-sale messages
+///
+/// Written from Mercado Libre's developer documentation (section "Mensajes post-venta"); Mercado Libre publishes no OpenAPI file for messaging. Every call needs `tag=post_sale`.
+///
+/// Version: 2026-11
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: ::inbox_core::Context,
 }
 impl Client {
-    /// Create a new client.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Create a new client.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new(baseurl: &str, inner: ::inbox_core::Context) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
@@ -2711,12 +2710,11 @@ impl Client {
         let client = reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
-    /// Construct a new client with an existing `reqwest::Client`,
-    /// allowing more control over its configuration.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Construct a new client with an existing `reqwest::Client`,
+    ///  allowing more control over its configuration.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
@@ -2745,160 +2743,160 @@ impl ClientInfo<::inbox_core::Context> for Client {
 }
 impl ClientHooks<::inbox_core::Context> for &Client {}
 impl Client {
-    /**Messages of a pack, newest first. Marks them read unless `mark_as_read=false`.
-
-    Sends a `GET` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
-
-    Arguments:
-    - `pack_id`: The pack id, or the order id when the order has no pack.
-    - `seller_id`
-    - `limit`
-    - `mark_as_read`
-    - `offset`
-    - `tag`: Always `post_sale`.
-    ```ignore
-    let response = client.get_pack_messages()
-        .pack_id(pack_id)
-        .seller_id(seller_id)
-        .limit(limit)
-        .mark_as_read(mark_as_read)
-        .offset(offset)
-        .tag(tag)
-        .send()
-        .await;
-    ```*/
+    /// Messages of a pack, newest first. Marks them read unless `mark_as_read=false`.
+    ///
+    /// Sends a `GET` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
+    ///
+    /// Arguments:
+    /// - `pack_id`: The pack id, or the order id when the order has no pack.
+    /// - `seller_id`
+    /// - `limit`
+    /// - `mark_as_read`
+    /// - `offset`
+    /// - `tag`: Always `post_sale`.
+    /// ```ignore
+    /// let response = client.get_pack_messages()
+    ///     .pack_id(pack_id)
+    ///     .seller_id(seller_id)
+    ///     .limit(limit)
+    ///     .mark_as_read(mark_as_read)
+    ///     .offset(offset)
+    ///     .tag(tag)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_pack_messages(&self) -> builder::GetPackMessages<'_> {
         builder::GetPackMessages::new(self)
     }
-    /**Sends a message in a pack's conversation, to the buyer or to the site's messaging agent.
-
-    Sends a `POST` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
-
-    Arguments:
-    - `pack_id`: The pack id, or the order id when the order has no pack.
-    - `seller_id`
-    - `tag`: Always `post_sale`.
-    - `body`
-    ```ignore
-    let response = client.send_pack_message()
-        .pack_id(pack_id)
-        .seller_id(seller_id)
-        .tag(tag)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a message in a pack's conversation, to the buyer or to the site's messaging agent.
+    ///
+    /// Sends a `POST` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
+    ///
+    /// Arguments:
+    /// - `pack_id`: The pack id, or the order id when the order has no pack.
+    /// - `seller_id`
+    /// - `tag`: Always `post_sale`.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.send_pack_message()
+    ///     .pack_id(pack_id)
+    ///     .seller_id(seller_id)
+    ///     .tag(tag)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn send_pack_message(&self) -> builder::SendPackMessage<'_> {
         builder::SendPackMessage::new(self)
     }
-    /**One message by id. With `x-version: 2` the answer is the envelope of a pack listing (`messages`); without it, Mercado Libre answers the legacy flat shape, whose fields `MessageById` also holds.
-
-    Sends a `GET` request to `/messages/{message_id}`
-
-    Arguments:
-    - `message_id`
-    - `tag`: Always `post_sale`.
-    - `x_version`: The answer's version; `2` asks for the envelope.
-    ```ignore
-    let response = client.get_message()
-        .message_id(message_id)
-        .tag(tag)
-        .x_version(x_version)
-        .send()
-        .await;
-    ```*/
+    /// One message by id. With `x-version: 2` the answer is the envelope of a pack listing (`messages`); without it, Mercado Libre answers the legacy flat shape, whose fields `MessageById` also holds.
+    ///
+    /// Sends a `GET` request to `/messages/{message_id}`
+    ///
+    /// Arguments:
+    /// - `message_id`
+    /// - `tag`: Always `post_sale`.
+    /// - `x_version`: The answer's version; `2` asks for the envelope.
+    /// ```ignore
+    /// let response = client.get_message()
+    ///     .message_id(message_id)
+    ///     .tag(tag)
+    ///     .x_version(x_version)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_message(&self) -> builder::GetMessage<'_> {
         builder::GetMessage::new(self)
     }
-    /**Sends a `GET` request to `/messages/attachments/{attachment_id}`
-
-    Arguments:
-    - `attachment_id`
-    - `site_id`: The site, e.g. MLA, MLB, MLM.
-    - `tag`: Always `post_sale`.
-    ```ignore
-    let response = client.download_attachment()
-        .attachment_id(attachment_id)
-        .site_id(site_id)
-        .tag(tag)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `GET` request to `/messages/attachments/{attachment_id}`
+    ///
+    /// Arguments:
+    /// - `attachment_id`
+    /// - `site_id`: The site, e.g. MLA, MLB, MLM.
+    /// - `tag`: Always `post_sale`.
+    /// ```ignore
+    /// let response = client.download_attachment()
+    ///     .attachment_id(attachment_id)
+    ///     .site_id(site_id)
+    ///     .tag(tag)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn download_attachment(&self) -> builder::DownloadAttachment<'_> {
         builder::DownloadAttachment::new(self)
     }
-    /**The seller's orders, offset-paged. An order's `pack_id`, or its own `id` when `pack_id` is null, names the conversation of its messages; several orders of one pack are one conversation.
-
-    Sends a `GET` request to `/orders/search`
-
-    ```ignore
-    let response = client.search_orders()
-        .limit(limit)
-        .offset(offset)
-        .order_date_created_from(order_date_created_from)
-        .order_date_last_updated_from(order_date_last_updated_from)
-        .seller(seller)
-        .sort(sort)
-        .send()
-        .await;
-    ```*/
+    /// The seller's orders, offset-paged. An order's `pack_id`, or its own `id` when `pack_id` is null, names the conversation of its messages; several orders of one pack are one conversation.
+    ///
+    /// Sends a `GET` request to `/orders/search`
+    ///
+    /// ```ignore
+    /// let response = client.search_orders()
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .order_date_created_from(order_date_created_from)
+    ///     .order_date_last_updated_from(order_date_last_updated_from)
+    ///     .seller(seller)
+    ///     .sort(sort)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn search_orders(&self) -> builder::SearchOrders<'_> {
         builder::SearchOrders::new(self)
     }
-    /**The application's undelivered notifications (two days kept, 10 a page by default).
-
-    Sends a `GET` request to `/missed_feeds`
-
-    ```ignore
-    let response = client.get_missed_feeds()
-        .app_id(app_id)
-        .limit(limit)
-        .offset(offset)
-        .topic(topic)
-        .send()
-        .await;
-    ```*/
+    /// The application's undelivered notifications (two days kept, 10 a page by default).
+    ///
+    /// Sends a `GET` request to `/missed_feeds`
+    ///
+    /// ```ignore
+    /// let response = client.get_missed_feeds()
+    ///     .app_id(app_id)
+    ///     .limit(limit)
+    ///     .offset(offset)
+    ///     .topic(topic)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_missed_feeds(&self) -> builder::GetMissedFeeds<'_> {
         builder::GetMissedFeeds::new(self)
     }
-    /**Packs with unread messages (at most 500 per call).
-
-    Sends a `GET` request to `/messages/unread`
-
-    Arguments:
-    - `role`
-    - `tag`: Always `post_sale`.
-    ```ignore
-    let response = client.get_unread_messages()
-        .role(role)
-        .tag(tag)
-        .send()
-        .await;
-    ```*/
+    /// Packs with unread messages (at most 500 per call).
+    ///
+    /// Sends a `GET` request to `/messages/unread`
+    ///
+    /// Arguments:
+    /// - `role`
+    /// - `tag`: Always `post_sale`.
+    /// ```ignore
+    /// let response = client.get_unread_messages()
+    ///     .role(role)
+    ///     .tag(tag)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_unread_messages(&self) -> builder::GetUnreadMessages<'_> {
         builder::GetUnreadMessages::new(self)
     }
-    /**Unread count of one pack.
-
-    Sends a `GET` request to `/messages/unread/packs/{pack_id}/sellers/{seller_id}`
-
-    Arguments:
-    - `pack_id`: The pack id, or the order id when the order has no pack.
-    - `seller_id`
-    - `tag`: Always `post_sale`.
-    ```ignore
-    let response = client.get_unread_messages_by_pack()
-        .pack_id(pack_id)
-        .seller_id(seller_id)
-        .tag(tag)
-        .send()
-        .await;
-    ```*/
+    /// Unread count of one pack.
+    ///
+    /// Sends a `GET` request to `/messages/unread/packs/{pack_id}/sellers/{seller_id}`
+    ///
+    /// Arguments:
+    /// - `pack_id`: The pack id, or the order id when the order has no pack.
+    /// - `seller_id`
+    /// - `tag`: Always `post_sale`.
+    /// ```ignore
+    /// let response = client.get_unread_messages_by_pack()
+    ///     .pack_id(pack_id)
+    ///     .seller_id(seller_id)
+    ///     .tag(tag)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_unread_messages_by_pack(&self) -> builder::GetUnreadMessagesByPack<'_> {
         builder::GetUnreadMessagesByPack::new(self)
     }
 }
-/// Types for composing operation parameters.
+///  Types for composing operation parameters.
 #[allow(clippy::all)]
 pub mod builder {
     use super::types;
@@ -2907,9 +2905,9 @@ pub mod builder {
         encode_path, ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue,
     };
-    /**Builder for [`Client::get_pack_messages`]
-
-    [`Client::get_pack_messages`]: super::Client::get_pack_messages*/
+    /// Builder for [`Client::get_pack_messages`]
+    ///
+    /// [`Client::get_pack_messages`]: super::Client::get_pack_messages
     #[derive(Debug, Clone)]
     pub struct GetPackMessages<'a> {
         client: &'a super::Client,
@@ -2989,7 +2987,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
+        /// Sends a `GET` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::PackMessages>, Error<types::ErrorBody>> {
@@ -3056,9 +3054,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::send_pack_message`]
-
-    [`Client::send_pack_message`]: super::Client::send_pack_message*/
+    /// Builder for [`Client::send_pack_message`]
+    ///
+    /// [`Client::send_pack_message`]: super::Client::send_pack_message
     #[derive(Debug, Clone)]
     pub struct SendPackMessage<'a> {
         client: &'a super::Client,
@@ -3123,7 +3121,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
+        /// Sends a `POST` request to `/messages/packs/{pack_id}/sellers/{seller_id}`
         pub async fn send(self) -> Result<ResponseValue<types::Message>, Error<types::ErrorBody>> {
             let Self {
                 client,
@@ -3181,9 +3179,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_message`]
-
-    [`Client::get_message`]: super::Client::get_message*/
+    /// Builder for [`Client::get_message`]
+    ///
+    /// [`Client::get_message`]: super::Client::get_message
     #[derive(Debug, Clone)]
     pub struct GetMessage<'a> {
         client: &'a super::Client,
@@ -3231,7 +3229,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/messages/{message_id}`
+        /// Sends a `GET` request to `/messages/{message_id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MessageById>, Error<types::ErrorBody>> {
@@ -3286,9 +3284,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::download_attachment`]
-
-    [`Client::download_attachment`]: super::Client::download_attachment*/
+    /// Builder for [`Client::download_attachment`]
+    ///
+    /// [`Client::download_attachment`]: super::Client::download_attachment
     #[derive(Debug, Clone)]
     pub struct DownloadAttachment<'a> {
         client: &'a super::Client,
@@ -3333,7 +3331,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/messages/attachments/{attachment_id}`
+        /// Sends a `GET` request to `/messages/attachments/{attachment_id}`
         pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
             let Self {
                 client,
@@ -3382,9 +3380,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::search_orders`]
-
-    [`Client::search_orders`]: super::Client::search_orders*/
+    /// Builder for [`Client::search_orders`]
+    ///
+    /// [`Client::search_orders`]: super::Client::search_orders
     #[derive(Debug, Clone)]
     pub struct SearchOrders<'a> {
         client: &'a super::Client,
@@ -3471,7 +3469,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/orders/search`
+        /// Sends a `GET` request to `/orders/search`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::OrdersSearch>, Error<types::ErrorBody>> {
@@ -3538,9 +3536,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_missed_feeds`]
-
-    [`Client::get_missed_feeds`]: super::Client::get_missed_feeds*/
+    /// Builder for [`Client::get_missed_feeds`]
+    ///
+    /// [`Client::get_missed_feeds`]: super::Client::get_missed_feeds
     #[derive(Debug, Clone)]
     pub struct GetMissedFeeds<'a> {
         client: &'a super::Client,
@@ -3596,7 +3594,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/missed_feeds`
+        /// Sends a `GET` request to `/missed_feeds`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MissedFeeds>, Error<types::ErrorBody>> {
@@ -3650,9 +3648,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_unread_messages`]
-
-    [`Client::get_unread_messages`]: super::Client::get_unread_messages*/
+    /// Builder for [`Client::get_unread_messages`]
+    ///
+    /// [`Client::get_unread_messages`]: super::Client::get_unread_messages
     #[derive(Debug, Clone)]
     pub struct GetUnreadMessages<'a> {
         client: &'a super::Client,
@@ -3689,7 +3687,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/messages/unread`
+        /// Sends a `GET` request to `/messages/unread`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::UnreadMessages>, Error<types::ErrorBody>> {
@@ -3733,9 +3731,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_unread_messages_by_pack`]
-
-    [`Client::get_unread_messages_by_pack`]: super::Client::get_unread_messages_by_pack*/
+    /// Builder for [`Client::get_unread_messages_by_pack`]
+    ///
+    /// [`Client::get_unread_messages_by_pack`]: super::Client::get_unread_messages_by_pack
     #[derive(Debug, Clone)]
     pub struct GetUnreadMessagesByPack<'a> {
         client: &'a super::Client,
@@ -3780,7 +3778,7 @@ pub mod builder {
             });
             self
         }
-        ///Sends a `GET` request to `/messages/unread/packs/{pack_id}/sellers/{seller_id}`
+        /// Sends a `GET` request to `/messages/unread/packs/{pack_id}/sellers/{seller_id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::UnreadMessages>, Error<types::ErrorBody>> {
@@ -3836,7 +3834,7 @@ pub mod builder {
         }
     }
 }
-/// Items consumers will typically use such as the Client.
+///  Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
 }

@@ -4,15 +4,15 @@
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
-/// Types used as operation parameters and responses.
+///  Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///`ChatChatSendFileRequest`
+    /// `ChatChatSendFileRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ChatChatSendFileRequest {
         pub base64_content: ::std::string::String,
         pub chat_id: ::std::string::String,
-        ///File name with its extension.
+        /// File name with its extension.
         pub name: ::std::string::String,
     }
     impl ChatChatSendFileRequest {
@@ -20,7 +20,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatChatSendFileResponse`
+    /// `ChatChatSendFileResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatChatSendFileResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -31,11 +31,11 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatChatSendMessageRequest`
+    /// `ChatChatSendMessageRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ChatChatSendMessageRequest {
         pub chat_id: ::std::string::String,
-        ///Plain text, 1 to 1000 characters.
+        /// Plain text, 1 to 1000 characters.
         pub text: ::std::string::String,
     }
     impl ChatChatSendMessageRequest {
@@ -43,7 +43,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatChatSendMessageResponse`
+    /// `ChatChatSendMessageResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatChatSendMessageResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -54,7 +54,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatChatStartRequest`
+    /// `ChatChatStartRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ChatChatStartRequest {
         pub posting_number: ::std::string::String,
@@ -64,7 +64,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatChatStartResponse`
+    /// `ChatChatStartResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatChatStartResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -75,7 +75,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatHistoryRequestFilter`
+    /// `ChatHistoryRequestFilter`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatHistoryRequestFilter {
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
@@ -86,7 +86,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatMessageContext`
+    /// `ChatMessageContext`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatMessageContext {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -99,11 +99,11 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatRead`
+    /// `ChatRead`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ChatRead {
         pub chat_id: ::std::string::String,
-        ///This message and all before it become read.
+        /// This message and all before it become read.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub from_message_id: ::std::option::Option<u64>,
     }
@@ -112,7 +112,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatStartResponseResult`
+    /// `ChatStartResponseResult`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ChatStartResponseResult {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -123,7 +123,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ProtobufAny`
+    /// `ProtobufAny`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ProtobufAny {
         #[serde(
@@ -139,7 +139,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`RpcStatus`
+    /// `RpcStatus`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct RpcStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -154,7 +154,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V2ChatReadResponse`
+    /// `V2ChatReadResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V2ChatReadResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -165,7 +165,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatDetailsInfo`
+    /// `V3ChatDetailsInfo`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatDetailsInfo {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -183,19 +183,19 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatHistoryRequest`
+    /// `V3ChatHistoryRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct V3ChatHistoryRequest {
         pub chat_id: ::std::string::String,
-        ///Forward (oldest first) or Backward (default, newest first).
+        /// Forward (oldest first) or Backward (default, newest first).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub direction: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub filter: ::std::option::Option<ChatHistoryRequestFilter>,
-        ///Required with direction Forward.
+        /// Required with direction Forward.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub from_message_id: ::std::option::Option<u64>,
-        ///Default 50, at most 1000.
+        /// Default 50, at most 1000.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub limit: ::std::option::Option<i64>,
     }
@@ -204,7 +204,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatHistoryResponse`
+    /// `V3ChatHistoryResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatHistoryResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -217,7 +217,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatInfo`
+    /// `V3ChatInfo`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatInfo {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -234,14 +234,14 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatList`
+    /// `V3ChatList`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct V3ChatList {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cursor: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub filter: ::std::option::Option<V3ChatListRequestFilter>,
-        ///Page size, at most 100.
+        /// Page size, at most 100.
         pub limit: i64,
     }
     impl V3ChatList {
@@ -249,10 +249,10 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatListRequestFilter`
+    /// `V3ChatListRequestFilter`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatListRequestFilter {
-        ///All (default), Opened or Closed.
+        /// All (default), Opened or Closed.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub chat_status: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -263,7 +263,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatListResponse`
+    /// `V3ChatListResponse`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatListResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -281,14 +281,14 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3ChatMessage`
+    /// `V3ChatMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3ChatMessage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub context: ::std::option::Option<ChatMessageContext>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created_at: ::std::option::Option<::inbox_core::FlexDateTime>,
-        ///The text, as Markdown fragments.
+        /// The text, as Markdown fragments.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub data: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -308,7 +308,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///`V3User`
+    /// `V3User`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct V3User {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -324,7 +324,7 @@ pub mod types {
             Default::default()
         }
     }
-    /// Types for composing complex structures.
+    ///  Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct ChatChatSendFileRequest {
@@ -1812,9 +1812,9 @@ pub mod types {
             }
         }
     }
-    /// Error types.
+    ///  Error types.
     pub mod error {
-        /// Error from a `TryFrom` or `FromStr` implementation.
+        ///  Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
@@ -1840,22 +1840,21 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Ozon Seller API chats
-
-The chat subset of the Ozon Seller API. Paths, operation ids, parameter and property names and types agree with Ozon's published swagger.json (`cargo xtask upstream-check`). Chat operations other than /v3/chat/list need a Premium Plus or Premium Pro subscription.
-
-Version: 2.1*/
+/// Client for Ozon Seller API chats
+///
+/// The chat subset of the Ozon Seller API. Paths, operation ids, parameter and property names and types agree with Ozon's published swagger.json (`cargo xtask upstream-check`). Chat operations other than /v3/chat/list need a Premium Plus or Premium Pro subscription.
+///
+/// Version: 2.1
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: ::inbox_core::Context,
 }
 impl Client {
-    /// Create a new client.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Create a new client.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new(baseurl: &str, inner: ::inbox_core::Context) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
@@ -1868,12 +1867,11 @@ impl Client {
         let client = reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
-    /// Construct a new client with an existing `reqwest::Client`,
-    /// allowing more control over its configuration.
-    ///
-    /// `baseurl` is the base URL provided to the internal
-    /// `reqwest::Client`, and should include a scheme and hostname,
-    /// as well as port and a path stem if applicable.
+    ///  Construct a new client with an existing `reqwest::Client`,
+    ///  allowing more control over its configuration.
+    ///  `baseurl` is the base URL provided to the internal
+    ///  `reqwest::Client`, and should include a scheme and hostname,
+    ///  as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
@@ -1902,74 +1900,74 @@ impl ClientInfo<::inbox_core::Context> for Client {
 }
 impl ClientHooks<::inbox_core::Context> for &Client {}
 impl Client {
-    /**Sends a `POST` request to `/v3/chat/list`
-
-    ```ignore
-    let response = client.chat_api_chat_list_v3()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v3/chat/list`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_list_v3()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_list_v3(&self) -> builder::ChatApiChatListV3<'_> {
         builder::ChatApiChatListV3::new(self)
     }
-    /**Sends a `POST` request to `/v3/chat/history`
-
-    ```ignore
-    let response = client.chat_api_chat_history_v3()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v3/chat/history`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_history_v3()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_history_v3(&self) -> builder::ChatApiChatHistoryV3<'_> {
         builder::ChatApiChatHistoryV3::new(self)
     }
-    /**Sends a `POST` request to `/v1/chat/send/message`
-
-    ```ignore
-    let response = client.chat_api_chat_send_message()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v1/chat/send/message`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_send_message()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_send_message(&self) -> builder::ChatApiChatSendMessage<'_> {
         builder::ChatApiChatSendMessage::new(self)
     }
-    /**Sends a `POST` request to `/v1/chat/send/file`
-
-    ```ignore
-    let response = client.chat_api_chat_send_file()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v1/chat/send/file`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_send_file()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_send_file(&self) -> builder::ChatApiChatSendFile<'_> {
         builder::ChatApiChatSendFile::new(self)
     }
-    /**Sends a `POST` request to `/v1/chat/start`
-
-    ```ignore
-    let response = client.chat_api_chat_start()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v1/chat/start`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_start()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_start(&self) -> builder::ChatApiChatStart<'_> {
         builder::ChatApiChatStart::new(self)
     }
-    /**Sends a `POST` request to `/v2/chat/read`
-
-    ```ignore
-    let response = client.chat_api_chat_read_v2()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Sends a `POST` request to `/v2/chat/read`
+    ///
+    /// ```ignore
+    /// let response = client.chat_api_chat_read_v2()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn chat_api_chat_read_v2(&self) -> builder::ChatApiChatReadV2<'_> {
         builder::ChatApiChatReadV2::new(self)
     }
 }
-/// Types for composing operation parameters.
+///  Types for composing operation parameters.
 #[allow(clippy::all)]
 pub mod builder {
     use super::types;
@@ -1978,9 +1976,9 @@ pub mod builder {
         encode_path, ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue,
     };
-    /**Builder for [`Client::chat_api_chat_list_v3`]
-
-    [`Client::chat_api_chat_list_v3`]: super::Client::chat_api_chat_list_v3*/
+    /// Builder for [`Client::chat_api_chat_list_v3`]
+    ///
+    /// [`Client::chat_api_chat_list_v3`]: super::Client::chat_api_chat_list_v3
     #[derive(Debug, Clone)]
     pub struct ChatApiChatListV3<'a> {
         client: &'a super::Client,
@@ -2011,7 +2009,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v3/chat/list`
+        /// Sends a `POST` request to `/v3/chat/list`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::V3ChatListResponse>, Error<types::RpcStatus>> {
@@ -2067,9 +2065,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::chat_api_chat_history_v3`]
-
-    [`Client::chat_api_chat_history_v3`]: super::Client::chat_api_chat_history_v3*/
+    /// Builder for [`Client::chat_api_chat_history_v3`]
+    ///
+    /// [`Client::chat_api_chat_history_v3`]: super::Client::chat_api_chat_history_v3
     #[derive(Debug, Clone)]
     pub struct ChatApiChatHistoryV3<'a> {
         client: &'a super::Client,
@@ -2104,7 +2102,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v3/chat/history`
+        /// Sends a `POST` request to `/v3/chat/history`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::V3ChatHistoryResponse>, Error<types::RpcStatus>> {
@@ -2160,9 +2158,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::chat_api_chat_send_message`]
-
-    [`Client::chat_api_chat_send_message`]: super::Client::chat_api_chat_send_message*/
+    /// Builder for [`Client::chat_api_chat_send_message`]
+    ///
+    /// [`Client::chat_api_chat_send_message`]: super::Client::chat_api_chat_send_message
     #[derive(Debug, Clone)]
     pub struct ChatApiChatSendMessage<'a> {
         client: &'a super::Client,
@@ -2198,7 +2196,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v1/chat/send/message`
+        /// Sends a `POST` request to `/v1/chat/send/message`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ChatChatSendMessageResponse>, Error<types::RpcStatus>>
@@ -2257,9 +2255,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::chat_api_chat_send_file`]
-
-    [`Client::chat_api_chat_send_file`]: super::Client::chat_api_chat_send_file*/
+    /// Builder for [`Client::chat_api_chat_send_file`]
+    ///
+    /// [`Client::chat_api_chat_send_file`]: super::Client::chat_api_chat_send_file
     #[derive(Debug, Clone)]
     pub struct ChatApiChatSendFile<'a> {
         client: &'a super::Client,
@@ -2294,7 +2292,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v1/chat/send/file`
+        /// Sends a `POST` request to `/v1/chat/send/file`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ChatChatSendFileResponse>, Error<types::RpcStatus>>
@@ -2353,9 +2351,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::chat_api_chat_start`]
-
-    [`Client::chat_api_chat_start`]: super::Client::chat_api_chat_start*/
+    /// Builder for [`Client::chat_api_chat_start`]
+    ///
+    /// [`Client::chat_api_chat_start`]: super::Client::chat_api_chat_start
     #[derive(Debug, Clone)]
     pub struct ChatApiChatStart<'a> {
         client: &'a super::Client,
@@ -2390,7 +2388,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v1/chat/start`
+        /// Sends a `POST` request to `/v1/chat/start`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ChatChatStartResponse>, Error<types::RpcStatus>> {
@@ -2446,9 +2444,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::chat_api_chat_read_v2`]
-
-    [`Client::chat_api_chat_read_v2`]: super::Client::chat_api_chat_read_v2*/
+    /// Builder for [`Client::chat_api_chat_read_v2`]
+    ///
+    /// [`Client::chat_api_chat_read_v2`]: super::Client::chat_api_chat_read_v2
     #[derive(Debug, Clone)]
     pub struct ChatApiChatReadV2<'a> {
         client: &'a super::Client,
@@ -2479,7 +2477,7 @@ pub mod builder {
             self.body = self.body.map(f);
             self
         }
-        ///Sends a `POST` request to `/v2/chat/read`
+        /// Sends a `POST` request to `/v2/chat/read`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::V2ChatReadResponse>, Error<types::RpcStatus>> {
@@ -2536,7 +2534,7 @@ pub mod builder {
         }
     }
 }
-/// Items consumers will typically use such as the Client.
+///  Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
 }
