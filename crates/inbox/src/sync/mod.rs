@@ -4,22 +4,40 @@
 //! transaction. [`sync`] runs a step for every account of an [`Inbox`] at once;
 //! [`sync_conversation`] reads one conversation (what a push notification calls).
 //!
-//! ```no_run
-//! # #[cfg(feature = "sqlite")]
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use marketplace_inbox::sync::{self, SqliteStore};
-//! use marketplace_inbox::{Inbox, InboxConfig};
+//! Against the local sandbox (`inbox-sandbox`), twice on one store: the first pass
+//! imports everything, the second finds nothing new. With real accounts the configuration
+//! comes from `InboxConfig::from_file("accounts.json")` and the store from
+//! `SqliteStore::open("mirror.db")`.
 //!
-//! let inbox = Inbox::from_config(&InboxConfig::from_file("accounts.json")?)?;
-//! let store = SqliteStore::open("mirror.db")?;
+//! ```
+//! # #[cfg(all(feature = "sqlite", feature = "allegro", feature = "mercadolibre", feature = "magalu", feature = "ozon"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use marketplace_inbox::sync::{self, SqliteStore};
+//! use marketplace_inbox::{Inbox, InboxConfig, JsonLine};
+//!
+//! let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
+//! let inbox = Inbox::from_config(&InboxConfig::from_value(sandbox.accounts_config())?)?;
+//! let store = SqliteStore::in_memory()?;
+//! let mut found = 0;
 //! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
 //!     for change in synced.item?.changes {
-//!         if let Some(conversation) = change.reference() {
-//!             println!("{}: {:?} {conversation}", synced.account, change.event());
-//!         }
+//!         // One JSON line, as `inbox --json sync` prints it.
+//!         println!("{}", change.json_line(&inbox)?);
+//!         found += 1;
 //!     }
 //! }
-//! # Ok(()) }
+//! let mut again = 0;
+//! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
+//!     again += synced.item?.changes.len();
+//! }
+//! assert!(found > 0);
+//! assert_eq!(again, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! # #[cfg(not(all(feature = "sqlite", feature = "allegro", feature = "mercadolibre", feature = "magalu", feature = "ozon")))]
+//! # fn main() {}
 //! ```
 //!
 //! A step is stateless apart from what the store holds, so any scheduler can run it.
