@@ -471,48 +471,26 @@ impl<'de> Deserialize<'de> for Change {
     }
 }
 
-/// One word, or the vendor's value (shared by the enums below).
-fn word<S: Serializer>(s: S, text: &str) -> Result<S::Ok, S::Error> {
-    s.serialize_str(text)
+/// Written as one word (`as_str`), read back by `from_name` (a text it does not name is
+/// the vendor's value, kept as sent). A blocked conversation's reason is a field of the
+/// conversation (`blocked_reason`), not of its status.
+macro_rules! one_word {
+    ($($ty:ty),+) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(|s| <$ty>::from_name(&s))
+            }
+        }
+    )+};
 }
 
-impl Serialize for Role {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        word(s, self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| Role::from_name(&s))
-    }
-}
-
-impl Serialize for ConversationKind {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        word(s, self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ConversationKind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| ConversationKind::from_name(&s))
-    }
-}
-
-/// One word: a blocked conversation's reason is a field of the conversation
-/// (`blocked_reason`), not of its status.
-impl Serialize for ConversationStatus {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        word(s, self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ConversationStatus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| ConversationStatus::from_name(&s))
-    }
-}
+one_word!(Role, ConversationKind, ConversationStatus);
 
 /// A flag as a boolean, a count as a number.
 impl Serialize for Unread {
