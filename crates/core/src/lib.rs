@@ -13,6 +13,30 @@
 //!   when it does not match its schema, so one bad element never costs a whole page;
 //! - [`open_enum!`]: enums that keep unknown vendor values in an `Unknown(String)` variant.
 //!
+//! A page of Ozon chats where one id is a number, one a string, and one element is not a
+//! chat at all: two chats, and the third kept with its raw JSON and its error.
+//!
+//! ```
+//! use inbox_core::{FlexId, Lenient};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Chat {
+//!     chat_id: FlexId,
+//! }
+//!
+//! let page: Vec<Lenient<Chat>> =
+//!     serde_json::from_str(r#"[{"chat_id": 42}, {"chat_id": "99feb3fc"}, {"chat_id": [1]}]"#)?;
+//! let ids: Vec<String> = page
+//!     .iter()
+//!     .filter_map(|c| c.valid())
+//!     .map(|c| c.chat_id.to_string())
+//!     .collect();
+//! assert_eq!(ids, ["42", "99feb3fc"]);
+//! let bad = page.iter().find_map(|c| c.as_result().err());
+//! assert_eq!(bad.map(|b| b.raw.to_string()).as_deref(), Some(r#"{"chat_id":[1]}"#));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
 //! It also holds the request path every client shares: [`Secret`], the [`Auth`] a client
 //! sends, [`prepare_request`] (credentials and media types), and [`execute`] (rate limits,
 //! retries, token refresh and tracing, under an account's [`Policy`]).
