@@ -1,3 +1,4 @@
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 // `Error` keeps what a caller needs to act (the vendor's words, the malformed element as
 // received, the operation): it is larger than clippy's threshold by design, and errors are
