@@ -9,6 +9,8 @@ mod answer_unread;
 #[cfg(feature = "postgres")]
 #[path = "../examples/fleet.rs"]
 mod fleet;
+#[path = "../examples/merged_inbox.rs"]
+mod merged_inbox;
 #[path = "../examples/mirror.rs"]
 mod mirror;
 #[cfg(feature = "postgres")]
@@ -81,6 +83,34 @@ async fn answer_unread_answers_and_marks_read_what_it_can() {
     for (r, e) in &done.failed {
         assert!(!e.to_string().is_empty(), "{r}");
     }
+}
+
+#[tokio::test]
+async fn merged_inbox_lists_every_accounts_unread_conversations_once() {
+    use futures::StreamExt;
+    let (_sandbox, inbox) = sandbox().await;
+    let unread: Vec<String> = inbox
+        .conversations(ConversationQuery::new().unread_only(true))
+        .filter_map(|t| async move { t.item.ok() })
+        .map(|c| c.reference.to_string())
+        .collect()
+        .await;
+    let lines = merged_inbox::merged_inbox(&inbox).await;
+    assert_eq!(lines.len(), unread.len(), "{lines:#?}");
+    for reference in &unread {
+        let with = lines
+            .iter()
+            .filter(|l| l.contains(reference.as_str()))
+            .count();
+        assert_eq!(with, 1, "{reference} in {lines:#?}");
+    }
+    for m in Marketplace::ALL {
+        assert!(
+            lines.iter().any(|l| l.starts_with(m.as_str())),
+            "{m}: {lines:#?}"
+        );
+    }
+    assert!(lines.iter().all(|l| !l.contains("error")), "{lines:#?}");
 }
 
 #[tokio::test]
