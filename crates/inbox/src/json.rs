@@ -69,7 +69,7 @@ struct ConversationOut<'a> {
     last_activity_at: Option<String>,
     reply_deadline: Option<String>,
     references: &'a References,
-    vendor: &'a RawJson,
+    vendor: Vendor<'a>,
 }
 
 impl<'a> ConversationOut<'a> {
@@ -97,7 +97,24 @@ impl<'a> ConversationOut<'a> {
             last_activity_at: c.last_activity_at.and_then(rfc3339),
             reply_deadline: c.reply_deadline.and_then(rfc3339),
             references: &c.references,
-            vendor: &c.vendor,
+            vendor: Vendor(&c.vendor),
+        }
+    }
+}
+
+/// The vendor's object as received. Text that JSON data cannot hold (a number beyond
+/// `f64`, a lone UTF-16 surrogate escape, nesting past 128 levels) is written as a JSON
+/// string of that text, as a malformed element's `raw` is: every line reads back with any
+/// JSON parser, and nothing of the text is lost.
+struct Vendor<'a>(&'a RawJson);
+
+impl Serialize for Vendor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = self.0.as_str();
+        if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+            self.0.serialize(s)
+        } else {
+            s.serialize_str(text)
         }
     }
 }
@@ -267,7 +284,7 @@ struct MessageOut<'a> {
     attachments: &'a [Attachment],
     more_attachments: Option<bool>,
     references: &'a References,
-    vendor: &'a RawJson,
+    vendor: Vendor<'a>,
 }
 
 impl<'a> MessageOut<'a> {
@@ -292,7 +309,7 @@ impl<'a> MessageOut<'a> {
             attachments: &m.attachments,
             more_attachments: m.more_attachments,
             references: &m.references,
-            vendor: &m.vendor,
+            vendor: Vendor(&m.vendor),
         }
     }
 }
@@ -802,6 +819,35 @@ mod tests {
                 "conversation": null, "listing": "conversations", "error": "e", "raw": "[1]"})
         );
         assert!(serde_json::from_value::<Change>(json!({"ref": "ozon:1", "kind": "x"})).is_err());
+    }
+
+    #[test]
+    fn vendor_text_json_data_cannot_hold_is_written_as_a_string_of_it() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for text in [
+            r#"{"total": 1e400}"#,
+            r#"{"name": "\ud800"}"#,
+            deep.as_str(),
+        ] {
+            let raw: Box<serde_json::value::RawValue> =
+                serde_json::value::RawValue::from_string(text.to_string()).unwrap();
+            let c = Conversation {
+                vendor: RawJson::from_raw(raw),
+                ..conversation()
+            };
+            let line = serde_json::to_string(&c).unwrap();
+            let v: Value = serde_json::from_str(&line).expect("the line reads as JSON data");
+            assert_eq!(v["vendor"], text, "{line}");
+        }
+        // JSON data is written exactly as received, spacing and key order kept.
+        let kept = r#"{"z": 1,  "a": 12345678901234567890123}"#;
+        let c = Conversation {
+            vendor: RawJson::from_raw(
+                serde_json::value::RawValue::from_string(kept.into()).unwrap(),
+            ),
+            ..conversation()
+        };
+        assert!(serde_json::to_string(&c).unwrap().contains(kept));
     }
 
     #[test]
