@@ -19,8 +19,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use marketplace_inbox::{
-    ConversationQuery, ConversationRef, Inbox, Marketplace, MessageQuery, NewConversation,
-    OutgoingAttachment,
+    ConversationQuery, ConversationRef, Inbox, JsonLine, Marketplace, MessageQuery,
+    NewConversation, OutgoingAttachment,
 };
 
 /// Writes one line to stdout; a closed pipe (`inbox … | head`) ends the command quietly
@@ -589,7 +589,7 @@ async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCo
     }
     while let Some(t) = stream.next().await {
         match t.item {
-            Ok(c) if json => out!("{}", output::json(inbox, &c)?),
+            Ok(c) if json => out!("{}", c.json_line(inbox)?),
             Ok(c) => out!("{}", output::conversation_row(inbox, &c)),
             Err(e) => {
                 failed = true;
@@ -606,7 +606,7 @@ async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Res
     let mut failed = false;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(m) if json => out!("{}", output::json(inbox, &m)?),
+            Ok(m) if json => out!("{}", m.json_line(inbox)?),
             Ok(m) => out!("{}", output::message_row(&m)),
             Err(e) => {
                 failed = true;
@@ -732,7 +732,7 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
     while let Some(t) = stream.next().await {
         match t.item {
             Ok(m) => {
-                writer.write_all(output::json(inbox, &m)?.as_bytes())?;
+                writer.write_all(m.json_line(inbox)?.as_bytes())?;
                 writer.write_all(b"\n")?;
                 count += 1;
                 bar.inc(1);

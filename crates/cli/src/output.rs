@@ -1,17 +1,11 @@
 //! The table and JSON-lines forms of conversations and messages (the JSON contract is in README.md).
 
 use chrono::{DateTime, Utc};
-use marketplace_inbox::{Conversation, Inbox, JsonLine, Message, Unread};
+use marketplace_inbox::{Conversation, Inbox, Message, Unread};
 
 /// An instant as the JSON contract writes it (see [`marketplace_inbox::rfc3339`]).
 fn time(t: DateTime<Utc>) -> Option<String> {
     marketplace_inbox::rfc3339(t)
-}
-
-/// A conversation, message or change as one JSON line, as the facade writes it for
-/// `inbox` (references in their shortest unambiguous form).
-pub fn json(inbox: &Inbox, item: &impl JsonLine) -> anyhow::Result<String> {
-    Ok(item.json_line(inbox)?)
 }
 
 fn cut(s: &str, n: usize) -> String {

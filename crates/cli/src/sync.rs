@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
 use marketplace_inbox::sync::{self, Change, HandOn, PostgresStore, SqliteStore, Store};
-use marketplace_inbox::Inbox;
+use marketplace_inbox::{Inbox, JsonLine};
 
 use crate::output;
 
@@ -211,7 +211,7 @@ pub(crate) async fn hand_on_step(
 /// One change as printed: its JSON form (with `event`), or a table row.
 fn line(inbox: &Inbox, account: &str, change: &Change, json: bool) -> anyhow::Result<String> {
     if json {
-        return output::json(inbox, change);
+        return Ok(change.json_line(inbox)?);
     }
     let row = match change {
         Change::Conversation(_, c) => output::conversation_row(inbox, c),

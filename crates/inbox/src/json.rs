@@ -162,12 +162,12 @@ struct ConversationIn {
 
 impl From<ConversationIn> for Conversation {
     fn from(c: ConversationIn) -> Self {
-        let status = c.status.map(|s| match ConversationStatus::from_name(&s) {
-            ConversationStatus::Blocked { .. } => ConversationStatus::Blocked {
-                reason: c.blocked_reason.clone(),
-            },
+        let status = match c.status.as_deref().map(ConversationStatus::from_name) {
+            Some(ConversationStatus::Blocked { .. }) => Some(ConversationStatus::Blocked {
+                reason: c.blocked_reason,
+            }),
             other => other,
-        });
+        };
         let unread = match (c.unread_count, c.unread) {
             (Some(n), _) => Some(Unread::Count(n)),
             (None, Some(flag)) => Some(Unread::Flag(flag)),
@@ -391,9 +391,9 @@ impl<'de> Deserialize<'de> for Message {
 
 /// A malformed element as written and read (`event` is always `malformed`).
 #[derive(Serialize, Deserialize)]
-struct MalformedJson<E, M, C, T> {
-    event: E,
-    marketplace: M,
+struct MalformedJson<C, T> {
+    event: Event,
+    marketplace: Marketplace,
     account: T,
     conversation: Option<C>,
     listing: Listed,
@@ -426,8 +426,8 @@ impl Serialize for Change {
     }
 }
 
-/// Serializes with references as an inbox shows them.
-struct Shown<'a, T>(&'a T, &'a Inbox);
+/// A change serialized with references as an inbox shows them.
+struct ShownChange<'a>(&'a Change, &'a Inbox);
 
 impl JsonLine for Conversation {
     fn json_line(&self, inbox: &Inbox) -> serde_json::Result<String> {
@@ -441,7 +441,7 @@ impl JsonLine for Message {
     }
 }
 
-impl Serialize for Shown<'_, Change> {
+impl Serialize for ShownChange<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         change(self.0, Refs::Shown(self.1), s)
     }
@@ -449,7 +449,7 @@ impl Serialize for Shown<'_, Change> {
 
 impl JsonLine for Change {
     fn json_line(&self, inbox: &Inbox) -> serde_json::Result<String> {
-        serde_json::to_string(&Shown(self, inbox))
+        serde_json::to_string(&ShownChange(self, inbox))
     }
 }
 
@@ -469,19 +469,18 @@ impl<'de> Deserialize<'de> for Change {
                 Message::deserialize(value).map(|m| Change::Message(event, m))
             }
             Event::Malformed => {
-                MalformedJson::<Event, Marketplace, ConversationRef, String>::deserialize(value)
-                    .map(|bad| {
-                        Change::Malformed(Malformed {
-                            marketplace: bad.marketplace,
-                            conversation: bad
-                                .conversation
-                                .map(|c| owned_by(c, Some(bad.account.clone()))),
-                            account: bad.account,
-                            listed: bad.listing,
-                            error: bad.error,
-                            raw: bad.raw,
-                        })
+                MalformedJson::<ConversationRef, String>::deserialize(value).map(|bad| {
+                    Change::Malformed(Malformed {
+                        marketplace: bad.marketplace,
+                        conversation: bad
+                            .conversation
+                            .map(|c| owned_by(c, Some(bad.account.clone()))),
+                        account: bad.account,
+                        listed: bad.listing,
+                        error: bad.error,
+                        raw: bad.raw,
                     })
+                })
             }
         };
         change.map_err(D::Error::custom)
