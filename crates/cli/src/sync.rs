@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use futures::StreamExt;
-use marketplace_inbox::sync::{self, Change, HandOn, PostgresStore, SqliteStore, Store};
+use marketplace_inbox::sync::{self, Change, PostgresStore, SqliteStore, Store};
 use marketplace_inbox::{Inbox, JsonLine};
 
 use crate::output;
@@ -62,7 +62,9 @@ pub async fn open_store(db: Option<Db>) -> Result<Box<dyn Store>> {
             base.join("inbox").join("inbox.db")
         }
     };
-    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let store = SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
     Ok(Box::new(store))
 }
 
@@ -127,70 +129,65 @@ pub(crate) async fn account_pass(
     store: &dyn Store,
     json: bool,
 ) -> Outcome {
-    let step = sync::step(account, store).await;
-    hand_on_step(inbox, account.name(), step, store, json).await
+    let mut printer = Printer::new(inbox, account.name(), json);
+    let synced = sync::sync_account_with(account, store, &mut |c: &[Change]| printer.print(c)).await;
+    printer.finish(synced)
 }
 
-/// Commits a step of account `name`, printing its changes inside the commit (as JSON
-/// lines or table rows) and its notes on stderr; what it did.
-pub(crate) async fn hand_on_step(
-    inbox: &Inbox,
-    name: &str,
-    step: std::result::Result<sync::Step, marketplace_inbox::Error>,
-    store: &dyn Store,
+/// Prints each committed chunk's changes inside its commit (as JSON lines or table
+/// rows) and its notes on stderr, and counts them.
+pub(crate) struct Printer<'a> {
+    inbox: &'a Inbox,
+    name: &'a str,
     json: bool,
-) -> Outcome {
-    let step = match step {
-        Ok(step) => step,
-        Err(e) => {
-            crate::report(name, e);
-            return Outcome::default();
+    outcome: Outcome,
+}
+
+impl<'a> Printer<'a> {
+    /// A printer for the changes of account `name`.
+    pub(crate) fn new(inbox: &'a Inbox, name: &'a str, json: bool) -> Self {
+        Printer {
+            inbox,
+            name,
+            json,
+            outcome: Outcome::default(),
         }
-    };
-    for s in step.skipped() {
-        let line = crate::describe(&anyhow!("{}", s.error));
-        eprintln!(
-            "inbox: {name}: {}: {line} — left for the next pass",
-            inbox.display_ref(&s.conversation)
-        );
     }
-    let mut outcome = Outcome {
-        skipped: step.skipped().len(),
-        ..Outcome::default()
-    };
-    let mut lines = Vec::new();
-    let mut notes = Vec::new();
-    for change in step.changes() {
-        match change {
-            Change::Message(..) => outcome.messages += 1,
-            Change::Conversation(..) => outcome.conversations += 1,
-            Change::Malformed(bad) => {
-                outcome.malformed += 1;
-                notes.push(crate::one_line(
-                    &format!(
-                        "inbox: {name}: {}: malformed element in the {} listing{}, kept raw in the store: {}",
-                        bad.marketplace,
-                        bad.listed,
-                        bad.conversation
-                            .as_ref()
-                            .map(|c| format!(" of {}", inbox.display_ref(c)))
-                            .unwrap_or_default(),
-                        bad.error
-                    ),
-                    crate::MAX_LINE,
-                ));
+
+    /// Prints one chunk's changes (called inside its commit: an error here stores
+    /// nothing of the chunk, and it is found again by the next step).
+    pub(crate) fn print(&mut self, changes: &[Change]) -> std::io::Result<()> {
+        let (inbox, name) = (self.inbox, self.name);
+        let mut lines = Vec::with_capacity(changes.len());
+        let mut notes = Vec::new();
+        let mut counts = Outcome::default();
+        for change in changes {
+            match change {
+                Change::Message(..) => counts.messages += 1,
+                Change::Conversation(..) => counts.conversations += 1,
+                Change::Malformed(bad) => {
+                    counts.malformed += 1;
+                    notes.push(crate::one_line(
+                        &format!(
+                            "inbox: {name}: {}: malformed element in the {} listing{}, kept raw in the store: {}",
+                            bad.marketplace,
+                            bad.listed,
+                            bad.conversation
+                                .as_ref()
+                                .map(|c| format!(" of {}", inbox.display_ref(c)))
+                                .unwrap_or_default(),
+                            bad.error
+                        ),
+                        crate::MAX_LINE,
+                    ));
+                }
             }
-        }
-        match line(inbox, name, change, json) {
-            Ok(l) => lines.push(l),
-            Err(e) => {
-                // Not committed: the step runs again and prints its changes then.
+            let l = line(inbox, name, change, self.json).map_err(|e| {
                 eprintln!("inbox: {name}: cannot print a change: {e}");
-                return outcome;
-            }
+                std::io::Error::other(e.to_string())
+            })?;
+            lines.push(l);
         }
-    }
-    let hand_on: HandOn = Box::new(move |_| {
         let mut out = std::io::stdout().lock();
         for l in &lines {
             writeln!(out, "{l}")?;
@@ -199,13 +196,37 @@ pub(crate) async fn hand_on_step(
         for n in &notes {
             eprintln!("{n}");
         }
+        self.outcome.messages += counts.messages;
+        self.outcome.conversations += counts.conversations;
+        self.outcome.malformed += counts.malformed;
         Ok(())
-    });
-    match step.commit_with(store, Some(hand_on)).await {
-        Ok(_) => outcome.committed = true,
-        Err(e) => crate::report(name, e),
     }
-    outcome
+
+    /// What the step did: its skipped conversations and any error on stderr.
+    pub(crate) fn finish(
+        mut self,
+        synced: std::result::Result<sync::Synced, marketplace_inbox::Error>,
+    ) -> Outcome {
+        let name = self.name;
+        match synced {
+            Ok(synced) => {
+                for s in &synced.skipped {
+                    let line = crate::describe(&anyhow!("{}", s.error));
+                    eprintln!(
+                        "inbox: {name}: {}: {line} — left for the next pass",
+                        self.inbox.display_ref(&s.conversation)
+                    );
+                }
+                self.outcome.skipped = synced.skipped.len();
+                match synced.stopped {
+                    None => self.outcome.committed = true,
+                    Some(e) => crate::report(name, e),
+                }
+            }
+            Err(e) => crate::report(name, e),
+        }
+        self.outcome
+    }
 }
 
 /// One change as printed: its JSON form (with `event`), or a table row.

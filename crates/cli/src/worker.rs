@@ -34,8 +34,6 @@ use serde::{Deserialize, Serialize};
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a running step renews its lease.
 const RENEW: Duration = Duration::from_secs(10);
-/// A step that runs longer is abandoned (its commit never made) and tried again later.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What every job of this process shares.
 #[derive(Clone)]
@@ -219,18 +217,10 @@ impl Fleet {
                 return schedule(utils, name, at, JobKeyMode::Replace).await;
             }
         };
-        let ran = tokio::time::timeout(
-            STEP_TIMEOUT,
-            crate::sync::account_pass(&self.inbox, account, &self.store, self.json),
-        )
-        .await;
+        // No time limit: a step commits in chunks, so a long first import makes
+        // durable progress, and the lease is renewed while it runs.
+        crate::sync::account_pass(&self.inbox, account, &self.store, self.json).await;
         lease.release().await?;
-        if ran.is_err() {
-            eprintln!(
-                "inbox: {name}: the sync step took over {} s; abandoned",
-                STEP_TIMEOUT.as_secs()
-            );
-        }
         // Failed or not, the account runs again at its interval (a failed step's error
         // was printed; the engine's own backoff would reach hours).
         let interval = chrono::Duration::from_std(account.poll_interval())
@@ -269,8 +259,7 @@ impl Fleet {
         .fetch_one(pool)
         .await?;
         let ran = match crate::serve::Target::parse(&job.target) {
-            Some(target) => tokio::time::timeout(
-                STEP_TIMEOUT,
+            Some(target) => Some(
                 crate::serve::run_target(
                     &self.inbox,
                     account,
@@ -278,10 +267,9 @@ impl Fleet {
                     &target,
                     self.json,
                     &self.budgets,
-                ),
-            )
-            .await
-            .ok(),
+                )
+                .await,
+            ),
             None => None,
         };
         lease.release().await?;

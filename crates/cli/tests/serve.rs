@@ -393,8 +393,9 @@ fn the_answers_are_the_vendors_own_and_forgeries_change_nothing() {
     );
     let stderr = s.stop();
     assert!(stderr.contains("names no configured account"), "{stderr}");
-    // The store holds no message and no journal entry from any forgery.
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    // The store holds no message and no journal entry from any forgery (on SQLite the
+    // journal is the file beside the mirror).
+    let conn = rusqlite::Connection::open(push_journal(&db)).unwrap();
     let journaled: Vec<String> = conn
         .prepare("SELECT dedup_key FROM journal")
         .unwrap()
@@ -525,7 +526,7 @@ fn nothing_is_lost_when_serve_dies_after_answering_or_was_down() {
     // The missed notification is journaled and settled (its message was already stored
     // by then, or stored by it).
     let journal = |db: &std::path::Path| -> Vec<(String, String)> {
-        let conn = rusqlite::Connection::open(db).unwrap();
+        let conn = rusqlite::Connection::open(push_journal(db)).unwrap();
         let rows = conn
             .prepare("SELECT dedup_key, state FROM journal ORDER BY id")
             .unwrap()
@@ -734,4 +735,11 @@ fn on_postgres_a_notification_is_a_job_the_fleet_runs() {
     assert!(worker.wait().unwrap().success());
     s.stop();
     runtime.block_on(db.drop_now());
+}
+
+/// The SQLite file that keeps the journal of notifications beside the mirror `db`.
+fn push_journal(db: &std::path::Path) -> std::path::PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push("-push");
+    path.into()
 }

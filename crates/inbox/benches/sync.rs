@@ -61,7 +61,7 @@ async fn first_sync(vendor: Vendor, n: u64, concurrency: Option<u32>) -> (u64, f
         config = config.concurrency(c);
     }
     let account = Account::from_config(&config).expect("account");
-    let store = SqliteStore::in_memory().expect("store");
+    let store = SqliteStore::in_memory().await.expect("store");
     let first = pass(&sandbox, &account, &store).await;
     assert_eq!(sandbox.rate_limited(), 0, "{vendor:?}: no 429");
     first
@@ -122,7 +122,7 @@ async fn main() {
         })
         .await
         .expect("sandbox");
-        let store = SqliteStore::in_memory().expect("store");
+        let store = SqliteStore::in_memory().await.expect("store");
         let mut first = Vec::new();
         for vendor in Vendor::ALL {
             let account = unlimited(common::account(&sandbox, vendor), vendor);

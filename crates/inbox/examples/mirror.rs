@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = args.next().unwrap_or_else(|| "mirror.db".into());
     let (config, _sandbox) = support::accounts(args.next()).await?;
     let inbox = Inbox::from_config(&config)?;
-    let store = SqliteStore::open(&db)?;
+    let store = SqliteStore::open(&db).await?;
     for (account, new) in mirror(&inbox, &store).await? {
         println!("{account:<16} {new} new messages");
     }

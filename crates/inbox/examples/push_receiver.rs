@@ -45,7 +45,7 @@ pub async fn on_ozon_notification(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
     let inbox = Inbox::from_config(&InboxConfig::from_value(sandbox.accounts_config())?)?;
-    let store = SqliteStore::in_memory()?;
+    let store = SqliteStore::in_memory().await?;
     let chat = "99feb3fc-a474-469f-95d5-268b470cc607";
     let id = sandbox
         .buyer_writes_to(inbox_sandbox::Vendor::Ozon, "ozon", chat, "Is it in stock?")

@@ -118,7 +118,7 @@ async fn mirror_imports_once_then_finds_only_what_is_new() {
     let (sandbox, inbox) = sandbox().await;
     let dir = std::env::temp_dir().join(format!("inbox-example-mirror-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = SqliteStore::open(dir.join("mirror.db")).unwrap();
+    let store = SqliteStore::open(dir.join("mirror.db")).await.unwrap();
     let first = mirror::mirror(&inbox, &store).await.unwrap();
     assert_eq!(first.len(), 4);
     assert!(first.iter().all(|(_, n)| *n >= 8), "{first:?}");
@@ -140,7 +140,7 @@ async fn mirror_imports_once_then_finds_only_what_is_new() {
 #[tokio::test]
 async fn push_receiver_stores_the_notified_message_and_ignores_other_sellers() {
     let (sandbox, inbox) = sandbox().await;
-    let store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().await.unwrap();
     let chat = "99feb3fc-a474-469f-95d5-268b470cc607";
     let id = sandbox
         .buyer_writes_to(Vendor::Ozon, "ozon", chat, "Есть в наличии?")

@@ -13,6 +13,8 @@ use marketplace_inbox::*;
 use serde_json::json;
 
 mod common;
+#[path = "support/gated.rs"]
+mod gated;
 #[path = "support/postgres.rs"]
 mod pg;
 
@@ -44,7 +46,7 @@ async fn every_marketplace_is_mirrored_exactly_once_like_on_sqlite() {
         return;
     };
     let store = PostgresStore::connect(&db.url, 4).await.unwrap();
-    let lite = SqliteStore::in_memory().unwrap();
+    let lite = SqliteStore::in_memory().await.unwrap();
     let sandbox = sandbox().await;
     for vendor in Vendor::ALL {
         let account = common::unpaced_account(&sandbox, vendor);
@@ -97,9 +99,14 @@ async fn two_runners_of_one_account_one_commits_the_other_conflicts() {
                 common::example(vendor),
                 &format!("round {round}")
             ));
-            let a = sync::step(&account, &a_store).await.unwrap();
-            let b = sync::step(&account, &b_store).await.unwrap();
-            let (first, second) = tokio::join!(a.commit(&a_store), b.commit(&b_store));
+            // Both read everything, then commit at the same moment.
+            let both = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let a = gated::Gated::new(&a_store, vec![both.clone()]);
+            let b = gated::Gated::new(&b_store, vec![both]);
+            let (first, second) = tokio::join!(
+                sync::sync_account(&account, &a),
+                sync::sync_account(&account, &b)
+            );
             let (won, lost) = match (first, second) {
                 (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
                 (a, b) => panic!("{vendor:?}: exactly one commits: {a:?} {b:?}"),
@@ -186,7 +193,7 @@ async fn processes_opening_one_database_at_once_migrate_it_once() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [(3,)]);
+    assert_eq!(versions, [(4,)]);
     for s in opened.into_iter().flatten() {
         s.pool().close().await;
     }
@@ -202,4 +209,89 @@ async fn a_server_that_does_not_answer_is_an_unavailable_store_without_the_passw
     assert_eq!(err.kind(), StoreErrorKind::Unavailable);
     assert!(err.is_retryable());
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
+    let Some(db) = pg::database("v3").await else {
+        return;
+    };
+    // Dumped (pg_dump --inserts) from a database the version-3 code wrote with
+    // `inbox --sandbox --json sync` (294 messages), plus a pending notification.
+    let dump = include_str!("fixtures/sync-v3-postgres.sql");
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dump))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+    }
+    let before: Vec<(String, String, String, String)> = pg::rows(
+        &db.url,
+        "SELECT account, conversation, id, created_at FROM messages ORDER BY account, conversation, id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(before.len(), 294);
+    let store = PostgresStore::connect(&db.url, 2).await.unwrap();
+    let after: Vec<(String, String, String, chrono::DateTime<chrono::Utc>)> = pg::rows(
+        &db.url,
+        "SELECT account, conversation, id, created_at FROM messages ORDER BY account, conversation, id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.len(), 294);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((&b.0, &b.1, &b.2), (&a.0, &a.1, &a.2));
+        let t = chrono::DateTime::parse_from_rfc3339(&b.3).unwrap();
+        assert_eq!(t.timestamp_micros(), a.3.timestamp_micros(), "{b:?}");
+    }
+    let versions: Vec<(i64,)> = pg::rows(&db.url, "SELECT version FROM inbox_schema")
+        .await
+        .unwrap();
+    assert_eq!(versions, [(4,)]);
+    let pending = store.journal_pending().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, 1);
+    // The journal numbers on after the copied entries.
+    let next = store
+        .journal_add(sync::journal::NewEntry {
+            marketplace: Marketplace::Ozon,
+            account: Some("ozon".into()),
+            received_at: chrono::Utc::now(),
+            raw: "{}".into(),
+            dedup_key: "ozon:k2".into(),
+            target: None,
+            state: sync::journal::JournalState::Done,
+        })
+        .await
+        .unwrap();
+    assert_eq!(next, Some(2));
+    let checkpoint = store.checkpoint("allegro").await.unwrap();
+    assert_eq!(checkpoint.version, 1);
+
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let mut inbox = Inbox::new();
+    for vendor in Vendor::ALL {
+        inbox.add(common::unpaced_account(&sandbox, vendor)).unwrap();
+    }
+    let mut changes = Vec::new();
+    for synced in sync::sync(&inbox, &store, 4).await {
+        changes.extend(synced.item.unwrap().changes);
+    }
+    assert!(new_messages(&changes).is_empty(), "nothing twice: {changes:?}");
+    assert!(!changes.iter().any(|c| c.event() == Event::UpdatedMessage));
+    for vendor in Vendor::ALL {
+        assert!(sandbox.buyer_writes(vendor, common::example(vendor), "after the migration"));
+    }
+    let mut new = Vec::new();
+    for synced in sync::sync(&inbox, &store, 4).await {
+        new.extend(new_messages(&synced.item.unwrap().changes));
+    }
+    assert_eq!(new.len(), 4, "{new:?}");
+    assert_eq!(store.message_count(None).await.unwrap(), 298);
+    store.pool().close().await;
+    db.drop_now().await;
 }

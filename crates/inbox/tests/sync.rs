@@ -37,7 +37,7 @@ async fn every_message_is_stored_once_across_failing_steps() {
         }
         inbox.add(Account::from_config(&account).unwrap()).unwrap();
     }
-    let store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().await.unwrap();
     let examples = [
         (
             Vendor::Allegro,
@@ -89,7 +89,7 @@ async fn every_message_is_stored_once_across_failing_steps() {
     // rounds of one buyer message.
     let expected = 4 * (6 * 5 + 6) + (2 + 2 + 1 + 1);
     assert_eq!(printed.len(), expected);
-    assert_eq!(store.message_count(None).unwrap(), expected as u64);
+    assert_eq!(store.message_count(None).await.unwrap(), expected as u64);
 }
 
 /// One stored step of every account, as (account, result) pairs.
@@ -147,15 +147,20 @@ async fn a_quiet_pass_costs_the_same_at_any_size_and_k_messages_cost_o_of_k() {
         .await
         .unwrap();
         let inbox = unlimited(&sandbox);
-        let store = SqliteStore::in_memory().unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         for (_, r) in pass(&inbox, &store).await {
             r.unwrap();
         }
-        let imported = store.message_count(None).unwrap();
+        let imported = store.message_count(None).await.unwrap();
         assert_eq!(imported, 4 * 2 * size + 2 + 2 + 1 + 1);
         let from = sandbox.requests();
         for (_, r) in pass(&inbox, &store).await {
-            assert!(r.unwrap().changes.is_empty(), "a quiet pass finds nothing");
+            let changes = r.unwrap().changes;
+            assert!(
+                changes.is_empty(),
+                "a quiet pass finds nothing: {:?}",
+                changes.first()
+            );
         }
         quiet.push((size, cost(&sandbox, from)));
 
@@ -214,7 +219,7 @@ async fn a_quiet_pass_costs_the_same_at_any_size_and_k_messages_cost_o_of_k() {
 async fn a_message_that_appears_late_with_an_earlier_time_is_still_stored() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
     let inbox = unlimited(&sandbox);
-    let store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().await.unwrap();
     for (_, r) in pass(&inbox, &store).await {
         r.unwrap();
     }
@@ -300,7 +305,7 @@ async fn a_first_step_reads_conversations_at_once_and_keeps_the_one_by_one_order
             .await;
             let config = config.concurrency(concurrency);
             let account = Account::from_config(&config).unwrap();
-            let store = SqliteStore::in_memory().unwrap();
+            let store = SqliteStore::in_memory().await.unwrap();
             let changes = sync::sync_account(&account, &store).await.unwrap().changes;
             let seen: Vec<String> = changes
                 .iter()
@@ -310,7 +315,7 @@ async fn a_first_step_reads_conversations_at_once_and_keeps_the_one_by_one_order
                     Change::Malformed(bad) => format!("malformed {}", bad.raw),
                 })
                 .collect();
-            let stored = store.message_count(None).unwrap();
+            let stored = store.message_count(None).await.unwrap();
             assert_eq!(stored, 30 * 3 + sandbox_examples(vendor), "{vendor:?}");
             assert_eq!(sandbox.rate_limited(), 0, "{vendor:?}: no 429");
             if concurrency > 1 {

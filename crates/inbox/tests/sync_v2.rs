@@ -12,6 +12,11 @@ use serde_json::{json, Value};
 
 mod common;
 use common::example;
+#[path = "support/gated.rs"]
+mod gated;
+use gated::Gated;
+use std::sync::Arc;
+use tokio::sync::Barrier;
 
 /// A sandbox of `conversations` generated conversations of `messages` messages each.
 async fn sandbox(conversations: u64, messages: u64) -> Sandbox {
@@ -127,15 +132,25 @@ fn malformed(changes: &[Change]) -> Vec<&sync::Malformed> {
         .collect()
 }
 
-fn malformed_rows(db: &std::path::Path) -> Vec<(String, String, String)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut s = c
-        .prepare("SELECT conversation, listing, raw FROM malformed ORDER BY conversation, raw")
-        .unwrap();
-    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+async fn sqlite(db: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
         .unwrap()
-        .map(Result::unwrap)
-        .collect()
+}
+
+async fn malformed_rows(db: &std::path::Path) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT conversation, listing, raw FROM malformed ORDER BY conversation, raw")
+        .fetch_all(&mut sqlite(db).await)
+        .await
+        .unwrap()
+}
+
+async fn user_version(db: &std::path::Path) -> i64 {
+    sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut sqlite(db).await)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +182,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let db = dir.join("inbox.db");
-        let store = SqliteStore::open(&db).unwrap();
+        let store = SqliteStore::open(&db).await.unwrap();
 
         // First pass: everything else is stored and printed; each bad element reported once.
         let first = sync::sync_account(&account, &store).await.unwrap();
@@ -177,7 +192,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
             4 * 3 + examples,
             "{vendor:?}"
         );
-        assert_eq!(store.message_count(None).unwrap(), 4 * 3 + examples as u64);
+        assert_eq!(store.message_count(None).await.unwrap(), 4 * 3 + examples as u64);
         let bad = malformed(&first.changes);
         assert_eq!(bad.len(), 2, "{vendor:?}: {bad:?}");
         let listing = bad
@@ -203,7 +218,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
             bad_message
         );
         assert!(!message.error.is_empty());
-        assert_eq!(malformed_rows(&db).len(), 2, "{vendor:?}: stored raw");
+        assert_eq!(malformed_rows(&db).await.len(), 2, "{vendor:?}: stored raw");
 
         // Next pass: exactly the new buyer messages, one in the bad element's conversation.
         let other = generated(vendor, 2);
@@ -225,7 +240,7 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
         assert!(sandbox.buyer_writes(vendor, example(vendor), "after the fix"));
         let fourth = sync::sync_account(&account, &store).await.unwrap();
         assert_eq!(new_texts(&fourth.changes), ["after the fix"], "{vendor:?}");
-        let rows = malformed_rows(&db);
+        let rows = malformed_rows(&db).await;
         assert_eq!(rows.len(), 1, "{vendor:?}: {rows:?}");
         assert_eq!(
             rows[0].0, "",
@@ -290,7 +305,7 @@ async fn a_message_dated_2099_hides_none_of_the_messages_after_it() {
             array: array.into(),
             raw: future,
         });
-        let store = SqliteStore::in_memory().unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         let first = sync::sync_account(&account, &store).await.unwrap();
         assert!(
             first
@@ -331,7 +346,7 @@ async fn instants_at_chronos_limits_go_through_a_step_without_a_panic() {
                 raw: retimed(&message, at, &format!("t{i}")),
             });
         }
-        let store = SqliteStore::in_memory().unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         for round in 0..3 {
             let text = format!("round {round}");
             assert!(sandbox.buyer_writes(vendor, &generated(vendor, 1), &text));
@@ -349,18 +364,23 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
     for vendor in Vendor::ALL {
         let sandbox = sandbox(3, 2).await;
         let account = common::unpaced_account(&sandbox, vendor);
-        let store = SqliteStore::in_memory().unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         let mut printed = HashSet::new();
         for round in 0..3 {
             assert!(sandbox.buyer_writes(vendor, example(vendor), &format!("round {round}")));
-            let a = sync::step(&account, &store).await.unwrap();
-            let b = sync::step(&account, &store).await.unwrap();
-            assert!(!a.changes().is_empty());
-            let (first, second) = tokio::join!(a.commit(&store), b.commit(&store));
+            // Both steps read everything, then commit at the same moment.
+            let both = Arc::new(Barrier::new(2));
+            let a_store = Gated::new(&store, vec![both.clone()]);
+            let b_store = Gated::new(&store, vec![both]);
+            let (first, second) = tokio::join!(
+                sync::sync_account(&account, &a_store),
+                sync::sync_account(&account, &b_store)
+            );
             let (won, lost) = match (first, second) {
                 (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
                 (a, b) => panic!("{vendor:?}: exactly one commits: {a:?} {b:?}"),
             };
+            assert!(!won.changes.is_empty());
             match &lost {
                 Error::Store(e) => {
                     assert_eq!(e.kind(), StoreErrorKind::Conflict);
@@ -379,7 +399,7 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
         }
         let examples = example_messages(vendor);
         assert_eq!(printed.len(), 3 * 2 + examples + 3);
-        assert_eq!(store.message_count(None).unwrap(), printed.len() as u64);
+        assert_eq!(store.message_count(None).await.unwrap(), printed.len() as u64);
     }
 }
 
@@ -388,7 +408,7 @@ async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
     for vendor in Vendor::ALL {
         let sandbox = sandbox(3, 2).await;
         let account = common::unpaced_account(&sandbox, vendor);
-        let store = SqliteStore::in_memory().unwrap();
+        let store = SqliteStore::in_memory().await.unwrap();
         sync::sync_account(&account, &store).await.unwrap();
         let reference = account.reference(example(vendor));
 
@@ -404,18 +424,29 @@ async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
             "{vendor:?}: stored once"
         );
 
-        // Racing a step over the same conversation: one of them stores it.
+        // Racing a step over the same conversation: the targeted sync commits first, so
+        // the step skips only that conversation (its mark changed) and commits the rest.
         assert!(sandbox.buyer_writes(vendor, example(vendor), "raced"));
-        let step = sync::step(&account, &store).await.unwrap();
-        assert_eq!(new_texts(step.changes()), ["raced"], "{vendor:?}");
-        let targeted = sync::sync_conversation(&account, &store, &reference)
-            .await
-            .unwrap();
-        assert_eq!(new_texts(&targeted.changes), ["raced"]);
-        let lost = step.commit(&store).await.unwrap_err();
-        assert!(matches!(&lost, Error::Store(e) if e.kind() == StoreErrorKind::Conflict));
+        let other = generated(vendor, 1);
+        assert!(sandbox.buyer_writes(vendor, &other, "elsewhere"));
+        let (arrived, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let gated = Gated::new(&store, vec![arrived.clone(), release.clone()]);
+        let (step, targeted) = tokio::join!(sync::sync_account(&account, &gated), async {
+            arrived.wait().await;
+            let targeted = sync::sync_conversation(&account, &store, &reference).await;
+            release.wait().await;
+            targeted
+        });
+        let (step, targeted) = (step.unwrap(), targeted.unwrap());
+        assert_eq!(new_texts(&targeted.changes), ["raced"], "{vendor:?}");
+        assert_eq!(new_texts(&step.changes), ["elsewhere"], "{vendor:?}: the rest committed");
+        assert_eq!(step.skipped.len(), 1, "{vendor:?}");
+        assert_eq!(step.skipped[0].conversation.id, example(vendor));
+        assert!(
+            matches!(&step.skipped[0].error, Error::Store(e) if e.kind() == StoreErrorKind::Conflict)
+        );
         let again = sync::sync_account(&account, &store).await.unwrap();
-        assert!(new_texts(&again.changes).is_empty());
+        assert!(new_texts(&again.changes).is_empty(), "{vendor:?}: {:?}", again.changes);
 
         // Another account's reference is refused before any request.
         let foreign = ConversationRef::new(account.marketplace(), "x").with_account("other");
@@ -455,8 +486,8 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
         &db,
     )
     .unwrap();
-    let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.message_count(None).unwrap(), 294);
+    let store = SqliteStore::open(&db).await.unwrap();
+    assert_eq!(store.message_count(None).await.unwrap(), 294);
     let checkpoint = store.checkpoint("allegro").await.unwrap();
     assert_eq!(checkpoint.version, 1);
     assert!(checkpoint.watermark.is_some());
@@ -486,11 +517,101 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
         new.extend(new_texts(&synced.item.unwrap().changes));
     }
     assert_eq!(new.len(), 4, "{new:?}");
-    assert_eq!(store.message_count(None).unwrap(), 298);
-    let version: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
+    assert_eq!(store.message_count(None).await.unwrap(), 298);
+    assert_eq!(user_version(&db).await, 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
+    // Written by `inbox --sandbox --json sync` of the version-3 code (294 messages), with
+    // a pending notification and a malformed element added as that code stores them.
+    let dir = std::env::temp_dir().join(format!("inbox-sync-v3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("inbox.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sync-v3.db"),
+        &db,
+    )
+    .unwrap();
+    assert_eq!(user_version(&db).await, 3);
+    let before: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT account, conversation, id, created_at FROM messages ORDER BY account, conversation, id",
+    )
+    .fetch_all(&mut sqlite(&db).await)
+    .await
+    .unwrap();
+    assert_eq!(before.len(), 294);
+
+    let store = SqliteStore::open(&db).await.unwrap();
+    assert_eq!(user_version(&db).await, 4);
+    // Every message, with its instant exactly as version 3 wrote it.
+    let after: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT account, conversation, id, created_at FROM messages ORDER BY account, conversation, id",
+    )
+    .fetch_all(&mut sqlite(&db).await)
+    .await
+    .unwrap();
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((&b.0, &b.1, &b.2), (&a.0, &a.1, &a.2));
+        let t = chrono::DateTime::parse_from_rfc3339(&b.3).unwrap();
+        assert_eq!(t.timestamp_micros(), a.3, "{b:?}");
+    }
+    let checkpoint = store.checkpoint("allegro").await.unwrap();
+    assert_eq!(checkpoint.version, 1);
+    assert!(checkpoint.watermark.is_some());
+    let marks = store
+        .marks("magalu", vec![example(Vendor::Magalu).to_string()])
+        .await
         .unwrap();
-    assert_eq!(version, 3);
+    assert!(marks[example(Vendor::Magalu)].listing.is_some());
+    assert!(marks[example(Vendor::Magalu)].last_message_at.is_some());
+    // The pending notification moved to the journal's own file, number and all.
+    let pending = store.journal_pending().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, 1);
+    assert_eq!(pending[0].entry.dedup_key, "ozon:k1");
+    assert_eq!(
+        pending[0].entry.received_at.timestamp_micros(),
+        chrono::DateTime::parse_from_rfc3339("2026-12-06T22:00:00.123456Z")
+            .unwrap()
+            .timestamp_micros()
+    );
+    assert_eq!(store.malformed("allegro").await.unwrap().len(), 1);
+
+    let sandbox = Sandbox::start(Config::default()).await.unwrap();
+    let mut inbox = Inbox::new();
+    for vendor in Vendor::ALL {
+        inbox
+            .add(common::unpaced_account(&sandbox, vendor))
+            .unwrap();
+    }
+    let mut changes = Vec::new();
+    for synced in sync::sync(&inbox, &store, 4).await {
+        changes.extend(synced.item.unwrap().changes);
+    }
+    assert!(new_texts(&changes).is_empty(), "nothing printed twice: {changes:?}");
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.event() == Event::UpdatedMessage),
+        "a version-3 state is no update: {changes:?}"
+    );
+    for vendor in Vendor::ALL {
+        assert!(sandbox.buyer_writes(vendor, example(vendor), "after the migration"));
+    }
+    let mut new = Vec::new();
+    for synced in sync::sync(&inbox, &store, 4).await {
+        new.extend(new_texts(&synced.item.unwrap().changes));
+    }
+    assert_eq!(new.len(), 4, "{new:?}");
+    assert_eq!(store.message_count(None).await.unwrap(), 298);
+    // Opening it again changes nothing.
+    drop(store);
+    let again = SqliteStore::open(&db).await.unwrap();
+    assert_eq!(again.message_count(None).await.unwrap(), 298);
+    assert_eq!(again.journal_pending().await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -143,12 +143,18 @@ pub async fn run_target(
         },
     };
     let reference = account.reference(conversation.as_str());
-    let step = sync::conversation_step(account, store, &reference).await;
-    if let Err(e) = &step {
-        log_unknown(name, "conversation", &conversation, e);
-        return Ran::Ignored("unknown_conversation");
+    let mut printer = crate::sync::Printer::new(inbox, name, json);
+    let synced = sync::sync_conversation_with(account, store, &reference, &mut |c: &[sync::Change]| {
+        printer.print(c)
+    })
+    .await;
+    if let Err(e) = &synced {
+        if !matches!(e, marketplace_inbox::Error::Store(_)) {
+            log_unknown(name, "conversation", &conversation, e);
+            return Ran::Ignored("unknown_conversation");
+        }
     }
-    let outcome = crate::sync::hand_on_step(inbox, name, step, store, json).await;
+    let outcome = printer.finish(synced);
     match outcome.committed {
         true => Ran::Done,
         false => Ran::Ignored("sync_failed"),

@@ -18,7 +18,7 @@
 //!
 //! let sandbox = inbox_sandbox::Sandbox::start(inbox_sandbox::Config::default()).await?;
 //! let inbox = Inbox::from_config(&InboxConfig::from_value(sandbox.accounts_config())?)?;
-//! let store = SqliteStore::in_memory()?;
+//! let store = SqliteStore::in_memory().await?;
 //! let mut found = 0;
 //! for synced in sync::sync(&inbox, &store, sync::ACCOUNTS_AT_ONCE).await {
 //!     for change in synced.item?.changes {
@@ -71,10 +71,8 @@
 
 pub mod journal;
 mod plan;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "sqlite")]
-mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 mod store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -86,13 +84,18 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use plan::Walk;
 pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
+#[doc(hidden)]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::backend;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use sql::{Postgres, PostgresStore};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{Backend, SqlStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sql::{Sqlite, SqliteStore};
 pub use store::{
     Commit, HandOn, Listed, Malformed, MalformedKey, MarkChange, Rescan, Store, StoreError,
-    StoreErrorKind,
+    StoreErrorKind, Stored,
 };
 
 use crate::listing::MessageQuery;
@@ -110,6 +113,14 @@ pub const SWEEP_EVERY: chrono::Duration = chrono::Duration::hours(24);
 /// is still paced by its own rate limiter.
 pub const ACCOUNTS_AT_ONCE: usize = 256;
 
+/// A step commits what it found once it holds this many conversations (or
+/// [`CHUNK_MESSAGES`] messages), so memory is bounded by a chunk, not by the account's
+/// history, and a step killed at any moment loses at most one chunk's reads.
+pub const CHUNK_CONVERSATIONS: usize = 50;
+
+/// A step commits what it found once it holds this many changes.
+pub const CHUNK_MESSAGES: usize = 1_000;
+
 /// What a step remembers of an account between steps (small: per-conversation marks are
 /// rows of their own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -125,13 +136,27 @@ pub struct Checkpoint {
     /// When every conversation was last listed.
     #[serde(default)]
     pub last_sweep: Option<DateTime<Utc>>,
+    /// When the step that has not finished its walks yet began (chunks of it are
+    /// committed; the rest of the checkpoint is still the one before it): the next step
+    /// walks again and reads only what those chunks did not store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walking: Option<DateTime<Utc>>,
 }
 
 impl Checkpoint {
     /// The same checkpoint, ignoring the version.
     fn same(&self, other: &Checkpoint) -> bool {
-        (self.watermark, self.newest_created, self.last_sweep)
-            == (other.watermark, other.newest_created, other.last_sweep)
+        (
+            self.watermark,
+            self.newest_created,
+            self.last_sweep,
+            self.walking,
+        ) == (
+            other.watermark,
+            other.newest_created,
+            other.last_sweep,
+            other.walking,
+        )
     }
 }
 
@@ -146,6 +171,8 @@ pub struct Mark {
     pub last_message_at: Option<DateTime<Utc>>,
     /// The stored version (0: none); a commit changes the mark only on this version.
     pub version: u64,
+    /// When it was last committed.
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 /// What changed; written as [`Event::as_str`] gives it.
@@ -154,7 +181,7 @@ pub struct Mark {
 pub enum Event {
     /// A message not stored before.
     NewMessage,
-    /// A stored message whose status or read state changed.
+    /// A stored message whose text, attachments, status or read state changed.
     UpdatedMessage,
     /// A conversation not stored before.
     NewConversation,
@@ -212,8 +239,8 @@ impl Change {
     }
 }
 
-/// A conversation a step could not read (its error after retries); it is read again
-/// next step.
+/// A conversation a step could not read (its error after retries), or whose mark
+/// another runner changed while the step read it; it is read again next step.
 #[derive(Debug)]
 pub struct Skipped {
     /// The conversation.
@@ -222,59 +249,27 @@ pub struct Skipped {
     pub error: Error,
 }
 
-/// What a committed step did.
+/// What a step did: what it committed, in chunks.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Synced {
-    /// What changed, in the order found (as stored).
+    /// What changed, in the order found (as stored). Only [`sync_account`], [`sync`] and
+    /// [`sync_conversation`] collect them; the `_with` forms hand each chunk's changes
+    /// on instead and leave this empty.
     pub changes: Vec<Change>,
     /// Conversations left for the next step.
     pub skipped: Vec<Skipped>,
+    /// How many commits the step made (0: it found nothing to store).
+    pub commits: usize,
+    /// The error that stopped the step after it had committed `commits` chunks (the
+    /// next step resumes from them). `None` when the step ran to its end.
+    pub stopped: Option<Error>,
 }
 
-/// What one step found, not yet stored.
-#[derive(Debug)]
-pub struct Step {
-    commit: Commit,
-    skipped: Vec<Skipped>,
-}
-
-impl Step {
-    /// What changed, in the order found.
-    pub fn changes(&self) -> &[Change] {
-        &self.commit.changes
-    }
-
-    /// Conversations the step could not read.
-    pub fn skipped(&self) -> &[Skipped] {
-        &self.skipped
-    }
-
-    /// Stores the changes, the checkpoint and the marks, all or nothing
-    /// ([`StoreErrorKind::Conflict`] when another runner committed first).
-    pub async fn commit(self, store: &dyn Store) -> Result<Synced, Error> {
-        self.commit_with(store, None).await
-    }
-
-    /// [`Step::commit`], running `hand_on` with the changes inside the commit: nothing is
-    /// handed on by a step that loses a conflict, and what was handed on before a crash
-    /// is found again by the next step.
-    pub async fn commit_with(
-        self,
-        store: &dyn Store,
-        hand_on: Option<HandOn>,
-    ) -> Result<Synced, Error> {
-        let Step { commit, skipped } = self;
-        let commit = if writes_nothing(&commit) {
-            store::hand_on(hand_on, &commit.changes)?;
-            commit
-        } else {
-            store.commit(commit, hand_on).await?
-        };
-        Ok(Synced {
-            changes: commit.changes,
-            skipped,
-        })
+impl Synced {
+    /// Whether the step ran to its end.
+    pub fn finished(&self) -> bool {
+        self.stopped.is_none()
     }
 }
 
@@ -286,14 +281,57 @@ fn writes_nothing(commit: &Commit) -> bool {
         && commit.checkpoint.is_none()
 }
 
-/// One step for one account, stored: [`step`] then [`Step::commit`].
+/// One step for one account, committed in chunks, collecting every change it stores
+/// into [`Synced::changes`] (memory grows with what the step finds: a first import of a
+/// big account is better handed on chunk by chunk with [`sync_account_with`]).
 pub async fn sync_account(account: &Account, store: &dyn Store) -> Result<Synced, Error> {
-    step(account, store).await?.commit(store).await
+    let mut found = Vec::new();
+    let mut collect = |changes: &[Change]| {
+        found.extend_from_slice(changes);
+        Ok(())
+    };
+    let mut synced = sync_account_with(account, store, &mut collect).await?;
+    synced.changes = found;
+    Ok(synced)
+}
+
+/// One step for one account: it lists what may have changed since the store's
+/// checkpoint, reads what did, and commits a chunk whenever it holds
+/// [`CHUNK_CONVERSATIONS`] conversations or [`CHUNK_MESSAGES`] changes, running
+/// `hand_on` with each chunk's changes inside that chunk's commit. Memory is bounded by
+/// a chunk; a step stopped at any moment resumes, at the next step, after its last
+/// committed chunk (no conversation committed is read again, unless it changed).
+///
+/// An error before anything was committed is returned as `Err`; one after is
+/// [`Synced::stopped`].
+pub async fn sync_account_with(
+    account: &Account,
+    store: &dyn Store,
+    hand_on: HandOn<'_>,
+) -> Result<Synced, Error> {
+    let name = account.name();
+    let before = store.checkpoint(name).await?;
+    let bad = store.malformed(name).await?;
+    let started = Utc::now();
+    let mut run = Run::new(account, store, before.clone(), bad, started, Some(hand_on));
+    let mut failed = None;
+    for walk in account.sync_walks(&before, started) {
+        if let Err(e) = run.walk(walk).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let result = match failed {
+        None => run.finish().await,
+        Some(e) => Err(e),
+    };
+    run.outcome(result)
 }
 
 /// One stored step for every account of the inbox, `at_once` accounts at a time (each
-/// paced by its own limiter); one slow or failing account delays no other. Results come
-/// as each account finishes; an account that fails keeps what the others stored.
+/// paced by its own limiter), collecting their changes; one slow or failing account
+/// delays no other. Results come as each account finishes; an account that fails keeps
+/// what the others stored.
 pub async fn sync(inbox: &Inbox, store: &dyn Store, at_once: usize) -> Vec<Tagged<Synced>> {
     futures::stream::iter(inbox.accounts())
         .map(|account| async move {
@@ -307,35 +345,46 @@ pub async fn sync(inbox: &Inbox, store: &dyn Store, at_once: usize) -> Vec<Tagge
         .await
 }
 
-/// Reads and stores one conversation's new messages from its mark, with the same dedup,
-/// events and compare-and-set (on the conversation's mark) as a step: a step and a
-/// targeted sync of one conversation never both store a message. The account's
-/// checkpoint is left alone.
+/// Reads and stores one conversation's new and changed messages from its mark, with the
+/// same dedup, events and compare-and-set (on the conversation's mark) as a step: a step
+/// and a targeted sync of one conversation never both store a message. The account's
+/// checkpoint is left alone. A lost compare-and-set is [`StoreErrorKind::Conflict`].
 pub async fn sync_conversation(
     account: &Account,
     store: &dyn Store,
     conversation: &ConversationRef,
 ) -> Result<Synced, Error> {
-    conversation_step(account, store, conversation)
-        .await?
-        .commit(store)
-        .await
+    let mut found = Vec::new();
+    let mut collect = |changes: &[Change]| {
+        found.extend_from_slice(changes);
+        Ok(())
+    };
+    let mut synced = sync_conversation_with(account, store, conversation, &mut collect).await?;
+    synced.changes = found;
+    Ok(synced)
 }
 
-/// What [`sync_conversation`] would store, not yet stored: commit it with
-/// [`Step::commit_with`] to hand its changes on inside the commit.
-pub async fn conversation_step(
+/// [`sync_conversation`], running `hand_on` with its changes inside its commit.
+pub async fn sync_conversation_with(
     account: &Account,
     store: &dyn Store,
     conversation: &ConversationRef,
-) -> Result<Step, Error> {
+    hand_on: HandOn<'_>,
+) -> Result<Synced, Error> {
     account.check(conversation)?;
     let name = account.name();
     let started = Utc::now();
     let id = conversation.id.clone();
     let known = store.marks(name, vec![id.clone()]).await?.remove(&id);
     let bad = store.malformed(name).await?;
-    let mut run = Run::new(account, Checkpoint::default(), bad, started);
+    let mut run = Run::new(
+        account,
+        store,
+        Checkpoint::default(),
+        bad,
+        started,
+        Some(hand_on),
+    );
     let reference = account.reference(id);
     let read = read_messages(
         account,
@@ -351,50 +400,41 @@ pub async fn conversation_step(
     let found = run.take(&reference, read, &mut mark.last_message_at);
     if found || mark.last_message_at != before || !run.rescans.is_empty() {
         run.marks.push(MarkChange {
-            reference,
+            reference: reference.clone(),
             expected,
             mark,
         });
     }
-    let commit = Commit {
-        account: name.to_string(),
-        marketplace: account.marketplace(),
-        at: started,
-        checkpoint: None,
-        marks: run.marks,
-        changes: run.changes,
-        rescans: run.rescans,
-    };
-    Ok(Step {
-        commit,
-        skipped: Vec::new(),
-    })
-}
-
-/// Reads what changed for `account` since the store's checkpoint; nothing is stored until
-/// the step is committed.
-pub async fn step(account: &Account, store: &dyn Store) -> Result<Step, Error> {
-    let name = account.name();
-    let before = store.checkpoint(name).await?;
-    let bad = store.malformed(name).await?;
-    let started = Utc::now();
-    let mut run = Run::new(account, before.clone(), bad, started);
-    for walk in account.sync_walks(&before, started) {
-        run.walk(store, walk).await?;
+    let commit = run.chunk(None);
+    let commit = run.commit(commit).await?;
+    if let Some(lost) = commit.conflicts.first() {
+        return Err(StoreError::synced_since(lost).into());
     }
-    Ok(run.finish(before))
+    run.outcome(Ok(()))
 }
 
 /// A step under way: the checkpoint as it becomes (it starts as the stored one; a step
-/// visits each conversation once) and what it found.
-struct Run<'a> {
+/// visits each conversation once), what it found since its last committed chunk, and
+/// what it committed.
+struct Run<'a, 'h> {
     account: &'a Account,
+    store: &'a dyn Store,
+    hand_on: Option<HandOn<'h>>,
+    /// The checkpoint stored when the step began.
+    before: Checkpoint,
     after: Checkpoint,
     started: DateTime<Utc>,
+    /// When the walk began (an unfinished walk resumed: when it first began).
+    walk_started: DateTime<Utc>,
+    /// The version of the checkpoint now stored.
+    version: u64,
     changes: Vec<Change>,
     marks: Vec<MarkChange>,
     rescans: Vec<store::Rescan>,
+    /// The activity and creation of each conversation of the chunk under way.
+    pending: HashMap<String, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
     skipped: Vec<Skipped>,
+    commits: usize,
     /// Malformed elements stored or found in this step.
     bad: HashSet<MalformedKey>,
     /// Conversations holding stored malformed messages.
@@ -405,12 +445,14 @@ struct Run<'a> {
     held_created: Option<DateTime<Utc>>,
 }
 
-impl<'a> Run<'a> {
+impl<'a, 'h> Run<'a, 'h> {
     fn new(
         account: &'a Account,
+        store: &'a dyn Store,
         after: Checkpoint,
         bad: HashSet<MalformedKey>,
         started: DateTime<Utc>,
+        hand_on: Option<HandOn<'h>>,
     ) -> Self {
         let bad_conversations = Arc::new(
             bad.iter()
@@ -420,12 +462,19 @@ impl<'a> Run<'a> {
         );
         Run {
             account,
+            store,
+            hand_on,
+            walk_started: after.walking.unwrap_or(started).min(started),
+            version: after.version,
+            before: after.clone(),
             after,
             started,
             changes: Vec::new(),
             marks: Vec::new(),
             rescans: Vec::new(),
+            pending: HashMap::new(),
             skipped: Vec::new(),
+            commits: 0,
             bad,
             bad_conversations,
             visited: HashSet::new(),
@@ -435,39 +484,69 @@ impl<'a> Run<'a> {
     }
 
     /// Walks one listing: plans each page's conversations (one mark lookup a page) and
-    /// reads those that changed, several at once, taking them in listing order.
-    async fn walk(&mut self, store: &dyn Store, walk: Walk) -> Result<(), Error> {
+    /// reads those that changed, several at once, taking them in listing order and
+    /// committing a chunk whenever one is full.
+    async fn walk(&mut self, walk: Walk) -> Result<(), Error> {
         let account = self.account;
+        let store = self.store;
         // A walk that may stop mid-page requests no page ahead: it would be wasted.
         let mut pages = account
             .conversation_pages(walk.query.clone(), walk.stop_before.is_none())
             .pages();
         let mut pending: VecDeque<Visit> = VecDeque::new();
         let mut reads = FuturesOrdered::new();
+        // The mark lookup of the page being planned (its conversations, whether the walk
+        // stops there, and the lookup), polled with the reads.
+        let mut marking: Option<Marking<'_>> = None;
         let mut listed = true;
         let mut seen_bad = HashSet::new();
         let skipped_before = self.skipped.len();
         let at_once = account.concurrency().max(1);
         loop {
-            while reads.len() < at_once {
+            // A full chunk is committed once no read or lookup of this walk holds a
+            // connection of the store (a pool of one would wait on itself).
+            if self.full() && reads.is_empty() && marking.is_none() {
+                self.flush().await?;
+            }
+            while !self.full() && reads.len() < at_once {
                 let Some(visit) = pending.pop_front() else {
                     break;
                 };
                 reads.push_back(visit.read(account, store, self.bad_conversations.clone()));
             }
-            if !listed && reads.is_empty() {
+            if !listed && reads.is_empty() && marking.is_none() && pending.is_empty() {
                 break;
             }
             tokio::select! {
                 biased;
                 Some(read) = reads.next(), if !reads.is_empty() => self.apply(read),
-                page = pages.next(), if listed && pending.is_empty() && reads.len() < at_once => match page {
+                marks = async {
+                    match marking.as_mut() {
+                        Some(m) => (&mut m.lookup).await,
+                        None => std::future::pending().await,
+                    }
+                }, if marking.is_some() => {
+                    let Some(Marking { conversations, stop, .. }) = marking.take() else {
+                        continue;
+                    };
+                    pending.extend(self.visits(&walk, conversations, marks?));
+                    listed = !stop;
+                }
+                page = pages.next(), if listed && marking.is_none() && pending.is_empty() && reads.len() < at_once && !self.full() => match page {
                     None => listed = false,
                     Some(Err(e)) => return Err(e),
                     Some(Ok(page)) => {
-                        let (visits, stop) = self.plan(store, &walk, page.items, &mut seen_bad).await?;
-                        pending.extend(visits);
-                        listed = !stop;
+                        let (conversations, stop) = self.listed(&walk, page.items, &mut seen_bad)?;
+                        if conversations.is_empty() {
+                            listed = !stop;
+                        } else {
+                            let ids = conversations.iter().map(|c| c.reference.id.clone()).collect();
+                            marking = Some(Marking {
+                                conversations,
+                                stop,
+                                lookup: store.marks(account.name(), ids),
+                            });
+                        }
                     }
                 },
                 else => break,
@@ -486,14 +565,85 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The visits one page of a listing asks for, and whether the walk stops there.
-    async fn plan(
+    /// Whether the chunk under way is full.
+    fn full(&self) -> bool {
+        self.marks.len() >= CHUNK_CONVERSATIONS || self.changes.len() >= CHUNK_MESSAGES
+    }
+
+    /// Commits the chunk under way with the checkpoint as it stood before the step (so
+    /// that a step stopped later walks again), marked as walking.
+    async fn flush(&mut self) -> Result<(), Error> {
+        let checkpoint = Checkpoint {
+            version: self.version,
+            walking: Some(self.walk_started),
+            ..self.before_walk()
+        };
+        let commit = self.chunk(Some(checkpoint));
+        self.commit(commit).await?;
+        Ok(())
+    }
+
+    /// The checkpoint the step started from, without its version.
+    fn before_walk(&self) -> Checkpoint {
+        Checkpoint {
+            version: 0,
+            walking: None,
+            ..self.before.clone()
+        }
+    }
+
+    /// The chunk under way, taken out of the run.
+    fn chunk(&mut self, checkpoint: Option<Checkpoint>) -> Commit {
+        Commit {
+            account: self.account.name().to_string(),
+            marketplace: self.account.marketplace(),
+            at: self.started,
+            checkpoint,
+            marks: std::mem::take(&mut self.marks),
+            changes: std::mem::take(&mut self.changes),
+            rescans: std::mem::take(&mut self.rescans),
+            conflicts: Vec::new(),
+        }
+    }
+
+    /// Stores a chunk (nothing when it holds nothing); conversations whose marks another
+    /// runner changed are left for the next step.
+    async fn commit(&mut self, commit: Commit) -> Result<Commit, Error> {
+        let chunk = std::mem::take(&mut self.pending);
+        if writes_nothing(&commit) {
+            return Ok(commit);
+        }
+        let wrote_checkpoint = commit.checkpoint.is_some();
+        let hand_on = match self.hand_on.as_mut() {
+            Some(h) => Some(&mut **h as HandOn<'_>),
+            None => None,
+        };
+        let commit = self.store.commit(commit, hand_on).await?;
+        self.commits += 1;
+        if wrote_checkpoint {
+            self.version += 1;
+        }
+        for lost in &commit.conflicts {
+            if let Some((activity, created)) = chunk.get(&lost.id) {
+                self.held_activity = min_some(self.held_activity, *activity);
+                self.held_created = min_some(self.held_created, *created);
+            }
+            self.skipped.push(Skipped {
+                conversation: lost.clone(),
+                error: StoreError::synced_since(lost).into(),
+            });
+        }
+        Ok(commit)
+    }
+
+    /// The conversations one page of a listing gives to plan (malformed ones recorded,
+    /// those already visited by this step left out), and whether the walk stops there.
+    fn listed(
         &mut self,
-        store: &dyn Store,
         walk: &Walk,
         items: Vec<Result<Conversation, Error>>,
         seen_bad: &mut HashSet<String>,
-    ) -> Result<(Vec<Visit>, bool), Error> {
+    ) -> Result<(Vec<Conversation>, bool), Error> {
         let mut listed = Vec::new();
         let mut stop = false;
         for item in items {
@@ -524,12 +674,18 @@ impl<'a> Run<'a> {
                 listed.push(conversation);
             }
         }
-        if listed.is_empty() {
-            return Ok((Vec::new(), stop));
-        }
-        let ids = listed.iter().map(|c| c.reference.id.clone()).collect();
-        let mut marks = store.marks(self.account.name(), ids).await?;
-        let visits = listed
+        Ok((listed, stop))
+    }
+
+    /// The visits listed conversations ask for, given their stored marks.
+    fn visits(
+        &self,
+        walk: &Walk,
+        listed: Vec<Conversation>,
+        mut marks: HashMap<String, Mark>,
+    ) -> Vec<Visit> {
+        let walk_started = self.walk_started;
+        listed
             .into_iter()
             .filter_map(|conversation| {
                 let known = marks.remove(&conversation.reference.id);
@@ -537,17 +693,22 @@ impl<'a> Run<'a> {
                 let unchanged = known
                     .as_ref()
                     .is_some_and(|m| m.listing.as_deref() == Some(listing.as_str()));
+                // Read again unless a chunk of this very walk already did.
+                let reread = walk.reread
+                    && !known
+                        .as_ref()
+                        .and_then(|m| m.synced_at)
+                        .is_some_and(|at| at >= walk_started);
                 let retry =
                     walk.sweep && self.bad_conversations.contains(&conversation.reference.id);
-                (!unchanged || walk.reread || retry).then_some(Visit {
+                (!unchanged || reread || retry).then_some(Visit {
                     conversation,
                     listing,
                     known,
                     unchanged,
                 })
             })
-            .collect();
-        Ok((visits, stop))
+            .collect()
     }
 
     /// Records a malformed element; reported when not stored before.
@@ -592,7 +753,7 @@ impl<'a> Run<'a> {
                 None => self
                     .changes
                     .push(Change::Message(Event::NewMessage, message)),
-                Some(state) if *state != message_state(&message) => self
+                Some(stored) if state_changed(&stored.state, &message_state(&message)) => self
                     .changes
                     .push(Change::Message(Event::UpdatedMessage, message)),
                 Some(_) => {}
@@ -649,6 +810,10 @@ impl<'a> Run<'a> {
             Some(m) if m.listing.is_some() => Event::UpdatedConversation,
             _ => Event::NewConversation,
         };
+        self.pending.insert(
+            conversation.reference.id.clone(),
+            (conversation.last_activity_at, conversation.created_at),
+        );
         self.marks.push(MarkChange {
             reference: conversation.reference.clone(),
             expected: known.as_ref().map_or(0, |m| m.version),
@@ -656,6 +821,7 @@ impl<'a> Run<'a> {
                 listing: Some(listing),
                 last_message_at: newest,
                 version: 0,
+                synced_at: None,
             },
         });
         // The conversation before its messages.
@@ -663,35 +829,53 @@ impl<'a> Run<'a> {
             .insert(found, Change::Conversation(event, conversation));
     }
 
-    /// The step, its checkpoint held at or before anything left for the next step.
-    fn finish(mut self, before: Checkpoint) -> Step {
+    /// Commits the last chunk with the step's checkpoint, held at or before anything
+    /// left for the next step.
+    async fn finish(&mut self) -> Result<(), Error> {
+        let before = self.before.clone();
         if let Some(held) = self.held_activity {
             self.after.watermark = self.after.watermark.map(|w| w.min(held));
         }
         if let Some(held) = self.held_created {
             self.after.newest_created = self.after.newest_created.map(|c| c.min(held));
         }
+        self.after.walking = None;
+        let stored_before = Checkpoint {
+            walking: if self.commits > 0 {
+                Some(self.walk_started)
+            } else {
+                before.walking
+            },
+            ..before
+        };
         // Marks and changes are stored only with the checkpoint's compare-and-set.
-        let dirty = !self.after.same(&before)
+        let dirty = !self.after.same(&stored_before)
             || !self.changes.is_empty()
             || !self.marks.is_empty()
             || !self.rescans.is_empty();
-        let checkpoint = dirty.then_some(Checkpoint {
-            version: before.version,
-            ..self.after
+        let checkpoint = dirty.then(|| Checkpoint {
+            version: self.version,
+            ..self.after.clone()
         });
-        Step {
-            commit: Commit {
-                account: self.account.name().to_string(),
-                marketplace: self.account.marketplace(),
-                at: self.started,
-                checkpoint,
-                marks: self.marks,
-                changes: self.changes,
-                rescans: self.rescans,
-            },
+        let commit = self.chunk(checkpoint);
+        self.commit(commit).await?;
+        Ok(())
+    }
+
+    /// What the step did, given how it ended: an error before any commit is the step's
+    /// error; after one, the step stopped there.
+    fn outcome(self, result: Result<(), Error>) -> Result<Synced, Error> {
+        let stopped = match result {
+            Ok(()) => None,
+            Err(e) if self.commits == 0 => return Err(e),
+            Err(e) => Some(e),
+        };
+        Ok(Synced {
+            changes: Vec::new(),
             skipped: self.skipped,
-        }
+            commits: self.commits,
+            stopped,
+        })
     }
 }
 
@@ -700,6 +884,14 @@ fn min_some(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// A page's conversations waiting for their stored marks.
+struct Marking<'s> {
+    conversations: Vec<Conversation>,
+    /// Whether the walk stops after this page.
+    stop: bool,
+    lookup: futures::future::BoxFuture<'s, Result<HashMap<String, Mark>, StoreError>>,
 }
 
 /// A listed conversation to read: its listing changed since its mark (or it is read
@@ -734,18 +926,18 @@ impl Visit {
     }
 }
 
-/// One conversation's messages as read: the decoded ones, the stored states of those,
-/// and the malformed ones (error, raw text).
+/// One conversation's messages as read: the decoded ones, what is stored of those, and
+/// the malformed ones (error, raw text).
 struct Read {
     messages: Vec<Message>,
-    states: HashMap<String, String>,
+    states: HashMap<String, Stored>,
     malformed: Vec<(Error, String)>,
     /// Whether the conversation was read from its first message.
     whole: bool,
 }
 
 /// Reads a conversation's messages from its mark less the look-back window (whole when
-/// it has no mark or holds malformed messages), and the stored states of those read.
+/// it has no mark or holds malformed messages), and what is stored of those read.
 async fn read_messages(
     account: &Account,
     store: &dyn Store,
@@ -788,11 +980,73 @@ async fn read_messages(
     })
 }
 
-/// What an update of a stored message is judged by: its status and read state.
+/// What an update of a stored message is judged by: its status, read state, text and
+/// attachments (by id, name, type, size and verdict: not by download URL, which some
+/// vendors sign anew on every read), as `status|read|t:TEXT|a:ATTACHMENTS` with the last
+/// two as FNV-1a digests.
 pub fn message_state(m: &Message) -> String {
+    let mut attachments = Fnv::new();
+    for a in &m.attachments {
+        for part in [&a.id, &a.name, &a.mime, &a.status] {
+            attachments.write(part.as_deref().unwrap_or("\u{0}").as_bytes());
+            attachments.write(b"\x1f");
+        }
+        attachments.write(&a.size.unwrap_or(u64::MAX).to_le_bytes());
+        attachments.write(b"\x1e");
+    }
+    let mut text = Fnv::new();
+    text.write(m.text.as_bytes());
     format!(
-        "{}|{}",
+        "{}|{}|t:{:016x}|a:{:016x}",
         m.status.as_deref().unwrap_or("-"),
-        m.read.map_or("-".to_string(), |r| r.to_string())
+        m.read.map_or("-".to_string(), |r| r.to_string()),
+        text.0,
+        attachments.0
     )
+}
+
+/// Whether a message's state changed since `stored`. A state stored by schema version 3
+/// (`status|read` only) is compared on those two.
+pub(crate) fn state_changed(stored: &str, now: &str) -> bool {
+    if stored.contains("|t:") {
+        return stored != now;
+    }
+    let base = now.split_once("|t:").map_or(now, |(base, _)| base);
+    stored != base
+}
+
+/// The 64-bit FNV-1a digest: stable across builds and platforms.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_tell_edits_and_read_version_3_states() {
+        let now = "DELIVERED|true|t:00000000000000aa|a:00000000000000bb";
+        assert!(!state_changed(now, now));
+        assert!(state_changed(
+            "DELIVERED|true|t:00000000000000ab|a:00000000000000bb",
+            now
+        ));
+        assert!(!state_changed("DELIVERED|true", now), "v3: status and read");
+        assert!(state_changed("DELIVERED|false", now));
+        let mut a = Fnv::new();
+        a.write(b"hello");
+        assert_eq!(a.0, 0xa430_d846_80aa_bd0b, "FNV-1a of 'hello'");
+    }
 }

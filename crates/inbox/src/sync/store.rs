@@ -1,5 +1,5 @@
-//! Where a mirror lives: the [`Store`] trait ([`super::SqliteStore`] is the embedded
-//! default), what a commit writes ([`Commit`]) and how a store fails ([`StoreError`]).
+//! Where a mirror lives: the [`Store`] trait ([`super::SqlStore`] on SQLite or
+//! PostgreSQL), what a commit writes ([`Commit`]) and how a store fails ([`StoreError`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -188,6 +188,10 @@ pub struct Commit {
     pub changes: Vec<Change>,
     /// Listings read whole: malformed elements stored for them and not seen are cleared.
     pub rescans: Vec<Rescan>,
+    /// Filled by the store: conversations whose marks another runner changed since they
+    /// were read. Nothing of them was written (their changes are taken out of
+    /// `changes`); the rest of the commit was.
+    pub conflicts: Vec<ConversationRef>,
 }
 
 impl Commit {
@@ -213,21 +217,29 @@ impl StoreError {
     }
 }
 
-/// Called inside the commit, after every check passed and before it is made durable:
-/// where a caller hands the changes on (prints them). When it fails, nothing is stored;
-/// when the process dies after it, nothing is stored and the next step finds the same
-/// changes again (at least once, never for a step that lost a conflict).
-pub type HandOn = Box<dyn FnOnce(&[Change]) -> std::io::Result<()> + Send>;
+/// Called inside each commit, after every check passed and before it is made durable:
+/// where a caller hands the changes on (prints them). When it fails, nothing of that
+/// commit is stored; when the process dies after it, nothing of that commit is stored
+/// and the next step finds the same changes again (at least once, never for a commit
+/// that lost a conflict). A step commits in chunks and calls it once per chunk.
+pub type HandOn<'h> = &'h mut (dyn FnMut(&[Change]) -> std::io::Result<()> + Send);
 
 /// Runs `hand_on` (when given) with `changes`; its failure is a store error, so that the
 /// commit around it is not made.
-pub(crate) fn hand_on(hand_on: Option<HandOn>, changes: &[Change]) -> Result<(), StoreError> {
+pub(crate) fn hand_on(hand_on: Option<HandOn<'_>>, changes: &[Change]) -> Result<(), StoreError> {
     match hand_on {
         Some(hand_on) => hand_on(changes).map_err(|e| {
             StoreError::new(StoreErrorKind::Other, "handing the changes on failed").with_source(e)
         }),
         None => Ok(()),
     }
+}
+
+/// What the store holds of a message, to tell whether it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Its state as stored ([`super::message_state`]).
+    pub state: String,
 }
 
 /// Where checkpoints and the mirrored conversations and messages are kept. Callable from
@@ -244,14 +256,14 @@ pub trait Store: Send + Sync {
         conversations: Vec<String>,
     ) -> BoxFuture<'a, Result<HashMap<String, Mark>, StoreError>>;
 
-    /// The stored state ([`super::message_state`]) of these messages of one conversation,
-    /// by id; messages not stored are absent. One call per conversation read.
+    /// What is stored of these messages of one conversation, by id; messages not stored
+    /// are absent. One call per conversation read.
     fn message_states<'a>(
         &'a self,
         account: &'a str,
         conversation: &'a str,
         messages: Vec<String>,
-    ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>>;
+    ) -> BoxFuture<'a, Result<HashMap<String, Stored>, StoreError>>;
 
     /// The malformed elements stored for the account.
     fn malformed<'a>(
@@ -259,13 +271,15 @@ pub trait Store: Send + Sync {
         account: &'a str,
     ) -> BoxFuture<'a, Result<HashSet<MalformedKey>, StoreError>>;
 
-    /// Stores a commit, all or nothing, after checking that the checkpoint and every
-    /// mark are still the versions it was read at (else [`StoreErrorKind::Conflict`] and
-    /// nothing written). `hand_on`, when given, runs inside it; the commit is given back.
+    /// Stores a commit after checking that the checkpoint is still the version it was
+    /// read at (else [`StoreErrorKind::Conflict`] and nothing written) and each mark
+    /// too (a conversation whose mark changed is left out and named in
+    /// [`Commit::conflicts`]; the rest is written). `hand_on`, when given, runs inside it
+    /// with the changes written; the commit is given back as written.
     fn commit<'a>(
         &'a self,
         commit: Commit,
-        hand_on: Option<HandOn>,
+        hand_on: Option<HandOn<'a>>,
     ) -> BoxFuture<'a, Result<Commit, StoreError>>;
 
     /// Journals a push notification; its number, or `None` when an entry of the same
@@ -313,8 +327,8 @@ fn no_journal() -> StoreError {
     )
 }
 
-/// How the stores write what they keep: instants as RFC 3339 in UTC, versions as
-/// signed 64-bit integers, and the checkpoint's JSON.
+/// How the store reads back what it keeps: the checkpoint's JSON, versions as signed
+/// 64-bit integers, journal rows.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) mod row {
     use super::{Checkpoint, StoreError, StoreErrorKind};
@@ -347,7 +361,7 @@ pub(crate) mod row {
         id: i64,
         marketplace: &str,
         account: Option<String>,
-        received_at: String,
+        received_at: Option<chrono::DateTime<chrono::Utc>>,
         raw: String,
         (dedup_key, target): (String, Option<String>),
     ) -> Result<crate::sync::journal::Entry, StoreError> {
@@ -362,24 +376,13 @@ pub(crate) mod row {
             entry: crate::sync::journal::NewEntry {
                 marketplace,
                 account,
-                received_at: parse_time(Some(received_at)).unwrap_or_else(chrono::Utc::now),
+                received_at: received_at.unwrap_or_else(chrono::Utc::now),
                 raw,
                 dedup_key,
                 target,
                 state: crate::sync::journal::JournalState::Pending,
             },
         })
-    }
-
-    /// An instant as stored.
-    pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-    }
-
-    /// A stored instant (none when absent or unreadable).
-    pub(crate) fn parse_time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
-        s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&chrono::Utc))
     }
 
     /// A stored version (a negative one reads as none).

@@ -10,12 +10,14 @@ use sqlx::{Connection, PgConnection};
 /// The server tests use when `INBOX_TEST_POSTGRES` is not set.
 pub const DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A fresh database; [`TestDb::drop_now`] removes it.
+/// A fresh database; [`TestDb::drop_now`] removes it, and so does dropping it (a test
+/// that panics leaves no database behind).
 pub struct TestDb {
     /// Its URL.
     pub url: String,
     name: String,
     admin: String,
+    dropped: bool,
 }
 
 fn server() -> String {
@@ -68,6 +70,7 @@ pub async fn database(label: &str) -> Option<TestDb> {
         url: with_database(&admin, &name),
         name,
         admin,
+        dropped: false,
     })
 }
 
@@ -83,15 +86,40 @@ fn unavailable(url: &str, why: &str) -> Option<TestDb> {
 
 impl TestDb {
     /// Drops the database (its connections are closed first).
-    pub async fn drop_now(self) {
-        if let Ok(mut conn) = PgConnection::connect(&self.admin).await {
-            let drop = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
-            sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                .execute(&mut conn)
-                .await
-                .ok();
-            conn.close().await.ok();
+    pub async fn drop_now(mut self) {
+        drop_database(&self.admin, &self.name).await;
+        self.dropped = true;
+    }
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(mut conn) = PgConnection::connect(admin).await {
+        let drop = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await
+            .ok();
+        conn.close().await.ok();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
         }
+        // Not dropped by the test (it panicked, or returned early): on a thread and
+        // runtime of its own, since this may run inside the test's runtime.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_database(&admin, &name));
+            }
+        });
+        let _ = done.join();
     }
 }
 

@@ -1,0 +1,328 @@
+//! A commit, written: compare-and-set on the checkpoint and on each conversation's
+//! mark, then the conversations, messages and malformed elements, then (last, just
+//! before the commit is made durable) the numbered change rows.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::backend::{args, Dialect, Row};
+use super::super::store::{row, Commit, StoreError};
+use super::super::{message_state, Change, Event};
+use crate::{Message, Role};
+
+/// Writes `commit` inside `tx`, checking every version first.
+pub(super) async fn write<B: Dialect>(
+    tx: &mut B::Conn,
+    commit: &mut Commit,
+) -> Result<(), StoreError> {
+    let account = commit.account.as_str();
+    let now = Utc::now();
+    if let Some(checkpoint) = &commit.checkpoint {
+        let data = serde_json::to_string(checkpoint).map_err(|e| row::corrupt(account, e))?;
+        let written = match checkpoint.version {
+            0 => {
+                B::execute(
+                    tx,
+                    "INSERT INTO checkpoints (account, data, version, updated_at)
+                     VALUES ($1, $2, 1, $3) ON CONFLICT (account) DO NOTHING"
+                        .into(),
+                    args![account, data, now],
+                )
+                .await?
+            }
+            v => {
+                B::execute(
+                    tx,
+                    "UPDATE checkpoints SET data = $2, version = version + 1, updated_at = $4
+                     WHERE account = $1 AND version = $3"
+                        .into(),
+                    args![account, data, row::stored(v), now],
+                )
+                .await?
+            }
+        };
+        if written != 1 {
+            return Err(StoreError::synced_since(account));
+        }
+    }
+    let conversations = commit.conversations();
+    let newest = newest_new_messages(&commit.changes);
+    let mut conflicts = Vec::new();
+    for change in &commit.marks {
+        let id = change.reference.id.as_str();
+        let expected = row::stored(change.expected);
+        let mark = &change.mark;
+        let (last_role, last_at) = match newest.get(id) {
+            Some((at, role)) => (Some(role.as_str().to_string()), Some(*at)),
+            None => (None, None),
+        };
+        let written = match conversations.get(id) {
+            Some(c) => {
+                let json = serde_json::to_string(c).ok();
+                B::execute(
+                    tx,
+                    "INSERT INTO conversations (account, marketplace, id, ref, kind, status, unread,
+                       unread_count, created_at, last_activity_at, last_author_role, vendor, json,
+                       listing, last_message_at, synced_at, updated_at, mark_version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                       $16, $16, 1)
+                     ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind,
+                       status = excluded.status, unread = excluded.unread,
+                       unread_count = excluded.unread_count, created_at = excluded.created_at,
+                       last_activity_at = excluded.last_activity_at,
+                       last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
+                           AND (conversations.last_message_at IS NULL
+                             OR $17 >= conversations.last_message_at)
+                         THEN excluded.last_author_role ELSE conversations.last_author_role END,
+                       vendor = excluded.vendor, json = excluded.json,
+                       listing = excluded.listing, last_message_at = excluded.last_message_at,
+                       synced_at = excluded.synced_at, updated_at = excluded.updated_at,
+                       mark_version = conversations.mark_version + 1
+                     WHERE conversations.mark_version = $18"
+                        .into(),
+                    args![
+                        account,
+                        c.reference.marketplace.as_str(),
+                        id,
+                        c.reference.to_string(),
+                        c.kind.as_str(),
+                        c.status.as_ref().map(|s| s.as_str().to_string()),
+                        c.unread.map(|u| i64::from(u.is_unread())),
+                        c.unread
+                            .and_then(|u| u.count())
+                            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                        c.created_at,
+                        c.last_activity_at.or(mark.last_message_at),
+                        last_role,
+                        c.vendor.as_str(),
+                        json,
+                        mark.listing.clone(),
+                        mark.last_message_at,
+                        now,
+                        last_at,
+                        expected,
+                    ],
+                )
+                .await?
+            }
+            None => {
+                B::execute(
+                    tx,
+                    "INSERT INTO conversations (account, marketplace, id, ref, vendor,
+                       last_message_at, last_activity_at, last_author_role, synced_at, updated_at,
+                       mark_version)
+                     VALUES ($1, $2, $3, $4, 'null', $5, $5, $6, $7, $7, 1)
+                     ON CONFLICT (account, id) DO UPDATE SET
+                       last_message_at = excluded.last_message_at,
+                       last_activity_at = CASE WHEN $5 IS NOT NULL AND
+                           (conversations.last_activity_at IS NULL
+                             OR conversations.last_activity_at < $5)
+                         THEN $5 ELSE conversations.last_activity_at END,
+                       last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
+                           AND (conversations.last_message_at IS NULL
+                             OR $8 >= conversations.last_message_at)
+                         THEN excluded.last_author_role ELSE conversations.last_author_role END,
+                       synced_at = excluded.synced_at, updated_at = excluded.updated_at,
+                       mark_version = conversations.mark_version + 1
+                     WHERE conversations.mark_version = $9"
+                        .into(),
+                    args![
+                        account,
+                        change.reference.marketplace.as_str(),
+                        id,
+                        change.reference.to_string(),
+                        mark.last_message_at,
+                        last_role,
+                        now,
+                        last_at,
+                        expected,
+                    ],
+                )
+                .await?
+            }
+        };
+        if written != 1 {
+            conflicts.push(change.reference.clone());
+        }
+    }
+    drop(conversations);
+    if !conflicts.is_empty() {
+        // What belongs to a conversation another runner synced is left to it.
+        let lost: std::collections::HashSet<&str> =
+            conflicts.iter().map(|r| r.id.as_str()).collect();
+        commit.changes.retain(|c| {
+            c.reference()
+                .is_none_or(|r| !lost.contains(r.id.as_str()))
+        });
+        commit.marks.retain(|m| !lost.contains(m.reference.id.as_str()));
+        commit.rescans.retain(|r| !lost.contains(r.conversation.as_str()));
+    }
+    commit.conflicts = conflicts;
+    for change in &commit.changes {
+        match change {
+            Change::Message(_, m) => insert_message::<B>(tx, account, m, now).await?,
+            Change::Malformed(bad) => {
+                let key = bad.key();
+                B::execute(
+                    tx,
+                    "INSERT INTO malformed (account, marketplace, conversation, listing, raw, error,
+                       first_seen, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                     ON CONFLICT (account, conversation, raw) DO UPDATE SET error = excluded.error,
+                       last_seen = excluded.last_seen"
+                        .into(),
+                    args![
+                        account,
+                        bad.marketplace.as_str(),
+                        key.conversation,
+                        bad.listed.as_str(),
+                        key.raw,
+                        bad.error.as_str(),
+                        commit.at,
+                    ],
+                )
+                .await?;
+            }
+            Change::Conversation(..) => {}
+        }
+    }
+    for rescan in &commit.rescans {
+        let rows = B::fetch(
+            tx,
+            "SELECT raw FROM malformed WHERE account = $1 AND conversation = $2".into(),
+            args![account, rescan.conversation.as_str()],
+        )
+        .await?;
+        for r in rows {
+            let raw = r.text(0)?.unwrap_or_default();
+            if rescan.seen.contains(&raw) {
+                B::execute(
+                    tx,
+                    "UPDATE malformed SET last_seen = $4
+                     WHERE account = $1 AND conversation = $2 AND raw = $3"
+                        .into(),
+                    args![account, rescan.conversation.as_str(), raw, commit.at],
+                )
+                .await?;
+            } else {
+                B::execute(
+                    tx,
+                    "DELETE FROM malformed WHERE account = $1 AND conversation = $2 AND raw = $3"
+                        .into(),
+                    args![account, rescan.conversation.as_str(), raw],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per conversation, the newest message the commit stores for the first time: when it
+/// was written and by whom.
+fn newest_new_messages(changes: &[Change]) -> HashMap<&str, (DateTime<Utc>, Role)> {
+    let mut newest: HashMap<&str, (DateTime<Utc>, Role)> = HashMap::new();
+    for change in changes {
+        if let Change::Message(Event::NewMessage, m) = change {
+            let entry = newest
+                .entry(m.conversation.id.as_str())
+                .or_insert((m.created_at, m.author.role.clone()));
+            if m.created_at >= entry.0 {
+                *entry = (m.created_at, m.author.role.clone());
+            }
+        }
+    }
+    newest
+}
+
+async fn insert_message<B: Dialect>(
+    tx: &mut B::Conn,
+    account: &str,
+    m: &Message,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(m).ok();
+    B::execute(
+        tx,
+        "INSERT INTO messages (account, marketplace, conversation, id, created_at, author_role,
+           author_id, author_name, text, status, read, state, vendor, json, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (account, conversation, id) DO UPDATE SET author_role = excluded.author_role,
+           author_id = excluded.author_id, author_name = excluded.author_name,
+           text = excluded.text, status = excluded.status, read = excluded.read,
+           state = excluded.state, vendor = excluded.vendor, json = excluded.json,
+           updated_at = excluded.updated_at"
+            .into(),
+        args![
+            account,
+            m.conversation.marketplace.as_str(),
+            m.conversation.id.as_str(),
+            m.id.as_str(),
+            m.created_at,
+            m.author.role.as_str(),
+            m.author.id.as_deref(),
+            m.author.name.as_deref(),
+            m.text.as_str(),
+            m.status.as_deref(),
+            m.read.map(i64::from),
+            message_state(m),
+            m.vendor.as_str(),
+            json,
+            now,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Numbers the commit's changes and writes them to `changes`: the numbers are taken
+/// last, so that commits take them in the order they become durable.
+pub(super) async fn number_changes<B: Dialect>(
+    tx: &mut B::Conn,
+    commit: &Commit,
+) -> Result<(), StoreError> {
+    let n = i64::try_from(commit.changes.len()).unwrap_or(i64::MAX);
+    if n == 0 {
+        return Ok(());
+    }
+    let rows = B::fetch(
+        tx,
+        "UPDATE inbox_counters SET value = value + $1 WHERE name = 'changes' RETURNING value".into(),
+        args![n],
+    )
+    .await?;
+    let last = match rows.first() {
+        Some(r) => r.int(0)?.unwrap_or(0),
+        None => 0,
+    };
+    let mut seq = last.saturating_sub(n);
+    let at = Utc::now();
+    for change in &commit.changes {
+        seq = seq.saturating_add(1);
+        let (conversation, message) = match change {
+            Change::Conversation(_, c) => (Some(c.reference.id.as_str()), None),
+            Change::Message(_, m) => (Some(m.conversation.id.as_str()), Some(m.id.as_str())),
+            Change::Malformed(bad) => (bad.conversation.as_ref().map(|c| c.id.as_str()), None),
+        };
+        let data = serde_json::to_string(change).unwrap_or_else(|_| "null".into());
+        B::execute(
+            tx,
+            "INSERT INTO changes (seq, account, marketplace, event, conversation, message, at, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                .into(),
+            args![
+                seq,
+                commit.account.as_str(),
+                commit.marketplace.as_str(),
+                change.event().as_str(),
+                conversation,
+                message,
+                at,
+                data,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
