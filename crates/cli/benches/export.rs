@@ -101,10 +101,13 @@ fn main() {
     );
     // `INBOX_BENCH_ONLY=allegro,ozon` runs those alone.
     let only = std::env::var("INBOX_BENCH_ONLY").unwrap_or_default();
+    // Under `cargo test` (no `--bench`): once, small.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     for (vendor, n) in SIZES {
         if !only.is_empty() && !only.split(',').any(|o| o == vendor.prefix()) {
             continue;
         }
+        let n = if smoke { n.min(2) } else { n };
         let one = export(&runtime, vendor, n, Some(1), &dir);
         let all = export(&runtime, vendor, n, None, &dir);
         assert_eq!(one.lines, all.lines, "{vendor:?}: the same messages");

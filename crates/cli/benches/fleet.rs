@@ -136,6 +136,12 @@ fn config_file(dir: &Path, name: &str, sandbox: &Sandbox, keep: usize) -> std::p
 }
 
 fn main() {
+    // Under `cargo test` (no `--bench`): once, small.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (per_marketplace, measure, warm_up) = match smoke {
+        true => (5, Duration::from_secs(1), Duration::from_secs(1)),
+        false => (PER_MARKETPLACE, MEASURE, WARM_UP),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let Some(db) = runtime.block_on(pg::database("bench_fleet")) else {
         return;
@@ -146,7 +152,7 @@ fn main() {
         .block_on(Sandbox::start(Config {
             conversations: 1,
             messages_per_conversation: 1,
-            accounts: PER_MARKETPLACE,
+            accounts: per_marketplace,
             limits: Limit::published(),
             ..Config::default()
         }))
@@ -163,7 +169,7 @@ fn main() {
     // Every account synced once, so that the passes measured are quiet.
     let started = Instant::now();
     let first = (0..4).map(|_| worker(&all, &db.url)).collect::<Vec<_>>();
-    while runtime.block_on(synced(&pool)) < 4 * PER_MARKETPLACE as i64 {
+    while runtime.block_on(synced(&pool)) < 4 * per_marketplace as i64 {
         assert!(
             started.elapsed() < Duration::from_secs(900),
             "first sync took over 15 min"
@@ -179,8 +185,8 @@ fn main() {
 
     println!(
         "quiet passes, 50 ms a request, --concurrency 16 per worker, {} s measured after {} s:",
-        MEASURE.as_secs(),
-        WARM_UP.as_secs()
+        measure.as_secs(),
+        warm_up.as_secs()
     );
     println!(
         "  {:>7} {:>10} {:>10} {:>14} {:>16} {:>12} {:>10}",
@@ -188,19 +194,20 @@ fn main() {
     );
     let mut base = None;
     let mut rss_10k = f64::NAN;
-    for workers in [1usize, 2, 4, 1] {
+    let counts: &[usize] = if smoke { &[1] } else { &[1, 2, 4, 1] };
+    for &workers in counts {
         let running: Vec<Child> = (0..workers).map(|_| worker(&all, &db.url)).collect();
-        std::thread::sleep(WARM_UP);
+        std::thread::sleep(warm_up);
         let before = runtime.block_on(counters(&pool));
         let cpu_before = cpu_jiffies();
-        std::thread::sleep(MEASURE);
+        std::thread::sleep(measure);
         let after = runtime.block_on(counters(&pool));
         let cpu_after = cpu_jiffies();
         let busy = (cpu_after.0 - cpu_before.0) as f64 / (cpu_after.1 - cpu_before.1).max(1) as f64;
         let rss = running.first().map_or(f64::NAN, rss_mb);
         stop(running);
         let passes = (after.steps - before.steps) as f64;
-        let rate = passes / MEASURE.as_secs_f64();
+        let rate = passes / measure.as_secs_f64();
         let one = *base.get_or_insert(rate);
         if workers == 1 {
             rss_10k = rss;
@@ -217,6 +224,12 @@ fn main() {
         );
     }
 
+    if smoke {
+        drop(pool);
+        runtime.block_on(db.drop_now());
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
     // Resident memory against the number of accounts.
     let mut memory = Vec::new();
     for (keep, label) in [(4usize, "4"), (1_000, "1,000")] {

@@ -103,6 +103,12 @@ fn unit(n: u64) -> f64 {
 }
 
 fn main() {
+    // Under `cargo test` (no `--bench`): once, small.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (pushes, acks_n, polls, poll_interval, poll_span) = match smoke {
+        true => (2u64, 20u64, 1u64, "1", 2.0),
+        false => (40, 5_000, 8, "60", 120.0),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = std::env::temp_dir().join(format!("inbox-bench-push-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -149,7 +155,7 @@ fn main() {
     while lines.try_recv().is_ok() {}
     let requests_before = sandbox.requests();
     let mut pushed = Vec::new();
-    for i in 0..40u64 {
+    for i in 0..pushes {
         let (vendor, conversation) = EXAMPLES[(i % 2) as usize];
         let text = format!("pushed {i}");
         let written = Instant::now();
@@ -159,7 +165,7 @@ fn main() {
             None => panic!("{text} not printed in 30 s"),
         }
     }
-    let per_message = (sandbox.requests() - requests_before) as f64 / 40.0;
+    let per_message = (sandbox.requests() - requests_before) as f64 / pushes as f64;
 
     // Acknowledgements at 500 a second.
     let c = sandbox.credentials().clone();
@@ -168,7 +174,7 @@ fn main() {
         let url = format!("http://{listen}/notifications/{SECRET}/ozon");
         let mut tasks = Vec::new();
         let start = tokio::time::Instant::now();
-        for n in 0..5_000u64 {
+        for n in 0..acks_n {
             let at = start + Duration::from_micros(n * 2_000);
             let body = json!({"message_type": "TYPE_UPDATE_MESSAGE", "chat_id": EXAMPLES[1].1,
                 "message_id": "3000000000817031942", "updated_at": format!("2026-12-02T10:{:02}:{:02}.{:03}Z", n / 60_000, (n / 1000) % 60, n % 1000),
@@ -203,13 +209,20 @@ fn main() {
 
     // Polled every 60 s.
     let (watch, lines) = spawn(
-        &["--json", "watch", "--interval", "60", "--db", &db_arg],
+        &[
+            "--json",
+            "watch",
+            "--interval",
+            poll_interval,
+            "--db",
+            &db_arg,
+        ],
         &config,
     );
     std::thread::sleep(Duration::from_secs(3));
     while lines.try_recv().is_ok() {}
     let started = Instant::now();
-    let mut moments: Vec<(f64, u64)> = (0..8u64).map(|i| (unit(i + 1) * 120.0, i)).collect();
+    let mut moments: Vec<(f64, u64)> = (0..polls).map(|i| (unit(i + 1) * poll_span, i)).collect();
     moments.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut written = Vec::new();
     for (at, i) in &moments {
@@ -245,7 +258,7 @@ fn main() {
         median(polled) / median(pushed)
     );
     println!("requests to the vendor per pushed message: {per_message:.2}");
-    println!("acknowledgements at 500 a second for 10 s ({answered} of 5,000 answered 200):");
+    println!("acknowledgements at 500 a second ({answered} of {acks_n} answered 200):");
     summary("ack latency", acks);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -76,6 +76,9 @@ fn wal_bytes(db: &Path) -> u64 {
 }
 
 fn main() {
+    // Under `cargo test` (no `--bench`): once, small.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (copies, n) = if smoke { (2, 20) } else { (50, 20_000) };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = std::env::temp_dir().join(format!("inbox-bench-sync-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -89,7 +92,7 @@ fn main() {
         }))
         .expect("sandbox");
     let config = dir.join("200.json");
-    std::fs::write(&config, accounts(&sandbox, 50).to_string()).expect("config");
+    std::fs::write(&config, accounts(&sandbox, copies).to_string()).expect("config");
     let db = dir.join("200.db");
     let first = sync(&config, &db, &[]);
     sandbox.set_latency(Duration::from_millis(50));
@@ -129,7 +132,6 @@ fn main() {
     drop(sandbox);
 
     // 20,000 conversations per marketplace.
-    let n = 20_000;
     let sandbox = runtime
         .block_on(Sandbox::start(Config {
             conversations: n,

@@ -130,7 +130,8 @@ pub(crate) async fn account_pass(
     json: bool,
 ) -> Outcome {
     let mut printer = Printer::new(inbox, account.name(), json);
-    let synced = sync::sync_account_with(account, store, &mut |c: &[Change]| printer.print(c)).await;
+    let synced =
+        sync::sync_account_with(account, store, &mut |c: &[Change]| printer.print(c)).await;
     printer.finish(synced)
 }
 

@@ -1,7 +1,7 @@
 //! The `inbox` binary end to end against the sandbox, for every subcommand and every
 //! marketplace, asserting on its JSON output.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use inbox_sandbox::{Config, Sandbox, Vendor};
 use serde_json::Value;
@@ -36,7 +36,7 @@ fn start() -> Env {
 impl Env {
     fn inbox(&self, args: &[&str]) -> Output {
         let c = self.sandbox.credentials();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
+        let mut cmd = common::inbox_command();
         cmd.args(args)
             .env_clear()
             .env("INBOX_ALLEGRO_URL", self.sandbox.url(Vendor::Allegro))
@@ -277,7 +277,7 @@ fn watch_prints_messages_that_arrive_between_polls() {
     let db = std::env::temp_dir().join(format!("inbox-watch-{}.db", std::process::id()));
     // The first pass prints everything: more than a pipe holds while nobody reads it.
     let printed_to = std::env::temp_dir().join(format!("inbox-watch-{}.jsonl", std::process::id()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inbox"));
+    let mut cmd = common::inbox_command();
     cmd.args(["--json", "watch", "--interval", "2", "--polls", "2", "--db"])
         .arg(&db)
         .env_clear()
@@ -355,7 +355,7 @@ fn watch_prints_messages_that_arrive_between_polls() {
 #[test]
 fn errors_are_one_line_name_the_marketplace_and_never_show_secrets() {
     let env = start();
-    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+    let out = common::inbox_command()
         .args(["conversations"])
         .env_clear()
         .env("INBOX_ALLEGRO_URL", env.sandbox.url(Vendor::Allegro))
@@ -370,7 +370,7 @@ fn errors_are_one_line_name_the_marketplace_and_never_show_secrets() {
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-secret-token"), "{stderr}");
-    let none = Command::new(env!("CARGO_BIN_EXE_inbox"))
+    let none = common::inbox_command()
         .args(["unread"])
         .env_clear()
         .output()
@@ -383,7 +383,7 @@ fn errors_are_one_line_name_the_marketplace_and_never_show_secrets() {
 
 #[test]
 fn sandbox_flag_works_with_nothing_configured() {
-    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+    let out = common::inbox_command()
         .args(["--sandbox", "--json", "conversations"])
         .env_clear()
         .output()
@@ -398,7 +398,7 @@ fn sandbox_flag_works_with_nothing_configured() {
 fn a_closed_stdout_ends_quietly_instead_of_panicking() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_inbox"))
+    let out = common::inbox_command()
         .args(["--sandbox", "conversations"])
         .env_clear()
         .stdout(writer)
@@ -456,7 +456,7 @@ fn with_two_accounts_of_a_marketplace_printed_references_reach_their_owner() {
     )
     .unwrap();
     let run = |args: &[&str]| -> Output {
-        Command::new(env!("CARGO_BIN_EXE_inbox"))
+        common::inbox_command()
             .arg("--config")
             .arg(&config)
             .args(args)

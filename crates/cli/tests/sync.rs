@@ -107,7 +107,7 @@ fn syncs_killed_at_random_points_lose_and_duplicate_nothing() {
                 .sandbox
                 .buyer_writes(vendor, id, &format!("round {round} before, {id}")));
         }
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+        let mut child = common::inbox_command()
             .arg("--config")
             .arg(&path)
             .args(["--json", "sync", "--db"])
@@ -169,7 +169,7 @@ fn two_at_once(
 ) -> (Vec<Value>, Vec<String>) {
     let db = db.as_ref();
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_inbox"))
+        common::inbox_command()
             .arg("--config")
             .arg(path)
             .args(["--json", "sync", "--db"])

@@ -2,7 +2,7 @@
 //! sandbox stored exactly once, new ones picked up at each account's interval, a worker
 //! killed with SIGKILL costs nothing, and SIGTERM stops a worker cleanly.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use inbox_sandbox::{Config, Vendor};
@@ -55,7 +55,7 @@ fn fleet(name: &str, conversations: u64, oauth: bool, interval: f64) -> Option<F
 }
 
 fn worker(config: &std::path::Path, url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_inbox"))
+    common::inbox_command()
         .arg("--config")
         .arg(config)
         .args(["--json", "worker", "--db", url, "--concurrency", "4"])
@@ -192,7 +192,7 @@ fn two_workers_refresh_an_oauth_account_once_and_both_go_on() {
     };
 
     // Without the key, a fleet refuses OAuth accounts and says why.
-    let refused = Command::new(env!("CARGO_BIN_EXE_inbox"))
+    let refused = common::inbox_command()
         .arg("--config")
         .arg(&path)
         .args(["worker", "--db", &db.url])
@@ -326,7 +326,7 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
         let n = logs.get() + 1;
         logs.set(n);
         let log = std::fs::File::create(env.dir.join(format!("worker-{n}.log"))).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_inbox"))
+        common::inbox_command()
             .arg("--config")
             .arg(&path)
             .args(["--json", "worker", "--db", &db.url, "--concurrency", "8"])
@@ -548,5 +548,65 @@ fn a_worker_survives_its_database_failing_for_a_while() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("starting again in"), "{stderr}");
+    runtime.block_on(db.drop_now());
+}
+
+#[test]
+fn a_worker_makes_durable_progress_on_a_long_first_import_and_completes_it() {
+    // One Magalu account of 3,000 conversations (30,000 messages) behind 25 ms of
+    // latency: its first import is one step of tens of seconds (minutes at Magalu's
+    // published rate), checked every 2 s: messages reach PostgreSQL chunk by chunk while
+    // it runs, and the step runs to its end (no step limit throws work away).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("long_import")) else {
+        return;
+    };
+    let env = start(
+        Config {
+            conversations: 3_000,
+            messages_per_conversation: 10,
+            faults: inbox_sandbox::Faults {
+                latency: Duration::from_millis(25),
+                ..inbox_sandbox::Faults::default()
+            },
+            ..Config::default()
+        },
+        "worker-long-import",
+    );
+    let mut config = env.sandbox.accounts_config();
+    config["accounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["marketplace"] == "magalu");
+    config["accounts"][0]["limits"] = json!({"reads": {"requests": 0}});
+    let path = env.write_config(&config);
+    let total: i64 = env
+        .sandbox
+        .stats()
+        .iter()
+        .filter(|a| a.marketplace == "magalu")
+        .map(|a| a.messages as i64)
+        .sum();
+    let w = worker(&path, &db.url);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let (stored, distinct) = stored(&runtime, &db.url);
+        assert_eq!(stored, distinct, "none twice");
+        seen.push(stored);
+        if stored == total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not imported in 10 minutes: {seen:?}"
+        );
+    }
+    // Durable progress: the count grew in steps while the import ran.
+    let partial: Vec<&i64> = seen.iter().filter(|n| **n > 0 && **n < total).collect();
+    assert!(partial.len() >= 3, "{seen:?}");
+    let out = stop(w);
+    assert!(out.status.success());
     runtime.block_on(db.drop_now());
 }

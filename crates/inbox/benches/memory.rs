@@ -9,6 +9,8 @@ use futures::StreamExt;
 use inbox_sandbox::{Config, Sandbox, Vendor};
 use marketplace_inbox::{Account, ConversationQuery, InboxConfig};
 
+mod common;
+
 /// Set in the child: the sandbox's accounts, as JSON.
 const CHILD: &str = "INBOX_MEMORY_BENCH_ACCOUNT";
 
@@ -46,7 +48,12 @@ async fn main() {
         return child(&config).await;
     }
     println!("{:>10} {:>16}", "messages", "facade peak MiB");
-    for n in [10_000u64, 100_000, 1_000_000] {
+    let sizes: &[u64] = if common::smoke() {
+        &[1_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    for &n in sizes {
         let sandbox = Sandbox::start(Config {
             conversations: n / 100,
             messages_per_conversation: 100,

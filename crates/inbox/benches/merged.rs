@@ -14,11 +14,15 @@ mod common;
 
 #[tokio::main]
 async fn main() {
+    let (conversations, messages, latency) = match common::smoke() {
+        true => (2, 4, 5),
+        false => (20, 40, 50),
+    };
     let sandbox = Sandbox::start(Config {
-        conversations: 20,
-        messages_per_conversation: 40,
+        conversations,
+        messages_per_conversation: messages,
         faults: Faults {
-            latency: Duration::from_millis(50),
+            latency: Duration::from_millis(latency),
             ..Faults::default()
         },
         ..Config::default()

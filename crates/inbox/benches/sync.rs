@@ -80,12 +80,16 @@ async fn main() {
         "floor s",
         "conc. × floor"
     );
+    let smoke = common::smoke();
+    // A smoke run (under `cargo test`): a conversation or two each.
+    let scale = |n: u64| if smoke { n.min(2) } else { n };
     for (vendor, n) in [
         (Vendor::Allegro, 200),
         (Vendor::MercadoLibre, 15),
         (Vendor::Magalu, 20),
         (Vendor::Ozon, 200),
     ] {
+        let n = scale(n);
         let one = first_sync(vendor, n, Some(1)).await;
         let all = first_sync(vendor, n, None).await;
         assert_eq!(one.2, all.2, "{vendor:?}: the same changes");
@@ -114,7 +118,8 @@ async fn main() {
         "5 new: requests",
         "5 new: s"
     );
-    for size in [1_000, 10_000] {
+    let sizes: &[u64] = if smoke { &[10] } else { &[1_000, 10_000] };
+    for &size in sizes {
         let sandbox = Sandbox::start(Config {
             conversations: size,
             messages_per_conversation: 2,

@@ -110,11 +110,10 @@ struct Vendor<'a>(&'a RawJson);
 
 impl Serialize for Vendor<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = self.0.as_str();
-        if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+        if self.0.is_data() {
             self.0.serialize(s)
         } else {
-            s.serialize_str(text)
+            s.serialize_str(self.0.as_str())
         }
     }
 }

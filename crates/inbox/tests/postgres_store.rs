@@ -275,13 +275,18 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     let sandbox = Sandbox::start(Config::default()).await.unwrap();
     let mut inbox = Inbox::new();
     for vendor in Vendor::ALL {
-        inbox.add(common::unpaced_account(&sandbox, vendor)).unwrap();
+        inbox
+            .add(common::unpaced_account(&sandbox, vendor))
+            .unwrap();
     }
     let mut changes = Vec::new();
     for synced in sync::sync(&inbox, &store, 4).await {
         changes.extend(synced.item.unwrap().changes);
     }
-    assert!(new_messages(&changes).is_empty(), "nothing twice: {changes:?}");
+    assert!(
+        new_messages(&changes).is_empty(),
+        "nothing twice: {changes:?}"
+    );
     assert!(!changes.iter().any(|c| c.event() == Event::UpdatedMessage));
     for vendor in Vendor::ALL {
         assert!(sandbox.buyer_writes(vendor, common::example(vendor), "after the migration"));
@@ -292,6 +297,28 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     }
     assert_eq!(new.len(), 4, "{new:?}");
     assert_eq!(store.message_count(None).await.unwrap(), 298);
+    store.pool().close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_journal_insert_is_answered_while_a_large_commit_is_in_flight() {
+    let Some(db) = pg::database("journal_race").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&db.url, 4).await.unwrap();
+    let sandbox = Sandbox::start(Config {
+        conversations: 120,
+        messages_per_conversation: 10,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let account = common::unpaced_account(&sandbox, Vendor::Magalu);
+    let took = gated::journal_while_committing(&store, &account).await;
+    assert!(took < std::time::Duration::from_secs(10));
+    assert_eq!(store.journal_pending().await.unwrap().len(), 1);
+    assert_eq!(store.message_count(None).await.unwrap(), 120 * 10 + 1);
     store.pool().close().await;
     db.drop_now().await;
 }

@@ -192,7 +192,10 @@ async fn a_malformed_conversation_or_message_costs_only_itself_on_every_marketpl
             4 * 3 + examples,
             "{vendor:?}"
         );
-        assert_eq!(store.message_count(None).await.unwrap(), 4 * 3 + examples as u64);
+        assert_eq!(
+            store.message_count(None).await.unwrap(),
+            4 * 3 + examples as u64
+        );
         let bad = malformed(&first.changes);
         assert_eq!(bad.len(), 2, "{vendor:?}: {bad:?}");
         let listing = bad
@@ -399,7 +402,10 @@ async fn two_steps_of_one_account_at_once_one_commits_the_other_conflicts() {
         }
         let examples = example_messages(vendor);
         assert_eq!(printed.len(), 3 * 2 + examples + 3);
-        assert_eq!(store.message_count(None).await.unwrap(), printed.len() as u64);
+        assert_eq!(
+            store.message_count(None).await.unwrap(),
+            printed.len() as u64
+        );
     }
 }
 
@@ -439,14 +445,22 @@ async fn a_targeted_sync_and_a_step_never_both_store_a_message() {
         });
         let (step, targeted) = (step.unwrap(), targeted.unwrap());
         assert_eq!(new_texts(&targeted.changes), ["raced"], "{vendor:?}");
-        assert_eq!(new_texts(&step.changes), ["elsewhere"], "{vendor:?}: the rest committed");
+        assert_eq!(
+            new_texts(&step.changes),
+            ["elsewhere"],
+            "{vendor:?}: the rest committed"
+        );
         assert_eq!(step.skipped.len(), 1, "{vendor:?}");
         assert_eq!(step.skipped[0].conversation.id, example(vendor));
         assert!(
             matches!(&step.skipped[0].error, Error::Store(e) if e.kind() == StoreErrorKind::Conflict)
         );
         let again = sync::sync_account(&account, &store).await.unwrap();
-        assert!(new_texts(&again.changes).is_empty(), "{vendor:?}: {:?}", again.changes);
+        assert!(
+            new_texts(&again.changes).is_empty(),
+            "{vendor:?}: {:?}",
+            again.changes
+        );
 
         // Another account's reference is refused before any request.
         let foreign = ConversationRef::new(account.marketplace(), "x").with_account("other");
@@ -592,11 +606,12 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     for synced in sync::sync(&inbox, &store, 4).await {
         changes.extend(synced.item.unwrap().changes);
     }
-    assert!(new_texts(&changes).is_empty(), "nothing printed twice: {changes:?}");
     assert!(
-        !changes
-            .iter()
-            .any(|c| c.event() == Event::UpdatedMessage),
+        new_texts(&changes).is_empty(),
+        "nothing printed twice: {changes:?}"
+    );
+    assert!(
+        !changes.iter().any(|c| c.event() == Event::UpdatedMessage),
         "a version-3 state is no update: {changes:?}"
     );
     for vendor in Vendor::ALL {
@@ -613,5 +628,81 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     let again = SqliteStore::open(&db).await.unwrap();
     assert_eq!(again.message_count(None).await.unwrap(), 298);
     assert_eq!(again.journal_pending().await.unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_message_text_is_reported_once_as_updated() {
+    for vendor in Vendor::ALL {
+        let sandbox = sandbox(2, 1).await;
+        let account = common::unpaced_account(&sandbox, vendor);
+        let store = SqliteStore::in_memory().await.unwrap();
+        sync::sync_account(&account, &store).await.unwrap();
+        let reference = account.reference(example(vendor));
+        let id = sandbox
+            .buyer_writes_to(vendor, vendor.prefix(), example(vendor), "Olá, tudo bem?")
+            .unwrap();
+        let first = sync::sync_conversation(&account, &store, &reference)
+            .await
+            .unwrap();
+        assert_eq!(new_texts(&first.changes), ["Olá, tudo bem?"], "{vendor:?}");
+        let before = store
+            .message_states(account.name(), example(vendor), vec![id.clone()])
+            .await
+            .unwrap();
+
+        assert!(sandbox.buyer_edits(vendor, example(vendor), &id, "Olá, tudo bem? (editado)"));
+        let edited = sync::sync_conversation(&account, &store, &reference)
+            .await
+            .unwrap();
+        let updated: Vec<&Message> = edited
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Message(Event::UpdatedMessage, m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updated.len(), 1, "{vendor:?}: {:?}", edited.changes);
+        assert_eq!(updated[0].id, id);
+        assert_eq!(updated[0].text, "Olá, tudo bem? (editado)");
+        assert!(new_texts(&edited.changes).is_empty());
+        let after = store
+            .message_states(account.name(), example(vendor), vec![id.clone()])
+            .await
+            .unwrap();
+        assert_ne!(
+            before[&id], after[&id],
+            "{vendor:?}: the stored state follows"
+        );
+        // Reported once: neither a targeted sync nor a step finds it again.
+        let again = sync::sync_conversation(&account, &store, &reference)
+            .await
+            .unwrap();
+        assert!(again.changes.is_empty(), "{vendor:?}: {:?}", again.changes);
+        let step = sync::sync_account(&account, &store).await.unwrap();
+        assert!(
+            !step
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::Message(_, m) if m.id == id)),
+            "{vendor:?}: {:?}",
+            step.changes
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_journal_insert_is_answered_while_a_large_commit_is_in_flight() {
+    let sandbox = sandbox(120, 10).await;
+    let account = common::unpaced_account(&sandbox, Vendor::Magalu);
+    let dir = std::env::temp_dir().join(format!("inbox-journal-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(dir.join("inbox.db")).await.unwrap();
+    let took = gated::journal_while_committing(&store, &account).await;
+    assert!(took < std::time::Duration::from_secs(10));
+    assert_eq!(store.journal_pending().await.unwrap().len(), 1);
+    assert_eq!(store.message_count(None).await.unwrap(), 120 * 10 + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -151,6 +151,11 @@ fn record(app: &App, vendor: Vendor, request: &Request) {
             .map_or_else(String::new, |p| p.to_string()),
         credential,
     };
+    if let Ok(mut paths) = app.paths.lock() {
+        *paths
+            .entry((vendor, request.uri().path().to_string()))
+            .or_insert(0) += 1;
+    }
     if let Ok(mut log) = app.received.lock() {
         if log.len() >= RECEIVED_KEPT {
             log.pop_front();

@@ -40,6 +40,7 @@ mod push;
 mod seed;
 mod store;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -238,6 +239,9 @@ pub(crate) struct App {
     pub accounts: accounts::Accounts,
     pub requests: AtomicU64,
     pub received: Mutex<std::collections::VecDeque<Received>>,
+    /// Every request counted by marketplace and path (without the query), since the
+    /// start: unlike `received`, nothing is dropped.
+    pub paths: Mutex<HashMap<(Vendor, String), u64>>,
     pub grants: [Mutex<oauth::Grants>; 4],
     /// The per-application limits (every account belongs to the one OAuth app).
     pub windows: limits::Windows,
@@ -334,6 +338,7 @@ impl Sandbox {
         let app = Arc::new(App {
             requests: AtomicU64::new(0),
             received: Mutex::new(std::collections::VecDeque::new()),
+            paths: Mutex::new(HashMap::new()),
             grants: Vendor::ALL.map(|_| oauth::Grants::new(&config.oauth, accounts.len())),
             windows: limits::Windows::new(config.limits.iter().filter(|l| l.per_application)),
             accounts,
@@ -422,6 +427,50 @@ impl Sandbox {
         self.app
             .buyer_writes(vendor, index, conversation_id, text)
             .map(|m| m.id)
+    }
+
+    /// Simulates the buyer editing the text of a message written through the API or
+    /// [`Sandbox::buyer_writes`] (generated messages cannot change) in a conversation of
+    /// the first account; false when there is no such message.
+    pub fn buyer_edits(
+        &self,
+        vendor: Vendor,
+        conversation_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> bool {
+        let Some(index) = self.app.accounts.named(vendor, vendor.prefix()) else {
+            return false;
+        };
+        let Ok(mut market) = self.app.accounts.get(index).market(vendor).lock() else {
+            return false;
+        };
+        let Some(conversation) = market.get_mut(conversation_id) else {
+            return false;
+        };
+        match conversation.extra.iter_mut().find(|m| m.id == message_id) {
+            Some(message) => {
+                message.text = text.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many requests each path of `vendor`'s API received since the start (the path
+    /// without its query; nothing is dropped, unlike [`Sandbox::received`]).
+    pub fn path_counts(&self, vendor: Vendor) -> HashMap<String, u64> {
+        self.app
+            .paths
+            .lock()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter(|((v, _), _)| *v == vendor)
+                    .map(|((_, path), n)| (path.clone(), *n))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// What the push side has delivered so far (all zero without a push URL).

@@ -144,10 +144,11 @@ pub async fn run_target(
     };
     let reference = account.reference(conversation.as_str());
     let mut printer = crate::sync::Printer::new(inbox, name, json);
-    let synced = sync::sync_conversation_with(account, store, &reference, &mut |c: &[sync::Change]| {
-        printer.print(c)
-    })
-    .await;
+    let synced =
+        sync::sync_conversation_with(account, store, &reference, &mut |c: &[sync::Change]| {
+            printer.print(c)
+        })
+        .await;
     if let Err(e) = &synced {
         if !matches!(e, marketplace_inbox::Error::Store(_)) {
             log_unknown(name, "conversation", &conversation, e);

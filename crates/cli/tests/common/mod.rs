@@ -8,6 +8,23 @@ use std::process::{Command, Output};
 use inbox_sandbox::{Config, Sandbox};
 use serde_json::Value;
 
+/// The `inbox` binary as a command whose process is killed (SIGKILL) when the thread
+/// that starts it ends: a test that passes or panics leaves no process behind.
+pub fn inbox_command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inbox"));
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 pub struct Env {
     pub sandbox: Sandbox,
     pub dir: PathBuf,
@@ -59,7 +76,7 @@ impl Drop for Env {
 }
 
 pub fn inbox(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inbox"))
+    inbox_command()
         .arg("--config")
         .arg(config)
         .args(args)

@@ -1,4 +1,5 @@
 //! What the benchmarks share.
+#![allow(dead_code)]
 
 use inbox_sandbox::{Sandbox, Vendor};
 use marketplace_inbox::{AccountConfig, InboxConfig};
@@ -11,4 +12,10 @@ pub fn account(sandbox: &Sandbox, vendor: Vendor) -> AccountConfig {
         .into_iter()
         .find(|a| a.marketplace.as_str() == vendor.prefix())
         .expect("account")
+}
+
+/// Whether this run is a smoke test: `cargo test` runs benchmarks without `--bench`
+/// (as criterion does, once and small); `cargo bench` passes it.
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
 }

@@ -87,10 +87,10 @@ pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
 #[doc(hidden)]
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::backend;
-#[cfg(feature = "postgres")]
-pub use sql::{Postgres, PostgresStore};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{Backend, SqlStore};
+#[cfg(feature = "postgres")]
+pub use sql::{Postgres, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sql::{Sqlite, SqliteStore};
 pub use store::{
@@ -413,6 +413,10 @@ pub async fn sync_conversation_with(
     run.outcome(Ok(()))
 }
 
+/// A conversation's last activity and creation, by which the checkpoint is held back
+/// when it is left for the next step.
+type Held = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A step under way: the checkpoint as it becomes (it starts as the stored one; a step
 /// visits each conversation once), what it found since its last committed chunk, and
 /// what it committed.
@@ -432,7 +436,7 @@ struct Run<'a, 'h> {
     marks: Vec<MarkChange>,
     rescans: Vec<store::Rescan>,
     /// The activity and creation of each conversation of the chunk under way.
-    pending: HashMap<String, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pending: HashMap<String, Held>,
     skipped: Vec<Skipped>,
     commits: usize,
     /// Malformed elements stored or found in this step.
@@ -614,10 +618,7 @@ impl<'a, 'h> Run<'a, 'h> {
             return Ok(commit);
         }
         let wrote_checkpoint = commit.checkpoint.is_some();
-        let hand_on = match self.hand_on.as_mut() {
-            Some(h) => Some(&mut **h as HandOn<'_>),
-            None => None,
-        };
+        let hand_on = self.hand_on.as_mut().map(|h| &mut **h as HandOn<'_>);
         let commit = self.store.commit(commit, hand_on).await?;
         self.commits += 1;
         if wrote_checkpoint {
@@ -695,10 +696,10 @@ impl<'a, 'h> Run<'a, 'h> {
                     .is_some_and(|m| m.listing.as_deref() == Some(listing.as_str()));
                 // Read again unless a chunk of this very walk already did.
                 let reread = walk.reread
-                    && !known
+                    && known
                         .as_ref()
                         .and_then(|m| m.synced_at)
-                        .is_some_and(|at| at >= walk_started);
+                        .is_none_or(|at| at < walk_started);
                 let retry =
                     walk.sweep && self.bad_conversations.contains(&conversation.reference.id);
                 (!unchanged || reread || retry).then_some(Visit {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use marketplace_inbox::sync::{
-    Checkpoint, Commit, HandOn, Mark, MalformedKey, Store, StoreError, Stored,
+    Checkpoint, Commit, HandOn, MalformedKey, Mark, Store, StoreError, Stored,
 };
 use tokio::sync::Barrier;
 
@@ -72,4 +72,64 @@ impl Store for Gated<'_> {
             self.inner.commit(commit, hand_on).await
         })
     }
+}
+
+/// Runs a step of `account` on `store` whose first chunk is held open inside its commit
+/// (its hand-on waits) until a notification was journaled on the same store: that
+/// journal insert must be answered while the commit is in flight. How long it took.
+pub async fn journal_while_committing<S: Store + Clone + 'static>(
+    store: &S,
+    account: &marketplace_inbox::Account,
+) -> std::time::Duration {
+    use marketplace_inbox::sync::journal::{JournalState, NewEntry};
+    use marketplace_inbox::sync::{self, Change};
+    let (journaled, wait) = std::sync::mpsc::channel::<std::time::Duration>();
+    let (inside, in_commit) = tokio::sync::oneshot::channel::<()>();
+    let mut inside = Some(inside);
+    let mut hold = move |changes: &[Change]| -> std::io::Result<()> {
+        assert!(!changes.is_empty());
+        if let Some(inside) = inside.take() {
+            let _ = inside.send(());
+            // Held here, inside the open transaction, until the journal answered.
+            wait.recv_timeout(std::time::Duration::from_secs(20))
+                .map_err(|_| std::io::Error::other("the journal insert never came back"))?;
+        }
+        Ok(())
+    };
+    // A task of its own: the hand-on blocks the thread that runs the commit.
+    let (journal_store, marketplace, name) = (
+        store.clone(),
+        account.marketplace(),
+        account.name().to_string(),
+    );
+    let journal = tokio::spawn(async move {
+        let store = journal_store;
+        in_commit.await.unwrap();
+        let started = std::time::Instant::now();
+        let id = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.journal_add(NewEntry {
+                marketplace,
+                account: Some(name.clone()),
+                received_at: chrono::Utc::now(),
+                raw: "{}".into(),
+                dedup_key: format!("{name}:during-commit"),
+                target: None,
+                state: JournalState::Pending,
+            }),
+        )
+        .await
+        .expect("journaled while a commit is in flight")
+        .unwrap();
+        assert!(id.is_some());
+        let took = started.elapsed();
+        journaled.send(took).unwrap();
+        took
+    });
+    let synced = sync::sync_account_with(account, store, &mut hold).await;
+    let took = journal.await.unwrap();
+    let synced = synced.unwrap();
+    assert!(synced.finished(), "{:?}", synced.stopped);
+    assert!(synced.commits >= 1);
+    took
 }

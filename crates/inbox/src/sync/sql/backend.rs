@@ -300,14 +300,13 @@ mod lite {
             sql: String,
         ) -> BoxFuture<'c, Result<(), StoreError>> {
             Box::pin(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await?;
+                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                    .await?;
                 Ok(())
             })
         }
 
-        fn schema_version<'c>(
-            conn: &'c mut Self::Conn,
-        ) -> BoxFuture<'c, Result<i64, StoreError>> {
+        fn schema_version<'c>(conn: &'c mut Self::Conn) -> BoxFuture<'c, Result<i64, StoreError>> {
             // The migration's transaction began IMMEDIATE: it holds the write lock, so
             // a second process waits here, then finds the schema done.
             Box::pin(async move {
@@ -338,7 +337,6 @@ mod lite {
             })
         }
     }
-
 }
 
 #[cfg(feature = "postgres")]
@@ -450,14 +448,13 @@ mod pg {
             sql: String,
         ) -> BoxFuture<'c, Result<(), StoreError>> {
             Box::pin(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await?;
+                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                    .await?;
                 Ok(())
             })
         }
 
-        fn schema_version<'c>(
-            conn: &'c mut Self::Conn,
-        ) -> BoxFuture<'c, Result<i64, StoreError>> {
+        fn schema_version<'c>(conn: &'c mut Self::Conn) -> BoxFuture<'c, Result<i64, StoreError>> {
             Box::pin(async move {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(MIGRATION_LOCK)
@@ -492,7 +489,8 @@ mod pg {
             version: i64,
         ) -> BoxFuture<'c, Result<(), StoreError>> {
             Box::pin(async move {
-                conn.execute(sqlx::raw_sql("DELETE FROM inbox_schema")).await?;
+                conn.execute(sqlx::raw_sql("DELETE FROM inbox_schema"))
+                    .await?;
                 sqlx::query("INSERT INTO inbox_schema (version) VALUES ($1)")
                     .bind(version)
                     .execute(&mut *conn)

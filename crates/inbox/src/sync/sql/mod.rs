@@ -52,12 +52,12 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use self::backend::{args, Dialect, Row};
 pub use self::backend::Backend;
 #[cfg(feature = "postgres")]
 pub use self::backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use self::backend::Sqlite;
+use self::backend::{args, Dialect, Row};
 use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row;
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind, Stored};
@@ -209,11 +209,26 @@ mod open_sqlite {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(30));
-        Ok(SqlitePoolOptions::new()
-            .max_connections(CONNECTIONS)
-            .acquire_timeout(std::time::Duration::from_secs(60))
-            .connect_with(options)
-            .await?)
+        // Switching a new database to WAL answers "busy" at once while another process
+        // does the same (SQLite does not wait there): try again for a while.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(CONNECTIONS)
+                .acquire_timeout(std::time::Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await
+                .map_err(StoreError::from);
+            match opened {
+                Err(e)
+                    if e.kind() == StoreErrorKind::Unavailable
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn memory_pool() -> Result<sqlx::SqlitePool, StoreError> {
@@ -299,16 +314,15 @@ mod open_postgres {
             };
             // One connection first, so that a server that is not there fails at once
             // instead of after the pool's retries.
-            let probe =
-                tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-                    .await
-                    .map_err(|_| {
-                        StoreError::new(
-                            StoreErrorKind::Unavailable,
-                            "PostgreSQL did not answer within 10 s",
-                        )
-                    })?
-                    .map_err(unavailable)?;
+            let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| {
+                    StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "PostgreSQL did not answer within 10 s",
+                    )
+                })?
+                .map_err(unavailable)?;
             probe.close().await.ok();
             let pool = PgPoolOptions::new()
                 .max_connections(connections.max(1))
@@ -557,7 +571,12 @@ impl<B: Dialect> Store for SqlStore<B> {
                 B::in_list("id", "$1")
             );
             for chunk in ids.chunks(LIST) {
-                B::execute(&mut conn, sql.clone(), args![chunk.to_vec(), state.as_str()]).await?;
+                B::execute(
+                    &mut conn,
+                    sql.clone(),
+                    args![chunk.to_vec(), state.as_str()],
+                )
+                .await?;
             }
             Ok(())
         })

@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::backend::{args, Dialect, Row};
 use super::super::store::{StoreError, StoreErrorKind};
+use super::backend::{args, Dialect, Row};
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = 4;
@@ -145,15 +145,20 @@ async fn move_marks_out_of_checkpoints<D: Dialect>(tx: &mut D::Conn) -> Result<(
     for row in rows {
         let account = row.text(0)?.unwrap_or_default();
         let data = row.text(1)?.unwrap_or_default();
-        let old: V1Checkpoint =
-            serde_json::from_str(&data).map_err(|e| super::super::store::row::corrupt(&account, e))?;
+        let old: V1Checkpoint = serde_json::from_str(&data)
+            .map_err(|e| super::super::store::row::corrupt(&account, e))?;
         for (id, mark) in old.marks {
             D::execute(
                 tx,
                 "UPDATE conversations SET listing = $3, last_message_at = $4, mark_version = 1
                  WHERE account = $1 AND id = $2"
                     .into(),
-                args![&account, id, mark.listing, mark.last_message_at.map(v3_time)],
+                args![
+                    &account,
+                    id,
+                    mark.listing,
+                    mark.last_message_at.map(v3_time)
+                ],
             )
             .await?;
         }
@@ -190,7 +195,13 @@ const BATCH: i64 = 500;
 /// author's name-or-id goes to `author_name`. Message states keep their version-3 form,
 /// which [`super::super::state_changed`] compares without attachments.
 async fn from_v3<D: Dialect>(tx: &mut D::Conn) -> Result<(), StoreError> {
-    for table in ["checkpoints", "conversations", "messages", "malformed", "journal"] {
+    for table in [
+        "checkpoints",
+        "conversations",
+        "messages",
+        "malformed",
+        "journal",
+    ] {
         D::batch(tx, format!("ALTER TABLE {table} RENAME TO v3_{table}")).await?;
     }
     // PostgreSQL keeps index names across a rename: free the ones version 4 reuses.
@@ -317,7 +328,13 @@ async fn from_v3<D: Dialect>(tx: &mut D::Conn) -> Result<(), StoreError> {
         .await?;
     }
     D::after_journal_copy(tx).await?;
-    for table in ["checkpoints", "conversations", "messages", "malformed", "journal"] {
+    for table in [
+        "checkpoints",
+        "conversations",
+        "messages",
+        "malformed",
+        "journal",
+    ] {
         D::batch(tx, format!("DROP TABLE v3_{table}")).await?;
     }
     Ok(())

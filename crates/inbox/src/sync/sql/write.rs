@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::backend::{args, Dialect, Row};
 use super::super::store::{row, Commit, StoreError};
 use super::super::{message_state, Change, Event};
+use super::backend::{args, Dialect, Row};
 use crate::{Message, Role};
 
 /// Writes `commit` inside `tx`, checking every version first.
@@ -151,12 +151,15 @@ pub(super) async fn write<B: Dialect>(
         // What belongs to a conversation another runner synced is left to it.
         let lost: std::collections::HashSet<&str> =
             conflicts.iter().map(|r| r.id.as_str()).collect();
-        commit.changes.retain(|c| {
-            c.reference()
-                .is_none_or(|r| !lost.contains(r.id.as_str()))
-        });
-        commit.marks.retain(|m| !lost.contains(m.reference.id.as_str()));
-        commit.rescans.retain(|r| !lost.contains(r.conversation.as_str()));
+        commit
+            .changes
+            .retain(|c| c.reference().is_none_or(|r| !lost.contains(r.id.as_str())));
+        commit
+            .marks
+            .retain(|m| !lost.contains(m.reference.id.as_str()));
+        commit
+            .rescans
+            .retain(|r| !lost.contains(r.conversation.as_str()));
     }
     commit.conflicts = conflicts;
     for change in &commit.changes {
@@ -288,7 +291,8 @@ pub(super) async fn number_changes<B: Dialect>(
     }
     let rows = B::fetch(
         tx,
-        "UPDATE inbox_counters SET value = value + $1 WHERE name = 'changes' RETURNING value".into(),
+        "UPDATE inbox_counters SET value = value + $1 WHERE name = 'changes' RETURNING value"
+            .into(),
         args![n],
     )
     .await?;

@@ -1,0 +1,239 @@
+//! A big seller's first `inbox sync`, and `inbox export`, measured per message: peak
+//! RSS, CPU and bytes written, at 10⁴, 10⁵ and 10⁶ messages (one Magalu account of 10
+//! messages a conversation, limits lifted: memory and CPU are measured, not pace), on
+//! SQLite; bytes written on PostgreSQL at 10⁵ when a server answers.
+//!
+//! With `INBOX_BASELINE_BIN=/path/to/an/older/inbox` each run is made with that binary
+//! too, alternately on the same sandbox, and the ratios printed (the README's figures
+//! compare the code before the streaming store this way).
+//!
+//! `cargo bench -p inbox-cli --bench import` (under `cargo test` it runs once, small).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use inbox_sandbox::{Config, Sandbox, Vendor};
+
+#[path = "../../inbox/tests/support/postgres.rs"]
+mod pg;
+
+/// What one run of `inbox` cost.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cost {
+    seconds: f64,
+    cpu: f64,
+    peak_kib: i64,
+}
+
+/// Runs `command` to its end: wall time, CPU (user + system) and peak RSS of that
+/// process alone (`wait4`, which also reaps it).
+#[allow(clippy::zombie_processes)]
+fn measured(mut command: Command) -> Cost {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("inbox");
+    let pid = i32::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "inbox failed"
+    );
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Cost {
+        seconds: started.elapsed().as_secs_f64(),
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        peak_kib: usage.ru_maxrss,
+    }
+}
+
+fn inbox(bin: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command.arg("--config").arg(config).args(args).env_clear();
+    command
+}
+
+/// Bytes of a SQLite database: its files (WAL and the journal's file included).
+fn sqlite_bytes(db: &Path) -> u64 {
+    let Some(dir) = db.parent() else {
+        return 0;
+    };
+    let name = db.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|f| f.starts_with(name)))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One account of `vendor` alone, its limits lifted, written to `dir`.
+fn config(sandbox: &Sandbox, vendor: Vendor, dir: &Path) -> PathBuf {
+    let mut config = sandbox.accounts_config();
+    if let Some(all) = config["accounts"].as_array_mut() {
+        all.retain(|a| a["marketplace"] == vendor.prefix());
+        for a in all.iter_mut() {
+            a["limits"] = serde_json::json!({
+                "all": {"requests": 0}, "reads": {"requests": 0}, "messages": {"requests": 0}
+            });
+        }
+    }
+    let path = dir.join(format!("{}.json", vendor.prefix()));
+    std::fs::write(&path, config.to_string()).expect("config");
+    path
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("inbox-bench-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_inbox"));
+    let baseline = std::env::var_os("INBOX_BASELINE_BIN").map(PathBuf::from);
+    let mut binaries = vec![("this", ours.clone())];
+    if let Some(b) = &baseline {
+        binaries.push(("baseline", b.clone()));
+    }
+    let sizes: &[u64] = if smoke {
+        &[1_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+
+    println!(
+        "{:<9} {:<9} {:>9} {:>9} {:>10} {:>10} {:>11}",
+        "first sync", "binary", "messages", "seconds", "peak MiB", "CPU µs/msg", "bytes/msg"
+    );
+    for &n in sizes {
+        let sandbox = runtime
+            .block_on(Sandbox::start(Config {
+                conversations: n / 10,
+                messages_per_conversation: 10,
+                ..Config::default()
+            }))
+            .expect("sandbox");
+        let path = config(&sandbox, Vendor::Magalu, &dir);
+        let messages = n + 1;
+        for (label, bin) in &binaries {
+            let db = dir.join(format!("{label}-{n}.db"));
+            let cost = measured(inbox(
+                bin,
+                &path,
+                &["--json", "sync", "--db", db.to_str().unwrap_or_default()],
+            ));
+            let bytes = sqlite_bytes(&db);
+            println!(
+                "{:<9} {:<9} {:>9} {:>9.1} {:>10.1} {:>10.2} {:>11.0}",
+                "sqlite",
+                label,
+                messages,
+                cost.seconds,
+                cost.peak_kib as f64 / 1024.0,
+                cost.cpu * 1e6 / messages as f64,
+                bytes as f64 / messages as f64
+            );
+            for suffix in ["", "-wal", "-shm", "-push", "-push-wal", "-push-shm"] {
+                let mut file = db.clone().into_os_string();
+                file.push(suffix);
+                std::fs::remove_file(file).ok();
+            }
+        }
+    }
+
+    // PostgreSQL: bytes of WAL and of tables per message, this binary.
+    let n = if smoke { 1_000 } else { 100_000 };
+    if let Some(db) = runtime.block_on(pg::database("bench_import")) {
+        let sandbox = runtime
+            .block_on(Sandbox::start(Config {
+                conversations: n / 10,
+                messages_per_conversation: 10,
+                ..Config::default()
+            }))
+            .expect("sandbox");
+        let path = config(&sandbox, Vendor::Magalu, &dir);
+        let lsn = |url: &str| -> i64 {
+            let rows: Vec<(i64,)> = runtime
+                .block_on(pg::rows(
+                    url,
+                    "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint",
+                ))
+                .unwrap_or_default();
+            rows.first().map_or(0, |r| r.0)
+        };
+        let size = |url: &str| -> i64 {
+            let rows: Vec<(i64,)> = runtime
+                .block_on(pg::rows(url, "SELECT pg_database_size(current_database())"))
+                .unwrap_or_default();
+            rows.first().map_or(0, |r| r.0)
+        };
+        let (wal, before) = (lsn(&db.url), size(&db.url));
+        let cost = measured(inbox(&ours, &path, &["--json", "sync", "--db", &db.url]));
+        let (wal, grown) = (lsn(&db.url) - wal, size(&db.url) - before);
+        let messages = (n + 1) as f64;
+        println!(
+            "postgres  this      {:>9} {:>9.1} {:>10.1} {:>10.2}   WAL {:.0} B/msg, tables and indexes {:.0} B/msg",
+            n + 1,
+            cost.seconds,
+            cost.peak_kib as f64 / 1024.0,
+            cost.cpu * 1e6 / messages,
+            wal as f64 / messages,
+            grown as f64 / messages
+        );
+        runtime.block_on(db.drop_now());
+    }
+
+    // Export, CPU per message: the output path alone (no store).
+    let n = if smoke { 1_000 } else { 100_000 };
+    println!(
+        "{:<9} {:<9} {:>9} {:>9} {:>10} {:>10}",
+        "export", "binary", "messages", "seconds", "peak MiB", "CPU µs/msg"
+    );
+    for vendor in [Vendor::Ozon, Vendor::Allegro] {
+        let sandbox = runtime
+            .block_on(Sandbox::start(Config {
+                conversations: n / 100,
+                messages_per_conversation: 100,
+                ..Config::default()
+            }))
+            .expect("sandbox");
+        let path = config(&sandbox, vendor, &dir);
+        let out = dir.join("export.jsonl");
+        // Alternated, three rounds: the median of each.
+        let rounds = if smoke { 1 } else { 3 };
+        let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); binaries.len()];
+        for _ in 0..rounds {
+            for (i, (_, bin)) in binaries.iter().enumerate() {
+                let cost = measured(inbox(
+                    bin,
+                    &path,
+                    &["export", "--out", out.to_str().unwrap_or_default()],
+                ));
+                costs[i].push(cost);
+            }
+        }
+        for (i, (label, _)) in binaries.iter().enumerate() {
+            let mut c = costs[i].clone();
+            c.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+            let mid = c[c.len() / 2];
+            println!(
+                "{:<9} {:<9} {:>9} {:>9.1} {:>10.1} {:>10.2}",
+                vendor.prefix(),
+                label,
+                n,
+                mid.seconds,
+                mid.peak_kib as f64 / 1024.0,
+                mid.cpu * 1e6 / n as f64
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
