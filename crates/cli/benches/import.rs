@@ -81,10 +81,17 @@ fn config(sandbox: &Sandbox, vendor: Vendor, dir: &Path) -> PathBuf {
     let mut config = sandbox.accounts_config();
     if let Some(all) = config["accounts"].as_array_mut() {
         all.retain(|a| a["marketplace"] == vendor.prefix());
+        let names: &[&str] = match vendor {
+            Vendor::Allegro => &["all", "messages"],
+            Vendor::Ozon => &["all"],
+            _ => &["reads", "writes"],
+        };
+        let limits: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .map(|n| (n.to_string(), serde_json::json!({"requests": 0})))
+            .collect();
         for a in all.iter_mut() {
-            a["limits"] = serde_json::json!({
-                "all": {"requests": 0}, "reads": {"requests": 0}, "messages": {"requests": 0}
-            });
+            a["limits"] = serde_json::Value::Object(limits.clone());
         }
     }
     let path = dir.join(format!("{}.json", vendor.prefix()));

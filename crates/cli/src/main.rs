@@ -179,6 +179,10 @@ enum Command {
         /// /notifications/S/ozon (register those URLs with the vendors).
         #[arg(long, value_name = "S", env = "INBOX_NOTIFY_SECRET", hide_env_values = true, value_parser = secret)]
         notify_secret: Option<String>,
+        /// Serve the notification routes without a secret (/notifications/mercadolibre
+        /// and /notifications/ozon): anyone who can reach the listener can post.
+        #[arg(long, conflicts_with = "notify_secret")]
+        insecure_no_secret: bool,
         /// Seconds between the safety-net polls of accounts that push (Mercado Libre,
         /// Ozon); the others are polled at their own interval.
         #[arg(long, value_name = "SECS", default_value = "300", value_parser = sync::interval, allow_negative_numbers = true)]
@@ -429,8 +433,14 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             listen,
             db,
             notify_secret,
+            insecure_no_secret,
             poll_interval,
         } => {
+            if notify_secret.is_none() && !insecure_no_secret {
+                anyhow::bail!(
+                    "inbox serve needs --notify-secret S (or INBOX_NOTIFY_SECRET): the notification routes would take posts from anyone; --insecure-no-secret serves them without one"
+                );
+            }
             let options = serve::Options {
                 listen,
                 db,

@@ -32,8 +32,6 @@ use serde::{Deserialize, Serialize};
 
 /// How long a lease holds without renewal.
 const LEASE: Duration = Duration::from_secs(30);
-/// How often a running step renews its lease.
-const RENEW: Duration = Duration::from_secs(10);
 
 /// What every job of this process shares.
 #[derive(Clone)]
@@ -125,12 +123,18 @@ async fn heartbeat(pool: &sqlx::PgPool, id: &str) -> Result<u32> {
     Ok(share)
 }
 
-/// An account's lease, held by this worker and renewed until released.
+/// An account's lease, held by this worker: a guard. It is renewed every third of its
+/// length while held; dropping it (released or not, an early `?` included) stops the
+/// renewal and gives the lease up. A lease found taken by another worker, or not renewed
+/// for its whole length, is lost: [`Lease::lost`] resolves, and the work it guards is
+/// cancelled (a cancelled chunk's transaction rolls back).
 struct Lease {
     pool: sqlx::PgPool,
     account: String,
     fence: i64,
     renew: tokio::task::JoinHandle<()>,
+    lost: tokio::sync::watch::Receiver<bool>,
+    released: bool,
 }
 
 /// Takes `account`'s lease for `owner`; when another worker holds it, the instant it
@@ -139,6 +143,16 @@ async fn take_lease(
     pool: &sqlx::PgPool,
     account: &str,
     owner: &str,
+) -> Result<std::result::Result<Lease, chrono::DateTime<chrono::Utc>>> {
+    take_lease_for(pool, account, owner, LEASE).await
+}
+
+/// [`take_lease`] for a lease of `length`.
+async fn take_lease_for(
+    pool: &sqlx::PgPool,
+    account: &str,
+    owner: &str,
+    length: Duration,
 ) -> Result<std::result::Result<Lease, chrono::DateTime<chrono::Utc>>> {
     let fence: Option<i64> = sqlx::query_scalar(
         "INSERT INTO inbox_leases (account, owner, until, fence)
@@ -150,7 +164,7 @@ async fn take_lease(
     )
     .bind(account)
     .bind(owner)
-    .bind(LEASE.as_secs_f64())
+    .bind(length.as_secs_f64())
     .fetch_optional(pool)
     .await
     .context("taking the lease")?;
@@ -162,54 +176,134 @@ async fn take_lease(
                 .await?;
         return Ok(Err(until.unwrap_or_else(chrono::Utc::now)));
     };
-    let renew = {
-        let pool = pool.clone();
-        let account = account.to_string();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(RENEW).await;
-                let _ = sqlx::query(
-                    "UPDATE inbox_leases SET until = now() + make_interval(secs => $3)
-                     WHERE account = $1 AND fence = $2",
-                )
-                .bind(&account)
-                .bind(fence)
-                .bind(LEASE.as_secs_f64())
-                .execute(&pool)
-                .await;
-            }
-        })
-    };
+    let (lose, lost) = tokio::sync::watch::channel(false);
+    let renew = tokio::spawn(renew(
+        pool.clone(),
+        account.to_string(),
+        fence,
+        length,
+        lose,
+    ));
     Ok(Ok(Lease {
         pool: pool.clone(),
         account: account.to_string(),
         fence,
         renew,
+        lost,
+        released: false,
     }))
 }
 
-impl Lease {
-    /// Gives the lease up (only if it is still this one: the fencing token).
-    async fn release(self) -> Result<()> {
-        self.renew.abort();
-        sqlx::query("UPDATE inbox_leases SET until = now() WHERE account = $1 AND fence = $2")
-            .bind(&self.account)
-            .bind(self.fence)
-            .execute(&self.pool)
-            .await
-            .context("releasing the lease")?;
-        Ok(())
+/// Renews a lease every third of its `length` until it is found lost (another fence
+/// holds it) or could not be renewed for its whole length; then says so on `lose`.
+async fn renew(
+    pool: sqlx::PgPool,
+    account: String,
+    fence: i64,
+    length: Duration,
+    lose: tokio::sync::watch::Sender<bool>,
+) {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(length / 3).await;
+        let done = sqlx::query(
+            "UPDATE inbox_leases SET until = now() + make_interval(secs => $3)
+             WHERE account = $1 AND fence = $2",
+        )
+        .bind(&account)
+        .bind(fence)
+        .bind(length.as_secs_f64())
+        .execute(&pool)
+        .await;
+        match done {
+            Ok(r) if r.rows_affected() == 1 => renewed = tokio::time::Instant::now(),
+            Ok(_) => {
+                eprintln!("inbox: {account}: the lease was taken by another worker; stopping");
+                let _ = lose.send(true);
+                return;
+            }
+            Err(e) if renewed.elapsed() >= length => {
+                eprintln!(
+                    "inbox: {account}: the lease could not be renewed for {} s ({e}); stopping",
+                    length.as_secs()
+                );
+                let _ = lose.send(true);
+                return;
+            }
+            Err(e) => eprintln!("inbox: {account}: renewing the lease failed ({e}); trying again"),
+        }
     }
 }
+
+impl Lease {
+    /// Resolves once the lease is lost (never while it is held).
+    async fn lost(&mut self) {
+        if self.lost.wait_for(|lost| *lost).await.is_err() {
+            // The renewal ended without saying lost (aborted): held until released.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Runs `work` while the lease is held: `None` when the lease was lost first (the
+    /// work is cancelled).
+    async fn guard<T>(&mut self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = work => Some(done),
+            () = self.lost() => None,
+        }
+    }
+
+    /// Gives the lease up (only if it is still this one: the fencing token).
+    async fn release(mut self) -> Result<()> {
+        self.renew.abort();
+        self.released = true;
+        give_up(&self.pool, &self.account, self.fence)
+            .await
+            .context("releasing the lease")
+    }
+}
+
+async fn give_up(pool: &sqlx::PgPool, account: &str, fence: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE inbox_leases SET until = now() WHERE account = $1 AND fence = $2")
+        .bind(account)
+        .bind(fence)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
+        if self.released {
+            return;
+        }
+        // Not released (an early return): given up in the background, so the account
+        // is free at once rather than when the lease lapses.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, account, fence) = (self.pool.clone(), self.account.clone(), self.fence);
+            runtime.spawn(async move {
+                let _ = give_up(&pool, &account, fence).await;
+            });
+        }
+    }
+}
+
+/// How soon the job of an account this worker does not know runs again (another worker
+/// may know it, or this one after its configuration changes).
+const UNKNOWN_AGAIN: chrono::Duration = chrono::Duration::seconds(30);
 
 impl Fleet {
     /// Runs one step of `name` under its lease and schedules the next.
     async fn step(&self, utils: &WorkerUtils, owner: &str, name: &str) -> Result<()> {
-        // An account no longer configured has no next run.
+        // An account this worker does not know is requeued, never dropped: a worker
+        // whose configuration lacks it must not stop it for the whole fleet.
         let Some(account) = self.inbox.account(name) else {
-            return Ok(());
+            eprintln!("inbox: {name}: not in this worker's configuration; left for another worker");
+            let at = chrono::Utc::now() + UNKNOWN_AGAIN;
+            return schedule(utils, name, at, JobKeyMode::Replace).await;
         };
-        let lease = match take_lease(self.store.pool(), name, owner).await? {
+        let mut lease = match take_lease(self.store.pool(), name, owner).await? {
             Ok(lease) => lease,
             // Another worker runs it: come back when its lease ends.
             Err(until) => {
@@ -219,7 +313,10 @@ impl Fleet {
         };
         // No time limit: a step commits in chunks, so a long first import makes
         // durable progress, and the lease is renewed while it runs.
-        crate::sync::account_pass(&self.inbox, account, &self.store, self.json).await;
+        let pass = crate::sync::account_pass(&self.inbox, account, &self.store, self.json);
+        if lease.guard(pass).await.is_none() {
+            eprintln!("inbox: {name}: the lease was lost; the step was stopped");
+        }
         lease.release().await?;
         // Failed or not, the account runs again at its interval (a failed step's error
         // was printed; the engine's own backoff would reach hours).
@@ -237,11 +334,13 @@ impl Fleet {
     /// Runs what notifications asked of `name` (`target`) under the account's lease, and
     /// settles the journal entries it answers.
     async fn target(&self, utils: &WorkerUtils, owner: &str, job: &SyncTarget) -> Result<()> {
+        // Requeued, its journal entries left pending, when this worker does not know the
+        // account.
         let Some(account) = self.inbox.account(&job.account) else {
-            return Ok(());
+            return add_target(utils, job, chrono::Utc::now() + UNKNOWN_AGAIN).await;
         };
         let pool = self.store.pool();
-        let lease = match take_lease(pool, &job.account, owner).await? {
+        let mut lease = match take_lease(pool, &job.account, owner).await? {
             Ok(lease) => lease,
             // The account is being synced: come back shortly.
             Err(until) => {
@@ -259,17 +358,25 @@ impl Fleet {
         .fetch_one(pool)
         .await?;
         let ran = match crate::serve::Target::parse(&job.target) {
-            Some(target) => Some(
-                crate::serve::run_target(
+            Some(target) => {
+                let work = crate::serve::run_target(
                     &self.inbox,
                     account,
                     &self.store,
                     &target,
                     self.json,
                     &self.budgets,
-                )
-                .await,
-            ),
+                );
+                match lease.guard(work).await {
+                    Some(ran) => Some(ran),
+                    // The lease was lost: the entries stay pending, the work runs again.
+                    None => {
+                        drop(lease);
+                        let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+                        return add_target(utils, job, soon).await;
+                    }
+                }
+            }
             None => None,
         };
         lease.release().await?;
@@ -544,4 +651,79 @@ pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: boo
         .execute(store.pool())
         .await;
     ran
+}
+
+#[cfg(test)]
+#[path = "../../inbox/tests/support/postgres.rs"]
+mod pg;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn until(pool: &sqlx::PgPool) -> chrono::Duration {
+        let until: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT until FROM inbox_leases WHERE account = 'a'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        until - chrono::Utc::now()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_dropped_by_an_early_return_is_given_up_and_renewed_no_more() {
+        let Some(db) = pg::database("lease_drop").await else {
+            return;
+        };
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(LEASES).execute(&pool).await.unwrap();
+        let length = Duration::from_secs(3);
+        let lease = take_lease_for(&pool, "a", "w1", length).await.unwrap().unwrap();
+        assert!(until(&pool).await > chrono::Duration::seconds(2));
+        // An error after the lease was taken: the guard goes out of scope unreleased.
+        let failed = async {
+            let _lease = lease;
+            Err::<(), _>(anyhow::anyhow!("injected"))
+        };
+        assert!(failed.await.is_err());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(until(&pool).await <= chrono::Duration::zero(), "given up");
+        // Past several renewal periods nothing renews it, and another worker takes it.
+        tokio::time::sleep(length).await;
+        assert!(until(&pool).await <= chrono::Duration::zero(), "renewed no more");
+        let other = take_lease_for(&pool, "a", "w2", length).await.unwrap();
+        assert!(other.is_ok());
+        drop(other);
+        pool.close().await;
+        db.drop_now().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_taken_over_cancels_the_work_it_guards() {
+        let Some(db) = pg::database("lease_lost").await else {
+            return;
+        };
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(LEASES).execute(&pool).await.unwrap();
+        let mut lease = take_lease_for(&pool, "a", "w1", Duration::from_secs(3))
+            .await
+            .unwrap()
+            .unwrap();
+        // Another worker took it (as after this one was presumed dead).
+        sqlx::query("UPDATE inbox_leases SET owner = 'w2', fence = fence + 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let ran = lease
+            .guard(tokio::time::sleep(Duration::from_secs(60)))
+            .await;
+        assert!(ran.is_none(), "the work was cancelled");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Giving it up does not touch the other worker's lease.
+        lease.release().await.unwrap();
+        assert!(until(&pool).await > chrono::Duration::zero());
+        pool.close().await;
+        db.drop_now().await;
+    }
 }

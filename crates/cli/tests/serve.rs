@@ -334,19 +334,23 @@ fn the_answers_are_the_vendors_own_and_forgeries_change_nothing() {
     assert_eq!(err["error"]["code"], "ERROR_PARAMETER_VALUE_MISSED");
     assert!(err["error"]["message"].is_string());
     assert_eq!(err["error"]["details"], Value::Null);
-    // 2 MiB: 413. Wrong content type: 415. Wrong secret: no route.
-    let big = vec![b' '; 2 * 1024 * 1024];
-    assert_eq!(
-        http(
-            port,
-            "POST",
-            &format!("/notifications/{SECRET}/mercadolibre"),
-            Some("application/json"),
-            Some(&big)
-        )
-        .0,
-        413
-    );
+    // Over 64 KiB (2 MiB, and just past the bound): 413. Wrong content type: 415.
+    // Wrong secret: no route.
+    for size in [2 * 1024 * 1024, 64 * 1024 + 1] {
+        let big = vec![b' '; size];
+        assert_eq!(
+            http(
+                port,
+                "POST",
+                &format!("/notifications/{SECRET}/mercadolibre"),
+                Some("application/json"),
+                Some(&big)
+            )
+            .0,
+            413,
+            "{size} bytes"
+        );
+    }
     assert_eq!(
         http(
             port,
@@ -745,4 +749,76 @@ fn push_journal(db: &std::path::Path) -> std::path::PathBuf {
     let mut path = db.as_os_str().to_owned();
     path.push("-push");
     path.into()
+}
+
+/// A flood of distinct notifications naming a configured seller (Mercado Libre's seller
+/// ids are public) costs the store a bounded number of journal rows; every one is
+/// answered as the vendor expects.
+#[test]
+fn a_flood_for_a_configured_seller_journals_a_bounded_number_of_rows() {
+    let (env, db, s, port) = quiet("serve-journal-flood");
+    let c = env.sandbox.credentials().clone();
+    let flood = Instant::now();
+    for i in 0..1_000u64 {
+        let body = json!({"resource": format!("{:032x}", 0xf100_0000_u64 + i), "user_id": c.mercadolibre_seller_id,
+                          "topic": "messages", "application_id": c.mercadolibre_application_id,
+                          "received": format!("2026-12-06T10:00:00.{i:03}Z")});
+        assert_eq!(post(port, "mercadolibre", &body).0, 200);
+    }
+    let seconds = flood.elapsed().as_secs() as usize + 1;
+    let conn = rusqlite::Connection::open(push_journal(&db)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))
+        .unwrap();
+    // The bound: 600 at once, then 10 a second.
+    let allowed = 600 + 10 * seconds;
+    assert!(
+        (rows as usize) <= allowed && rows >= 600,
+        "{rows} journal rows for 1,000 notifications (at most {allowed})"
+    );
+    s.kill();
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_secret_unless_told() {
+    let env = start(Config::default(), "serve-no-secret");
+    let path = env.write_config(&env.sandbox.accounts_config());
+    let db = env.dir.join("inbox.db");
+    let out = inbox(
+        &path,
+        &["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--notify-secret") && stderr.contains("--insecure-no-secret"),
+        "{stderr}"
+    );
+    // Told, it serves the routes without one.
+    let port = free_port();
+    let mut child = common::inbox_command()
+        .arg("--config")
+        .arg(&path)
+        .args(["serve", "--insecure-no-secret", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(&db)
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", "/readyz", None, None).0 != 200 {
+        assert!(Instant::now() < deadline, "serve not ready in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, _) = http(
+        port,
+        "POST",
+        "/notifications/ozon",
+        Some("application/json"),
+        Some(br#"{"message_type": "TYPE_PING", "time": "2019-08-24T14:15:22Z"}"#),
+    );
+    assert_eq!(status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -13,6 +13,17 @@ use common::{start, EXAMPLES};
 #[path = "../../inbox/tests/support/postgres.rs"]
 mod pg;
 
+/// Held by each test of this file while it runs: fleets of worker processes share the
+/// machine's two cores with PostgreSQL and the sandbox, and their timing bounds are
+/// about one fleet at a time.
+static ONE_FLEET_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_fleet_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_FLEET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The key the fleet's tokens are encrypted with in these tests.
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
@@ -113,6 +124,7 @@ fn stop(mut child: Child) -> std::process::Output {
 
 #[test]
 fn workers_share_accounts_and_store_every_message_once_through_a_kill() {
+    let _fleet = one_fleet_at_a_time();
     let Some(Fleet {
         runtime,
         db,
@@ -181,6 +193,7 @@ fn workers_share_accounts_and_store_every_message_once_through_a_kill() {
 /// refreshes (the row locked), the other finds the rotated tokens; both go on with them.
 #[test]
 fn two_workers_refresh_an_oauth_account_once_and_both_go_on() {
+    let _fleet = one_fleet_at_a_time();
     let Some(Fleet {
         runtime,
         db,
@@ -271,6 +284,7 @@ const AUDIT: &str = "
 /// the sandbox refused nothing (no 429, no `invalid_grant`).
 #[test]
 fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
+    let _fleet = one_fleet_at_a_time();
     use inbox_sandbox::{Limit, OAuthConfig};
     use std::collections::HashMap;
     const ACCOUNTS: u64 = 1_000;
@@ -500,6 +514,7 @@ fn stored_within(runtime: &tokio::runtime::Runtime, url: &str, want: i64, limit:
 /// worker says so, starts its engine again, and what buyers wrote meanwhile is stored once.
 #[test]
 fn a_worker_survives_its_database_failing_for_a_while() {
+    let _fleet = one_fleet_at_a_time();
     let Some(Fleet {
         runtime,
         db,
@@ -553,6 +568,7 @@ fn a_worker_survives_its_database_failing_for_a_while() {
 
 #[test]
 fn a_worker_makes_durable_progress_on_a_long_first_import_and_completes_it() {
+    let _fleet = one_fleet_at_a_time();
     // One Magalu account of 3,000 conversations (30,000 messages) behind 25 ms of
     // latency: its first import is one step of tens of seconds (minutes at Magalu's
     // published rate), checked every 2 s: messages reach PostgreSQL chunk by chunk while
@@ -608,5 +624,59 @@ fn a_worker_makes_durable_progress_on_a_long_first_import_and_completes_it() {
     assert!(partial.len() >= 3, "{seen:?}");
     let out = stop(w);
     assert!(out.status.success());
+    runtime.block_on(db.drop_now());
+}
+
+#[test]
+fn a_worker_whose_config_lacks_an_account_requeues_it_for_the_others() {
+    let _fleet = one_fleet_at_a_time();
+    let Some(Fleet {
+        runtime,
+        db,
+        env,
+        path,
+    }) = fleet("unknown_account", 2, false, 0.5)
+    else {
+        return;
+    };
+    let generated = 4 * 2 * 2 + 2 + 2 + 1 + 1;
+    let full = worker(&path, &db.url);
+    wait_for(&runtime, &db.url, generated);
+    assert!(stop(full).status.success());
+
+    // A rolling change: this worker's config lacks the Ozon account.
+    let mut partial = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(&path).unwrap(),
+    )
+    .unwrap();
+    partial["accounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["marketplace"] != "ozon");
+    let partial_path = env.dir.join("partial.json");
+    std::fs::write(&partial_path, partial.to_string()).unwrap();
+    let lacking = worker(&partial_path, &db.url);
+    // Ozon's job (due every half second) reaches it several times meanwhile.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = stop(lacking);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not in this worker's configuration"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Vec<(Option<String>,)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT key FROM graphile_worker.jobs WHERE key = 'inbox-sync:ozon'",
+        ))
+        .unwrap();
+    assert_eq!(keys.len(), 1, "Ozon's job is still there for another worker");
+
+    // A worker that knows it syncs it again (within the requeue delay).
+    assert!(env.sandbox.buyer_writes(EXAMPLES[3].0, EXAMPLES[3].1, "still synced"));
+    let full = worker(&path, &db.url);
+    assert!(stored_within(&runtime, &db.url, generated + 1, Duration::from_secs(60)));
+    assert!(stop(full).status.success());
     runtime.block_on(db.drop_now());
 }

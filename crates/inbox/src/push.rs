@@ -178,10 +178,20 @@ pub(crate) fn mercadolibre_notice(map: &serde_json::Map<String, Value>) -> Notic
     };
     actions.sort();
     actions.dedup();
+    // Without `actions`, a `created` and a later `read` of one message name the same
+    // resource: the event's own id, else when Mercado Libre received it (the same on
+    // every redelivery, unlike `sent` and `attempts`), tells them apart.
+    let event = match actions.is_empty() {
+        true => ["_id", "id", "received"]
+            .iter()
+            .find_map(|k| id(map.get(*k)))
+            .unwrap_or_default(),
+        false => actions.join(","),
+    };
     let dedup_key = format!(
         "mercadolibre|{}|{topic}|{resource}|{}",
         seller.as_deref().unwrap_or("-"),
-        actions.join(",")
+        clip(&event)
     );
     let hint = if topic != "messages" {
         Hint::Ignored(format!("topic {:?}", clip(&topic)))
@@ -388,10 +398,14 @@ mod tests {
             message: Some("a35cf79864a845ca9a3bf6aee59bb4d7".into()),
         };
         assert_eq!((a.hint.clone(), b.hint.clone()), (message.clone(), message));
-        // Retries of one event share the key; another action does not.
-        let retry = br#"{"resource":"a35cf79864a845ca9a3bf6aee59bb4d7","user_id":"465432224","topic":"messages","application_id":3486171129139063,"attempts":4}"#;
+        // Retries of one event share the key (a new `sent` and `attempts`, the same
+        // `received`); another action does not, nor does a later event of the same
+        // message without `actions` (its `read`).
+        let retry = br#"{"resource":"a35cf79864a845ca9a3bf6aee59bb4d7","user_id":"465432224","topic":"messages","application_id":3486171129139063,"attempts":4,"sent":"2019-10-17T17:20:30.279Z","received":"2019-10-17T17:15:30.259Z"}"#;
         assert_eq!(read_mercadolibre(retry).unwrap().dedup_key, a.dedup_key);
         assert_ne!(b.dedup_key, a.dedup_key);
+        let read = br#"{"resource":"a35cf79864a845ca9a3bf6aee59bb4d7","user_id":"465432224","topic":"messages","application_id":3486171129139063,"attempts":1,"sent":"2019-10-17T17:40:00.000Z","received":"2019-10-17T17:39:59.990Z"}"#;
+        assert_ne!(read_mercadolibre(read).unwrap().dedup_key, a.dedup_key);
         for (resource, conversation) in [
             (
                 "/messages/packs/2000000089077943/sellers/465432224",

@@ -59,6 +59,9 @@ pub struct Shared {
     metrics: metrics::Metrics,
     queues: HashMap<String, Arc<queue::Queue>>,
     budgets: Budgets,
+    /// Each account's journal writes: a flood of notifications naming a configured seller
+    /// (Mercado Libre seller ids are public) costs the store a bounded number of rows.
+    journal_budgets: Budgets,
     /// On PostgreSQL: the store whose journal entries and jobs are one transaction (any
     /// worker of the fleet runs the job); `None` in one process.
     fleet: Option<marketplace_inbox::sync::PostgresStore>,
@@ -136,6 +139,7 @@ pub async fn run(inbox: Inbox, options: Options, config: Option<InboxConfig>) ->
         metrics: metrics::Metrics::new(),
         queues,
         budgets: Budgets::default(),
+        journal_budgets: Budgets::per_minute(queue::JOURNAL_PER_MINUTE),
         fleet: None,
         secret: options.secret.clone(),
         json: options.json,
@@ -211,6 +215,7 @@ async fn fleet(inbox: Inbox, options: Options, config: InboxConfig, url: String)
         metrics: metrics::Metrics::new(),
         queues: HashMap::new(),
         budgets: Budgets::default(),
+        journal_budgets: Budgets::per_minute(queue::JOURNAL_PER_MINUTE),
         fleet: Some(store),
         secret: options.secret.clone(),
         json: options.json,

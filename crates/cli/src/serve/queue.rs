@@ -26,6 +26,9 @@ use super::Shared;
 /// Vendor fetches that notifications may cause per account and minute.
 pub const BUDGET_PER_MINUTE: u32 = 60;
 
+/// Notifications journaled per account and minute at most (a burst of as many).
+pub const JOURNAL_PER_MINUTE: u32 = 600;
+
 /// What a notification asks of its account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
@@ -76,17 +79,36 @@ impl Target {
     }
 }
 
-/// Each account's notification fetch budget in this process.
-#[derive(Default)]
-pub struct Budgets(Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>);
+/// A per-account budget in this process (GCRA): the reads notifications may cause, or
+/// the journal writes they may make.
+pub struct Budgets {
+    per_minute: u32,
+    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+}
+
+impl Default for Budgets {
+    /// The reads budget: [`BUDGET_PER_MINUTE`].
+    fn default() -> Self {
+        Budgets::per_minute(BUDGET_PER_MINUTE)
+    }
+}
 
 impl Budgets {
-    /// Spends one fetch of `account`'s budget; false when none is left this minute.
+    /// `n` a minute per account (a burst of as many).
+    pub fn per_minute(n: u32) -> Self {
+        Budgets {
+            per_minute: n,
+            limiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Spends one of `account`'s budget; false when none is left this minute.
     pub fn spend(&self, account: &str) -> bool {
-        let limiter = self.0.lock().map(|mut all| {
+        let per_minute = self.per_minute;
+        let limiter = self.limiters.lock().map(|mut all| {
             all.entry(account.to_string())
                 .or_insert_with(|| {
-                    let n = NonZeroU32::new(BUDGET_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+                    let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
                     Arc::new(RateLimiter::direct(Quota::per_minute(n)))
                 })
                 .clone()

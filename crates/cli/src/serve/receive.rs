@@ -22,8 +22,9 @@ use subtle::ConstantTimeEq;
 use super::queue::{Target, Waiting};
 use super::Shared;
 
-/// The largest notification body taken (larger ones get 413).
-pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest notification body taken (larger ones get 413): the vendors' are well
+/// under 1 KiB.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// The routes: with a secret, `/notifications/{secret}/{mercadolibre|ozon}`; without,
 /// `/notifications/{mercadolibre|ozon}`.
@@ -175,7 +176,7 @@ async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Bod
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "ERROR_UNKNOWN",
                 "too_large",
-                "the body is over 1 MiB",
+                "the body is over 64 KiB",
             )
         }
     };
@@ -242,6 +243,13 @@ pub async fn journal(
             return Ok(());
         }
     };
+    // Journal writes are bounded per account, as the reads they cause are: past the
+    // bound a notification is answered and not kept (the account's safety-net poll
+    // still finds what it announced).
+    if !shared.journal_budgets.spend(account.name()) {
+        shared.metrics.ignored(label, "journal_budget");
+        return Ok(());
+    }
     let target = Target::of(&notice.hint);
     let entry = NewEntry {
         marketplace: notice.marketplace,

@@ -1,13 +1,16 @@
-//! Keeping a local mirror in step with the marketplaces: one [`step`] per account finds
-//! what changed since the store's checkpoint, and the [`Store`] takes the changes, the
-//! new checkpoint and the marks of the conversations read in one compare-and-set
-//! transaction. [`sync`] runs a step for every account of an [`Inbox`] at once;
-//! [`sync_conversation`] reads one conversation (what a push notification calls).
+//! Keeping a local mirror in step with the marketplaces: one step per account
+//! ([`sync_account_with`], [`sync_account`]) finds what changed since the store's
+//! checkpoint, and the [`Store`] takes the changes, the marks of the conversations read
+//! and the checkpoint in compare-and-set commits, a chunk at a time ([`CHUNK_MESSAGES`],
+//! [`CHUNK_CONVERSATIONS`]): memory is bounded by a chunk, and a step stopped at any
+//! moment resumes after its last chunk. [`sync`] runs a step for every account of an
+//! [`Inbox`] at once; [`sync_conversation`] reads one conversation (what a push
+//! notification calls).
 //!
 //! Against the local sandbox (`inbox-sandbox`), twice on one store: the first pass
 //! imports everything, the second finds nothing new. With real accounts the configuration
 //! comes from `InboxConfig::from_file("accounts.json")` and the store from
-//! `SqliteStore::open("mirror.db")`.
+//! `SqliteStore::open("mirror.db").await`.
 //!
 //! ```
 //! # #[cfg(all(feature = "sqlite", feature = "allegro", feature = "mercadolibre", feature = "magalu", feature = "ozon"))]
@@ -53,12 +56,14 @@
 //!
 //! Delivery:
 //! - every message reaches the store exactly once across any number of steps, including
-//!   steps that fail, are killed, or race another runner: a commit is one transaction and
-//!   checks that the checkpoint (and each conversation's mark) is still the version the
-//!   step started from, else nothing is written and the step fails with a conflict;
-//! - a caller that hands changes on does so inside the commit ([`Step::commit_with`]):
-//!   a step that loses a conflict hands nothing on, and a crash after handing on and
-//!   before the commit is durable hands the same changes on again next time;
+//!   steps that fail, are killed, or race another runner: each chunk is one transaction
+//!   and checks that the checkpoint is still the version the step follows, else nothing
+//!   is written and the step stops with a conflict; a conversation whose mark another
+//!   runner changed skips only itself ([`Skipped`]) and the rest of the chunk commits;
+//! - a caller that hands changes on does so inside each chunk's commit
+//!   ([`sync_account_with`]): a chunk that loses a conflict hands nothing on, and a crash
+//!   after handing on and before the commit is durable hands that chunk's changes on
+//!   again next time;
 //! - a conversation or message that does not decode costs only itself: it is stored raw
 //!   ([`Malformed`]) and reported once ([`Change::Malformed`]), everything else is
 //!   stored and the checkpoint advances; it is read again when its conversation is next

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::super::store::{row, Commit, StoreError};
 use super::super::{message_state, Change, Event};
-use super::backend::{args, Dialect, Row};
+use super::backend::{args, Arg, Dialect, Row};
 use crate::{Message, Role};
 
 /// Writes `commit` inside `tx`, checking every version first.
@@ -162,9 +162,26 @@ pub(super) async fn write<B: Dialect>(
             .retain(|r| !lost.contains(r.conversation.as_str()));
     }
     commit.conflicts = conflicts;
+    // Messages in one statement per batch: a round trip per batch, not per message.
+    let mut messages: Vec<&Message> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for change in commit.changes.iter().rev() {
+        if let Change::Message(_, m) = change {
+            // The same message twice in one statement cannot be upserted: its last form.
+            if seen.insert((m.conversation.id.as_str(), m.id.as_str())) {
+                messages.push(m);
+            }
+        }
+    }
+    messages.reverse();
+    let rows = messages
+        .iter()
+        .map(|m| message_row(account, m, now))
+        .collect();
+    insert_rows::<B>(tx, MESSAGES, rows, MESSAGES_UPSERT).await?;
     for change in &commit.changes {
         match change {
-            Change::Message(_, m) => insert_message::<B>(tx, account, m, now).await?,
+            Change::Message(..) => {}
             Change::Malformed(bad) => {
                 let key = bad.key();
                 B::execute(
@@ -239,43 +256,72 @@ fn newest_new_messages(changes: &[Change]) -> HashMap<&str, (DateTime<Utc>, Role
     newest
 }
 
-async fn insert_message<B: Dialect>(
+/// The columns of a message row, and what an upsert of one changes.
+const MESSAGES: &str = "INSERT INTO messages (account, marketplace, conversation, id, created_at,
+  author_role, author_id, author_name, text, status, read, state, vendor, json, updated_at)";
+const MESSAGES_UPSERT: &str = "ON CONFLICT (account, conversation, id) DO UPDATE SET
+  author_role = excluded.author_role, author_id = excluded.author_id,
+  author_name = excluded.author_name, text = excluded.text, status = excluded.status,
+  read = excluded.read, state = excluded.state, vendor = excluded.vendor,
+  json = excluded.json, updated_at = excluded.updated_at";
+
+fn message_row(account: &str, m: &Message, now: DateTime<Utc>) -> Vec<Arg> {
+    args![
+        account,
+        m.conversation.marketplace.as_str(),
+        m.conversation.id.as_str(),
+        m.id.as_str(),
+        m.created_at,
+        m.author.role.as_str(),
+        m.author.id.as_deref(),
+        m.author.name.as_deref(),
+        m.text.as_str(),
+        m.status.as_deref(),
+        m.read.map(i64::from),
+        message_state(m),
+        m.vendor.as_str(),
+        serde_json::to_string(m).ok(),
+        now,
+    ]
+}
+
+/// Rows a multi-row statement takes at most (its parameters stay far under both
+/// databases' limits).
+const ROWS_AT_ONCE: usize = 200;
+
+/// `insert VALUES (…), (…) tail` for `rows` (each the same number of arguments), a
+/// batch of rows per statement.
+async fn insert_rows<B: Dialect>(
     tx: &mut B::Conn,
-    account: &str,
-    m: &Message,
-    now: DateTime<Utc>,
+    insert: &str,
+    rows: Vec<Vec<Arg>>,
+    tail: &str,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(m).ok();
-    B::execute(
-        tx,
-        "INSERT INTO messages (account, marketplace, conversation, id, created_at, author_role,
-           author_id, author_name, text, status, read, state, vendor, json, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT (account, conversation, id) DO UPDATE SET author_role = excluded.author_role,
-           author_id = excluded.author_id, author_name = excluded.author_name,
-           text = excluded.text, status = excluded.status, read = excluded.read,
-           state = excluded.state, vendor = excluded.vendor, json = excluded.json,
-           updated_at = excluded.updated_at"
-            .into(),
-        args![
-            account,
-            m.conversation.marketplace.as_str(),
-            m.conversation.id.as_str(),
-            m.id.as_str(),
-            m.created_at,
-            m.author.role.as_str(),
-            m.author.id.as_deref(),
-            m.author.name.as_deref(),
-            m.text.as_str(),
-            m.status.as_deref(),
-            m.read.map(i64::from),
-            message_state(m),
-            m.vendor.as_str(),
-            json,
-            now,
-        ],
-    )
-    .await?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<Vec<Arg>> = rows.by_ref().take(ROWS_AT_ONCE).collect();
+        let mut sql = String::with_capacity(insert.len() + tail.len() + batch.len() * 64);
+        sql.push_str(insert);
+        sql.push_str(" VALUES ");
+        let mut args = Vec::new();
+        for (i, row) in batch.into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for j in 0..row.len() {
+                if j > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", args.len() + j + 1));
+            }
+            sql.push(')');
+            args.extend(row);
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        B::execute(tx, sql, args).await?;
+    }
     Ok(())
 }
 
@@ -302,6 +348,7 @@ pub(super) async fn number_changes<B: Dialect>(
     };
     let mut seq = last.saturating_sub(n);
     let at = Utc::now();
+    let mut rows = Vec::with_capacity(commit.changes.len());
     for change in &commit.changes {
         seq = seq.saturating_add(1);
         let (conversation, message) = match change {
@@ -310,23 +357,22 @@ pub(super) async fn number_changes<B: Dialect>(
             Change::Malformed(bad) => (bad.conversation.as_ref().map(|c| c.id.as_str()), None),
         };
         let data = serde_json::to_string(change).unwrap_or_else(|_| "null".into());
-        B::execute(
-            tx,
-            "INSERT INTO changes (seq, account, marketplace, event, conversation, message, at, data)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                .into(),
-            args![
-                seq,
-                commit.account.as_str(),
-                commit.marketplace.as_str(),
-                change.event().as_str(),
-                conversation,
-                message,
-                at,
-                data,
-            ],
-        )
-        .await?;
+        rows.push(args![
+            seq,
+            commit.account.as_str(),
+            commit.marketplace.as_str(),
+            change.event().as_str(),
+            conversation,
+            message,
+            at,
+            data,
+        ]);
     }
-    Ok(())
+    insert_rows::<B>(
+        tx,
+        "INSERT INTO changes (seq, account, marketplace, event, conversation, message, at, data)",
+        rows,
+        "",
+    )
+    .await
 }
