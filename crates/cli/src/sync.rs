@@ -117,6 +117,8 @@ pub async fn pass(inbox: &Inbox, store: &dyn Store, json: bool, at_once: usize) 
 #[derive(Default)]
 pub(crate) struct Outcome {
     pub committed: bool,
+    /// The step failed for a reason that may pass (an outage, a rate limit, a conflict).
+    pub retryable: bool,
     pub messages: usize,
     conversations: usize,
     malformed: usize,
@@ -221,10 +223,16 @@ impl<'a> Printer<'a> {
                 self.outcome.skipped = synced.skipped.len();
                 match synced.stopped {
                     None => self.outcome.committed = true,
-                    Some(e) => crate::report(name, e),
+                    Some(e) => {
+                        self.outcome.retryable = e.is_retryable();
+                        crate::report(name, e);
+                    }
                 }
             }
-            Err(e) => crate::report(name, e),
+            Err(e) => {
+                self.outcome.retryable = e.is_retryable();
+                crate::report(name, e);
+            }
         }
         self.outcome
     }

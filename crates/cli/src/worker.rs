@@ -382,6 +382,10 @@ impl Fleet {
         lease.release().await?;
         let state = match ran {
             Some(crate::serve::Ran::Done) => JournalState::Done,
+            // The entries stay pending; the engine runs the job again after its backoff.
+            Some(crate::serve::Ran::Retry(reason)) => {
+                anyhow::bail!("a notification's work failed ({reason}); it runs again")
+            }
             _ => JournalState::Ignored,
         };
         if let Some(newest) = newest {
@@ -678,7 +682,10 @@ mod tests {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         sqlx::raw_sql(LEASES).execute(&pool).await.unwrap();
         let length = Duration::from_secs(3);
-        let lease = take_lease_for(&pool, "a", "w1", length).await.unwrap().unwrap();
+        let lease = take_lease_for(&pool, "a", "w1", length)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(until(&pool).await > chrono::Duration::seconds(2));
         // An error after the lease was taken: the guard goes out of scope unreleased.
         let failed = async {
@@ -690,7 +697,10 @@ mod tests {
         assert!(until(&pool).await <= chrono::Duration::zero(), "given up");
         // Past several renewal periods nothing renews it, and another worker takes it.
         tokio::time::sleep(length).await;
-        assert!(until(&pool).await <= chrono::Duration::zero(), "renewed no more");
+        assert!(
+            until(&pool).await <= chrono::Duration::zero(),
+            "renewed no more"
+        );
         let other = take_lease_for(&pool, "a", "w2", length).await.unwrap();
         assert!(other.is_ok());
         drop(other);

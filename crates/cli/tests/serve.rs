@@ -786,7 +786,13 @@ fn serve_refuses_to_start_without_a_secret_unless_told() {
     let db = env.dir.join("inbox.db");
     let out = inbox(
         &path,
-        &["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -799,7 +805,13 @@ fn serve_refuses_to_start_without_a_secret_unless_told() {
     let mut child = common::inbox_command()
         .arg("--config")
         .arg(&path)
-        .args(["serve", "--insecure-no-secret", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .args([
+            "serve",
+            "--insecure-no-secret",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+        ])
         .arg(&db)
         .env_clear()
         .stdout(Stdio::null())
@@ -821,4 +833,57 @@ fn serve_refuses_to_start_without_a_secret_unless_told() {
     assert_eq!(status, 200);
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A notification whose work meets an outage (every vendor request answered 503) stays
+/// pending and is carried out once the outage passes — not dropped until the next poll
+/// (an hour away here).
+#[test]
+fn a_notifications_work_that_meets_an_outage_is_retried_not_dropped() {
+    let (env, db, s, _port) = quiet("serve-outage");
+    let (vendor, chat) = EXAMPLES[3];
+    env.sandbox.set_outage(true);
+    assert!(env
+        .sandbox
+        .buyer_writes(vendor, chat, "written during the outage"));
+    // The push arrives, its work fails on the outage (the client's own retries too).
+    let conn = rusqlite::Connection::open(push_journal(&db)).unwrap();
+    let pending = || -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM journal WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pending() == 0 {
+        assert!(Instant::now() < deadline, "the push was not journaled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(pending() >= 1, "still pending while the outage lasts");
+    env.sandbox.set_outage(false);
+    let lines = s.until(new_message_with("written during the outage"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["text"] == "written during the outage")
+            .count(),
+        1
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pending() > 0 {
+        assert!(Instant::now() < deadline, "the entry was not settled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let done: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM journal WHERE state = 'done'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(done >= 1);
+    s.kill();
 }

@@ -645,10 +645,9 @@ fn a_worker_whose_config_lacks_an_account_requeues_it_for_the_others() {
     assert!(stop(full).status.success());
 
     // A rolling change: this worker's config lacks the Ozon account.
-    let mut partial = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(&path).unwrap(),
-    )
-    .unwrap();
+    let mut partial =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap())
+            .unwrap();
     partial["accounts"]
         .as_array_mut()
         .unwrap()
@@ -671,12 +670,23 @@ fn a_worker_whose_config_lacks_an_account_requeues_it_for_the_others() {
             "SELECT key FROM graphile_worker.jobs WHERE key = 'inbox-sync:ozon'",
         ))
         .unwrap();
-    assert_eq!(keys.len(), 1, "Ozon's job is still there for another worker");
+    assert_eq!(
+        keys.len(),
+        1,
+        "Ozon's job is still there for another worker"
+    );
 
     // A worker that knows it syncs it again (within the requeue delay).
-    assert!(env.sandbox.buyer_writes(EXAMPLES[3].0, EXAMPLES[3].1, "still synced"));
+    assert!(env
+        .sandbox
+        .buyer_writes(EXAMPLES[3].0, EXAMPLES[3].1, "still synced"));
     let full = worker(&path, &db.url);
-    assert!(stored_within(&runtime, &db.url, generated + 1, Duration::from_secs(60)));
+    assert!(stored_within(
+        &runtime,
+        &db.url,
+        generated + 1,
+        Duration::from_secs(60)
+    ));
     assert!(stop(full).status.success());
     runtime.block_on(db.drop_now());
 }

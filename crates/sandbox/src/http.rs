@@ -298,6 +298,14 @@ async fn answer(app: Arc<App>, vendor: Vendor, request: Request, next: Next) -> 
         app.rate_limited.fetch_add(1, Ordering::Relaxed);
         return too_many(vendor);
     }
+    if app.outage.load(Ordering::SeqCst) {
+        return error(
+            vendor,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "14",
+            "service unavailable (an outage played by the sandbox)",
+        );
+    }
     let f = &app.config.faults;
     let latency = app.latency_us.load(Ordering::Relaxed);
     if latency > 0 {

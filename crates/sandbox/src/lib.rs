@@ -251,6 +251,8 @@ pub(crate) struct App {
     pub max_in_flight: AtomicU64,
     /// The latency in force, in microseconds (starts as the configured one).
     pub latency_us: AtomicU64,
+    /// While set, every request to a vendor's API is answered 503 (an outage).
+    pub outage: std::sync::atomic::AtomicBool,
     /// Raw elements added to answers ([`Sandbox::inject`]).
     pub injections: Mutex<Vec<Injection>>,
     /// The vendors' push, when a push URL is configured.
@@ -350,6 +352,7 @@ impl Sandbox {
                 u64::try_from(config.faults.latency.as_micros()).unwrap_or(u64::MAX),
             ),
             injections: Mutex::new(Vec::new()),
+            outage: std::sync::atomic::AtomicBool::new(false),
             pusher: config
                 .push_url
                 .as_deref()
@@ -616,6 +619,14 @@ impl Sandbox {
         self.app
             .latency_us
             .store(us, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Starts (true) or ends (false) an outage: meanwhile every request to a vendor's
+    /// API is answered 503 (the control endpoint and the push side go on).
+    pub fn set_outage(&self, on: bool) {
+        self.app
+            .outage
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The most requests it was answering at one time.

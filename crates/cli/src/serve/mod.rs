@@ -273,6 +273,7 @@ async fn replay(shared: &Shared, pending: Vec<marketplace_inbox::sync::journal::
                     queue::Waiting {
                         journal: e.id,
                         received: Instant::now(),
+                        attempts: 0,
                     },
                 )
             }),

@@ -124,6 +124,14 @@ pub enum Ran {
     Done,
     /// Not carried out, for this reason (counted, and the journal entry settled ignored).
     Ignored(&'static str),
+    /// Failed for a reason that may pass (an outage, a rate limit, the store busy): the
+    /// journal entries stay pending and the work runs again after a backoff.
+    Retry(&'static str),
+}
+
+/// What a failure of a notification's work comes to: tried again when it may pass.
+fn failed(e: &Error, reason: &'static str) -> Option<Ran> {
+    e.is_retryable().then_some(Ran::Retry(reason))
 }
 
 /// Carries out `target` for `account`: its changes printed inside the commit, as `watch`
@@ -143,10 +151,10 @@ pub async fn run_target(
     let conversation = match target {
         Target::Status(_) => {
             let outcome = crate::sync::account_pass(inbox, account, store, json).await;
-            return if outcome.committed {
-                Ran::Done
-            } else {
-                Ran::Ignored("sync_failed")
+            return match (outcome.committed, outcome.retryable) {
+                (true, _) => Ran::Done,
+                (false, true) => Ran::Retry("sync_failed"),
+                (false, false) => Ran::Ignored("sync_failed"),
             };
         }
         Target::Conversation(id) => id.clone(),
@@ -160,7 +168,7 @@ pub async fn run_target(
             Ok(None) => return Ran::Ignored("no_conversation"),
             Err(e) => {
                 log_unknown(name, "message", message, &e);
-                return Ran::Ignored("unknown_message");
+                return failed(&e, "message_lookup").unwrap_or(Ran::Ignored("unknown_message"));
             }
         },
     };
@@ -174,13 +182,14 @@ pub async fn run_target(
     if let Err(e) = &synced {
         if !matches!(e, marketplace_inbox::Error::Store(_)) {
             log_unknown(name, "conversation", &conversation, e);
-            return Ran::Ignored("unknown_conversation");
+            return failed(e, "conversation_read").unwrap_or(Ran::Ignored("unknown_conversation"));
         }
     }
     let outcome = printer.finish(synced);
-    match outcome.committed {
-        true => Ran::Done,
-        false => Ran::Ignored("sync_failed"),
+    match (outcome.committed, outcome.retryable) {
+        (true, _) => Ran::Done,
+        (false, true) => Ran::Retry("sync_failed"),
+        (false, false) => Ran::Ignored("sync_failed"),
     }
 }
 
@@ -191,6 +200,15 @@ pub struct Waiting {
     pub journal: i64,
     /// When it arrived.
     pub received: Instant,
+    /// Runs of its work that failed for a reason that may pass.
+    pub attempts: u32,
+}
+
+/// How long the work of notifications waits after its `attempts`-th transient failure:
+/// 2 s doubling, at most 5 minutes.
+fn retry_after(attempts: u32) -> Duration {
+    let secs = 2u64.saturating_mul(1u64 << attempts.min(8));
+    Duration::from_secs(secs.min(300))
 }
 
 /// An account's worklist, in one process.
@@ -220,6 +238,22 @@ impl Queue {
         drop(work);
         self.wake.notify_one();
         true
+    }
+
+    /// Puts `waiting` back for `target` once `delay` has passed (one attempt more).
+    fn again(self: &Arc<Self>, target: Target, waiting: Vec<Waiting>, delay: Duration) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Ok(mut work) = queue.work.lock() {
+                let entries = work.entry(target).or_default();
+                entries.extend(waiting.into_iter().map(|w| Waiting {
+                    attempts: w.attempts.saturating_add(1),
+                    ..w
+                }));
+            }
+            queue.wake.notify_one();
+        });
     }
 
     fn take(&self) -> BTreeMap<Target, Vec<Waiting>> {
@@ -261,7 +295,7 @@ pub async fn run(
 }
 
 /// Does what the notifications so far ask for, each target once.
-async fn notified(shared: &Shared, account: &Account, queue: &Queue) {
+async fn notified(shared: &Shared, account: &Account, queue: &Arc<Queue>) {
     let marketplace = account.marketplace().as_str();
     for (target, waiting) in queue.take() {
         let ran = run_target(
@@ -290,6 +324,18 @@ async fn notified(shared: &Shared, account: &Account, queue: &Queue) {
                     shared.metrics.ignored(marketplace, reason);
                 }
                 JournalState::Ignored
+            }
+            Ran::Retry(reason) => {
+                // Pending still: back in the worklist after a backoff.
+                let attempts = waiting.iter().map(|w| w.attempts).max().unwrap_or(0);
+                let delay = retry_after(attempts);
+                eprintln!(
+                    "inbox: {}: a notification's work failed ({reason}); trying again in {} s",
+                    account.name(),
+                    delay.as_secs()
+                );
+                queue.again(target, waiting, delay);
+                continue;
             }
         };
         let ids = waiting.iter().map(|w| w.journal).collect();

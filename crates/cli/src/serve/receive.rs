@@ -280,6 +280,7 @@ pub async fn journal(
     let waiting = Waiting {
         journal: id,
         received: arrived,
+        attempts: 0,
     };
     let queued = shared
         .queues
