@@ -119,6 +119,8 @@ pub(crate) struct Outcome {
     pub committed: bool,
     /// The step failed for a reason that may pass (an outage, a rate limit, a conflict).
     pub retryable: bool,
+    /// The step failed because the account must be authorised again.
+    pub reauthorize: bool,
     pub messages: usize,
     conversations: usize,
     malformed: usize,
@@ -205,6 +207,12 @@ impl<'a> Printer<'a> {
         Ok(())
     }
 
+    fn failed(&mut self, e: marketplace_inbox::Error) {
+        self.outcome.retryable = e.is_retryable();
+        self.outcome.reauthorize = matches!(e, marketplace_inbox::Error::Reauthorize { .. });
+        crate::report(self.name, e);
+    }
+
     /// What the step did: its skipped conversations and any error on stderr.
     pub(crate) fn finish(
         mut self,
@@ -223,16 +231,10 @@ impl<'a> Printer<'a> {
                 self.outcome.skipped = synced.skipped.len();
                 match synced.stopped {
                     None => self.outcome.committed = true,
-                    Some(e) => {
-                        self.outcome.retryable = e.is_retryable();
-                        crate::report(name, e);
-                    }
+                    Some(e) => self.failed(e),
                 }
             }
-            Err(e) => {
-                self.outcome.retryable = e.is_retryable();
-                crate::report(name, e);
-            }
+            Err(e) => self.failed(e),
         }
         self.outcome
     }

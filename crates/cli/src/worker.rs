@@ -41,6 +41,8 @@ struct Fleet {
     json: bool,
     /// The notification fetch budget of each account, in this process.
     budgets: Arc<crate::serve::Budgets>,
+    /// Steps failed in a row, by account (this process's view): the backoff.
+    failures: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -289,6 +291,28 @@ impl Drop for Lease {
     }
 }
 
+/// How long an account that must be authorised again waits before it is tried again.
+const PARKED: Duration = Duration::from_secs(3600);
+
+/// The longest wait between the steps of an account that keeps failing.
+const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// When an account whose last `failures` steps failed runs again: its interval doubled
+/// per failure, capped at [`BACKOFF_MAX`], less up to a fifth (a jitter fixed per account
+/// and failure, so accounts that failed together spread out).
+fn backoff(interval: Duration, failures: u32, account: &str) -> Duration {
+    let doubled = interval
+        .checked_mul(1u32 << failures.min(20))
+        .unwrap_or(BACKOFF_MAX)
+        .min(BACKOFF_MAX);
+    let mut seed: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(failures);
+    for b in account.bytes() {
+        seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let fifth = (seed % 1000) as f64 / 1000.0 * 0.2;
+    doubled.mul_f64(1.0 - fifth)
+}
+
 /// How soon the job of an account this worker does not know runs again (another worker
 /// may know it, or this one after its configuration changes).
 const UNKNOWN_AGAIN: chrono::Duration = chrono::Duration::seconds(30);
@@ -314,21 +338,48 @@ impl Fleet {
         // No time limit: a step commits in chunks, so a long first import makes
         // durable progress, and the lease is renewed while it runs.
         let pass = crate::sync::account_pass(&self.inbox, account, &self.store, self.json);
-        if lease.guard(pass).await.is_none() {
+        let outcome = lease.guard(pass).await;
+        if outcome.is_none() {
             eprintln!("inbox: {name}: the lease was lost; the step was stopped");
         }
         lease.release().await?;
-        // Failed or not, the account runs again at its interval (a failed step's error
-        // was printed; the engine's own backoff would reach hours).
-        let interval = chrono::Duration::from_std(account.poll_interval())
-            .unwrap_or(chrono::Duration::seconds(60));
-        schedule(
-            utils,
-            name,
-            chrono::Utc::now() + interval,
-            JobKeyMode::Replace,
-        )
-        .await
+        let interval = account.poll_interval();
+        let next = match outcome {
+            Some(o) if o.committed => {
+                self.failed(name, None);
+                interval
+            }
+            // Parked: no token call can succeed until the seller authorises again.
+            Some(o) if o.reauthorize => {
+                eprintln!(
+                    "inbox: {name}: needs authorising again; parked for {} min (no further token calls)",
+                    PARKED.as_secs() / 60
+                );
+                PARKED
+            }
+            Some(_) => backoff(interval, self.failed(name, Some(())), name),
+            None => interval,
+        };
+        let next = chrono::Duration::from_std(next).unwrap_or(chrono::Duration::seconds(60));
+        schedule(utils, name, chrono::Utc::now() + next, JobKeyMode::Replace).await
+    }
+
+    /// Counts a failed step of `name` (`Some`) or clears its count (`None`); the count.
+    fn failed(&self, name: &str, failed: Option<()>) -> u32 {
+        let Ok(mut all) = self.failures.lock() else {
+            return 0;
+        };
+        match failed {
+            Some(()) => {
+                let n = all.entry(name.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            None => {
+                all.remove(name);
+                0
+            }
+        }
     }
 
     /// Runs what notifications asked of `name` (`target`) under the account's lease, and
@@ -646,6 +697,7 @@ pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: boo
         store: store.clone(),
         json,
         budgets: Arc::new(crate::serve::Budgets::default()),
+        failures: Arc::default(),
     };
     let ran = supervise(&store, fleet, concurrency, &names).await;
     beating.abort();
@@ -672,6 +724,32 @@ mod tests {
                 .await
                 .unwrap();
         until - chrono::Utc::now()
+    }
+
+    #[test]
+    fn a_failing_account_backs_off_doubling_with_jitter_up_to_an_hour() {
+        let second = Duration::from_secs(1);
+        for (failures, low, high) in [
+            (1u32, 1.6, 2.0),
+            (2, 3.2, 4.0),
+            (5, 25.6, 32.0),
+            (12, 2880.0, 3600.0),
+            (40, 2880.0, 3600.0),
+        ] {
+            let wait = backoff(second, failures, "allegro-7").as_secs_f64();
+            assert!((low..=high).contains(&wait), "{failures}: {wait}");
+            assert_eq!(backoff(second, failures, "allegro-7").as_secs_f64(), wait);
+        }
+        // Accounts that failed together spread out.
+        let waits: std::collections::HashSet<u128> = (0..50)
+            .map(|i| backoff(second, 3, &format!("ozon-{i}")).as_millis())
+            .collect();
+        assert!(waits.len() > 25, "{waits:?}");
+        assert_eq!(backoff(Duration::from_secs(86_400), 1, "a").as_secs(), {
+            let w = backoff(Duration::from_secs(86_400), 1, "a").as_secs();
+            assert!(w <= 3600);
+            w
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -690,3 +690,39 @@ fn a_worker_whose_config_lacks_an_account_requeues_it_for_the_others() {
     assert!(stop(full).status.success());
     runtime.block_on(db.drop_now());
 }
+
+#[test]
+fn a_revoked_account_is_parked_not_retried_at_every_interval() {
+    let _fleet = one_fleet_at_a_time();
+    let Some(Fleet {
+        runtime,
+        db,
+        env,
+        path,
+    }) = fleet("revoked", 1, true, 0.5)
+    else {
+        return;
+    };
+    // The Allegro account alone, its grant revoked by the seller (the vendor answers
+    // `invalid_grant`); its step is due every half second.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["accounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["marketplace"] == "allegro");
+    config["accounts"][0]["refresh_token"] = json!("revoked-by-the-seller");
+    std::fs::write(&path, config.to_string()).unwrap();
+    // Each call to the token endpoint is one refused grant.
+    let calls = || env.sandbox.invalid_grants();
+    let w = worker(&path, &db.url);
+    // Ten intervals and more.
+    std::thread::sleep(Duration::from_secs(8));
+    let out = stop(w);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("parked"), "{stderr}");
+    assert!(calls() >= 1, "the grant was tried: {stderr}");
+    assert!(calls() <= 2, "{} token calls over ten intervals", calls());
+    runtime.block_on(db.drop_now());
+}
