@@ -1,9 +1,17 @@
 //! Rotated OAuth tokens shared by a fleet of processes: kept in PostgreSQL, encrypted at
 //! rest (ChaCha20-Poly1305, a 256-bit key the operator gives in `INBOX_TOKEN_KEY`, the
 //! account's name as associated data so that a row cannot be moved to another account),
-//! and refreshed by one process at a time: a refresh holds the account's row locked
-//! (`SELECT … FOR UPDATE`), stores the rotated tokens before they are used, and a process
-//! that waited finds them and refreshes nothing.
+//! and refreshed by one process at a time.
+//!
+//! A refresh first *claims* the account's refresh (a short transaction: the row locked,
+//! `claimed_until` set, its `generation` raised); a process that finds a live claim waits
+//! for the rotated tokens to appear. The vendor is called with no transaction open. The
+//! rotated pair is then kept in this process's memory and written with retries (the claim
+//! is extended meanwhile); a store that fails after the vendor answered never costs the
+//! pair: the process goes on with it and keeps trying to store it. The one window left:
+//! the process dies between the vendor's answer and the first successful write (one round
+//! trip when the database answers; as long as it does not, otherwise), leaving a spent
+//! refresh token stored.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -64,11 +72,36 @@ struct Sealed {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The fleet's [`TokenStore`]: table `inbox_tokens (account, sealed, updated_at)`.
+/// The fleet's [`TokenStore`]: table `inbox_tokens (account, sealed, updated_at,
+/// claimed_until, generation)`. Clones share the rotated pairs not stored yet.
 #[derive(Clone)]
 pub struct PostgresTokens {
     pool: PgPool,
     key: TokenKey,
+    /// Rotated pairs the store has not taken yet, by account: the newest this process
+    /// knows, used and written again until the store takes them.
+    unsaved: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Tokens>>>,
+}
+
+/// How long a claimed refresh keeps other processes waiting (extended while its rotated
+/// pair is being written).
+const CLAIM_SECS: f64 = 120.0;
+
+/// How often a process waiting for another's refresh looks again.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long the rotated pair is written again (every 2 s) before this process leaves the
+/// retries to a task of their own.
+const SAVE_TRIES: u32 = 15;
+
+/// What claiming a refresh found.
+enum Claim {
+    /// Another process refreshed since: its fresh tokens.
+    Fresh(Tokens),
+    /// Another process is refreshing now.
+    Busy,
+    /// This process refreshes, with the newest refresh token stored.
+    Claimed(Tokens, i64),
 }
 
 impl std::fmt::Debug for PostgresTokens {
@@ -79,7 +112,9 @@ impl std::fmt::Debug for PostgresTokens {
 
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS inbox_tokens (
     account TEXT PRIMARY KEY, sealed BYTEA NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now())";
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+  ALTER TABLE inbox_tokens ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ;
+  ALTER TABLE inbox_tokens ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT 0";
 
 impl PostgresTokens {
     /// The store on `pool` (its table created when missing), encrypting with `key`.
@@ -103,7 +138,11 @@ impl PostgresTokens {
             .await
             .map_err(failed)?;
         tx.commit().await.map_err(failed)?;
-        Ok(PostgresTokens { pool, key })
+        Ok(PostgresTokens {
+            pool,
+            key,
+            unsaved: Default::default(),
+        })
     }
 
     fn seal(&self, account: &str, tokens: &Tokens) -> Result<Vec<u8>, String> {
@@ -152,13 +191,73 @@ impl PostgresTokens {
         })
     }
 
-    /// The refresh under the row lock; `Err` is a failure of the store itself.
+    /// The refresh, claimed, made and stored; `Err` is a failure of the store itself
+    /// before the vendor was called.
     async fn exclusive<'a>(
         &'a self,
         account: &'a str,
         held: Tokens,
         grant: Grant<'a>,
     ) -> Result<Result<Tokens, Refused>, String> {
+        // A rotated pair this process holds and the store has not taken is the newest.
+        let held = match self.unsaved_pair(account) {
+            Some(pair) if fresh(&pair) => return Ok(Ok(pair)),
+            Some(pair) => pair,
+            None => held,
+        };
+        let waited = std::time::Instant::now();
+        let (stored, generation) = loop {
+            match self.claim(account, &held).await? {
+                Claim::Fresh(tokens) => return Ok(Ok(tokens)),
+                Claim::Claimed(stored, generation) => break (stored, generation),
+                Claim::Busy if waited.elapsed().as_secs_f64() > 2.0 * CLAIM_SECS => {
+                    return Err("another process's refresh did not finish".into())
+                }
+                Claim::Busy => tokio::time::sleep(CLAIM_POLL).await,
+            }
+        };
+        // The vendor, with no transaction open.
+        let granted = match grant(stored.refresh_token).await {
+            Ok(t) => t,
+            Err(refused) => {
+                let _ = self.unclaim(account, generation).await;
+                return Ok(Err(refused));
+            }
+        };
+        self.keep(account, &granted);
+        for attempt in 0..SAVE_TRIES {
+            match self.store_pair(account, &granted).await {
+                Ok(()) => {
+                    self.stored(account, &granted);
+                    return Ok(Ok(granted));
+                }
+                Err(e) => {
+                    tracing::warn!(account, attempt, error = %e, "rotated tokens not stored yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            }
+        }
+        // Still not stored: go on with the pair, and keep trying in the background.
+        tracing::error!(account, "rotated tokens could not be stored; still trying");
+        let (store, account_name, pair) = (self.clone(), account.to_string(), granted.clone());
+        tokio::spawn(async move {
+            loop {
+                if store.unsaved_pair(&account_name).as_ref() != Some(&pair) {
+                    return; // a newer pair replaced it
+                }
+                if store.store_pair(&account_name, &pair).await.is_ok() {
+                    store.stored(&account_name, &pair);
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+        Ok(Ok(granted))
+    }
+
+    /// Claims the account's refresh, unless another process refreshed (fresh tokens) or
+    /// is refreshing.
+    async fn claim(&self, account: &str, held: &Tokens) -> Result<Claim, String> {
         let db = |e: sqlx::Error| format!("the token store failed: {e}");
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
@@ -166,46 +265,92 @@ impl PostgresTokens {
              ON CONFLICT (account) DO NOTHING",
         )
         .bind(account)
-        .bind(self.seal(account, &held)?)
+        .bind(self.seal(account, held)?)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let sealed: Vec<u8> =
-            sqlx::query_scalar("SELECT sealed FROM inbox_tokens WHERE account = $1 FOR UPDATE")
-                .bind(account)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+        let (sealed, busy): (Vec<u8>, bool) = sqlx::query_as(
+            "SELECT sealed, COALESCE(claimed_until > now(), false) FROM inbox_tokens
+             WHERE account = $1 FOR UPDATE",
+        )
+        .bind(account)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
         let stored = self.open(account, &sealed)?;
-        let fresh = stored.access_token.is_some()
-            && stored
-                .expires_at
-                .is_none_or(|at| at - SKEW > chrono::Utc::now());
-        if stored.refresh_token != held.refresh_token && fresh {
-            // Another process refreshed since this one read its tokens.
-            tx.commit().await.map_err(db)?;
-            return Ok(Ok(stored));
-        }
-        let granted = match grant(stored.refresh_token).await {
-            Ok(t) => t,
-            Err(refused) => {
-                tx.rollback().await.ok();
-                return Ok(Err(refused));
-            }
-        };
-        sqlx::query("UPDATE inbox_tokens SET sealed = $2, updated_at = now() WHERE account = $1")
+        let claim = if stored.refresh_token != held.refresh_token && fresh(&stored) {
+            Claim::Fresh(stored)
+        } else if busy {
+            Claim::Busy
+        } else {
+            let generation: i64 = sqlx::query_scalar(
+                "UPDATE inbox_tokens SET claimed_until = now() + make_interval(secs => $2),
+                   generation = generation + 1 WHERE account = $1 RETURNING generation",
+            )
             .bind(account)
-            .bind(self.seal(account, &granted)?)
-            .execute(&mut *tx)
+            .bind(CLAIM_SECS)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        if let Err(e) = tx.commit().await {
-            // The grant spent the old refresh token: this process goes on with the new
-            // one, which no other process will find.
-            tracing::error!(account, error = %e, "rotated tokens could not be stored");
-        }
-        Ok(Ok(granted))
+            Claim::Claimed(stored, generation)
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(claim)
     }
+
+    /// Gives a claim up (the vendor refused: nothing changed).
+    async fn unclaim(&self, account: &str, generation: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE inbox_tokens SET claimed_until = NULL WHERE account = $1 AND generation = $2",
+        )
+        .bind(account)
+        .bind(generation)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Writes a rotated pair and ends the claim.
+    async fn store_pair(&self, account: &str, tokens: &Tokens) -> Result<(), String> {
+        let sealed = self.seal(account, tokens)?;
+        sqlx::query(
+            "UPDATE inbox_tokens SET sealed = $2, updated_at = now(), claimed_until = NULL
+             WHERE account = $1",
+        )
+        .bind(account)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the token store failed: {e}"))
+    }
+
+    fn unsaved_pair(&self, account: &str) -> Option<Tokens> {
+        self.unsaved.lock().ok()?.get(account).cloned()
+    }
+
+    fn keep(&self, account: &str, tokens: &Tokens) {
+        if let Ok(mut unsaved) = self.unsaved.lock() {
+            unsaved.insert(account.to_string(), tokens.clone());
+        }
+    }
+
+    /// `tokens` are stored: no longer kept (unless a newer pair replaced them).
+    fn stored(&self, account: &str, tokens: &Tokens) {
+        if let Ok(mut unsaved) = self.unsaved.lock() {
+            if unsaved.get(account) == Some(tokens) {
+                unsaved.remove(account);
+            }
+        }
+    }
+}
+
+/// Whether `tokens` hold an access token that is good for a while yet.
+fn fresh(tokens: &Tokens) -> bool {
+    tokens.access_token.is_some()
+        && tokens
+            .expires_at
+            .is_none_or(|at| at - SKEW > chrono::Utc::now())
 }
 
 impl TokenStore for PostgresTokens {

@@ -322,3 +322,67 @@ async fn a_journal_insert_is_answered_while_a_large_commit_is_in_flight() {
     store.pool().close().await;
     db.drop_now().await;
 }
+
+/// The database fails right after the vendor rotated the tokens (every connection of
+/// the store cut between the vendor's answer and the write): the rotated pair is neither
+/// dropped nor lost — the refresh answers it, and it reaches the store, where another
+/// process finds it without calling the vendor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_failure_after_the_token_answer_keeps_the_rotated_pair() {
+    use inbox_core::{Secret, Tokens};
+    use marketplace_inbox::TokenStore;
+    let Some(db) = pg::database("token_cut").await else {
+        return;
+    };
+    let key = TokenKey::from_hex(&"42".repeat(32)).unwrap();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let store = PostgresTokens::new(pool.clone(), key.clone())
+        .await
+        .unwrap();
+    let held = Tokens {
+        access_token: None,
+        refresh_token: Secret::new("refresh-1".to_string()),
+        expires_at: None,
+    };
+    let url = db.url.clone();
+    let grant: inbox_core::Grant<'_> = Box::new(move |refresh: Secret| {
+        Box::pin(async move {
+            assert_eq!(refresh.expose(), "refresh-1");
+            // The vendor answered; now every connection of this database is cut.
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .execute(&mut admin)
+            .await
+            .unwrap();
+            admin.close().await.ok();
+            Ok(Tokens {
+                access_token: Some(Secret::new("access-2".to_string())),
+                refresh_token: Secret::new("refresh-2".to_string()),
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(6)),
+            })
+        })
+    });
+    let got = store
+        .refresh_exclusively("allegro", held.clone(), grant)
+        .await
+        .expect("the rotated pair, not an error");
+    assert_eq!(got.refresh_token.expose(), "refresh-2");
+    // Another process (a store of its own) finds the rotated pair and calls no vendor.
+    let other = PostgresTokens::new(sqlx::PgPool::connect(&db.url).await.unwrap(), key)
+        .await
+        .unwrap();
+    let never: inbox_core::Grant<'_> =
+        Box::new(|_| Box::pin(async { panic!("the vendor was called again") }));
+    let found = other
+        .refresh_exclusively("allegro", held, never)
+        .await
+        .unwrap();
+    assert_eq!(found.refresh_token.expose(), "refresh-2");
+    assert_eq!(found.access_token.unwrap().expose(), "access-2");
+    pool.close().await;
+    db.drop_now().await;
+}
