@@ -15,6 +15,8 @@ use serde_json::json;
 mod common;
 #[path = "support/gated.rs"]
 mod gated;
+#[path = "support/migrated.rs"]
+mod migrated;
 #[path = "support/postgres.rs"]
 mod pg;
 
@@ -272,30 +274,7 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     let checkpoint = store.checkpoint("allegro").await.unwrap();
     assert_eq!(checkpoint.version, 1);
 
-    let sandbox = Sandbox::start(Config::default()).await.unwrap();
-    let mut inbox = Inbox::new();
-    for vendor in Vendor::ALL {
-        inbox
-            .add(common::unpaced_account(&sandbox, vendor))
-            .unwrap();
-    }
-    let mut changes = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        changes.extend(synced.item.unwrap().changes);
-    }
-    assert!(
-        new_messages(&changes).is_empty(),
-        "nothing twice: {changes:?}"
-    );
-    assert!(!changes.iter().any(|c| c.event() == Event::UpdatedMessage));
-    for vendor in Vendor::ALL {
-        assert!(sandbox.buyer_writes(vendor, common::example(vendor), "after the migration"));
-    }
-    let mut new = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        new.extend(new_messages(&synced.item.unwrap().changes));
-    }
-    assert_eq!(new.len(), 4, "{new:?}");
+    migrated::syncs_on_with_nothing_twice(&store).await;
     assert_eq!(store.message_count(None).await.unwrap(), 298);
     store.pool().close().await;
     db.drop_now().await;

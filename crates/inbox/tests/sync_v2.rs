@@ -14,6 +14,8 @@ mod common;
 use common::example;
 #[path = "support/gated.rs"]
 mod gated;
+#[path = "support/migrated.rs"]
+mod migrated;
 use gated::Gated;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -511,26 +513,7 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
         .unwrap();
     assert!(marks[example(Vendor::Allegro)].listing.is_some());
 
-    let sandbox = Sandbox::start(Config::default()).await.unwrap();
-    let mut inbox = Inbox::new();
-    for vendor in Vendor::ALL {
-        inbox
-            .add(common::unpaced_account(&sandbox, vendor))
-            .unwrap();
-    }
-    let mut new = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        new.extend(new_texts(&synced.item.unwrap().changes));
-    }
-    assert!(new.is_empty(), "nothing printed twice: {new:?}");
-    for vendor in Vendor::ALL {
-        assert!(sandbox.buyer_writes(vendor, example(vendor), "after the migration"));
-    }
-    let mut new = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        new.extend(new_texts(&synced.item.unwrap().changes));
-    }
-    assert_eq!(new.len(), 4, "{new:?}");
+    migrated::syncs_on_with_nothing_twice(&store).await;
     assert_eq!(store.message_count(None).await.unwrap(), 298);
     assert_eq!(user_version(&db).await, 4);
     let _ = std::fs::remove_dir_all(&dir);
@@ -595,33 +578,7 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     );
     assert_eq!(store.malformed("allegro").await.unwrap().len(), 1);
 
-    let sandbox = Sandbox::start(Config::default()).await.unwrap();
-    let mut inbox = Inbox::new();
-    for vendor in Vendor::ALL {
-        inbox
-            .add(common::unpaced_account(&sandbox, vendor))
-            .unwrap();
-    }
-    let mut changes = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        changes.extend(synced.item.unwrap().changes);
-    }
-    assert!(
-        new_texts(&changes).is_empty(),
-        "nothing printed twice: {changes:?}"
-    );
-    assert!(
-        !changes.iter().any(|c| c.event() == Event::UpdatedMessage),
-        "a version-3 state is no update: {changes:?}"
-    );
-    for vendor in Vendor::ALL {
-        assert!(sandbox.buyer_writes(vendor, example(vendor), "after the migration"));
-    }
-    let mut new = Vec::new();
-    for synced in sync::sync(&inbox, &store, 4).await {
-        new.extend(new_texts(&synced.item.unwrap().changes));
-    }
-    assert_eq!(new.len(), 4, "{new:?}");
+    migrated::syncs_on_with_nothing_twice(&store).await;
     assert_eq!(store.message_count(None).await.unwrap(), 298);
     // Opening it again changes nothing.
     drop(store);

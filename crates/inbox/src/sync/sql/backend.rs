@@ -192,6 +192,59 @@ fn pg_range(t: DateTime<Utc>) -> DateTime<Utc> {
     t.clamp(low, high)
 }
 
+/// The calls both backends make the same way through their own sqlx types (inside each
+/// `impl Dialect`, with that module's `bind`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+macro_rules! driver_calls {
+    () => {
+        fn acquire(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Pooled, StoreError>> {
+            Box::pin(async move { Ok(pool.acquire().await?) })
+        }
+
+        fn commit(tx: Self::Tx) -> BoxFuture<'static, Result<(), StoreError>> {
+            Box::pin(async move { Ok(tx.commit().await?) })
+        }
+
+        fn execute<'c>(
+            conn: &'c mut Self::Conn,
+            sql: String,
+            args: Vec<Arg>,
+        ) -> BoxFuture<'c, Result<u64, StoreError>> {
+            Box::pin(async move {
+                let args = bind(args)?;
+                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+        }
+
+        fn fetch<'c>(
+            conn: &'c mut Self::Conn,
+            sql: String,
+            args: Vec<Arg>,
+        ) -> BoxFuture<'c, Result<Vec<Self::Row>, StoreError>> {
+            Box::pin(async move {
+                let args = bind(args)?;
+                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .fetch_all(&mut *conn)
+                    .await?)
+            })
+        }
+
+        fn batch<'c>(
+            conn: &'c mut Self::Conn,
+            sql: String,
+        ) -> BoxFuture<'c, Result<(), StoreError>> {
+            Box::pin(async move {
+                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
+                    .await?;
+                Ok(())
+            })
+        }
+    };
+}
+
 #[cfg(feature = "sqlite")]
 pub use self::lite::Sqlite;
 
@@ -256,55 +309,11 @@ mod lite {
             format!("{column} IN (SELECT value FROM json_each({param}))")
         }
 
-        fn acquire(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Pooled, StoreError>> {
-            Box::pin(async move { Ok(pool.acquire().await?) })
-        }
-
         fn begin(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Tx, StoreError>> {
             Box::pin(async move { Ok(pool.begin_with("BEGIN IMMEDIATE").await?) })
         }
 
-        fn commit(tx: Self::Tx) -> BoxFuture<'static, Result<(), StoreError>> {
-            Box::pin(async move { Ok(tx.commit().await?) })
-        }
-
-        fn execute<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-            args: Vec<Arg>,
-        ) -> BoxFuture<'c, Result<u64, StoreError>> {
-            Box::pin(async move {
-                let args = bind(args)?;
-                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected())
-            })
-        }
-
-        fn fetch<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-            args: Vec<Arg>,
-        ) -> BoxFuture<'c, Result<Vec<Self::Row>, StoreError>> {
-            Box::pin(async move {
-                let args = bind(args)?;
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                    .fetch_all(&mut *conn)
-                    .await?)
-            })
-        }
-
-        fn batch<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-        ) -> BoxFuture<'c, Result<(), StoreError>> {
-            Box::pin(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
-                    .await?;
-                Ok(())
-            })
-        }
+        driver_calls!();
 
         fn schema_version<'c>(conn: &'c mut Self::Conn) -> BoxFuture<'c, Result<i64, StoreError>> {
             // The migration's transaction began IMMEDIATE: it holds the write lock, so
@@ -404,55 +413,11 @@ mod pg {
             format!("{column} = ANY({param})")
         }
 
-        fn acquire(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Pooled, StoreError>> {
-            Box::pin(async move { Ok(pool.acquire().await?) })
-        }
-
         fn begin(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Tx, StoreError>> {
             Box::pin(async move { Ok(pool.begin().await?) })
         }
 
-        fn commit(tx: Self::Tx) -> BoxFuture<'static, Result<(), StoreError>> {
-            Box::pin(async move { Ok(tx.commit().await?) })
-        }
-
-        fn execute<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-            args: Vec<Arg>,
-        ) -> BoxFuture<'c, Result<u64, StoreError>> {
-            Box::pin(async move {
-                let args = bind(args)?;
-                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected())
-            })
-        }
-
-        fn fetch<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-            args: Vec<Arg>,
-        ) -> BoxFuture<'c, Result<Vec<Self::Row>, StoreError>> {
-            Box::pin(async move {
-                let args = bind(args)?;
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                    .fetch_all(&mut *conn)
-                    .await?)
-            })
-        }
-
-        fn batch<'c>(
-            conn: &'c mut Self::Conn,
-            sql: String,
-        ) -> BoxFuture<'c, Result<(), StoreError>> {
-            Box::pin(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)))
-                    .await?;
-                Ok(())
-            })
-        }
+        driver_calls!();
 
         fn schema_version<'c>(conn: &'c mut Self::Conn) -> BoxFuture<'c, Result<i64, StoreError>> {
             Box::pin(async move {
