@@ -99,6 +99,17 @@ fn config(sandbox: &Sandbox, vendor: Vendor, dir: &Path) -> PathBuf {
     path
 }
 
+/// A sandbox of `conversations` generated conversations of `messages` each.
+fn sandbox(runtime: &tokio::runtime::Runtime, conversations: u64, messages: u64) -> Sandbox {
+    runtime
+        .block_on(Sandbox::start(Config {
+            conversations,
+            messages_per_conversation: messages,
+            ..Config::default()
+        }))
+        .expect("sandbox")
+}
+
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -121,13 +132,7 @@ fn main() {
         "first sync", "binary", "messages", "seconds", "peak MiB", "CPU µs/msg", "bytes/msg"
     );
     for &n in sizes {
-        let sandbox = runtime
-            .block_on(Sandbox::start(Config {
-                conversations: n / 10,
-                messages_per_conversation: 10,
-                ..Config::default()
-            }))
-            .expect("sandbox");
+        let sandbox = sandbox(&runtime, n / 10, 10);
         let path = config(&sandbox, Vendor::Magalu, &dir);
         let messages = n + 1;
         for (label, bin) in &binaries {
@@ -159,13 +164,7 @@ fn main() {
     // PostgreSQL: bytes of WAL and of tables per message, this binary.
     let n = if smoke { 1_000 } else { 100_000 };
     if let Some(db) = runtime.block_on(pg::database("bench_import")) {
-        let sandbox = runtime
-            .block_on(Sandbox::start(Config {
-                conversations: n / 10,
-                messages_per_conversation: 10,
-                ..Config::default()
-            }))
-            .expect("sandbox");
+        let sandbox = sandbox(&runtime, n / 10, 10);
         let path = config(&sandbox, Vendor::Magalu, &dir);
         let lsn = |url: &str| -> i64 {
             let rows: Vec<(i64,)> = runtime
@@ -205,13 +204,7 @@ fn main() {
         "export", "binary", "messages", "seconds", "peak MiB", "CPU µs/msg"
     );
     for vendor in [Vendor::Ozon, Vendor::Allegro] {
-        let sandbox = runtime
-            .block_on(Sandbox::start(Config {
-                conversations: n / 100,
-                messages_per_conversation: 100,
-                ..Config::default()
-            }))
-            .expect("sandbox");
+        let sandbox = sandbox(&runtime, n / 100, 100);
         let path = config(&sandbox, vendor, &dir);
         let out = dir.join("export.jsonl");
         // Alternated, three rounds: the median of each.

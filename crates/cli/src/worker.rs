@@ -638,8 +638,10 @@ async fn supervise(
 /// Runs jobs for the accounts of `config` until SIGTERM or SIGINT. OAuth accounts keep
 /// their rotated tokens in the database, encrypted with [`TOKEN_KEY_ENV`], and refresh one
 /// worker at a time.
-pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: bool) -> Result<()> {
-    let url = url.as_str();
+/// The fleet's inbox: `config`'s accounts, their OAuth tokens in the database
+/// (`inbox_tokens`, encrypted with [`TOKEN_KEY_ENV`]), shared with every process of the
+/// fleet — workers and `serve` alike refresh through it, never behind each other's back.
+pub(crate) async fn fleet_inbox(config: &InboxConfig, store: &PostgresStore) -> Result<Inbox> {
     let oauth = config
         .accounts
         .iter()
@@ -650,6 +652,17 @@ pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: boo
             "the OAuth accounts of a fleet need {TOKEN_KEY_ENV} (64 hex digits): their rotated tokens are shared, encrypted, in the database"
         );
     }
+    Ok(match key {
+        Some(key) => {
+            let tokens = PostgresTokens::new(store.pool().clone(), key).await?;
+            Inbox::from_config_with_store(config, Arc::new(tokens))?
+        }
+        None => Inbox::from_config(config)?,
+    })
+}
+
+pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: bool) -> Result<()> {
+    let url = url.as_str();
     let concurrency = concurrency.clamp(1, 256);
     let connections = u32::try_from(concurrency).unwrap_or(256).saturating_add(4);
     let store = PostgresStore::connect(url, connections)
@@ -665,13 +678,7 @@ pub async fn run(config: InboxConfig, url: String, concurrency: usize, json: boo
         .await
         .context("creating the leases table")?;
     tx.commit().await?;
-    let inbox = match key {
-        Some(key) => {
-            let tokens = PostgresTokens::new(store.pool().clone(), key).await?;
-            Inbox::from_config_with_store(&config, Arc::new(tokens))?
-        }
-        None => Inbox::from_config(&config)?,
-    };
+    let inbox = fleet_inbox(&config, &store).await?;
     let names: Vec<String> = inbox.accounts().map(|a| a.name().to_string()).collect();
     let id = format!(
         "{}-{}",

@@ -726,3 +726,61 @@ fn a_revoked_account_is_parked_not_retried_at_every_interval() {
     assert!(calls() <= 2, "{} token calls over ten intervals", calls());
     runtime.block_on(db.drop_now());
 }
+
+/// `inbox serve` on the fleet's database refreshes through the fleet's token store too
+/// (it reads Mercado Libre's missed feeds with the account's token at start): with a
+/// worker beside it, each OAuth account is refreshed once, and no grant is refused.
+#[test]
+fn serve_and_a_worker_refresh_an_oauth_account_once() {
+    let _fleet = one_fleet_at_a_time();
+    let Some(Fleet {
+        runtime,
+        db,
+        env,
+        path,
+    }) = fleet("serve_tokens", 1, true, 0.3)
+    else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = common::inbox_command()
+        .arg("--config")
+        .arg(&path)
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            &db.url,
+            "--notify-secret",
+            "fleet-secret-1",
+        ])
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let w = worker(&path, &db.url);
+    let generated = 4 * 2 + 2 + 2 + 1 + 1;
+    wait_for(&runtime, &db.url, generated);
+    for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
+        assert_eq!(
+            env.sandbox.refreshes(vendor),
+            1,
+            "{vendor:?}: one refresh for serve and the worker"
+        );
+    }
+    assert_eq!(env.sandbox.invalid_grants(), 0);
+    for p in [serve, w] {
+        let out = stop(p);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    }
+    runtime.block_on(db.drop_now());
+}

@@ -117,7 +117,7 @@ pub async fn run(inbox: Inbox, options: Options, config: Option<InboxConfig>) ->
             }
         }
         let url = url.clone();
-        return fleet(inbox, options, config, url).await;
+        return fleet(options, config, url).await;
     }
     let store: Arc<dyn Store> = Arc::from(crate::sync::open_store(options.db).await?);
     let pending = store
@@ -201,10 +201,13 @@ fn announce(addr: SocketAddr, secret: Option<&str>) {
 
 /// A fleet member: the HTTP side here, the work in graphile_worker jobs (run by this
 /// process's engine and by every `inbox worker` on the same database).
-async fn fleet(inbox: Inbox, options: Options, config: InboxConfig, url: String) -> Result<()> {
+async fn fleet(options: Options, config: InboxConfig, url: String) -> Result<()> {
     let store = marketplace_inbox::sync::PostgresStore::connect(&url, 4)
         .await
         .context("opening the PostgreSQL database")?;
+    // The fleet's tokens, not the config file's: a refresh made here (missed feeds) is
+    // the one every worker sees.
+    let inbox = crate::worker::fleet_inbox(&config, &store).await?;
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
