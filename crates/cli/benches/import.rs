@@ -7,7 +7,8 @@
 //! too, alternately on the same sandbox, and the ratios printed (the README's figures
 //! compare the code before the streaming store this way).
 //!
-//! `cargo bench -p inbox-cli --bench import` (under `cargo test` it runs once, small).
+//! `cargo bench -p inbox-cli --bench import` (under `cargo test` it runs once, small;
+//! `INBOX_BENCH_MESSAGES=10000,100000` picks the sizes of the first sync).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,8 +27,21 @@ struct Cost {
     peak_kib: i64,
 }
 
-/// Runs `command` to its end: wall time, CPU (user + system) and peak RSS of that
-/// process alone (`wait4`, which also reaps it).
+/// The peak resident memory of process `pid` so far (`VmHWM`, KiB; 0 once it is gone).
+fn peak_kib(pid: i32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `command` to its end: wall time, CPU (user + system, `wait4`, which also reaps
+/// it) and peak RSS of that process alone (its `VmHWM`, read while it runs: the
+/// `ru_maxrss` of a child counts the memory of the parent it was forked from).
 #[allow(clippy::zombie_processes)]
 fn measured(mut command: Command) -> Cost {
     let started = Instant::now();
@@ -40,8 +54,16 @@ fn measured(mut command: Command) -> Cost {
     let mut status = 0;
     // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4");
+    let mut peak = 0;
+    loop {
+        peak = peak.max(peak_kib(pid));
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        assert_eq!(waited, 0, "wait4");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "inbox failed"
@@ -50,7 +72,7 @@ fn measured(mut command: Command) -> Cost {
     Cost {
         seconds: started.elapsed().as_secs_f64(),
         cpu: time(usage.ru_utime) + time(usage.ru_stime),
-        peak_kib: usage.ru_maxrss,
+        peak_kib: peak,
     }
 }
 
@@ -121,8 +143,16 @@ fn main() {
     if let Some(b) = &baseline {
         binaries.push(("baseline", b.clone()));
     }
+    // `INBOX_BENCH_MESSAGES=10000,100000` measures those sizes alone.
+    let chosen: Vec<u64> = std::env::var("INBOX_BENCH_MESSAGES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     let sizes: &[u64] = if smoke {
         &[1_000]
+    } else if !chosen.is_empty() {
+        &chosen
     } else {
         &[10_000, 100_000, 1_000_000]
     };

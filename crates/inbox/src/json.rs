@@ -69,7 +69,9 @@ struct ConversationOut<'a> {
     last_activity_at: Option<String>,
     reply_deadline: Option<String>,
     references: &'a References,
-    vendor: Vendor<'a>,
+    /// Left out only where the vendor's object is kept beside the form (the store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<Vendor<'a>>,
 }
 
 impl<'a> ConversationOut<'a> {
@@ -97,7 +99,7 @@ impl<'a> ConversationOut<'a> {
             last_activity_at: c.last_activity_at.and_then(rfc3339),
             reply_deadline: c.reply_deadline.and_then(rfc3339),
             references: &c.references,
-            vendor: Vendor(&c.vendor),
+            vendor: Some(Vendor(&c.vendor)),
         }
     }
 }
@@ -283,7 +285,9 @@ struct MessageOut<'a> {
     attachments: &'a [Attachment],
     more_attachments: Option<bool>,
     references: &'a References,
-    vendor: Vendor<'a>,
+    /// Left out only where the vendor's object is kept beside the form (the store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<Vendor<'a>>,
 }
 
 impl<'a> MessageOut<'a> {
@@ -308,7 +312,7 @@ impl<'a> MessageOut<'a> {
             attachments: &m.attachments,
             more_attachments: m.more_attachments,
             references: &m.references,
-            vendor: Vendor(&m.vendor),
+            vendor: Some(Vendor(&m.vendor)),
         }
     }
 }
@@ -386,6 +390,22 @@ impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         MessageIn::deserialize(d).map(Message::from)
     }
+}
+
+/// A conversation's JSON form without `vendor` (references in full): what the store
+/// keeps beside its `vendor` column.
+pub(crate) fn conversation_without_vendor(c: &Conversation) -> serde_json::Result<String> {
+    let mut out = ConversationOut::of(c, None, Refs::Full);
+    out.vendor = None;
+    serde_json::to_string(&out)
+}
+
+/// A message's JSON form without `vendor` (references in full): what the store keeps
+/// beside its `vendor` column.
+pub(crate) fn message_without_vendor(m: &Message) -> serde_json::Result<String> {
+    let mut out = MessageOut::of(m, None, Refs::Full);
+    out.vendor = None;
+    serde_json::to_string(&out)
 }
 
 /// A malformed element as written and read (`event` is always `malformed`).

@@ -133,6 +133,11 @@ pub trait Dialect: Backend {
     /// `column` belongs to the list bound as `param` (`$3`).
     fn in_list(column: &str, param: &str) -> String;
 
+    /// The placeholder of the `n`th argument (from 1) of a statement whose arguments
+    /// each stand once, in order: SQLite's anonymous `?` (its named ones are looked up
+    /// one by one when bound, which costs the square of their number), else `$n`.
+    fn placeholder(n: usize) -> String;
+
     /// A connection of the pool.
     fn acquire(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Pooled, StoreError>>;
 
@@ -309,6 +314,10 @@ mod lite {
             format!("{column} IN (SELECT value FROM json_each({param}))")
         }
 
+        fn placeholder(_: usize) -> String {
+            "?".into()
+        }
+
         fn begin(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Tx, StoreError>> {
             Box::pin(async move { Ok(pool.begin_with("BEGIN IMMEDIATE").await?) })
         }
@@ -411,6 +420,10 @@ mod pg {
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} = ANY({param})")
+        }
+
+        fn placeholder(n: usize) -> String {
+            format!("${n}")
         }
 
         fn begin(pool: &Self::Pool) -> BoxFuture<'_, Result<Self::Tx, StoreError>> {

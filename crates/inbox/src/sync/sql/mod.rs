@@ -28,14 +28,15 @@
 //! CREATE TABLE journal (id {serial}, marketplace, account, received_at {time}, raw,
 //!   dedup_key, state, target, UNIQUE (marketplace, dedup_key));
 //! CREATE TABLE changes (seq {int} PRIMARY KEY, account, marketplace, event,
-//!   conversation, message, at {time}, data TEXT NOT NULL);   -- one row per change
+//!   conversation, message, at {time}, data TEXT);   -- one row per change
 //! ```
 //!
 //! Indexes: conversations by `last_activity_at` (over all accounts and per account) and
 //! by `updated_at`; messages by (`account`, `conversation`, `created_at`, `id`); pending
-//! journal entries; changes by (`account`, `seq`). `json` is the row's JSON form (the
-//! line `inbox --json` prints, references in full); `changes.data` the change's line
-//! (with `event`). `seq` increases in commit order across the whole store: a commit
+//! journal entries. `json` is the row's JSON form (the line `inbox --json` prints,
+//! references in full) without `vendor`, which is the `vendor` column beside it. A row of
+//! `changes` says what changed and where (its `data` is empty for a change of the mirror:
+//! the row holds it). `seq` increases in commit order across the whole store: a commit
 //! takes its numbers from the `inbox_counters` row last, just before it is made durable,
 //! so no reader ever sees a later number committed before an earlier one.
 //!
@@ -166,7 +167,7 @@ mod open_sqlite {
     use super::*;
 
     /// Readers at once on one SQLite file (writers take turns).
-    const CONNECTIONS: u32 = 8;
+    const CONNECTIONS: u32 = 1;
 
     impl SqlStore<Sqlite> {
         /// Opens (creating when missing) the database at `path`, and the journal of

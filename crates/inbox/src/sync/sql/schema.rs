@@ -48,8 +48,7 @@ CREATE TABLE journal (
 CREATE INDEX journal_pending ON journal (state, id);
 CREATE TABLE changes (
   seq {int} PRIMARY KEY, account TEXT NOT NULL, marketplace TEXT NOT NULL,
-  event TEXT NOT NULL, conversation TEXT, message TEXT, at {time} NOT NULL, data TEXT NOT NULL);
-CREATE INDEX changes_account ON changes (account, seq);
+  event TEXT NOT NULL, conversation TEXT, message TEXT, at {time} NOT NULL, data TEXT);
 CREATE TABLE inbox_counters (name TEXT PRIMARY KEY, value {int} NOT NULL);
 INSERT INTO inbox_counters (name, value) VALUES ('changes', 0);
 ";

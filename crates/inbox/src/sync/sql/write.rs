@@ -49,99 +49,95 @@ pub(super) async fn write<B: Dialect>(
     let conversations = commit.conversations();
     let newest = newest_new_messages(&commit.changes);
     let mut conflicts = Vec::new();
+    // Conversations read with their listing: a batch of upserts per statement, each
+    // row's compare-and-set in its `WHERE`; the ids written come back, the others lost.
+    let mut rows = Vec::new();
+    let mut listed = Vec::new();
     for change in &commit.marks {
         let id = change.reference.id.as_str();
+        let Some(c) = conversations.get(id) else {
+            continue;
+        };
+        let mark = &change.mark;
+        let last_role = newest.get(id).map(|(_, role)| role.as_str().to_string());
+        // Carried in `mark_version`: the version this write makes (the expected + 1).
+        let next = row::stored(change.expected).saturating_add(1);
+        rows.push(args![
+            account,
+            c.reference.marketplace.as_str(),
+            id,
+            c.reference.to_string(),
+            c.kind.as_str(),
+            c.status.as_ref().map(|s| s.as_str().to_string()),
+            c.unread.map(|u| i64::from(u.is_unread())),
+            c.unread
+                .and_then(|u| u.count())
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            c.created_at,
+            c.last_activity_at.or(mark.last_message_at),
+            last_role,
+            c.vendor.as_str(),
+            crate::json::conversation_without_vendor(c).ok(),
+            mark.listing.clone(),
+            mark.last_message_at,
+            now,
+            now,
+            next,
+        ]);
+        listed.push(&change.reference);
+    }
+    let written = upsert_rows::<B>(tx, CONVERSATIONS, rows, CONVERSATIONS_UPSERT).await?;
+    conflicts.extend(
+        listed
+            .into_iter()
+            .filter(|r| !written.contains(r.id.as_str()))
+            .cloned(),
+    );
+    // Conversations a targeted sync read without their listing: one statement each.
+    for change in &commit.marks {
+        let id = change.reference.id.as_str();
+        if conversations.contains_key(id) {
+            continue;
+        }
         let expected = row::stored(change.expected);
         let mark = &change.mark;
         let (last_role, last_at) = match newest.get(id) {
             Some((at, role)) => (Some(role.as_str().to_string()), Some(*at)),
             None => (None, None),
         };
-        let written = match conversations.get(id) {
-            Some(c) => {
-                let json = serde_json::to_string(c).ok();
-                B::execute(
-                    tx,
-                    "INSERT INTO conversations (account, marketplace, id, ref, kind, status, unread,
-                       unread_count, created_at, last_activity_at, last_author_role, vendor, json,
-                       listing, last_message_at, synced_at, updated_at, mark_version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                       $16, $16, 1)
-                     ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind,
-                       status = excluded.status, unread = excluded.unread,
-                       unread_count = excluded.unread_count, created_at = excluded.created_at,
-                       last_activity_at = excluded.last_activity_at,
-                       last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
-                           AND (conversations.last_message_at IS NULL
-                             OR $17 >= conversations.last_message_at)
-                         THEN excluded.last_author_role ELSE conversations.last_author_role END,
-                       vendor = excluded.vendor, json = excluded.json,
-                       listing = excluded.listing, last_message_at = excluded.last_message_at,
-                       synced_at = excluded.synced_at, updated_at = excluded.updated_at,
-                       mark_version = conversations.mark_version + 1
-                     WHERE conversations.mark_version = $18"
-                        .into(),
-                    args![
-                        account,
-                        c.reference.marketplace.as_str(),
-                        id,
-                        c.reference.to_string(),
-                        c.kind.as_str(),
-                        c.status.as_ref().map(|s| s.as_str().to_string()),
-                        c.unread.map(|u| i64::from(u.is_unread())),
-                        c.unread
-                            .and_then(|u| u.count())
-                            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                        c.created_at,
-                        c.last_activity_at.or(mark.last_message_at),
-                        last_role,
-                        c.vendor.as_str(),
-                        json,
-                        mark.listing.clone(),
-                        mark.last_message_at,
-                        now,
-                        last_at,
-                        expected,
-                    ],
-                )
-                .await?
-            }
-            None => {
-                B::execute(
-                    tx,
-                    "INSERT INTO conversations (account, marketplace, id, ref, vendor,
-                       last_message_at, last_activity_at, last_author_role, synced_at, updated_at,
-                       mark_version)
-                     VALUES ($1, $2, $3, $4, 'null', $5, $5, $6, $7, $7, 1)
-                     ON CONFLICT (account, id) DO UPDATE SET
-                       last_message_at = excluded.last_message_at,
-                       last_activity_at = CASE WHEN $5 IS NOT NULL AND
-                           (conversations.last_activity_at IS NULL
-                             OR conversations.last_activity_at < $5)
-                         THEN $5 ELSE conversations.last_activity_at END,
-                       last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
-                           AND (conversations.last_message_at IS NULL
-                             OR $8 >= conversations.last_message_at)
-                         THEN excluded.last_author_role ELSE conversations.last_author_role END,
-                       synced_at = excluded.synced_at, updated_at = excluded.updated_at,
-                       mark_version = conversations.mark_version + 1
-                     WHERE conversations.mark_version = $9"
-                        .into(),
-                    args![
-                        account,
-                        change.reference.marketplace.as_str(),
-                        id,
-                        change.reference.to_string(),
-                        mark.last_message_at,
-                        last_role,
-                        now,
-                        last_at,
-                        expected,
-                    ],
-                )
-                .await?
-            }
-        };
+        let written = B::execute(
+            tx,
+            "INSERT INTO conversations (account, marketplace, id, ref, vendor,
+               last_message_at, last_activity_at, last_author_role, synced_at, updated_at,
+               mark_version)
+             VALUES ($1, $2, $3, $4, 'null', $5, $5, $6, $7, $7, 1)
+             ON CONFLICT (account, id) DO UPDATE SET
+               last_message_at = excluded.last_message_at,
+               last_activity_at = CASE WHEN $5 IS NOT NULL AND
+                   (conversations.last_activity_at IS NULL
+                     OR conversations.last_activity_at < $5)
+                 THEN $5 ELSE conversations.last_activity_at END,
+               last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
+                   AND (conversations.last_message_at IS NULL
+                     OR $8 >= conversations.last_message_at)
+                 THEN excluded.last_author_role ELSE conversations.last_author_role END,
+               synced_at = excluded.synced_at, updated_at = excluded.updated_at,
+               mark_version = conversations.mark_version + 1
+             WHERE conversations.mark_version = $9"
+                .into(),
+            args![
+                account,
+                change.reference.marketplace.as_str(),
+                id,
+                change.reference.to_string(),
+                mark.last_message_at,
+                last_role,
+                now,
+                last_at,
+                expected,
+            ],
+        )
+        .await?;
         if written != 1 {
             conflicts.push(change.reference.clone());
         }
@@ -280,7 +276,7 @@ fn message_row(account: &str, m: &Message, now: DateTime<Utc>) -> Vec<Arg> {
         m.read.map(i64::from),
         message_state(m),
         m.vendor.as_str(),
-        serde_json::to_string(m).ok(),
+        crate::json::message_without_vendor(m).ok(),
         now,
     ]
 }
@@ -297,6 +293,15 @@ async fn insert_rows<B: Dialect>(
     rows: Vec<Vec<Arg>>,
     tail: &str,
 ) -> Result<(), StoreError> {
+    for (sql, args) in batches::<B>(insert, rows, tail) {
+        B::execute(tx, sql, args).await?;
+    }
+    Ok(())
+}
+
+/// The statements (and their arguments) that write `rows`, [`ROWS_AT_ONCE`] a statement.
+fn batches<B: Dialect>(insert: &str, rows: Vec<Vec<Arg>>, tail: &str) -> Vec<(String, Vec<Arg>)> {
+    let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let batch: Vec<Vec<Arg>> = rows.by_ref().take(ROWS_AT_ONCE).collect();
@@ -313,20 +318,57 @@ async fn insert_rows<B: Dialect>(
                 if j > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("${}", args.len() + j + 1));
+                sql.push_str(&B::placeholder(args.len() + j + 1));
             }
             sql.push(')');
             args.extend(row);
         }
         sql.push(' ');
         sql.push_str(tail);
-        B::execute(tx, sql, args).await?;
+        out.push((sql, args));
     }
-    Ok(())
+    out
 }
 
-/// Numbers the commit's changes and writes them to `changes`: the numbers are taken
-/// last, so that commits take them in the order they become durable.
+/// The columns of a conversation row read with its listing, and what an upsert of one
+/// changes: only where its stored mark is the one the step read (`mark_version` carries
+/// the version the write makes, one past the expected).
+const CONVERSATIONS: &str = "INSERT INTO conversations (account, marketplace, id, ref, kind,
+  status, unread, unread_count, created_at, last_activity_at, last_author_role, vendor, json,
+  listing, last_message_at, synced_at, updated_at, mark_version)";
+const CONVERSATIONS_UPSERT: &str = "ON CONFLICT (account, id) DO UPDATE SET kind = excluded.kind,
+  status = excluded.status, unread = excluded.unread, unread_count = excluded.unread_count,
+  created_at = excluded.created_at, last_activity_at = excluded.last_activity_at,
+  last_author_role = CASE WHEN excluded.last_author_role IS NOT NULL
+      AND excluded.last_message_at IS NOT NULL
+      AND (conversations.last_message_at IS NULL
+        OR excluded.last_message_at > conversations.last_message_at)
+    THEN excluded.last_author_role ELSE conversations.last_author_role END,
+  vendor = excluded.vendor, json = excluded.json, listing = excluded.listing,
+  last_message_at = excluded.last_message_at, synced_at = excluded.synced_at,
+  updated_at = excluded.updated_at, mark_version = excluded.mark_version
+  WHERE conversations.mark_version = excluded.mark_version - 1
+  RETURNING id";
+
+/// [`insert_rows`] for statements that return the first column of each row written.
+async fn upsert_rows<B: Dialect>(
+    tx: &mut B::Conn,
+    insert: &str,
+    rows: Vec<Vec<Arg>>,
+    tail: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut written = std::collections::HashSet::new();
+    for (sql, args) in batches::<B>(insert, rows, tail) {
+        for r in B::fetch(tx, sql, args).await? {
+            written.insert(r.text(0)?.unwrap_or_default());
+        }
+    }
+    Ok(written)
+}
+
+/// Numbers the commit's changes and writes them to `changes` (what changed, where: the
+/// rows hold the data): the numbers are taken last, so that commits take them in the
+/// order they become durable.
 pub(super) async fn number_changes<B: Dialect>(
     tx: &mut B::Conn,
     commit: &Commit,
@@ -356,7 +398,6 @@ pub(super) async fn number_changes<B: Dialect>(
             Change::Message(_, m) => (Some(m.conversation.id.as_str()), Some(m.id.as_str())),
             Change::Malformed(bad) => (bad.conversation.as_ref().map(|c| c.id.as_str()), None),
         };
-        let data = serde_json::to_string(change).unwrap_or_else(|_| "null".into());
         rows.push(args![
             seq,
             commit.account.as_str(),
@@ -365,12 +406,11 @@ pub(super) async fn number_changes<B: Dialect>(
             conversation,
             message,
             at,
-            data,
         ]);
     }
     insert_rows::<B>(
         tx,
-        "INSERT INTO changes (seq, account, marketplace, event, conversation, message, at, data)",
+        "INSERT INTO changes (seq, account, marketplace, event, conversation, message, at)",
         rows,
         "",
     )
