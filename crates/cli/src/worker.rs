@@ -298,19 +298,21 @@ const PARKED: Duration = Duration::from_secs(3600);
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
 
 /// When an account whose last `failures` steps failed runs again: its interval doubled
-/// per failure, capped at [`BACKOFF_MAX`], less up to a fifth (a jitter fixed per account
-/// and failure, so accounts that failed together spread out).
+/// per failure, capped at [`BACKOFF_MAX`] (the one retry policy's backoff), less up to a
+/// fifth (a jitter fixed per account and failure, so accounts that failed together
+/// spread out).
 fn backoff(interval: Duration, failures: u32, account: &str) -> Duration {
-    let doubled = interval
-        .checked_mul(1u32 << failures.min(20))
-        .unwrap_or(BACKOFF_MAX)
-        .min(BACKOFF_MAX);
+    let policy = marketplace_inbox::RetryPolicy {
+        base_delay: interval,
+        max_delay: BACKOFF_MAX,
+        ..marketplace_inbox::RetryPolicy::default()
+    };
     let mut seed: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(failures);
     for b in account.bytes() {
         seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     let fifth = (seed % 1000) as f64 / 1000.0 * 0.2;
-    doubled.mul_f64(1.0 - fifth)
+    policy.backoff(failures.saturating_add(1), 1.0 - fifth)
 }
 
 /// How soon the job of an account this worker does not know runs again (another worker
@@ -346,7 +348,7 @@ impl Fleet {
         let interval = account.poll_interval();
         let next = match outcome {
             Some(o) if o.committed => {
-                self.failed(name, None);
+                self.recovered(name);
                 interval
             }
             // Parked: no token call can succeed until the seller authorises again.
@@ -357,28 +359,27 @@ impl Fleet {
                 );
                 PARKED
             }
-            Some(_) => backoff(interval, self.failed(name, Some(())), name),
+            Some(_) => backoff(interval, self.failed(name), name),
             None => interval,
         };
         let next = chrono::Duration::from_std(next).unwrap_or(chrono::Duration::seconds(60));
         schedule(utils, name, chrono::Utc::now() + next, JobKeyMode::Replace).await
     }
 
-    /// Counts a failed step of `name` (`Some`) or clears its count (`None`); the count.
-    fn failed(&self, name: &str, failed: Option<()>) -> u32 {
+    /// Counts a failed step of `name`; the steps failed in a row.
+    fn failed(&self, name: &str) -> u32 {
         let Ok(mut all) = self.failures.lock() else {
             return 0;
         };
-        match failed {
-            Some(()) => {
-                let n = all.entry(name.to_string()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            }
-            None => {
-                all.remove(name);
-                0
-            }
+        let n = all.entry(name.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A step of `name` was committed: its failures are forgotten.
+    fn recovered(&self, name: &str) {
+        if let Ok(mut all) = self.failures.lock() {
+            all.remove(name);
         }
     }
 

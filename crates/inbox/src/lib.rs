@@ -164,7 +164,9 @@ pub use error::{Cause, Error};
 #[cfg(feature = "postgres")]
 pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
-pub use inbox_core::{fleet_share, request_counts, set_fleet_share, RequestCounts, Secret, Tokens};
+pub use inbox_core::{
+    fleet_share, request_counts, set_fleet_share, RequestCounts, RetryPolicy, Secret, Tokens,
+};
 pub use json::JsonLine;
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -205,10 +205,14 @@ pub struct Waiting {
 }
 
 /// How long the work of notifications waits after its `attempts`-th transient failure:
-/// 2 s doubling, at most 5 minutes.
+/// 2 s doubling, at most 5 minutes (the one retry policy's backoff).
 fn retry_after(attempts: u32) -> Duration {
-    let secs = 2u64.saturating_mul(1u64 << attempts.min(8));
-    Duration::from_secs(secs.min(300))
+    marketplace_inbox::RetryPolicy {
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(300),
+        ..marketplace_inbox::RetryPolicy::default()
+    }
+    .backoff(attempts.saturating_add(1), 1.0)
 }
 
 /// An account's worklist, in one process.

@@ -585,20 +585,11 @@ impl<'a, 'h> Run<'a, 'h> {
         let checkpoint = Checkpoint {
             version: self.version,
             walking: Some(self.walk_started),
-            ..self.before_walk()
+            ..self.before.clone()
         };
         let commit = self.chunk(Some(checkpoint));
         self.commit(commit).await?;
         Ok(())
-    }
-
-    /// The checkpoint the step started from, without its version.
-    fn before_walk(&self) -> Checkpoint {
-        Checkpoint {
-            version: 0,
-            walking: None,
-            ..self.before.clone()
-        }
     }
 
     /// The chunk under way, taken out of the run.

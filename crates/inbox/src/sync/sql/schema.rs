@@ -184,6 +184,15 @@ fn from_v3_time(text: Option<String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The tables version 3 had, renamed aside and copied from by [`from_v3`].
+const V3_TABLES: [&str; 5] = [
+    "checkpoints",
+    "conversations",
+    "messages",
+    "malformed",
+    "journal",
+];
+
 /// Rows copied per statement while migrating.
 const BATCH: i64 = 500;
 
@@ -194,13 +203,7 @@ const BATCH: i64 = 500;
 /// author's name-or-id goes to `author_name`. Message states keep their version-3 form,
 /// which [`super::super::state_changed`] compares without attachments.
 async fn from_v3<D: Dialect>(tx: &mut D::Conn) -> Result<(), StoreError> {
-    for table in [
-        "checkpoints",
-        "conversations",
-        "messages",
-        "malformed",
-        "journal",
-    ] {
+    for table in V3_TABLES {
         D::batch(tx, format!("ALTER TABLE {table} RENAME TO v3_{table}")).await?;
     }
     // PostgreSQL keeps index names across a rename: free the ones version 4 reuses.
@@ -327,13 +330,7 @@ async fn from_v3<D: Dialect>(tx: &mut D::Conn) -> Result<(), StoreError> {
         .await?;
     }
     D::after_journal_copy(tx).await?;
-    for table in [
-        "checkpoints",
-        "conversations",
-        "messages",
-        "malformed",
-        "journal",
-    ] {
+    for table in V3_TABLES {
         D::batch(tx, format!("DROP TABLE v3_{table}")).await?;
     }
     Ok(())
