@@ -13,7 +13,7 @@ use marketplace_inbox::{Inbox, InboxConfig};
 pub struct Loaded {
     pub inbox: Inbox,
     /// The config file rotated tokens go back to, when accounts came from one.
-    pub tokens: Option<Arc<crate::tokens::ConfigFile>>,
+    pub tokens: Option<Arc<inbox_server::tokens::ConfigFile>>,
     pub _sandbox: Option<Box<dyn Any>>,
 }
 
@@ -25,7 +25,7 @@ pub async fn load(sandbox: bool, config: Option<&Path>) -> Result<Loaded> {
     }
     let (inbox, tokens) = match config {
         Some(path) => {
-            let store = Arc::new(crate::tokens::ConfigFile::new(path.to_path_buf()));
+            let store = Arc::new(inbox_server::tokens::ConfigFile::new(path.to_path_buf()));
             let inbox =
                 Inbox::from_config_with_store(&InboxConfig::from_file(path)?, store.clone())?;
             (inbox, Some(store))

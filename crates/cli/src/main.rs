@@ -5,19 +5,19 @@
 
 mod accounts;
 mod output;
-mod serve;
 mod sync;
-mod tokens;
-mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
+use inbox_server::text::{account_failure, describe, one_line, MAX_LINE};
+use inbox_server::Db;
 use marketplace_inbox::{
     ConversationQuery, ConversationRef, Inbox, JsonLine, Marketplace, MessageQuery,
     NewConversation, OutgoingAttachment,
@@ -98,8 +98,8 @@ enum Command {
     Sync {
         /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
         /// `postgres://` URL.
-        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
-        db: Option<sync::Db>,
+        #[arg(long, value_name = "FILE|URL", value_parser = db)]
+        db: Option<Db>,
         /// How many accounts are synced at once.
         #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE, value_parser = clap::value_parser!(usize))]
         concurrency: usize,
@@ -111,8 +111,8 @@ enum Command {
         interval: Duration,
         /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
         /// `postgres://` URL.
-        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
-        db: Option<sync::Db>,
+        #[arg(long, value_name = "FILE|URL", value_parser = db)]
+        db: Option<Db>,
         /// How many accounts are synced at once.
         #[arg(long, value_name = "N", default_value_t = marketplace_inbox::sync::ACCOUNTS_AT_ONCE)]
         concurrency: usize,
@@ -159,8 +159,8 @@ enum Command {
     /// every other worker on the same database, until SIGTERM or SIGINT.
     Worker {
         /// The database: a `postgres://` URL (the mirror, the jobs and the leases).
-        #[arg(long, value_name = "URL", value_parser = sync::db)]
-        db: sync::Db,
+        #[arg(long, value_name = "URL", value_parser = db)]
+        db: Db,
         /// How many accounts this worker syncs at once.
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
@@ -173,8 +173,8 @@ enum Command {
         listen: String,
         /// The database: a SQLite file (default: $XDG_DATA_HOME/inbox/inbox.db) or a
         /// `postgres://` URL.
-        #[arg(long, value_name = "FILE|URL", value_parser = sync::db)]
-        db: Option<sync::Db>,
+        #[arg(long, value_name = "FILE|URL", value_parser = db)]
+        db: Option<Db>,
         /// A secret path segment: the routes become /notifications/S/mercadolibre and
         /// /notifications/S/ozon (register those URLs with the vendors).
         #[arg(long, value_name = "S", env = "INBOX_NOTIFY_SECRET", hide_env_values = true, value_parser = secret)]
@@ -243,82 +243,9 @@ fn logging(verbose: u8) {
         .try_init();
 }
 
-/// The longest error line printed, in characters.
-const MAX_LINE: usize = 500;
-
-/// One line: which marketplace, what failed, what to do. Vendor text quoted in it is
-/// data: control characters are escaped and the line is cut at [`MAX_LINE`] characters.
-fn describe(e: &anyhow::Error) -> String {
-    use marketplace_inbox::Error as E;
-    let hint = match e.downcast_ref::<E>() {
-        // A 403 says why (blocked conversation, subscription, reply window, key): the
-        // vendor's words are the message. Without any, like a 401, it is the credentials.
-        Some(
-            E::Api {
-                status: 401,
-                marketplace,
-                ..
-            }
-            | E::Api {
-                status: 403,
-                marketplace,
-                code: None,
-                message: None,
-                ..
-            },
-        ) => format!(
-            "check the {} credentials ({})",
-            marketplace,
-            credentials_hint(*marketplace)
-        ),
-        Some(E::Api { status: 404, .. }) => "check the conversation reference".into(),
-        Some(E::RateLimited { .. }) => "wait a little and try again".into(),
-        Some(E::Transport { marketplace, .. }) => format!(
-            "check the network, or INBOX_{}_URL",
-            marketplace.as_str().to_uppercase()
-        ),
-        Some(E::Unsupported {
-            not_built: false, ..
-        }) => "send the text without attachments".into(),
-        _ => String::new(),
-    };
-    let line = if hint.is_empty() {
-        format!("{e:#}")
-    } else {
-        format!("{e:#} — {hint}")
-    };
-    one_line(&line, MAX_LINE)
-}
-
-/// `text` on one line: control characters escaped, at most `max` characters.
-fn one_line(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for c in text.chars() {
-        let piece = match c {
-            '\n' => "\\n".to_string(),
-            '\r' => "\\r".to_string(),
-            '\t' => "\\t".to_string(),
-            c if c.is_control() => c.escape_unicode().to_string(),
-            c => c.to_string(),
-        };
-        count += piece.chars().count();
-        if count > max {
-            out.push('…');
-            break;
-        }
-        out.push_str(&piece);
-    }
-    out
-}
-
-fn credentials_hint(m: Marketplace) -> &'static str {
-    match m {
-        Marketplace::Allegro => "ALLEGRO_TOKEN",
-        Marketplace::MercadoLibre => "MERCADOLIBRE_TOKEN, MERCADOLIBRE_SELLER_ID",
-        Marketplace::Magalu => "MAGALU_TOKEN",
-        Marketplace::Ozon => "OZON_CLIENT_ID, OZON_API_KEY",
-    }
+/// Reads `--db`: a PostgreSQL URL, else a path.
+fn db(text: &str) -> std::result::Result<Db, String> {
+    text.parse()
 }
 
 /// Runs the command; rotated tokens that could not be written back (the next run would
@@ -394,8 +321,10 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
         }
         Command::Unread => unread(&inbox, json).await,
         Command::Sync { db, concurrency } => {
-            let store = sync::open_store(db).await?;
-            let pass = sync::pass(&inbox, store.as_ref(), json, concurrency).await;
+            let store = inbox_server::open_store(db).await?;
+            let printer = sync::Printer { json };
+            let pass =
+                inbox_server::pass::pass(&inbox, store.as_ref(), &printer, concurrency).await;
             if !json {
                 eprintln!("{}", pass.summary());
             }
@@ -407,11 +336,13 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             polls,
             concurrency,
         } => {
-            let store = sync::open_store(db).await?;
+            let store = inbox_server::open_store(db).await?;
+            let printer = sync::Printer { json };
             let mut done = 0u64;
             let mut failed = false;
             loop {
-                let pass = sync::pass(&inbox, store.as_ref(), json, concurrency).await;
+                let pass =
+                    inbox_server::pass::pass(&inbox, store.as_ref(), &printer, concurrency).await;
                 failed |= pass.failed > 0;
                 if done == 0 {
                     eprintln!(
@@ -441,22 +372,21 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
                     "inbox serve needs --notify-secret S (or INBOX_NOTIFY_SECRET): the notification routes would take posts from anyone; --insecure-no-secret serves them without one"
                 );
             }
-            let options = serve::Options {
+            let options = inbox_server::ServeOptions {
                 listen,
                 db,
                 secret: notify_secret,
                 poll_interval,
-                json,
             };
             let config = match &config_file {
                 Some(path) => Some(marketplace_inbox::InboxConfig::from_file(path)?),
                 None => None,
             };
-            serve::run(inbox, options, config).await?;
+            inbox_server::serve(inbox, config, options, Arc::new(sync::Printer { json })).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { db, concurrency } => {
-            let sync::Db::Postgres(url) = db else {
+            let Db::Postgres(url) = db else {
                 return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));
             };
             let Some(path) = config_file else {
@@ -466,7 +396,8 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             if let Some(name) = &cli.account {
                 config.accounts.retain(|a| &a.name == name);
             }
-            worker::run(config, url, concurrency, json).await?;
+            let printer = Arc::new(sync::Printer { json });
+            inbox_server::schedule::jobs::worker(config, &url, concurrency, printer).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start {
@@ -580,12 +511,7 @@ async fn download(
 
 /// Prints one failure of one account's stream on stderr.
 fn report(account: &str, e: marketplace_inbox::Error) {
-    let line = describe(&e.into());
-    if line.starts_with(&format!("{account}:")) {
-        eprintln!("inbox: {line}");
-    } else {
-        eprintln!("inbox: {account}: {line}");
-    }
+    eprintln!("{}", account_failure(account, e));
 }
 
 async fn conversations(inbox: &Inbox, json: bool, unread: bool) -> Result<ExitCode> {
@@ -765,22 +691,4 @@ async fn export(inbox: &Inbox, out: &std::path::Path) -> Result<ExitCode> {
         }
     );
     Ok(exit(failed > 0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_lines_are_one_bounded_line_of_escaped_text() {
-        let hostile = format!("evil\nsecond line\r\x1b[31mred\x07{}", "x".repeat(10_000));
-        let line = one_line(&hostile, MAX_LINE);
-        assert!(!line.chars().any(char::is_control), "{line}");
-        assert!(
-            line.starts_with("evil\\nsecond line\\r\\u{1b}[31mred\\u{7}"),
-            "{line}"
-        );
-        assert!(line.chars().count() <= MAX_LINE + 1);
-        assert!(line.ends_with('…'));
-    }
 }

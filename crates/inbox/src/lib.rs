@@ -165,7 +165,8 @@ pub use error::{Cause, Error};
 pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{
-    fleet_share, request_counts, set_fleet_share, RequestCounts, RetryPolicy, Secret, Tokens,
+    fleet_share, request_counts, set_fleet_share, Grant, Refused, RequestCounts, RetryPolicy,
+    Secret, Tokens,
 };
 pub use json::JsonLine;
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};

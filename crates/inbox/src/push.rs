@@ -308,6 +308,55 @@ pub fn read_ozon(body: &[u8]) -> Result<Notice, PushError> {
     })
 }
 
+/// What a vendor expects back from a notification endpoint: an HTTP status and a JSON
+/// body (`None`: an empty body). Serve it as is; nothing here needs a server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body, when there is one.
+    pub body: Option<Value>,
+}
+
+/// The vendor's success answer to a notification it will not send again: Mercado
+/// Libre's empty 200 (its body is not read), Ozon's `{"result": true}`.
+pub fn acknowledgement(marketplace: Marketplace) -> Answer {
+    let body = match marketplace {
+        Marketplace::Ozon => Some(serde_json::json!({"result": true})),
+        _ => None,
+    };
+    Answer { status: 200, body }
+}
+
+/// An error answer (the vendor delivers the notification again when it retries on
+/// `status`): Ozon's `{"error": {"code", "message", "details"}}`, elsewhere
+/// `{"error": code, "message": message}`.
+pub fn refusal(marketplace: Marketplace, status: u16, code: &str, message: &str) -> Answer {
+    let body = match marketplace {
+        Marketplace::Ozon => {
+            serde_json::json!({"error": {"code": code, "message": message, "details": null}})
+        }
+        _ => serde_json::json!({"error": code, "message": message}),
+    };
+    Answer {
+        status,
+        body: Some(body),
+    }
+}
+
+/// Ozon's answer to `TYPE_PING`: the application's version and name, and when processing
+/// started (UTC, whole seconds).
+pub fn ping_answer(started: chrono::DateTime<chrono::Utc>) -> Answer {
+    Answer {
+        status: 200,
+        body: Some(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "name": "marketplace-inbox",
+            "time": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })),
+    }
+}
+
 /// A notification found in Mercado Libre's missed feeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Missed {

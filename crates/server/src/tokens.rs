@@ -1,17 +1,53 @@
-//! Rotated OAuth tokens written back to the `--config` file, so the next run (or the
-//! same one after a crash) starts from the only refresh token that is still valid.
+//! Where rotated OAuth tokens are kept: the accounts' config file ([`ConfigFile`]) for
+//! one machine, PostgreSQL ([`fleet_inbox`]) for a fleet. Either way every path of a
+//! process that can refresh (syncs, sends, missed feeds) refreshes through the one store,
+//! one refresh at a time.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use marketplace_inbox::{TokenStore, Tokens};
+use anyhow::Result;
+use futures::future::BoxFuture;
+use marketplace_inbox::sync::PostgresStore;
+use marketplace_inbox::{
+    Credentials, Grant, Inbox, InboxConfig, PostgresTokens, Refused, Secret, TokenKey, TokenStore,
+    Tokens, TOKEN_KEY_ENV,
+};
 use serde_json::Value;
+
+/// The fleet's inbox: `config`'s accounts, their OAuth tokens in the database
+/// (`inbox_tokens`, encrypted with [`TOKEN_KEY_ENV`]), shared with every process of the
+/// fleet — workers and `serve` alike refresh through it, never behind each other's back.
+pub async fn fleet_inbox(config: &InboxConfig, store: &PostgresStore) -> Result<Inbox> {
+    let oauth = config
+        .accounts
+        .iter()
+        .any(|a| matches!(a.credentials, Credentials::OAuth(_)));
+    let key = TokenKey::from_env()?;
+    if oauth && key.is_none() {
+        anyhow::bail!(
+            "the OAuth accounts of a fleet need {TOKEN_KEY_ENV} (64 hex digits): their rotated tokens are shared, encrypted, in the database"
+        );
+    }
+    Ok(match key {
+        Some(key) => {
+            let tokens = PostgresTokens::new(store.pool().clone(), key).await?;
+            Inbox::from_config_with_store(config, Arc::new(tokens))?
+        }
+        None => Inbox::from_config(config)?,
+    })
+}
 
 /// Saves an account's new tokens into its object of the config file: the file is read
 /// again, only that account's `refresh_token`, `access_token` and `expires_at` change,
 /// and the result replaces the file atomically (a temporary file beside it, mode 0600,
 /// synced, then renamed over it).
+///
+/// Refreshes are exclusive among the processes using one file (`inbox watch` and `inbox
+/// send` side by side): a refresh holds an exclusive lock on `.NAME.lock` beside the
+/// file, reads the file again, and when another process rotated the account's tokens
+/// meanwhile uses those instead of spending a refresh token that is no longer valid.
 pub struct ConfigFile {
     path: PathBuf,
     /// Held while writing; holds the first save that failed.
@@ -19,6 +55,7 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
+    /// The store of the config file at `path`.
     pub fn new(path: PathBuf) -> Self {
         ConfigFile {
             path,
@@ -29,6 +66,47 @@ impl ConfigFile {
     /// The first save that failed, if one did.
     pub fn failure(&self) -> Option<String> {
         self.writing.lock().ok()?.clone()
+    }
+
+    /// Takes the exclusive refresh lock (waiting for another process holding it); it is
+    /// given up when the file returned is dropped.
+    async fn lock(&self) -> std::io::Result<std::fs::File> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "accounts".into());
+        let path = self.path.with_file_name(format!(".{name}.lock"));
+        tokio::task::spawn_blocking(move || {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// The tokens the file holds now for `account`, when it holds a refresh token.
+    fn stored(&self, account: &str) -> Option<Tokens> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let config: Value = serde_json::from_str(&text).ok()?;
+        let entry = config
+            .get("accounts")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("name").and_then(Value::as_str) == Some(account))?;
+        let text = |key: &str| entry.get(key).and_then(Value::as_str);
+        Some(Tokens {
+            refresh_token: Secret::new(text("refresh_token")?.to_string()),
+            access_token: text("access_token").map(|t| Secret::new(t.to_string())),
+            expires_at: text("expires_at")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+        })
     }
 
     fn write(&self, account: &str, tokens: &Tokens) -> std::io::Result<()> {
@@ -90,12 +168,43 @@ impl TokenStore for ConfigFile {
             message
         })
     }
+
+    fn refresh_exclusively<'a>(
+        &'a self,
+        account: &'a str,
+        held: Tokens,
+        grant: Grant<'a>,
+    ) -> BoxFuture<'a, Result<Tokens, Refused>> {
+        Box::pin(async move {
+            let lock = match self.lock().await {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    tracing::warn!(account, error = %e, "the refresh lock could not be taken; refreshing without it");
+                    None
+                }
+            };
+            // Another process rotated the tokens since this one read them: the held
+            // refresh token is spent, the file's is the valid one.
+            if lock.is_some() {
+                if let Some(stored) = self.stored(account) {
+                    if stored.refresh_token.expose() != held.refresh_token.expose() {
+                        return Ok(stored);
+                    }
+                }
+            }
+            let tokens = grant(held.refresh_token).await?;
+            if let Err(e) = self.save(account, &tokens) {
+                tracing::error!(account, error = %e, "rotated tokens could not be saved");
+            }
+            drop(lock);
+            Ok(tokens)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use marketplace_inbox::Secret;
 
     #[test]
     fn a_file_that_stopped_being_an_object_is_an_error_kept_for_the_exit_code() {

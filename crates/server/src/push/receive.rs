@@ -1,6 +1,5 @@
-//! The HTTP side of `inbox serve`: the notification routes, answered with each vendor's
-//! exact answer once the notification is journaled, and `/healthz`, `/readyz`,
-//! `/metrics`.
+//! The push intake's routes: the notification routes, answered with each vendor's exact
+//! answer once the notification is journaled, and `/healthz`, `/readyz`, `/metrics`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,16 +18,17 @@ use marketplace_inbox::Marketplace;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::queue::{Target, Waiting};
-use super::Shared;
+use super::PushState as Shared;
+use crate::work::Target;
 
 /// The largest notification body taken (larger ones get 413): the vendors' are well
 /// under 1 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The routes: with a secret, `/notifications/{secret}/{mercadolibre|ozon}`; without,
-/// `/notifications/{mercadolibre|ozon}`.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The push intake as a router a host mounts (or merges into its own): with a secret,
+/// `POST /notifications/{secret}/{mercadolibre|ozon}`; without,
+/// `POST /notifications/{mercadolibre|ozon}`; and `GET /healthz`, `/readyz`, `/metrics`.
+pub fn push_router(shared: Arc<Shared>) -> Router {
     let notifications = match shared.secret.is_some() {
         true => Router::new().route("/notifications/{secret}/{vendor}", post(with_secret)),
         false => Router::new().route("/notifications/{vendor}", post(without_secret)),
@@ -108,38 +108,17 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
     r
 }
 
-/// The vendor's success answer: Mercado Libre's 200 (its body is not read), Ozon's
-/// `{"result": true}`.
-fn acknowledged(marketplace: Marketplace) -> Response {
-    match marketplace {
-        Marketplace::Ozon => json(StatusCode::OK, json!({"result": true})),
-        _ => StatusCode::OK.into_response(),
+/// A vendor's answer (the facade's [`push::Answer`]) as a response.
+fn answer(a: push::Answer) -> Response {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match a.body {
+        Some(body) => json(status, body),
+        None => status.into_response(),
     }
 }
 
-/// An error answer, in Ozon's `{"error": {"code", "message", "details"}}` form on its
-/// route.
 fn refused(marketplace: Marketplace, status: StatusCode, code: &str, message: &str) -> Response {
-    match marketplace {
-        Marketplace::Ozon => json(
-            status,
-            json!({"error": {"code": code, "message": message, "details": null}}),
-        ),
-        _ => json(status, json!({"error": code, "message": message})),
-    }
-}
-
-/// Ozon's `TYPE_PING` answer: this program's version and name, and when processing
-/// started (UTC).
-fn pong(started: chrono::DateTime<chrono::Utc>) -> Response {
-    json(
-        StatusCode::OK,
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "name": "marketplace-inbox",
-            "time": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }),
-    )
+    answer(push::refusal(marketplace, status.as_u16(), code, message))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -195,7 +174,7 @@ async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Bod
         shared
             .metrics
             .acknowledged(label, arrived.elapsed().as_secs_f64());
-        acknowledged(m)
+        answer(push::acknowledgement(m))
     };
     match &notice.hint {
         Hint::Ping => {
@@ -203,7 +182,7 @@ async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Bod
             shared
                 .metrics
                 .acknowledged(label, arrived.elapsed().as_secs_f64());
-            return pong(started);
+            return answer(push::ping_answer(started));
         }
         Hint::Ignored(_) => {
             shared.metrics.ignored(label, "not_acted_on");
@@ -214,7 +193,9 @@ async fn receive(shared: &Shared, m: Marketplace, headers: &HeaderMap, body: Bod
     match journal(shared, &notice, &bytes, started, arrived).await {
         Ok(()) => ack(shared),
         Err(e) => {
-            eprintln!("inbox: serve: journaling a {label} notification failed: {e}");
+            shared.engine.sink().note(&format!(
+                "inbox: serve: journaling a {label} notification failed: {e}"
+            ));
             reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ERROR_UNKNOWN",
@@ -235,7 +216,7 @@ pub async fn journal(
     arrived: Instant,
 ) -> Result<(), marketplace_inbox::sync::StoreError> {
     let label = notice.marketplace.as_str();
-    let account = match shared.inbox.addressee(notice) {
+    let account = match shared.engine.inbox().addressee(notice) {
         Ok(a) => a,
         Err(why) => {
             shared.metrics.ignored(label, why.as_str());
@@ -250,47 +231,27 @@ pub async fn journal(
         shared.metrics.ignored(label, "journal_budget");
         return Ok(());
     }
-    let target = Target::of(&notice.hint);
     let entry = NewEntry {
         marketplace: notice.marketplace,
         account: Some(account.name().to_string()),
         received_at,
         raw: String::from_utf8_lossy(raw).into_owned(),
         dedup_key: notice.dedup_key.clone(),
-        target: target.as_ref().map(Target::key),
+        target: Target::of(&notice.hint).as_ref().map(Target::key),
         state: JournalState::Pending,
     };
-    if let (Some(fleet), Some(target)) = (&shared.fleet, &target) {
-        // The entry and the job that answers it, in one transaction; any worker runs it.
-        let key = target.key();
-        let payload = json!({"account": account.name(), "target": key});
-        let job_key = crate::worker::target_key(account.name(), &key);
-        let added = fleet
-            .journal_add_with_job(&entry, "inbox_sync_target", &payload, &job_key)
-            .await?;
-        if added.is_none() {
-            shared.metrics.ignored(label, "duplicate");
-        }
-        return Ok(());
-    }
-    let Some(id) = shared.store.journal_add(entry).await? else {
+    let added = shared
+        .scheduler
+        .enqueue(
+            shared.engine.store(),
+            entry,
+            account.name(),
+            &notice.hint,
+            arrived,
+        )
+        .await?;
+    if !added {
         shared.metrics.ignored(label, "duplicate");
-        return Ok(());
-    };
-    let waiting = Waiting {
-        journal: id,
-        received: arrived,
-        attempts: 0,
-    };
-    let queued = shared
-        .queues
-        .get(account.name())
-        .is_some_and(|q| q.add(&notice.hint, waiting));
-    if !queued {
-        shared
-            .store
-            .journal_settle(vec![id], JournalState::Ignored)
-            .await?;
     }
     Ok(())
 }
@@ -301,8 +262,8 @@ async fn healthz() -> Response {
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let replayed = shared.ready.load(Ordering::SeqCst);
-    let store = match shared.inbox.accounts().next() {
-        Some(a) => shared.store.checkpoint(a.name()).await.is_ok(),
+    let store = match shared.engine.inbox().accounts().next() {
+        Some(a) => shared.engine.store().checkpoint(a.name()).await.is_ok(),
         None => true,
     };
     match replayed && store {

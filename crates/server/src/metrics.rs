@@ -36,7 +36,7 @@ pub struct BySync {
     pub outcome: String,
 }
 
-/// Every metric `serve` keeps.
+/// Every metric the push intake and the schedulers keep.
 pub struct Metrics {
     registry: Registry,
     received: Family<ByMarketplace, Counter>,
@@ -50,6 +50,12 @@ pub struct Metrics {
     vendor_throttled: Family<ByMarketplace, Gauge>,
     /// Serialises rendering (the vendor counts are copied in first).
     render: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 fn mp(marketplace: &str) -> ByMarketplace {

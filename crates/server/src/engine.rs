@@ -1,0 +1,193 @@
+//! The engine: the accounts, the store and the sink every scheduler runs work with, and
+//! the reconcile step — one step of an account, answering when it runs next.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use marketplace_inbox::sync::Store;
+use marketplace_inbox::{Account, Inbox, RetryPolicy};
+
+use crate::pass::{account_pass, Outcome};
+use crate::sink::Sink;
+use crate::work::Budgets;
+
+/// How long an account that must be authorised again waits before it is tried again
+/// (no token call can succeed until the seller authorises again).
+pub const PARKED: Duration = Duration::from_secs(3600);
+
+/// The longest wait between the steps of an account that keeps failing.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// What a scheduler runs work with. Cheap to share (`Arc<Engine>`).
+pub struct Engine {
+    inbox: Arc<Inbox>,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn Sink>,
+    /// The vendor reads that notifications may cause, per account.
+    budgets: Budgets,
+    /// Steps failed in a row, by account (this process's view): the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// When an account runs next, as a reconcile step decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// At its interval (the step committed).
+    Interval(Duration),
+    /// After a backoff: the step failed `failures` times in a row.
+    Backoff {
+        /// How long to wait.
+        wait: Duration,
+        /// Steps failed in a row.
+        failures: u32,
+    },
+    /// Parked: the account must be authorised again.
+    Parked(Duration),
+}
+
+impl Next {
+    /// How long to wait.
+    pub fn wait(self) -> Duration {
+        match self {
+            Next::Interval(d) | Next::Parked(d) | Next::Backoff { wait: d, .. } => d,
+        }
+    }
+}
+
+impl Engine {
+    /// An engine over `inbox`'s accounts, mirrored in `store`, handing changes to `sink`.
+    pub fn new(inbox: Arc<Inbox>, store: Arc<dyn Store>, sink: Arc<dyn Sink>) -> Engine {
+        Engine {
+            inbox,
+            store,
+            sink,
+            budgets: Budgets::default(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The accounts.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// The accounts, shared.
+    pub fn inbox_arc(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &dyn Sink {
+        self.sink.as_ref()
+    }
+
+    /// The per-account budget of reads notifications may cause.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// One step of `account` (its changes to the sink inside each chunk's commit), and
+    /// when it runs next: its interval when it committed, a backoff with jitter when it
+    /// failed (doubling, capped at [`BACKOFF_MAX`]), [`PARKED`] when it must be
+    /// authorised again.
+    pub async fn reconcile(&self, account: &Account) -> (Outcome, Next) {
+        let outcome = account_pass(&self.inbox, account, self.store(), self.sink()).await;
+        (outcome, self.next(account, &outcome))
+    }
+
+    /// When `account` runs next after a step that ended in `outcome`.
+    pub fn next(&self, account: &Account, outcome: &Outcome) -> Next {
+        let name = account.name();
+        let interval = account.poll_interval();
+        if outcome.committed {
+            self.recovered(name);
+            return Next::Interval(interval);
+        }
+        if outcome.reauthorize {
+            self.sink.note(&format!(
+                "inbox: {name}: needs authorising again; parked for {} min (no further token calls)",
+                PARKED.as_secs() / 60
+            ));
+            return Next::Parked(PARKED);
+        }
+        let failures = self.failed(name);
+        Next::Backoff {
+            wait: backoff(interval, failures, name),
+            failures,
+        }
+    }
+
+    /// Counts a failed step of `name`; the steps failed in a row.
+    fn failed(&self, name: &str) -> u32 {
+        let Ok(mut all) = self.failures.lock() else {
+            return 1;
+        };
+        let n = all.entry(name.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A step of `name` was committed: its failures are forgotten.
+    fn recovered(&self, name: &str) {
+        if let Ok(mut all) = self.failures.lock() {
+            all.remove(name);
+        }
+    }
+}
+
+/// When an account whose last `failures` steps failed runs again: its interval doubled
+/// per failure, capped at [`BACKOFF_MAX`] (the one retry policy's backoff), less up to a
+/// fifth (a jitter fixed per account and failure, so accounts that failed together
+/// spread out).
+pub fn backoff(interval: Duration, failures: u32, account: &str) -> Duration {
+    let policy = RetryPolicy {
+        base_delay: interval,
+        max_delay: BACKOFF_MAX,
+        ..RetryPolicy::default()
+    };
+    let mut seed: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(failures);
+    for b in account.bytes() {
+        seed = (seed ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let fifth = (seed % 1000) as f64 / 1000.0 * 0.2;
+    policy.backoff(failures.saturating_add(1), 1.0 - fifth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_account_backs_off_doubling_with_jitter_up_to_an_hour() {
+        let second = Duration::from_secs(1);
+        for (failures, low, high) in [
+            (1u32, 1.6, 2.0),
+            (2, 3.2, 4.0),
+            (5, 25.6, 32.0),
+            (12, 2880.0, 3600.0),
+            (40, 2880.0, 3600.0),
+        ] {
+            let wait = backoff(second, failures, "allegro-7").as_secs_f64();
+            assert!((low..=high).contains(&wait), "{failures}: {wait}");
+            assert_eq!(backoff(second, failures, "allegro-7").as_secs_f64(), wait);
+        }
+        // Accounts that failed together spread out.
+        let waits: std::collections::HashSet<u128> = (0..50)
+            .map(|i| backoff(second, 3, &format!("ozon-{i}")).as_millis())
+            .collect();
+        assert!(waits.len() > 25, "{waits:?}");
+        assert!(backoff(Duration::from_secs(86_400), 1, "a") <= BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,253 @@
+//! The in-process scheduler: each account's worklist and loop — targeted syncs and the
+//! reconcile step when it is due — one at a time, so that its steps never race each
+//! other.
+//!
+//! Notifications for one target that arrive while it is being synced are kept and merged:
+//! it is synced once more afterwards, however many arrived. A target whose work failed
+//! for a reason that may pass goes back in the worklist after a backoff, its journal
+//! entries still pending.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use marketplace_inbox::push::Hint;
+use marketplace_inbox::sync::journal::JournalState;
+use marketplace_inbox::{Account, Marketplace, RetryPolicy};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::engine::{Engine, Next};
+use crate::metrics::Metrics;
+use crate::work::{run_target, Ran, Target};
+
+/// A journaled notification waiting for its work.
+#[derive(Clone, Copy, Debug)]
+pub struct Waiting {
+    /// Its journal number.
+    pub journal: i64,
+    /// When it arrived.
+    pub received: Instant,
+    /// Runs of its work that failed for a reason that may pass.
+    pub attempts: u32,
+}
+
+/// How long the work of notifications waits after its `attempts`-th transient failure:
+/// 2 s doubling, at most 5 minutes (the one retry policy's backoff).
+fn retry_after(attempts: u32) -> Duration {
+    RetryPolicy {
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(300),
+        ..RetryPolicy::default()
+    }
+    .backoff(attempts.saturating_add(1), 1.0)
+}
+
+/// An account's worklist.
+struct Queue {
+    work: Mutex<BTreeMap<Target, Vec<Waiting>>>,
+    wake: Notify,
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            work: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Adds what a notification asks for; false when it asks for nothing.
+    fn add(&self, hint: &Hint, waiting: Waiting) -> bool {
+        let Some(target) = Target::of(hint) else {
+            return false;
+        };
+        let Ok(mut work) = self.work.lock() else {
+            return false;
+        };
+        work.entry(target).or_default().push(waiting);
+        drop(work);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Puts `waiting` back for `target` once `delay` has passed (one attempt more).
+    fn again(self: &Arc<Self>, target: Target, waiting: Vec<Waiting>, delay: Duration) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Ok(mut work) = queue.work.lock() {
+                let entries = work.entry(target).or_default();
+                entries.extend(waiting.into_iter().map(|w| Waiting {
+                    attempts: w.attempts.saturating_add(1),
+                    ..w
+                }));
+            }
+            queue.wake.notify_one();
+        });
+    }
+
+    fn take(&self) -> BTreeMap<Target, Vec<Waiting>> {
+        self.work
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+}
+
+/// The in-process scheduler of an engine's accounts.
+pub struct Local {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    queues: HashMap<String, Arc<Queue>>,
+    stop: watch::Sender<bool>,
+    loops: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Local {
+    /// Starts a loop per account of `engine`. Accounts whose marketplace pushes (Mercado
+    /// Libre, Ozon) are reconciled every `push_poll` when it is given (the safety net
+    /// under their notifications), the others at their own interval.
+    pub fn start(
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        push_poll: Option<Duration>,
+    ) -> Arc<Local> {
+        let queues: HashMap<String, Arc<Queue>> = engine
+            .inbox()
+            .accounts()
+            .map(|a| (a.name().to_string(), Arc::new(Queue::new())))
+            .collect();
+        let (stop, _) = watch::channel(false);
+        let local = Arc::new(Local {
+            engine: engine.clone(),
+            metrics,
+            queues,
+            stop,
+            loops: Mutex::new(Vec::new()),
+        });
+        let mut loops = Vec::new();
+        for account in engine.inbox().accounts() {
+            let pushed = matches!(
+                account.marketplace(),
+                Marketplace::MercadoLibre | Marketplace::Ozon
+            );
+            let interval = match push_poll {
+                Some(poll) if pushed => poll,
+                _ => account.poll_interval(),
+            };
+            let Some(queue) = local.queues.get(account.name()).cloned() else {
+                continue;
+            };
+            loops.push(tokio::spawn(run(
+                local.clone(),
+                account.clone(),
+                queue,
+                interval,
+                local.stop.subscribe(),
+            )));
+        }
+        if let Ok(mut all) = local.loops.lock() {
+            *all = loops;
+        }
+        local
+    }
+
+    /// Hands a journaled notification's work to its account's worklist; false when the
+    /// account is not this scheduler's or the notification asks for nothing.
+    pub fn add(&self, account: &str, hint: &Hint, waiting: Waiting) -> bool {
+        self.queues
+            .get(account)
+            .is_some_and(|q| q.add(hint, waiting))
+    }
+
+    /// Stops every loop, letting the steps under way finish for up to `grace`; false
+    /// when some were still running (their notifications stay pending in the journal).
+    pub async fn stop(&self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let loops = self
+            .loops
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        tokio::time::timeout(grace, futures::future::join_all(loops))
+            .await
+            .is_ok()
+    }
+}
+
+/// Runs `account`'s worklist and reconciles it when due (the first time at once) until
+/// `stop` turns true; the step under way is finished first. A committed step runs again
+/// after `interval`; a failing account backs off, one that must be authorised again is
+/// parked (notifications still run its targets).
+async fn run(
+    local: Arc<Local>,
+    account: Account,
+    queue: Arc<Queue>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_poll = tokio::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            _ = queue.wake.notified() => notified(&local, &account, &queue).await,
+            _ = tokio::time::sleep_until(next_poll) => {
+                let (outcome, next) = local.engine.reconcile(&account).await;
+                local.metrics.synced(account.marketplace().as_str(), "poll", outcome.committed);
+                let wait = match next {
+                    Next::Interval(_) => interval,
+                    other => other.wait(),
+                };
+                next_poll = tokio::time::Instant::now() + wait;
+            }
+        }
+    }
+}
+
+/// Does what the notifications so far ask for, each target once.
+async fn notified(local: &Local, account: &Account, queue: &Arc<Queue>) {
+    let marketplace = account.marketplace().as_str();
+    let (engine, metrics) = (&local.engine, &local.metrics);
+    for (target, waiting) in queue.take() {
+        let ran = run_target(engine, account, &target).await;
+        metrics.synced(marketplace, "notification", ran == Ran::Done);
+        let state = match ran {
+            Ran::Done => {
+                for w in &waiting {
+                    metrics.stored(marketplace, w.received.elapsed().as_secs_f64());
+                }
+                JournalState::Done
+            }
+            Ran::Ignored(reason) => {
+                for _ in &waiting {
+                    metrics.ignored(marketplace, reason);
+                }
+                JournalState::Ignored
+            }
+            Ran::Retry(reason) => {
+                // Pending still: back in the worklist after a backoff.
+                let attempts = waiting.iter().map(|w| w.attempts).max().unwrap_or(0);
+                let delay = retry_after(attempts);
+                engine.sink().note(&format!(
+                    "inbox: {}: a notification's work failed ({reason}); trying again in {} s",
+                    account.name(),
+                    delay.as_secs()
+                ));
+                queue.again(target, waiting, delay);
+                continue;
+            }
+        };
+        let ids = waiting.iter().map(|w| w.journal).collect();
+        if let Err(e) = engine.store().journal_settle(ids, state).await {
+            engine.sink().note(&format!(
+                "inbox: {}: settling notifications in the journal failed: {e}",
+                account.name()
+            ));
+        }
+    }
+}
