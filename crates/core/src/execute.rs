@@ -10,7 +10,9 @@
 //! - a 401 on an OAuth account: once, after one refresh of the token.
 //!
 //! `Retry-After` is honoured in both forms (seconds, HTTP date); a 429 without it waits
-//! the policy's `rate_limited_wait`. How many attempts a request took, and whether the
+//! the policy's `rate_limited_wait`, and pauses every request of the account meanwhile.
+//! Retries spend the vendor's retry quota ([`crate::retry`]); when it is empty a
+//! request ends with its last answer. How many attempts a request took, and whether the
 //! token endpoint refused the refresh token, is recorded for [`crate::observe`] — never
 //! written into the vendor's answer.
 
@@ -23,14 +25,9 @@ use tracing::Instrument;
 use crate::outcome::{record, Outcome};
 use crate::policy::Kind;
 use crate::request::{Auth, Context};
+use crate::retry::{decide, retry_quota, Attempted, Decision};
 use crate::token::Refused;
 use crate::Secret;
-
-enum Next {
-    Done,
-    Refresh(Secret),
-    Retry(Duration),
-}
 
 /// Sends `request` for `operation_id` under `context`'s policy and credentials.
 pub async fn execute(
@@ -62,8 +59,10 @@ async fn run(
     let policy = &context.policy;
     let retry = policy.retry();
     let kind = policy.kind(request.method(), operation_id);
+    let quota = retry_quota(&request.url().origin().ascii_serialization());
     let mut request = request;
     let (mut attempt, mut waited, mut refreshed) = (0u32, Duration::ZERO, false);
+    let mut spent = 0u32;
     loop {
         attempt = attempt.saturating_add(1);
         let spare = request.try_clone();
@@ -95,24 +94,36 @@ async fn run(
             ),
             Err(e) => tracing::debug!(attempt, elapsed_ms, error = %TransportKind(e), "failed"),
         }
-        let next = match (&outcome, token) {
-            (Ok(r), Some(token)) if r.status() == 401 && !refreshed => Next::Refresh(token),
-            (Ok(r), _) if r.status() == 429 => {
-                Next::Retry(retry_after(r.headers()).unwrap_or(retry.rate_limited_wait))
-            }
-            (Ok(r), _) if transient_status(r.status().as_u16()) && kind != Kind::Write => {
-                Next::Retry(retry.backoff(attempt, policy.unit()))
-            }
-            (Ok(_), _) => Next::Done,
-            (Err(e), _) if e.is_connect() || kind != Kind::Write => {
-                Next::Retry(retry.backoff(attempt, policy.unit()))
-            }
-            (Err(_), _) => Next::Done,
+        let attempted = match &outcome {
+            Ok(r) => Attempted::Answered {
+                status: r.status().as_u16(),
+                retry_after: retry_after(r.headers()),
+            },
+            Err(e) if e.is_connect() => Attempted::NotConnected,
+            Err(e) => Attempted::Lost {
+                timeout: e.is_timeout(),
+            },
         };
-        match next {
-            Next::Done => return finish(outcome, attempt),
-            Next::Refresh(rejected) => {
-                let Auth::OAuth(source) = &context.auth else {
+        let oauth = token.is_some();
+        let decision = decide(
+            attempted,
+            kind,
+            oauth,
+            refreshed,
+            attempt,
+            retry,
+            policy.unit(),
+        );
+        match decision {
+            Decision::Done => {
+                if matches!(&outcome, Ok(r) if r.status().is_success()) {
+                    // An answer: what its retries spent goes back, or one for a first try.
+                    quota.refund(spent.max(1));
+                }
+                return finish(outcome, attempt);
+            }
+            Decision::Refresh => {
+                let (Auth::OAuth(source), Some(rejected)) = (&context.auth, token) else {
                     return finish(outcome, attempt);
                 };
                 refreshed = true;
@@ -125,10 +136,23 @@ async fn run(
                     None => return finish(outcome, attempt),
                 }
             }
-            Next::Retry(wait) => {
+            Decision::Retry {
+                wait,
+                cost,
+                throttled,
+            } => {
+                if throttled {
+                    // Every request of the account waits, not only this one.
+                    policy.pause(wait);
+                }
                 let within = waited.saturating_add(wait) <= retry.max_total_delay;
                 match spare {
                     Some(again) if attempt < retry.max_attempts && within => {
+                        if !quota.spend(cost) {
+                            tracing::warn!(attempt, "retry quota spent; giving up");
+                            return finish(outcome, attempt);
+                        }
+                        spent = spent.saturating_add(cost);
                         tracing::warn!(
                             attempt,
                             wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),

@@ -54,6 +54,7 @@ mod outcome;
 mod path;
 mod policy;
 mod raw_json;
+pub mod retry;
 mod token;
 
 #[doc(hidden)]

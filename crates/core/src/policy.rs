@@ -257,6 +257,8 @@ struct PolicyInner {
     classify: Classify,
     limits: Vec<(RateLimit, Arc<DefaultDirectRateLimiter>)>,
     jitter: Mutex<u64>,
+    /// No request goes before this instant (a 429's wait).
+    paused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl fmt::Debug for Policy {
@@ -300,6 +302,7 @@ impl Policy {
             classify,
             limits,
             jitter: Mutex::new(seed | 1),
+            paused_until: Mutex::new(None),
         }))
     }
 
@@ -353,6 +356,7 @@ impl Policy {
             classify: self.0.classify,
             limits,
             jitter: Mutex::new(self.0.jitter.lock().map(|j| *j).unwrap_or(1)),
+            paused_until: Mutex::new(None),
         }))
     }
 
@@ -392,6 +396,10 @@ impl Policy {
     /// application-wide limit shared by a fleet of `n` processes takes `n` of its turns,
     /// so that together they keep to it.
     pub async fn until_ready(&self, kind: Kind, operation_id: &str) {
+        let paused = self.0.paused_until.lock().ok().and_then(|p| *p);
+        if let Some(until) = paused {
+            tokio::time::sleep_until(until).await;
+        }
         for (limit, limiter) in &self.0.limits {
             if limit.applies.matches(kind, operation_id) {
                 let turns = match limit.scope {
@@ -401,6 +409,17 @@ impl Policy {
                 for _ in 0..turns {
                     limiter.until_ready().await;
                 }
+            }
+        }
+    }
+
+    /// Holds every request of the account for `wait` (the vendor answered 429): a
+    /// pause already longer is kept.
+    pub fn pause(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait.min(Duration::from_secs(24 * 3600));
+        if let Ok(mut paused) = self.0.paused_until.lock() {
+            if paused.is_none_or(|p| p < until) {
+                *paused = Some(until);
             }
         }
     }
@@ -481,6 +500,37 @@ mod tests {
         let ys: Vec<f64> = (0..5).map(|_| b.unit()).collect();
         assert_eq!(xs, ys);
         assert!(xs.iter().all(|u| (0.0..1.0).contains(u)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_every_request_of_the_account_not_another_account() {
+        let policy = |account: &str| {
+            Policy::new(
+                Labels {
+                    marketplace: "allegro",
+                    account: account.to_string(),
+                },
+                RetryPolicy::default(),
+                Classify::default(),
+                Vec::new(),
+            )
+        };
+        let (one, other) = (policy("one"), policy("other"));
+        let began = tokio::time::Instant::now();
+        one.pause(Duration::from_secs(3));
+        // A shorter pause after it does not shorten it.
+        one.clone().pause(Duration::from_secs(1));
+        other.until_ready(Kind::Read, "list").await;
+        assert_eq!(
+            began.elapsed(),
+            Duration::ZERO,
+            "another account is not held"
+        );
+        one.until_ready(Kind::Write, "send").await;
+        assert_eq!(began.elapsed(), Duration::from_secs(3));
+        // Once it has passed, requests go at once.
+        one.until_ready(Kind::Read, "list").await;
+        assert_eq!(began.elapsed(), Duration::from_secs(3));
     }
 
     #[test]

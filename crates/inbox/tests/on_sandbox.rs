@@ -244,6 +244,43 @@ async fn rate_limits_reach_the_caller_after_the_last_attempt_with_retry_after() 
 }
 
 #[tokio::test]
+async fn the_retry_quota_bounds_how_far_retries_multiply_an_outage() {
+    let faults = inbox_sandbox::Faults {
+        rate_500: 1.0,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::start(Config {
+        faults,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let retry = RetrySettings {
+        max_attempts: Some(5),
+        base_delay_secs: Some(0.0001),
+        ..RetrySettings::default()
+    };
+    let ozon = config(&sandbox)
+        .accounts
+        .into_iter()
+        .find(|a| a.marketplace == Marketplace::Ozon)
+        .unwrap();
+    let account = Account::from_config(&ozon.retry(retry)).unwrap();
+    let mut attempts = Vec::new();
+    for _ in 0..200 {
+        match account.conversations(ConversationQuery::new()).next().await {
+            Some(Err(Error::Api { attempts: n, .. })) => attempts.push(n),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The quota (500, a retry costs 5) pays for 100 retries: the first 25 reads are
+    // sent five times, the other 175 once — 300 requests, not 1,000.
+    assert_eq!(attempts[..25], [5; 25]);
+    assert!(attempts[25..].iter().all(|&a| a == 1), "{attempts:?}");
+    assert_eq!(sandbox.requests(), 300);
+}
+
+#[tokio::test]
 async fn injected_server_errors_name_the_marketplace() {
     let faults = inbox_sandbox::Faults {
         rate_500: 1.0,
