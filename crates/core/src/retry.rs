@@ -153,7 +153,7 @@ pub fn retry_quota(origin: &str) -> &'static RetryQuota {
     static QUOTAS: OnceLock<Mutex<HashMap<String, &'static RetryQuota>>> = OnceLock::new();
     let all = QUOTAS.get_or_init(|| Mutex::new(HashMap::new()));
     match all.lock() {
-        Ok(mut all) => *all
+        Ok(mut all) => all
             .entry(origin.to_string())
             .or_insert_with(|| Box::leak(Box::new(RetryQuota::new(QUOTA_CAPACITY)))),
         // Poisoned (a panic while inserting): a quota of its own, full.

@@ -37,7 +37,7 @@ use crate::schedule::{jobs, Local, Scheduler, Waiting};
 use crate::sink::Sink;
 use crate::store::Db;
 use crate::text::{describe, one_line, MAX_LINE};
-use crate::work::{Budgets, JOURNAL_PER_MINUTE};
+use crate::work::{Budgets, Target, JOURNAL_PER_MINUTE};
 
 /// How often Mercado Libre's missed feeds are read.
 const MISSED_FEEDS_EVERY: Duration = Duration::from_secs(3600);
@@ -318,11 +318,17 @@ async fn replay(
     ));
     let mut dropped = Vec::new();
     for e in pending {
-        let read = push::read(e.entry.marketplace, e.entry.raw.as_bytes());
-        let queued = match (read, e.entry.account.as_deref()) {
-            (Ok(notice), Some(account)) => local.add(
+        // What the entry asks: its target as journaled (an entry of an older journal
+        // without one: its body read again).
+        let target = e.entry.target.as_deref().and_then(Target::parse).or_else(|| {
+            push::read(e.entry.marketplace, e.entry.raw.as_bytes())
+                .ok()
+                .and_then(|notice| Target::of(&notice.hint))
+        });
+        let queued = match (target, e.entry.account.as_deref()) {
+            (Some(target), Some(account)) => local.add(
                 account,
-                &notice.hint,
+                target,
                 Waiting {
                     journal: e.id,
                     received: Instant::now(),

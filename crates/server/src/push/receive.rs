@@ -235,7 +235,7 @@ pub async fn journal(
         marketplace: notice.marketplace,
         account: Some(account.name().to_string()),
         received_at,
-        raw: String::from_utf8_lossy(raw).into_owned(),
+        raw: excerpt(raw),
         dedup_key: notice.dedup_key.clone(),
         target: Target::of(&notice.hint).as_ref().map(Target::key),
         state: JournalState::Pending,
@@ -254,6 +254,24 @@ pub async fn journal(
         shared.metrics.ignored(label, "duplicate");
     }
     Ok(())
+}
+
+/// The most of a notification's body the journal keeps: the vendors' are well under
+/// 1 KiB; what a replay needs (account and target) has columns of its own.
+pub const RAW_KEPT: usize = 4 * 1024;
+
+/// At most [`RAW_KEPT`] bytes of `raw` as text (cut at a character boundary, other bytes
+/// replaced).
+fn excerpt(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.len() <= RAW_KEPT {
+        return text.into_owned();
+    }
+    let mut end = RAW_KEPT;
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    text.get(..end).unwrap_or_default().to_string()
 }
 
 async fn healthz() -> Response {
@@ -282,4 +300,32 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_keeps_a_bounded_excerpt_of_a_body_cut_between_characters() {
+        let small = br#"{"message_type": "TYPE_PING"}"#;
+        assert_eq!(excerpt(small), String::from_utf8_lossy(small));
+        // 3-byte characters: 4096 is not a boundary.
+        let big = "{\"x\": \"".to_string() + &"ё€".repeat(20_000) + "\"}";
+        let kept = excerpt(big.as_bytes());
+        assert!(kept.len() <= RAW_KEPT && kept.len() > RAW_KEPT - 4, "{}", kept.len());
+        assert!(big.starts_with(&kept));
+        // Bytes that are not UTF-8 are replaced, never a panic.
+        let kept = excerpt(&[0xff; 10_000]);
+        assert!(kept.len() <= RAW_KEPT);
+    }
+
+    #[test]
+    fn a_secret_in_a_logged_path_is_masked() {
+        assert_eq!(
+            masked("/notifications/s3cr3t-value/ozon", Some("s3cr3t-value")),
+            "/notifications/***/ozon"
+        );
+        assert_eq!(masked("/healthz", Some("x")), "/healthz");
+    }
 }

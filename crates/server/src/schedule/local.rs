@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use marketplace_inbox::push::Hint;
 use marketplace_inbox::sync::journal::JournalState;
 use marketplace_inbox::{Account, Marketplace, RetryPolicy};
 use tokio::sync::{watch, Notify};
@@ -57,11 +56,8 @@ impl Queue {
         }
     }
 
-    /// Adds what a notification asks for; false when it asks for nothing.
-    fn add(&self, hint: &Hint, waiting: Waiting) -> bool {
-        let Some(target) = Target::of(hint) else {
-            return false;
-        };
+    /// Adds what a notification asks for.
+    fn add(&self, target: Target, waiting: Waiting) -> bool {
         let Ok(mut work) = self.work.lock() else {
             return false;
         };
@@ -153,12 +149,12 @@ impl Local {
         local
     }
 
-    /// Hands a journaled notification's work to its account's worklist; false when the
-    /// account is not this scheduler's or the notification asks for nothing.
-    pub fn add(&self, account: &str, hint: &Hint, waiting: Waiting) -> bool {
+    /// Hands a journaled notification's work (`target`) to its account's worklist; false
+    /// when the account is not this scheduler's.
+    pub fn add(&self, account: &str, target: Target, waiting: Waiting) -> bool {
         self.queues
             .get(account)
-            .is_some_and(|q| q.add(hint, waiting))
+            .is_some_and(|q| q.add(target, waiting))
     }
 
     /// Stops every loop, letting the steps under way finish for up to `grace`; false

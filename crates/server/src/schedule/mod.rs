@@ -68,9 +68,9 @@ impl Scheduler {
                     received: arrived,
                     attempts: 0,
                 };
-                let queued = match self {
-                    Scheduler::Local(local) => local.add(account, hint, waiting),
-                    Scheduler::Jobs(_) => false,
+                let queued = match (self, target) {
+                    (Scheduler::Local(local), Some(target)) => local.add(account, target, waiting),
+                    _ => false,
                 };
                 if !queued {
                     store
