@@ -784,3 +784,195 @@ fn serve_and_a_worker_refresh_an_oauth_account_once() {
     }
     runtime.block_on(db.drop_now());
 }
+
+/// Every connection to the test's database but the killer's own, terminated.
+const TERMINATE: &str = "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()";
+
+#[test]
+fn a_fleet_loses_no_grant_while_its_database_connections_are_killed() {
+    let _fleet = one_fleet_at_a_time();
+    use inbox_sandbox::OAuthConfig;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("chaos")) else {
+        return;
+    };
+    // 8 accounts per marketplace, every one that can on OAuth, access tokens living 5 s:
+    // a refresh every few seconds per account while the database keeps failing.
+    let env = start(
+        Config {
+            conversations: 1,
+            messages_per_conversation: 2,
+            accounts: 8,
+            oauth_every: 1,
+            oauth: OAuthConfig {
+                access_ttl: Duration::from_secs(5),
+                ..OAuthConfig::default()
+            },
+            ..Config::default()
+        },
+        "worker-chaos",
+    );
+    let mut config = env.sandbox.accounts_config();
+    for a in config["accounts"].as_array_mut().unwrap() {
+        a["poll_interval_secs"] = json!(1.0);
+    }
+    let path = env.write_config(&config);
+    let expected = || -> i64 {
+        env.sandbox
+            .stats()
+            .into_iter()
+            .map(|s| i64::try_from(s.messages).unwrap())
+            .sum()
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = common::inbox_command()
+        .arg("--config")
+        .arg(&path)
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            &db.url,
+            "--notify-secret",
+            "chaos-secret-1",
+            // The sandbox pushes nothing here: the accounts that push are polled as often
+            // as the others.
+            "--poll-interval",
+            "1",
+        ])
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(env.dir.join("serve.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let workers: Vec<Child> = (1..=3)
+        .map(|n| {
+            let log = std::fs::File::create(env.dir.join(format!("worker-{n}.log"))).unwrap();
+            common::inbox_command()
+                .arg("--config")
+                .arg(&path)
+                .args(["--json", "worker", "--db", &db.url, "--concurrency", "4"])
+                .env_clear()
+                .env("INBOX_TOKEN_KEY", KEY)
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs = || -> String {
+        let mut text = String::new();
+        for name in ["serve", "worker-1", "worker-2", "worker-3"] {
+            let log =
+                std::fs::read_to_string(env.dir.join(format!("{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(8).collect();
+            text.push_str(&format!("{name}: {tail:#?}\n"));
+        }
+        let jobs: Vec<(String,)> = runtime
+            .block_on(pg::rows(
+                &db.url,
+                "SELECT concat_ws(' ', key, locked_by, attempts, run_at, last_error) FROM graphile_worker.jobs WHERE key IS NOT NULL ORDER BY run_at DESC LIMIT 6",
+            ))
+            .unwrap_or_default();
+        let by_account: Vec<(String, i64)> = runtime
+            .block_on(pg::rows(
+                &db.url,
+                "SELECT account, COUNT(*) FROM messages GROUP BY account ORDER BY account",
+            ))
+            .unwrap_or_default();
+        let short: Vec<String> = env
+            .sandbox
+            .stats()
+            .into_iter()
+            .filter_map(|s| {
+                let got = by_account
+                    .iter()
+                    .find(|(a, _)| *a == s.account)
+                    .map_or(0, |(_, n)| *n);
+                (got < i64::try_from(s.messages).unwrap())
+                    .then(|| format!("{} {got}/{}", s.account, s.messages))
+            })
+            .collect();
+        let claims: Vec<(String,)> = runtime
+            .block_on(pg::rows(
+                &db.url,
+                "SELECT concat_ws(' ', account, generation, claimed_until) FROM inbox_tokens WHERE claimed_until > now()",
+            ))
+            .unwrap_or_default();
+        format!("{text}latest jobs: {jobs:#?}\nshort: {short:?}\nlive claims: {claims:?}")
+    };
+    if !stored_within(&runtime, &db.url, expected(), Duration::from_secs(90)) {
+        panic!("not every message stored before the chaos\n{}", logs());
+    }
+
+    // A minute of every backend of the database terminated every 3 s, buyers writing
+    // meanwhile (seeded: the same accounts and moments every run).
+    let began = Instant::now();
+    let mut round = 0u64;
+    let mut killed = 0i64;
+    while began.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_secs(3));
+        round += 1;
+        let n: Vec<(i64,)> = runtime
+            .block_on(pg::rows(&db.url, TERMINATE))
+            .unwrap_or_default();
+        killed += n.first().map_or(0, |(k,)| *k);
+        let vendor = [
+            Vendor::Allegro,
+            Vendor::MercadoLibre,
+            Vendor::Magalu,
+            Vendor::Ozon,
+        ][usize::try_from(round % 4).unwrap()];
+        let account = match round % 8 {
+            0 => vendor.prefix().to_string(),
+            k => format!("{}-{}", vendor.prefix(), k + 1),
+        };
+        if let Some(c) = env.sandbox.conversations_of(vendor, &account).first() {
+            env.sandbox
+                .buyer_writes_to(vendor, &account, c, &format!("during chaos {round}"));
+        }
+    }
+    assert!(killed > 20, "the chaos killed {killed} connections");
+    eprintln!("chaos: {round} rounds, {killed} connections terminated");
+
+    // Afterwards: every account synced, every message stored once, no grant lost.
+    if !stored_within(&runtime, &db.url, expected(), Duration::from_secs(90)) {
+        panic!(
+            "{:?} of {} stored 90 s after the chaos\n{}",
+            stored(&runtime, &db.url),
+            expected(),
+            logs()
+        );
+    }
+    let (count, distinct) = stored(&runtime, &db.url);
+    assert_eq!((count, distinct), (expected(), expected()));
+    assert_eq!(
+        env.sandbox.invalid_grants(),
+        0,
+        "a seller would have to authorise again"
+    );
+    let refreshes: u64 = [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu]
+        .into_iter()
+        .map(|v| env.sandbox.refreshes(v))
+        .sum();
+    eprintln!("chaos: {refreshes} token refreshes, 0 invalid_grant");
+    assert!(
+        refreshes > 24 * 3,
+        "tokens were refreshed during the chaos: {refreshes}"
+    );
+    for p in workers.into_iter().chain([serve]) {
+        stop(p);
+    }
+    assert!(!logs().contains("invalid_grant"), "{}", logs());
+    runtime.block_on(db.drop_now());
+}

@@ -99,9 +99,9 @@ impl Engine {
     }
 
     /// One step of `account` (its changes to the sink inside each chunk's commit), and
-    /// when it runs next: its interval when it committed, a backoff with jitter when it
-    /// failed (doubling, capped at [`BACKOFF_MAX`]), [`PARKED`] when it must be
-    /// authorised again.
+    /// when it runs next: its interval when it committed or the store failed under it, a
+    /// backoff with jitter when it failed (doubling, capped at [`BACKOFF_MAX`]),
+    /// [`PARKED`] when it must be authorised again.
     pub async fn reconcile(&self, account: &Account) -> (Outcome, Next) {
         let outcome = account_pass(&self.inbox, account, self.store(), self.sink()).await;
         (outcome, self.next(account, &outcome))
@@ -121,6 +121,11 @@ impl Engine {
                 PARKED.as_secs() / 60
             ));
             return Next::Parked(PARKED);
+        }
+        // The store failing is the database's doing, shared by every account: the account
+        // runs again at its interval, its failures not counted.
+        if outcome.store_failed {
+            return Next::Interval(interval);
         }
         let failures = self.failed(name);
         Next::Backoff {

@@ -19,6 +19,8 @@ pub struct Outcome {
     pub retryable: bool,
     /// It failed because the account must be authorised again.
     pub reauthorize: bool,
+    /// It failed because the store did (not the account's doing: no backoff).
+    pub store_failed: bool,
     /// New or updated messages handed on.
     pub messages: usize,
     /// New or updated conversations handed on.
@@ -167,6 +169,7 @@ impl<'a> Counter<'a> {
     fn failed(&mut self, e: Error) {
         self.outcome.retryable = e.is_retryable();
         self.outcome.reauthorize = matches!(e, Error::Reauthorize { .. });
+        self.outcome.store_failed = matches!(e, Error::Store(_));
         self.sink.note(&account_failure(self.name, e));
     }
 

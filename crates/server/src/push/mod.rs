@@ -320,11 +320,16 @@ async fn replay(
     for e in pending {
         // What the entry asks: its target as journaled (an entry of an older journal
         // without one: its body read again).
-        let target = e.entry.target.as_deref().and_then(Target::parse).or_else(|| {
-            push::read(e.entry.marketplace, e.entry.raw.as_bytes())
-                .ok()
-                .and_then(|notice| Target::of(&notice.hint))
-        });
+        let target = e
+            .entry
+            .target
+            .as_deref()
+            .and_then(Target::parse)
+            .or_else(|| {
+                push::read(e.entry.marketplace, e.entry.raw.as_bytes())
+                    .ok()
+                    .and_then(|notice| Target::of(&notice.hint))
+            });
         let queued = match (target, e.entry.account.as_deref()) {
             (Some(target), Some(account)) => local.add(
                 account,

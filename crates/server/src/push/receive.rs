@@ -313,7 +313,11 @@ mod tests {
         // 3-byte characters: 4096 is not a boundary.
         let big = "{\"x\": \"".to_string() + &"ё€".repeat(20_000) + "\"}";
         let kept = excerpt(big.as_bytes());
-        assert!(kept.len() <= RAW_KEPT && kept.len() > RAW_KEPT - 4, "{}", kept.len());
+        assert!(
+            kept.len() <= RAW_KEPT && kept.len() > RAW_KEPT - 4,
+            "{}",
+            kept.len()
+        );
         assert!(big.starts_with(&kept));
         // Bytes that are not UTF-8 are replaced, never a panic.
         let kept = excerpt(&[0xff; 10_000]);
