@@ -247,3 +247,64 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[cfg(test)]
+mod exclusive {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn tokens(refresh: &str) -> Tokens {
+        Tokens {
+            access_token: Some(Secret::new(format!("access-{refresh}"))),
+            refresh_token: Secret::new(refresh.to_string()),
+            expires_at: None,
+        }
+    }
+
+    /// A token endpoint that rotates `r1` into `r2` once, slowly, and refuses anything
+    /// else (a single-use refresh token spent twice is `invalid_grant`).
+    fn grant<'a>(calls: &'a AtomicU32) -> Grant<'a> {
+        Box::new(move |refresh: Secret| {
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                assert_eq!(refresh.expose(), "r1", "a spent refresh token was sent");
+                Ok(tokens("r2"))
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_file_refresh_once_and_both_get_the_new_pair() {
+        let dir = std::env::temp_dir().join(format!("inbox-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("accounts.json");
+        std::fs::write(
+            &path,
+            r#"{"accounts": [{"name": "pl", "marketplace": "allegro", "refresh_token": "r1"}]}"#,
+        )
+        .unwrap();
+        // Two stores on one file, as `inbox watch` and `inbox send` side by side, both
+        // holding the pair they read at start.
+        let (watch, send) = (ConfigFile::new(path.clone()), ConfigFile::new(path.clone()));
+        let calls = AtomicU32::new(0);
+        let (a, b) = tokio::join!(
+            watch.refresh_exclusively("pl", tokens("r1"), grant(&calls)),
+            send.refresh_exclusively("pl", tokens("r1"), grant(&calls)),
+        );
+        let (a, b) = (a.ok().unwrap(), b.ok().unwrap());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one call to the token endpoint");
+        assert_eq!(a.refresh_token.expose(), "r2");
+        assert_eq!(b.refresh_token.expose(), "r2");
+        assert_eq!(
+            b.access_token.as_ref().map(|t| t.expose().to_string()),
+            Some("access-r2".to_string())
+        );
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            saved.pointer("/accounts/0/refresh_token"),
+            Some(&Value::from("r2"))
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
