@@ -66,6 +66,11 @@ fn fleet(name: &str, conversations: u64, oauth: bool, interval: f64) -> Option<F
 }
 
 fn worker(config: &std::path::Path, url: &str) -> Child {
+    worker_logging(config, url, Stdio::piped())
+}
+
+/// [`worker`], its stderr to `stderr`.
+fn worker_logging(config: &std::path::Path, url: &str, stderr: Stdio) -> Child {
     common::inbox_command()
         .arg("--config")
         .arg(config)
@@ -73,7 +78,7 @@ fn worker(config: &std::path::Path, url: &str) -> Child {
         .env_clear()
         .env("INBOX_TOKEN_KEY", KEY)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -730,6 +735,28 @@ fn a_revoked_account_is_parked_not_retried_at_every_interval() {
 /// `inbox serve` on the fleet's database refreshes through the fleet's token store too
 /// (it reads Mercado Libre's missed feeds with the account's token at start): with a
 /// worker beside it, each OAuth account is refreshed once, and no grant is refused.
+/// `inbox serve` on the fleet's database (a free port, a secret), with `extra` arguments,
+/// its stderr to `stderr`.
+fn serve_on(config: &std::path::Path, url: &str, extra: &[&str], stderr: Stdio) -> Child {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    common::inbox_command()
+        .arg("--config")
+        .arg(config)
+        .args(["--json", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--db", url, "--notify-secret", "fleet-secret-1"])
+        .args(extra)
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn serve_and_a_worker_refresh_an_oauth_account_once() {
     let _fleet = one_fleet_at_a_time();
@@ -742,30 +769,7 @@ fn serve_and_a_worker_refresh_an_oauth_account_once() {
     else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve = common::inbox_command()
-        .arg("--config")
-        .arg(&path)
-        .args([
-            "--json",
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--db",
-            &db.url,
-            "--notify-secret",
-            "fleet-secret-1",
-        ])
-        .env_clear()
-        .env("INBOX_TOKEN_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let serve = serve_on(&path, &db.url, &[], Stdio::piped());
     let w = worker(&path, &db.url);
     let generated = 4 * 2 + 2 + 2 + 1 + 1;
     wait_for(&runtime, &db.url, generated);
@@ -825,49 +829,14 @@ fn a_fleet_loses_no_grant_while_its_database_connections_are_killed() {
             .map(|s| i64::try_from(s.messages).unwrap())
             .sum()
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve = common::inbox_command()
-        .arg("--config")
-        .arg(&path)
-        .args([
-            "--json",
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--db",
-            &db.url,
-            "--notify-secret",
-            "chaos-secret-1",
-            // The sandbox pushes nothing here: the accounts that push are polled as often
-            // as the others.
-            "--poll-interval",
-            "1",
-        ])
-        .env_clear()
-        .env("INBOX_TOKEN_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(env.dir.join("serve.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    // The sandbox pushes nothing here: the accounts that push are polled as often as
+    // the others.
+    let log = std::fs::File::create(env.dir.join("serve.log")).unwrap();
+    let serve = serve_on(&path, &db.url, &["--poll-interval", "1"], Stdio::from(log));
     let workers: Vec<Child> = (1..=3)
         .map(|n| {
             let log = std::fs::File::create(env.dir.join(format!("worker-{n}.log"))).unwrap();
-            common::inbox_command()
-                .arg("--config")
-                .arg(&path)
-                .args(["--json", "worker", "--db", &db.url, "--concurrency", "4"])
-                .env_clear()
-                .env("INBOX_TOKEN_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log))
-                .spawn()
-                .unwrap()
+            worker_logging(&path, &db.url, Stdio::from(log))
         })
         .collect();
     let logs = || -> String {

@@ -293,7 +293,11 @@ mod exclusive {
             send.refresh_exclusively("pl", tokens("r1"), grant(&calls)),
         );
         let (a, b) = (a.ok().unwrap(), b.ok().unwrap());
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "one call to the token endpoint");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one call to the token endpoint"
+        );
         assert_eq!(a.refresh_token.expose(), "r2");
         assert_eq!(b.refresh_token.expose(), "r2");
         assert_eq!(
