@@ -50,8 +50,24 @@ fn rotated_tokens_are_written_back_to_the_config_file() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let leftovers = std::fs::read_dir(&env.dir).unwrap().count();
-    assert_eq!(leftovers, 1, "no temporary file is left behind");
+    // The file, and the lock its refreshes take (empty, mode 0600): no temporary file.
+    let mut left: Vec<String> = std::fs::read_dir(&env.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        left,
+        [format!(".{name}.lock"), name.clone()],
+        "no temporary file is left behind"
+    );
+    assert_eq!(
+        std::fs::metadata(env.dir.join(format!(".{name}.lock")))
+            .unwrap()
+            .len(),
+        0
+    );
 
     // The next run starts from the saved tokens: no refresh needed.
     let out = inbox(&path, &["--json", "--account", "allegro", "unread"]);
