@@ -7,7 +7,7 @@
 //!   gets one (adding it again changes nothing), so one process or ten with one config do
 //!   the same.
 //! - An account never runs in two processes at once: a job first takes the account's
-//!   [`Lease`]; a job that finds it held runs again when it lapses. Should the engine run
+//!   [`Lease`](crate::lease::Lease); a job that finds it held runs again when it lapses. Should the engine run
 //!   a job twice anyway (recovery of a process it believed dead), the store's
 //!   compare-and-set lets only one commit count.
 //! - A job for an account this process does not know is requeued, never dropped: a
