@@ -962,7 +962,9 @@ async fn read_messages(
         }
     }
     let ids = messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
-    let states = if ids.is_empty() {
+    // A conversation with no stored mark has no stored message (every commit that stores
+    // messages stores their conversation's mark): nothing to look up.
+    let states = if ids.is_empty() || known.is_none() {
         HashMap::new()
     } else {
         store
