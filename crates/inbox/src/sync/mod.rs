@@ -512,10 +512,30 @@ impl<'a, 'h> Run<'a, 'h> {
         let skipped_before = self.skipped.len();
         let at_once = account.concurrency().max(1);
         loop {
-            // A full chunk is committed once no read or lookup of this walk holds a
-            // connection of the store (a pool of one would wait on itself).
-            if self.full() && reads.is_empty() && marking.is_none() {
-                self.flush().await?;
+            // A full chunk is committed while reads go on: those under way are polled
+            // with the commit (a read holding the store's connection, in a pool of one,
+            // must be able to give it back) and planned ones start as others end, so the
+            // vendor's rate is not left unused; what they read goes into the next chunk.
+            // A mark lookup under way is waited for first: its answer plans the page.
+            if self.full() && marking.is_none() {
+                let mut read_meanwhile = Vec::new();
+                {
+                    let flush = self.flush();
+                    tokio::pin!(flush);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            flushed = &mut flush => {
+                                flushed?;
+                                break;
+                            }
+                            Some(read) = reads.next(), if !reads.is_empty() => read_meanwhile.push(read),
+                        }
+                    }
+                }
+                for read in read_meanwhile {
+                    self.apply(read);
+                }
             }
             while !self.full() && reads.len() < at_once {
                 let Some(visit) = pending.pop_front() else {
