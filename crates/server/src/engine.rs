@@ -78,11 +78,6 @@ impl Engine {
         &self.inbox
     }
 
-    /// The accounts, shared.
-    pub fn inbox_arc(&self) -> Arc<Inbox> {
-        self.inbox.clone()
-    }
-
     /// The store.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()

@@ -231,13 +231,14 @@ pub async fn journal(
         shared.metrics.ignored(label, "journal_budget");
         return Ok(());
     }
+    let target = Target::of(&notice.hint);
     let entry = NewEntry {
         marketplace: notice.marketplace,
         account: Some(account.name().to_string()),
         received_at,
         raw: excerpt(raw),
         dedup_key: notice.dedup_key.clone(),
-        target: Target::of(&notice.hint).as_ref().map(Target::key),
+        target: target.as_ref().map(Target::key),
         state: JournalState::Pending,
     };
     let added = shared
@@ -246,7 +247,7 @@ pub async fn journal(
             shared.engine.store(),
             entry,
             account.name(),
-            &notice.hint,
+            target,
             arrived,
         )
         .await?;

@@ -9,7 +9,6 @@ pub mod local;
 use std::sync::Arc;
 use std::time::Instant;
 
-use marketplace_inbox::push::Hint;
 use marketplace_inbox::sync::journal::{JournalState, NewEntry};
 use marketplace_inbox::sync::{PostgresStore, Store, StoreError};
 use serde_json::json;
@@ -38,17 +37,17 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Journals `entry` (a notification for `account` asking `hint`) in `store` and hands
-    /// its work on; false when the journal already held it (a redelivery).
+    /// Journals `entry` (a notification for `account` asking `target`, the entry's own
+    /// `target` in its parsed form) in `store` and hands its work on; false when the
+    /// journal already held it (a redelivery).
     pub async fn enqueue(
         &self,
         store: &dyn Store,
         entry: NewEntry,
         account: &str,
-        hint: &Hint,
+        target: Option<Target>,
         arrived: Instant,
     ) -> Result<bool, StoreError> {
-        let target = Target::of(hint);
         match (self, &target) {
             (Scheduler::Jobs(fleet), Some(target)) => {
                 let key = target.key();
