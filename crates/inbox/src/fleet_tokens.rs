@@ -13,56 +13,17 @@
 //! trip when the database answers; as long as it does not, otherwise), leaving a spent
 //! refresh token stored.
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use futures::future::BoxFuture;
 use inbox_core::{Grant, Refused, Secret, Tokens};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::config::TokenStore;
+use crate::key::{TokenKey, TOKEN_KEY_ENV};
 use crate::Error;
-
-/// The environment variable holding the key: 64 hex digits.
-pub const TOKEN_KEY_ENV: &str = "INBOX_TOKEN_KEY";
 
 /// Refresh this long before a stored access token expires.
 const SKEW: chrono::Duration = chrono::Duration::seconds(60);
-
-/// The key tokens are encrypted with. Its `Debug` shows nothing of it.
-#[derive(Clone)]
-pub struct TokenKey(Key);
-
-impl std::fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKey(…)")
-    }
-}
-
-impl TokenKey {
-    /// A key from 64 hex digits.
-    pub fn from_hex(text: &str) -> Result<Self, Error> {
-        let text = text.trim();
-        let bad = || Error::config(format!("{TOKEN_KEY_ENV} must be 64 hex digits (32 bytes)"));
-        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        let mut key = [0u8; 32];
-        for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
-            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        }
-        Ok(TokenKey(Key::from(key)))
-    }
-
-    /// The key in [`TOKEN_KEY_ENV`], if it is set.
-    pub fn from_env() -> Result<Option<Self>, Error> {
-        match std::env::var(TOKEN_KEY_ENV) {
-            Ok(v) if !v.trim().is_empty() => Self::from_hex(&v).map(Some),
-            _ => Ok(None),
-        }
-    }
-}
 
 /// What a row holds, once decrypted.
 #[derive(Serialize, Deserialize)]
@@ -152,37 +113,14 @@ impl PostgresTokens {
             expires_at: tokens.expires_at,
         })
         .map_err(|e| e.to_string())?;
-        let cipher = ChaCha20Poly1305::new(&self.key.0);
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: account.as_bytes(),
-                },
-            )
-            .map_err(|_| "the tokens could not be encrypted".to_string())?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.key.seal(account, &plain)
     }
 
     fn open(&self, account: &str, sealed: &[u8]) -> Result<Tokens, String> {
         let unreadable = || {
             format!("the stored tokens of {account} cannot be decrypted (another {TOKEN_KEY_ENV}?)")
         };
-        let (nonce, body) = sealed.split_at_checked(12).ok_or_else(unreadable)?;
-        let cipher = ChaCha20Poly1305::new(&self.key.0);
-        let plain = cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: account.as_bytes(),
-                },
-            )
-            .map_err(|_| unreadable())?;
+        let plain = self.key.open(account, sealed).ok_or_else(unreadable)?;
         let s: Sealed = serde_json::from_slice(&plain).map_err(|_| unreadable())?;
         Ok(Tokens {
             access_token: s.access_token.map(Secret::new),

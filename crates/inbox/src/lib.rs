@@ -146,6 +146,8 @@ mod error;
 #[cfg(feature = "postgres")]
 mod fleet_tokens;
 mod inbox;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod key;
 mod json;
 mod listing;
 mod model;
@@ -162,7 +164,9 @@ pub use config::{
 };
 pub use error::{Cause, Error};
 #[cfg(feature = "postgres")]
-pub use fleet_tokens::{PostgresTokens, TokenKey, TOKEN_KEY_ENV};
+pub use fleet_tokens::PostgresTokens;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use key::{TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{
     fleet_share, request_counts, set_fleet_share, Grant, Refused, RequestCounts, RetryPolicy,

@@ -22,6 +22,8 @@ pub enum StoreErrorKind {
     /// What the store holds cannot be read (an unreadable checkpoint, a schema newer
     /// than this build).
     Corrupt,
+    /// What was asked for is not there (an account by a name no account has).
+    NotFound,
     /// Anything else (a failed statement, a full disk).
     Other,
 }
@@ -32,6 +34,7 @@ impl StoreErrorKind {
             StoreErrorKind::Conflict => "conflict",
             StoreErrorKind::Unavailable => "unavailable",
             StoreErrorKind::Corrupt => "corrupt",
+            StoreErrorKind::NotFound => "not found",
             StoreErrorKind::Other => "failed",
         }
     }

@@ -44,6 +44,7 @@
 //! beside the mirror (`FILE-push`, same tables and schema version), so that journaling a
 //! notification never waits for a commit of the mirror.
 
+mod accounts;
 pub mod backend;
 mod schema;
 mod write;
@@ -53,6 +54,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+pub use self::accounts::{AccountState, Imported, StoredAccount};
 pub use self::backend::Backend;
 #[cfg(feature = "postgres")]
 pub use self::backend::Postgres;

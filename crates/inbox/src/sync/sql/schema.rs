@@ -12,7 +12,7 @@ use super::super::store::{StoreError, StoreErrorKind};
 use super::backend::{args, Dialect, Row};
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 4;
+pub(crate) const VERSION: i64 = 5;
 
 /// The tables of version 4.
 const V4: &str = "
@@ -51,6 +51,16 @@ CREATE TABLE changes (
   event TEXT NOT NULL, conversation TEXT, message TEXT, at {time} NOT NULL, data TEXT);
 CREATE TABLE inbox_counters (name TEXT PRIMARY KEY, value {int} NOT NULL);
 INSERT INTO inbox_counters (name, value) VALUES ('changes', 0);
+";
+
+/// Version 5: the accounts a store holds (see [`super::accounts`]).
+const V5: &str = "
+CREATE TABLE accounts (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, marketplace TEXT NOT NULL,
+  state TEXT NOT NULL, seller_id TEXT, settings TEXT NOT NULL, credentials TEXT NOT NULL,
+  created_at {time} NOT NULL, updated_at {time} NOT NULL, version {int} NOT NULL DEFAULT 1);
+CREATE UNIQUE INDEX accounts_seller ON accounts (marketplace, seller_id);
+INSERT INTO inbox_counters (name, value) VALUES ('accounts', 0);
 ";
 
 /// Versions 1 to 3 (instants as RFC 3339 text), as the landed code created them: a
@@ -108,7 +118,7 @@ pub(crate) async fn migrate<D: Dialect>(pool: &D::Pool) -> Result<(), StoreError
     }
     if version == 0 {
         D::batch(&mut tx, ddl::<D>(V4)).await?;
-    } else {
+    } else if version < 4 {
         if version < 1 {
             D::batch(&mut tx, ddl::<D>(V1)).await?;
         }
@@ -121,6 +131,7 @@ pub(crate) async fn migrate<D: Dialect>(pool: &D::Pool) -> Result<(), StoreError
         }
         from_v3::<D>(&mut tx).await?;
     }
+    D::batch(&mut tx, ddl::<D>(V5)).await?;
     D::set_schema_version(&mut tx, VERSION).await?;
     D::commit(tx).await
 }
