@@ -57,3 +57,104 @@ async fn start_sandbox() -> Result<Loaded> {
 async fn start_sandbox() -> Result<Loaded> {
     anyhow::bail!("this inbox was built without the sandbox (cargo feature `sandbox`)")
 }
+
+/// How a command would run accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// Not a syncing command: accounts come from `--config` or the environment.
+    NotAtAll,
+    /// One pass (`sync`).
+    Once,
+    /// Passes until stopped (`watch`): the database's accounts are read again when they
+    /// change.
+    Following,
+    /// `serve` and `worker`: the engine follows the database's accounts itself.
+    Serving,
+}
+
+/// What decides where a command's accounts come from.
+#[derive(Debug)]
+pub struct Choice {
+    /// `--sandbox` given.
+    pub sandbox: bool,
+    /// `--config` given.
+    pub config: bool,
+    /// The command's `--db`.
+    pub db: Option<inbox_server::Db>,
+    /// How the command runs them.
+    pub runs: Runs,
+}
+
+/// The database's accounts, as a command runs them.
+pub struct Following {
+    /// The operator's key.
+    pub key: marketplace_inbox::TokenKey,
+    directory: inbox_server::Directory,
+    tokens: Arc<dyn inbox_server::directory::ByIdTokens>,
+    /// The active accounts read last.
+    pub loaded: inbox_server::directory::Loaded,
+    version: u64,
+}
+
+impl Following {
+    /// The accounts again, when they changed since they were read.
+    pub async fn reload(&mut self) -> Option<Inbox> {
+        let version = self.directory.version().await.ok()?;
+        if version == self.version {
+            return None;
+        }
+        let next = self
+            .directory
+            .load(&self.key, &self.tokens, &self.loaded)
+            .await
+            .ok()?;
+        for (name, why) in &next.failed {
+            eprintln!("inbox: {name}: not synced: {why}");
+        }
+        self.version = version;
+        self.loaded = next;
+        Some(self.loaded.inbox())
+    }
+}
+
+/// The database's own accounts, when the command runs on them: a syncing command
+/// without `--sandbox` or `--config`, on a database that holds accounts — or, for
+/// `serve`, `worker` and `watch`, one where the environment names none either (they run
+/// on the database's accounts as they are added).
+pub async fn from_store(choice: &Choice) -> Result<Option<Following>> {
+    if choice.sandbox || choice.config || choice.runs == Runs::NotAtAll {
+        return Ok(None);
+    }
+    let directory = inbox_server::Directory::open(choice.db.clone()).await?;
+    let version = directory.version().await?;
+    let held = directory.list().await?;
+    if held.is_empty() {
+        let env_has_accounts = InboxConfig::from_env().is_ok_and(|c| !c.accounts.is_empty());
+        let waits = matches!(choice.runs, Runs::Serving | Runs::Following);
+        if env_has_accounts || !waits {
+            return Ok(None);
+        }
+    }
+    let key = inbox_server::directory::required_key()?;
+    let tokens = directory.tokens(&key).await?;
+    let loaded = match choice.runs {
+        // The engine loads them itself.
+        Runs::Serving => inbox_server::directory::Loaded::default(),
+        _ => {
+            let loaded = directory
+                .load(&key, &tokens, &inbox_server::directory::Loaded::default())
+                .await?;
+            for (name, why) in &loaded.failed {
+                eprintln!("inbox: {name}: not synced: {why}");
+            }
+            loaded
+        }
+    };
+    Ok(Some(Following {
+        key,
+        directory,
+        tokens,
+        loaded,
+        version,
+    }))
+}

@@ -3,6 +3,7 @@
 //! `inbox --sandbox conversations` works with nothing configured: it starts the local
 //! sandbox in-process and points every marketplace at it.
 
+mod account_commands;
 mod accounts;
 mod output;
 mod sync;
@@ -165,6 +166,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
     },
+    /// The accounts a database holds: add, list, rename, remove, import.
+    Accounts {
+        #[command(subcommand)]
+        command: account_commands::AccountsCommand,
+    },
     /// Receive Mercado Libre's and Ozon's push notifications and keep every account
     /// synced, printing every change as `watch` does, until SIGTERM or SIGINT.
     Serve {
@@ -250,10 +256,18 @@ fn db(text: &str) -> std::result::Result<Db, String> {
 
 /// Runs the command; rotated tokens that could not be written back (the next run would
 /// start from a spent refresh token) make it fail, whatever the command did.
-async fn run(cli: Cli) -> Result<ExitCode> {
+async fn run(mut cli: Cli) -> Result<ExitCode> {
+    match std::mem::replace(&mut cli.command, Command::Unread) {
+        Command::Accounts { command } => return account_commands::run(command, cli.json).await,
+        other => cli.command = other,
+    }
+    if let Some(following) = accounts::from_store(&cli_choice(&cli)).await? {
+        let inbox = following.loaded.inbox();
+        return command(cli, inbox, Some(following)).await;
+    }
     let loaded = accounts::load(cli.sandbox, cli.config.as_deref()).await?;
     let tokens = loaded.tokens.clone();
-    let outcome = command(cli, loaded.inbox).await;
+    let outcome = command(cli, loaded.inbox, None).await;
     match tokens.and_then(|t| t.failure()) {
         Some(failure) => match outcome {
             Ok(_) => Err(anyhow!(failure)),
@@ -266,7 +280,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
+/// What decides whether a command runs on the database's own accounts.
+fn cli_choice(cli: &Cli) -> accounts::Choice {
+    let (db, runs) = match &cli.command {
+        Command::Sync { db, .. } => (db.clone(), accounts::Runs::Once),
+        Command::Watch { db, .. } => (db.clone(), accounts::Runs::Following),
+        Command::Serve { db, .. } => (db.clone(), accounts::Runs::Serving),
+        Command::Worker { db, .. } => (Some(db.clone()), accounts::Runs::Serving),
+        _ => (None, accounts::Runs::NotAtAll),
+    };
+    accounts::Choice {
+        sandbox: cli.sandbox,
+        config: cli.config.is_some(),
+        db,
+        runs,
+    }
+}
+
+async fn command(
+    cli: Cli,
+    inbox: Inbox,
+    following: Option<accounts::Following>,
+) -> Result<ExitCode> {
     let mut inbox = inbox;
     let config_file = cli.config.clone();
     if let Some(name) = &cli.account {
@@ -279,7 +314,9 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
         }
         inbox.retain(|a| a.name() == name);
     }
-    if inbox.accounts().next().is_none() {
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. })
+        || (matches!(cli.command, Command::Watch { .. }) && following.is_some());
+    if inbox.accounts().next().is_none() && !serving {
         return Err(anyhow!(
             "no marketplace account configured — set ALLEGRO_TOKEN, MERCADOLIBRE_TOKEN and MERCADOLIBRE_SELLER_ID, MAGALU_TOKEN, or OZON_CLIENT_ID and OZON_API_KEY; pass --config FILE; or try --sandbox"
         ));
@@ -340,7 +377,13 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             let printer = sync::Printer { json };
             let mut done = 0u64;
             let mut failed = false;
+            let mut following = following;
             loop {
+                if let Some(f) = &mut following {
+                    if let Some(next) = f.reload().await {
+                        inbox = next;
+                    }
+                }
                 let pass =
                     inbox_server::pass::pass(&inbox, store.as_ref(), &printer, concurrency).await;
                 failed |= pass.failed > 0;
@@ -378,26 +421,36 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
                 secret: notify_secret,
                 poll_interval,
             };
-            let config = match &config_file {
-                Some(path) => Some(marketplace_inbox::InboxConfig::from_file(path)?),
-                None => None,
+            let accounts = match following {
+                Some(f) => inbox_server::Accounts::Store(f.key),
+                None => inbox_server::Accounts::Fixed {
+                    inbox,
+                    config: match &config_file {
+                        Some(path) => Some(marketplace_inbox::InboxConfig::from_file(path)?),
+                        None => None,
+                    },
+                },
             };
-            inbox_server::serve(inbox, config, options, Arc::new(sync::Printer { json })).await?;
+            inbox_server::serve(accounts, options, Arc::new(sync::Printer { json })).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { db, concurrency } => {
             let Db::Postgres(url) = db else {
                 return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));
             };
-            let Some(path) = config_file else {
-                return Err(anyhow!("inbox worker needs its accounts in --config FILE"));
-            };
-            let mut config = marketplace_inbox::InboxConfig::from_file(&path)?;
-            if let Some(name) = &cli.account {
-                config.accounts.retain(|a| &a.name == name);
-            }
             let printer = Arc::new(sync::Printer { json });
-            inbox_server::schedule::jobs::worker(config, &url, concurrency, printer).await?;
+            let config = match (config_file, following) {
+                (Some(path), _) => {
+                    let mut config = marketplace_inbox::InboxConfig::from_file(&path)?;
+                    if let Some(name) = &cli.account {
+                        config.accounts.retain(|a| &a.name == name);
+                    }
+                    Some(config)
+                }
+                (None, _) => None,
+            };
+            let key = marketplace_inbox::TokenKey::from_env()?;
+            inbox_server::schedule::jobs::worker(config, key, &url, concurrency, printer).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start {
@@ -447,6 +500,8 @@ async fn command(cli: Cli, inbox: Inbox) -> Result<ExitCode> {
             attachment,
             out,
         } => download(&inbox, json, &named(reference), &attachment, &out).await,
+        // Run before any account is loaded (`run`).
+        Command::Accounts { command } => account_commands::run(command, json).await,
     }
 }
 

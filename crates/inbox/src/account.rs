@@ -35,6 +35,9 @@ pub struct Account {
     /// Who push notifications for this account name: the seller, and the application.
     push_seller: Option<Arc<str>>,
     push_application: Option<Arc<str>>,
+    /// The id of the store's account it was built from: every commit of its sync checks
+    /// that the store still holds it under this name.
+    stored_id: Option<Arc<str>>,
 }
 
 /// An inbox's token store seen by one account's token.
@@ -118,6 +121,7 @@ impl Account {
             poll_interval: config.poll_interval(),
             push_seller,
             push_application,
+            stored_id: None,
         })
     }
 
@@ -141,6 +145,20 @@ impl Account {
     /// The account's name (unique within an [`crate::Inbox`]).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The same account, marked as the store's account `id`: its sync commits only while
+    /// the store holds that account under this account's name (a commit of a step that a
+    /// rename or a removal overtook is refused as a conflict, never written under a
+    /// name that is gone).
+    pub fn stored_as(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.stored_id = Some(id.into());
+        self
+    }
+
+    /// The store's account it was built from, if any.
+    pub fn stored_id(&self) -> Option<&str> {
+        self.stored_id.as_deref()
     }
 
     /// Which marketplace.

@@ -96,7 +96,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Lowercase or uppercase hex back to bytes; none when it is not hex.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.as_bytes()
@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(key.open("acc_2", &sealed), None);
         assert_eq!(other.open("acc_1", &sealed), None);
         assert_eq!(key.open("acc_1", &sealed[..5]), None);
-        assert_ne!(key.seal("acc_1", b"x").unwrap(), key.seal("acc_1", b"x").unwrap());
+        assert_ne!(
+            key.seal("acc_1", b"x").unwrap(),
+            key.seal("acc_1", b"x").unwrap()
+        );
         assert_eq!(unhex(&hex(&sealed)).unwrap(), sealed);
         assert_eq!(unhex("zz"), None);
         assert_eq!(format!("{key:?}"), "TokenKey(…)");

@@ -146,9 +146,9 @@ mod error;
 #[cfg(feature = "postgres")]
 mod fleet_tokens;
 mod inbox;
+mod json;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod key;
-mod json;
 mod listing;
 mod model;
 mod paginate;
@@ -165,13 +165,13 @@ pub use config::{
 pub use error::{Cause, Error};
 #[cfg(feature = "postgres")]
 pub use fleet_tokens::PostgresTokens;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use key::{TokenKey, TOKEN_KEY_ENV};
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{
     fleet_share, request_counts, set_fleet_share, Grant, Refused, RequestCounts, RetryPolicy,
     Secret, Tokens,
 };
 pub use json::JsonLine;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use key::{TokenKey, TOKEN_KEY_ENV};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

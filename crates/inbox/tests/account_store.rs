@@ -43,7 +43,11 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) -> String 
     assert_eq!(store.accounts().await.unwrap(), vec![]);
 
     let added = store.add_account(&key(), &ml).await.unwrap();
-    assert!(added.id.starts_with("acc_") && added.id.len() == 36, "{}", added.id);
+    assert!(
+        added.id.starts_with("acc_") && added.id.len() == 36,
+        "{}",
+        added.id
+    );
     assert_eq!(added.name, "br-main");
     assert_eq!(added.marketplace, Marketplace::MercadoLibre);
     assert_eq!(added.state, AccountState::Active);
@@ -72,7 +76,11 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) -> String 
     twin.name = "br-twin".into();
     let err = store.add_account(&key(), &twin).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Conflict);
-    assert!(err.to_string().contains("already connected as the account br-main"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("already connected as the account br-main"),
+        "{err}"
+    );
     let mut bad = ml.clone();
     bad.name = "../x".into();
     assert!(store.add_account(&key(), &bad).await.is_err());
@@ -91,7 +99,10 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) -> String 
     assert_eq!(renamed.name, "br-renamed");
     assert!(renamed.version > added.version);
     assert_eq!(store.message_count(Some("br-main")).await.unwrap(), 0);
-    assert_eq!(store.message_count(Some("br-renamed")).await.unwrap(), messages);
+    assert_eq!(
+        store.message_count(Some("br-renamed")).await.unwrap(),
+        messages
+    );
     let config_after = store.account_config(&key(), &renamed).await.unwrap();
     assert_eq!(config_after.name, "br-renamed");
     assert_eq!(config_after.credentials, ml.credentials);
@@ -100,11 +111,19 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) -> String 
     let pass = sync::sync_account(&again, store).await.unwrap();
     assert_eq!(pass.changes.len(), 0, "{:?}", pass.changes);
     assert_eq!(
-        store.rename_account("nobody", "x").await.unwrap_err().kind(),
+        store
+            .rename_account("nobody", "x")
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::NotFound
     );
     assert_eq!(
-        store.rename_account("br-renamed", "ru").await.unwrap_err().kind(),
+        store
+            .rename_account("br-renamed", "ru")
+            .await
+            .unwrap_err()
+            .kind(),
         StoreErrorKind::Conflict
     );
 
@@ -145,11 +164,22 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) -> String 
     assert_eq!(read.credentials, Credentials::token("another-token"));
 
     // Removed: gone from the list; the mirror stays unless purged.
-    let removed = store.remove_account("br-renamed", false).await.unwrap().unwrap();
+    let removed = store
+        .remove_account("br-renamed", false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(removed.id, added.id);
     assert!(store.account_named("br-renamed").await.unwrap().is_none());
-    assert_eq!(store.message_count(Some("br-renamed")).await.unwrap(), messages);
-    assert!(store.remove_account("br-renamed", true).await.unwrap().is_none());
+    assert_eq!(
+        store.message_count(Some("br-renamed")).await.unwrap(),
+        messages
+    );
+    assert!(store
+        .remove_account("br-renamed", true)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(store.message_count(Some("br-renamed")).await.unwrap(), 0);
     let names: Vec<String> = store
         .accounts()

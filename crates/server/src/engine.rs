@@ -2,7 +2,7 @@
 //! the reconcile step — one step of an account, answering when it runs next.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use marketplace_inbox::sync::Store;
@@ -20,8 +20,17 @@ pub const PARKED: Duration = Duration::from_secs(3600);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
 
 /// What a scheduler runs work with. Cheap to share (`Arc<Engine>`).
+///
+/// Its accounts can change while it runs ([`Engine::set_inbox`]: what
+/// [`crate::follow`] does when the store's accounts change); schedulers take the
+/// current set at each step and stop the work of an account that is gone.
 pub struct Engine {
-    inbox: Arc<Inbox>,
+    inbox: RwLock<Arc<Inbox>>,
+    /// Raised whenever the accounts change.
+    generation: tokio::sync::watch::Sender<u64>,
+    /// The store's accounts, when the engine follows them: where an account that must
+    /// be authorised again is marked so.
+    directory: RwLock<Option<(crate::Directory, crate::directory::Loaded)>>,
     store: Arc<dyn Store>,
     sink: Arc<dyn Sink>,
     /// The vendor reads that notifications may cause, per account.
@@ -65,7 +74,9 @@ impl Engine {
     /// An engine over `inbox`'s accounts, mirrored in `store`, handing changes to `sink`.
     pub fn new(inbox: Arc<Inbox>, store: Arc<dyn Store>, sink: Arc<dyn Sink>) -> Engine {
         Engine {
-            inbox,
+            inbox: RwLock::new(inbox),
+            generation: tokio::sync::watch::Sender::new(0),
+            directory: RwLock::new(None),
             store,
             sink,
             budgets: Budgets::default(),
@@ -73,9 +84,56 @@ impl Engine {
         }
     }
 
-    /// The accounts.
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
+    /// The accounts, as they are now.
+    pub fn inbox(&self) -> Arc<Inbox> {
+        match self.inbox.read() {
+            Ok(inbox) => inbox.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The account named `name`, as it is now.
+    pub fn account(&self, name: &str) -> Option<Account> {
+        self.inbox().account(name).cloned()
+    }
+
+    /// Replaces the accounts; schedulers start the new ones and stop the work of those
+    /// gone.
+    pub fn set_inbox(&self, inbox: Inbox) {
+        match self.inbox.write() {
+            Ok(mut held) => *held = Arc::new(inbox),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(inbox),
+        }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// The accounts of `directory` that `loaded` holds: the engine's accounts, and where
+    /// it marks one that must be authorised again.
+    pub fn follow(&self, directory: crate::Directory, loaded: crate::directory::Loaded) {
+        let inbox = loaded.inbox();
+        if let Ok(mut held) = self.directory.write() {
+            *held = Some((directory, loaded));
+        }
+        self.set_inbox(inbox);
+    }
+
+    /// Resolves once no account is named `name` any more (removed, renamed, or no longer
+    /// active); never while it is there.
+    pub async fn gone(&self, name: &str) {
+        let mut changes = self.generation.subscribe();
+        loop {
+            if self.account(name).is_none() {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// A receiver told whenever the accounts change.
+    pub fn accounts_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The store.
@@ -98,8 +156,37 @@ impl Engine {
     /// backoff with jitter when it failed (doubling, capped at [`BACKOFF_MAX`]),
     /// [`PARKED`] when it must be authorised again.
     pub async fn reconcile(&self, account: &Account) -> (Outcome, Next) {
-        let outcome = account_pass(&self.inbox, account, self.store(), self.sink()).await;
-        (outcome, self.next(account, &outcome))
+        let inbox = self.inbox();
+        let outcome = account_pass(&inbox, account, self.store(), self.sink()).await;
+        let next = self.next(account, &outcome);
+        if matches!(next, Next::Parked(_)) {
+            self.reauthorize(account.name()).await;
+        }
+        (outcome, next)
+    }
+
+    /// Marks the followed account `name` as waiting to be authorised again: it stops
+    /// being synced (no more token calls) until it is connected again.
+    async fn reauthorize(&self, name: &str) {
+        let found = self.directory.read().ok().and_then(|held| {
+            let (directory, loaded) = held.as_ref()?;
+            Some((directory.clone(), loaded.id_of(name)?.to_string()))
+        });
+        let Some((directory, id)) = found else {
+            return;
+        };
+        match directory
+            .set_state(&id, marketplace_inbox::sync::AccountState::Reauthorize)
+            .await
+        {
+            Ok(true) => self.sink.note(&format!(
+                "inbox: {name}: marked reauthorize; it is synced again once the seller connects it again"
+            )),
+            Ok(false) => {}
+            Err(e) => self.sink.note(&format!(
+                "inbox: {name}: could not be marked reauthorize: {e}"
+            )),
+        }
     }
 
     /// When `account` runs next after a step that ended in `outcome`.
@@ -111,10 +198,12 @@ impl Engine {
             return Next::Interval(interval);
         }
         if outcome.reauthorize {
-            self.sink.note(&format!(
-                "inbox: {name}: needs authorising again; parked for {} min (no further token calls)",
-                PARKED.as_secs() / 60
-            ));
+            if !self.follows() {
+                self.sink.note(&format!(
+                    "inbox: {name}: needs authorising again; parked for {} min (no further token calls)",
+                    PARKED.as_secs() / 60
+                ));
+            }
             return Next::Parked(PARKED);
         }
         // The store failing is the database's doing, shared by every account: the account
@@ -127,6 +216,16 @@ impl Engine {
             wait: backoff(interval, failures, name),
             failures,
         }
+    }
+
+    /// The store's accounts, when the engine follows them.
+    pub fn directory(&self) -> Option<crate::Directory> {
+        self.directory.read().ok()?.as_ref().map(|(d, _)| d.clone())
+    }
+
+    /// Whether the engine follows a store's accounts.
+    fn follows(&self) -> bool {
+        self.directory.read().is_ok_and(|d| d.is_some())
     }
 
     /// Counts a failed step of `name`; the steps failed in a row.

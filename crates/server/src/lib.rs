@@ -35,7 +35,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod directory;
 pub mod engine;
+pub mod follow;
 pub mod lease;
 pub mod metrics;
 pub mod pass;
@@ -47,9 +49,10 @@ pub mod text;
 pub mod tokens;
 pub mod work;
 
+pub use directory::Directory;
 pub use engine::{Engine, Next};
 pub use pass::{Outcome, Pass};
-pub use push::{push_router, serve, Push, ServeOptions};
+pub use push::{push_router, serve, Accounts, Push, ServeOptions};
 pub use sink::{Discard, Sink};
 pub use store::{open_store, Db};
 

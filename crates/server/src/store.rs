@@ -31,7 +31,7 @@ impl std::str::FromStr for Db {
 }
 
 /// PostgreSQL connections a store opened here holds at most.
-const POSTGRES_CONNECTIONS: u32 = 16;
+pub(crate) const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// Opens the store at `db`, else at `$XDG_DATA_HOME/inbox/inbox.db` (or
 /// `~/.local/share/inbox/inbox.db`).
@@ -44,22 +44,23 @@ pub async fn open_store(db: Option<Db>) -> Result<Box<dyn Store>> {
             return Ok(Box::new(store));
         }
         Some(Db::Sqlite(p)) => p,
-        None => {
-            let env = |k: &str| {
-                std::env::var_os(k)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            };
-            let base = env("XDG_DATA_HOME")
-                .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
-                .ok_or_else(|| {
-                    anyhow!("no --db given and neither XDG_DATA_HOME nor HOME is set")
-                })?;
-            base.join("inbox").join("inbox.db")
-        }
+        None => default_path()?,
     };
     let store = SqliteStore::open(&path)
         .await
         .with_context(|| format!("opening {}", path.display()))?;
     Ok(Box::new(store))
+}
+
+/// `$XDG_DATA_HOME/inbox/inbox.db`, else `~/.local/share/inbox/inbox.db`.
+pub(crate) fn default_path() -> Result<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = env("XDG_DATA_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
+        .ok_or_else(|| anyhow!("no --db given and neither XDG_DATA_HOME nor HOME is set"))?;
+    Ok(base.join("inbox").join("inbox.db"))
 }

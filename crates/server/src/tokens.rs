@@ -39,6 +39,22 @@ pub async fn fleet_inbox(config: &InboxConfig, store: &PostgresStore) -> Result<
     })
 }
 
+/// Takes an exclusive lock on the file at `path` (created, mode 0600, when missing),
+/// waiting while another process holds it; given up when the file returned is dropped.
+pub(crate) async fn lock_file(path: PathBuf) -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// Saves an account's new tokens into its object of the config file: the file is read
 /// again, only that account's `refresh_token`, `access_token` and `expires_at` change,
 /// and the result replaces the file atomically (a temporary file beside it, mode 0600,
@@ -76,18 +92,7 @@ impl ConfigFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "accounts".into());
-        let path = self.path.with_file_name(format!(".{name}.lock"));
-        tokio::task::spawn_blocking(move || {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(false);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let file = options.open(&path)?;
-            file.lock()?;
-            Ok(file)
-        })
-        .await
-        .map_err(std::io::Error::other)?
+        lock_file(self.path.with_file_name(format!(".{name}.lock"))).await
     }
 
     /// The tokens the file holds now for `account`, when it holds a refresh token.

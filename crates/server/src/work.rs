@@ -149,7 +149,7 @@ pub async fn run_target(engine: &Engine, account: &Account, target: &Target) -> 
     let conversation = match target {
         Target::Status(_) => {
             let outcome =
-                account_pass(engine.inbox(), account, engine.store(), engine.sink()).await;
+                account_pass(&engine.inbox(), account, engine.store(), engine.sink()).await;
             return Ran::of_step(&outcome);
         }
         Target::Conversation(id) => id.clone(),
@@ -169,7 +169,7 @@ pub async fn run_target(engine: &Engine, account: &Account, target: &Target) -> 
     };
     let reference = account.reference(conversation.as_str());
     let synced = conversation_pass(
-        engine.inbox(),
+        &engine.inbox(),
         account,
         engine.store(),
         engine.sink(),

@@ -616,6 +616,7 @@ impl<'a, 'h> Run<'a, 'h> {
     fn chunk(&mut self, checkpoint: Option<Checkpoint>) -> Commit {
         Commit {
             account: self.account.name().to_string(),
+            account_id: self.account.stored_id().map(str::to_string),
             marketplace: self.account.marketplace(),
             at: self.started,
             checkpoint,

@@ -176,6 +176,9 @@ pub struct MarkChange {
 pub struct Commit {
     /// The account's name.
     pub account: String,
+    /// The store's account it must still be, under that name (see
+    /// [`crate::Account::stored_as`]); `None` for accounts from elsewhere.
+    pub account_id: Option<String>,
     /// Its marketplace.
     pub marketplace: Marketplace,
     /// When the step began (first and last seen of malformed elements).

@@ -214,36 +214,66 @@ pub struct ServeOptions {
     pub poll_interval: Duration,
 }
 
+/// Where `inbox serve` and `inbox worker` take their accounts from.
+#[derive(Debug)]
+pub enum Accounts {
+    /// A fixed set: `inbox` (a config file's, when `config` is given; required for a
+    /// fleet on PostgreSQL, whose tokens are then kept in the database).
+    Fixed {
+        /// The accounts.
+        inbox: Inbox,
+        /// The config file's entries, when they came from one.
+        config: Option<InboxConfig>,
+    },
+    /// The store's own accounts, followed as they change (see [`crate::follow`]); their
+    /// credentials are opened with this key.
+    Store(marketplace_inbox::TokenKey),
+}
+
 /// `inbox serve`: receives notifications and keeps every account synced, handing changes
-/// to `sink`, until SIGTERM or SIGINT. With a PostgreSQL store it is a fleet member:
-/// `config` (the accounts' file, required there) runs as graphile_worker jobs that this
-/// process and every worker on the database share, with OAuth tokens in the database.
-pub async fn serve(
-    inbox: Inbox,
-    config: Option<InboxConfig>,
-    options: ServeOptions,
-    sink: Arc<dyn Sink>,
-) -> Result<()> {
+/// to `sink`, until SIGTERM or SIGINT. With a PostgreSQL store it is a fleet member: the
+/// accounts run as graphile_worker jobs that this process and every worker on the
+/// database share, with OAuth tokens in the database.
+pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink>) -> Result<()> {
     if let Some(Db::Postgres(url)) = &options.db {
-        let Some(mut config) = config else {
-            anyhow::bail!("inbox serve on PostgreSQL needs its accounts in --config FILE");
-        };
-        // The safety-net poll of the accounts that push.
-        for a in &mut config.accounts {
-            if matches!(a.marketplace, Marketplace::MercadoLibre | Marketplace::Ozon) {
-                a.poll_interval_secs = Some(options.poll_interval.as_secs_f64());
-            }
-        }
         let connections = u32::try_from(FLEET_CONCURRENCY)
             .unwrap_or(16)
             .saturating_add(4);
         let store = PostgresStore::connect(url, connections)
             .await
             .context("opening the PostgreSQL database")?;
-        // The fleet's tokens, not the config file's: a refresh made here (missed feeds)
-        // is the one every worker sees.
-        let inbox = crate::tokens::fleet_inbox(&config, &store).await?;
-        let engine = Arc::new(Engine::new(Arc::new(inbox), Arc::new(store.clone()), sink));
+        let (engine, following) = match accounts {
+            Accounts::Store(key) => {
+                let engine = Arc::new(Engine::new(
+                    Arc::new(Inbox::new()),
+                    Arc::new(store.clone()),
+                    sink,
+                ));
+                let following =
+                    crate::follow::follow(&engine, crate::Directory::Postgres(store.clone()), key)
+                        .await?;
+                (engine, Some(following))
+            }
+            Accounts::Fixed { config: None, .. } => {
+                anyhow::bail!("inbox serve on PostgreSQL needs its accounts in --config FILE or in the database (inbox accounts add)")
+            }
+            Accounts::Fixed {
+                config: Some(mut config),
+                ..
+            } => {
+                // The safety-net poll of the accounts that push.
+                for a in &mut config.accounts {
+                    if matches!(a.marketplace, Marketplace::MercadoLibre | Marketplace::Ozon) {
+                        a.poll_interval_secs = Some(options.poll_interval.as_secs_f64());
+                    }
+                }
+                // The fleet's tokens, not the config file's: a refresh made here (missed
+                // feeds) is the one every worker sees.
+                let inbox = crate::tokens::fleet_inbox(&config, &store).await?;
+                let engine = Arc::new(Engine::new(Arc::new(inbox), Arc::new(store.clone()), sink));
+                (engine, None)
+            }
+        };
         let listener = bind(&options.listen).await?;
         announce(engine.sink(), &listener, options.secret.as_deref())?;
         // The jobs first: the engine creates its schema, which the journal's jobs need.
@@ -251,19 +281,36 @@ pub async fn serve(
         let push = Push::fleet(engine, store, options.secret.clone());
         let served = answer_until_stopped(&push, listener).await;
         push.shutdown().await;
+        if let Some(f) = following {
+            f.abort();
+        }
         match jobs.await {
             Ok(ran) => ran?,
             Err(e) => anyhow::bail!("the job engine's task failed: {e}"),
         }
         return served;
     }
-    let store: Arc<dyn Store> = Arc::from(crate::store::open_store(options.db.clone()).await?);
+    let (engine, following) = match accounts {
+        Accounts::Fixed { inbox, .. } => {
+            let store: Arc<dyn Store> =
+                Arc::from(crate::store::open_store(options.db.clone()).await?);
+            (Arc::new(Engine::new(Arc::new(inbox), store, sink)), None)
+        }
+        Accounts::Store(key) => {
+            let directory = crate::Directory::open(options.db.clone()).await?;
+            let engine = Arc::new(Engine::new(Arc::new(Inbox::new()), directory.store(), sink));
+            let following = crate::follow::follow(&engine, directory, key).await?;
+            (engine, Some(following))
+        }
+    };
     let listener = bind(&options.listen).await?;
-    let engine = Arc::new(Engine::new(Arc::new(inbox), store, sink));
     announce(engine.sink(), &listener, options.secret.as_deref())?;
     let push = Push::local(engine, options.secret.clone(), options.poll_interval).await?;
     let served = answer_until_stopped(&push, listener).await;
     push.shutdown().await;
+    if let Some(f) = following {
+        f.abort();
+    }
     served
 }
 

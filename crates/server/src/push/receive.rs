@@ -216,7 +216,8 @@ pub async fn journal(
     arrived: Instant,
 ) -> Result<(), marketplace_inbox::sync::StoreError> {
     let label = notice.marketplace.as_str();
-    let account = match shared.engine.inbox().addressee(notice) {
+    let inbox = shared.engine.inbox();
+    let account = match inbox.addressee(notice) {
         Ok(a) => a,
         Err(why) => {
             shared.metrics.ignored(label, why.as_str());

@@ -42,6 +42,8 @@ use crate::work::{run_target, Ran, Target};
 struct Fleet {
     engine: Arc<Engine>,
     store: PostgresStore,
+    /// The store's accounts, when the engine follows them (else a config file's).
+    directory: Option<crate::Directory>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -127,7 +129,17 @@ impl Fleet {
     /// Runs one reconcile step of `name` under its lease and schedules the next.
     async fn step(&self, utils: &WorkerUtils, owner: &str, name: &str) -> Result<()> {
         let engine = &self.engine;
-        let Some(account) = engine.inbox().account(name) else {
+        let Some(account) = engine.account(name) else {
+            // Following the store's accounts: one that is not there (removed, renamed)
+            // has no next run; one added a moment ago that this process has not loaded
+            // yet runs again shortly.
+            if let Some(directory) = &self.directory {
+                if directory.named(name).await?.is_some() {
+                    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+                    return schedule(utils, name, soon, JobKeyMode::Replace).await;
+                }
+                return Ok(());
+            }
             engine.sink().note(&format!(
                 "inbox: {name}: not in this worker's configuration; left for another worker"
             ));
@@ -144,7 +156,14 @@ impl Fleet {
         };
         // No time limit: a step commits in chunks, so a long first import makes
         // durable progress, and the lease is renewed while it runs.
-        let outcome = lease.guard(engine.reconcile(account)).await;
+        let outcome = tokio::select! {
+            outcome = lease.guard(engine.reconcile(&account)) => outcome,
+            // Removed or renamed meanwhile: the step stops, nothing is scheduled.
+            _ = engine.gone(name) => {
+                lease.release().await?;
+                return Ok(());
+            }
+        };
         lease.release().await?;
         let next = match outcome {
             Some((_, next)) => next,
@@ -164,7 +183,23 @@ impl Fleet {
     async fn target(&self, utils: &WorkerUtils, owner: &str, job: &SyncTarget) -> Result<()> {
         // Requeued, its journal entries left pending, when this process does not know
         // the account.
-        let Some(account) = self.engine.inbox().account(&job.account) else {
+        let Some(account) = self.engine.account(&job.account) else {
+            if let Some(directory) = &self.directory {
+                if directory.named(&job.account).await?.is_none() {
+                    // The account is gone: what its notifications asked is moot.
+                    self.store
+                        .journal_settle_target(
+                            &job.account,
+                            &job.target,
+                            i64::MAX,
+                            JournalState::Ignored,
+                        )
+                        .await?;
+                    return Ok(());
+                }
+                let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+                return add_target(utils, job, soon).await;
+            }
             return add_target(utils, job, chrono::Utc::now() + UNKNOWN_AGAIN).await;
         };
         let pool = self.store.pool();
@@ -187,7 +222,7 @@ impl Fleet {
         .await?;
         let ran = match Target::parse(&job.target) {
             Some(target) => match lease
-                .guard(run_target(&self.engine, account, &target))
+                .guard(run_target(&self.engine, &account, &target))
                 .await
             {
                 Some(ran) => Some(ran),
@@ -348,6 +383,31 @@ async fn add_missing_jobs(
     Ok(())
 }
 
+/// Adds the job of every account that appears in the engine (the store's accounts
+/// changed), for as long as the engine runs.
+async fn add_jobs_of_new_accounts(engine: Arc<Engine>, store: PostgresStore) {
+    let mut changes = engine.accounts_changed();
+    let utils = WorkerUtils::new(store.pool().clone(), "graphile_worker");
+    let mut known: HashSet<String> = engine
+        .inbox()
+        .accounts()
+        .map(|a| a.name().to_string())
+        .collect();
+    while changes.changed().await.is_ok() {
+        let now: HashSet<String> = engine
+            .inbox()
+            .accounts()
+            .map(|a| a.name().to_string())
+            .collect();
+        let added: Vec<String> = now.difference(&known).cloned().collect();
+        if let Err(e) = add_missing_jobs(&store, &utils, &added).await {
+            engine.sink().note(&format!("inbox: worker: scheduling new accounts failed: {e:#}; they start at the next change or restart"));
+            continue;
+        }
+        known = now;
+    }
+}
+
 /// Runs the job engine until it is stopped by SIGTERM or SIGINT. Should it fail (the
 /// database gone for a moment: a fetch or a release that errs ends the engine's run), it
 /// starts again after a pause, so that a blip costs a worker nothing; every start adds
@@ -423,12 +483,16 @@ pub async fn run(engine: Arc<Engine>, store: PostgresStore, concurrency: usize) 
             }
         })
     };
+    let directory = engine.directory();
+    let adding = tokio::spawn(add_jobs_of_new_accounts(engine.clone(), store.clone()));
     let fleet = Fleet {
         engine,
         store: store.clone(),
+        directory,
     };
     let ran = supervise(&store, fleet, concurrency, &names).await;
     beating.abort();
+    adding.abort();
     // Leaving: the others take this process's share at their next heartbeat.
     let _ = sqlx::query("DELETE FROM inbox_workers WHERE id = $1")
         .bind(&id)
@@ -451,11 +515,13 @@ async fn prepare(store: &PostgresStore) -> Result<()> {
     Ok(())
 }
 
-/// `inbox worker`: `config`'s accounts run as jobs on the database at `url` until SIGTERM
-/// or SIGINT, their OAuth tokens shared through the database
-/// ([`crate::tokens::fleet_inbox`]), changes handed to `sink`.
+/// `inbox worker`: `config`'s accounts (or, with `None`, the database's own accounts,
+/// followed as they change, their credentials opened with `key`) run as jobs on the
+/// database at `url` until SIGTERM or SIGINT, their OAuth tokens shared through the
+/// database ([`crate::tokens::fleet_inbox`]), changes handed to `sink`.
 pub async fn worker(
-    config: InboxConfig,
+    config: Option<InboxConfig>,
+    key: Option<marketplace_inbox::TokenKey>,
     url: &str,
     concurrency: usize,
     sink: Arc<dyn Sink>,
@@ -465,6 +531,22 @@ pub async fn worker(
     let store = PostgresStore::connect(url, connections)
         .await
         .context("opening the PostgreSQL database")?;
+    let Some(config) = config else {
+        let key = match key {
+            Some(key) => key,
+            None => crate::directory::required_key()?,
+        };
+        let engine = Arc::new(Engine::new(
+            Arc::new(marketplace_inbox::Inbox::new()),
+            Arc::new(store.clone()),
+            sink,
+        ));
+        let following =
+            crate::follow::follow(&engine, crate::Directory::Postgres(store.clone()), key).await?;
+        let ran = run(engine, store, concurrency).await;
+        following.abort();
+        return ran;
+    };
     let inbox = crate::tokens::fleet_inbox(&config, &store).await?;
     let engine = Arc::new(Engine::new(Arc::new(inbox), Arc::new(store.clone()), sink));
     run(engine, store, concurrency).await

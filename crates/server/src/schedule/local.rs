@@ -91,11 +91,14 @@ impl Queue {
     }
 }
 
-/// The in-process scheduler of an engine's accounts.
+/// The in-process scheduler of an engine's accounts. It follows the engine's accounts:
+/// one that appears gets a loop, one that is gone has its loop (and the step under way)
+/// stopped.
 pub struct Local {
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
-    queues: HashMap<String, Arc<Queue>>,
+    push_poll: Option<Duration>,
+    queues: Mutex<HashMap<String, Arc<Queue>>>,
     stop: watch::Sender<bool>,
     loops: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -109,52 +112,67 @@ impl Local {
         metrics: Arc<Metrics>,
         push_poll: Option<Duration>,
     ) -> Arc<Local> {
-        let queues: HashMap<String, Arc<Queue>> = engine
-            .inbox()
-            .accounts()
-            .map(|a| (a.name().to_string(), Arc::new(Queue::new())))
-            .collect();
         let (stop, _) = watch::channel(false);
         let local = Arc::new(Local {
             engine: engine.clone(),
             metrics,
-            queues,
+            push_poll,
+            queues: Mutex::new(HashMap::new()),
             stop,
             loops: Mutex::new(Vec::new()),
         });
-        let mut loops = Vec::new();
-        for account in engine.inbox().accounts() {
+        local.start_new();
+        let follower = tokio::spawn(follow(local.clone(), engine.accounts_changed()));
+        if let Ok(mut all) = local.loops.lock() {
+            all.push(follower);
+        }
+        local
+    }
+
+    /// Starts the loop of every account that has none.
+    fn start_new(self: &Arc<Self>) {
+        let Ok(mut queues) = self.queues.lock() else {
+            return;
+        };
+        let mut started = Vec::new();
+        for account in self.engine.inbox().accounts() {
+            if queues.contains_key(account.name()) {
+                continue;
+            }
+            let queue = Arc::new(Queue::new());
+            queues.insert(account.name().to_string(), queue.clone());
             let pushed = matches!(
                 account.marketplace(),
                 Marketplace::MercadoLibre | Marketplace::Ozon
             );
-            let interval = match push_poll {
+            let interval = match self.push_poll {
                 Some(poll) if pushed => poll,
                 _ => account.poll_interval(),
             };
-            let Some(queue) = local.queues.get(account.name()).cloned() else {
-                continue;
-            };
-            loops.push(tokio::spawn(run(
-                local.clone(),
-                account.clone(),
+            started.push(tokio::spawn(run(
+                self.clone(),
+                account.name().to_string(),
                 queue,
                 interval,
-                local.stop.subscribe(),
+                self.stop.subscribe(),
             )));
         }
-        if let Ok(mut all) = local.loops.lock() {
-            *all = loops;
+        drop(queues);
+        if let Ok(mut all) = self.loops.lock() {
+            all.retain(|l| !l.is_finished());
+            all.extend(started);
         }
-        local
     }
 
     /// Hands a journaled notification's work (`target`) to its account's worklist; false
     /// when the account is not this scheduler's.
     pub fn add(&self, account: &str, target: Target, waiting: Waiting) -> bool {
-        self.queues
-            .get(account)
-            .is_some_and(|q| q.add(target, waiting))
+        let queue = self
+            .queues
+            .lock()
+            .ok()
+            .and_then(|q| q.get(account).cloned());
+        queue.is_some_and(|q| q.add(target, waiting))
     }
 
     /// Stops every loop, letting the steps under way finish for up to `grace`; false
@@ -172,28 +190,59 @@ impl Local {
     }
 }
 
-/// Runs `account`'s worklist and reconciles it when due (the first time at once) until
-/// `stop` turns true; the step under way is finished first. A committed step runs again
-/// after `interval`; a failing account backs off, one that must be authorised again is
-/// parked (notifications still run its targets).
+/// Starts the loops of accounts that appear, until the scheduler stops.
+async fn follow(local: Arc<Local>, mut changes: watch::Receiver<u64>) {
+    let mut stop = local.stop.subscribe();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                local.start_new();
+            }
+        }
+    }
+}
+
+/// Runs the worklist of the account named `name` and reconciles it when due (the first
+/// time at once) until `stop` turns true (the step under way is finished first) or the
+/// account is gone from the engine (the step under way is stopped). A committed step
+/// runs again after `interval`; a failing account backs off, one that must be authorised
+/// again is parked (notifications still run its targets).
 async fn run(
     local: Arc<Local>,
-    account: Account,
+    name: String,
     queue: Arc<Queue>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next_poll = tokio::time::Instant::now();
+    let engine = local.engine.clone();
     loop {
         if *stop.borrow() {
             return;
         }
+        let Some(account) = engine.account(&name) else {
+            break;
+        };
         tokio::select! {
             biased;
             _ = stop.changed() => return,
-            _ = queue.wake.notified() => notified(&local, &account, &queue).await,
+            _ = engine.gone(&name) => break,
+            _ = queue.wake.notified() => {
+                tokio::select! {
+                    _ = notified(&local, &account, &queue) => {}
+                    _ = engine.gone(&name) => break,
+                }
+            }
             _ = tokio::time::sleep_until(next_poll) => {
-                let (outcome, next) = local.engine.reconcile(&account).await;
+                let step = tokio::select! {
+                    step = engine.reconcile(&account) => step,
+                    _ = engine.gone(&name) => break,
+                };
+                let (outcome, next) = step;
                 local.metrics.synced(account.marketplace().as_str(), "poll", outcome.committed);
                 let wait = match next {
                     Next::Interval(_) => interval,
@@ -203,6 +252,15 @@ async fn run(
             }
         }
     }
+    // Gone: its worklist goes too (a later account of that name gets a new loop).
+    if let Ok(mut queues) = local.queues.lock() {
+        if queues.get(&name).is_some_and(|q| Arc::ptr_eq(q, &queue)) {
+            queues.remove(&name);
+        }
+    }
+    engine.sink().note(&format!(
+        "inbox: {name}: no longer synced here (removed or renamed)"
+    ));
 }
 
 /// Does what the notifications so far ask for, each target once.

@@ -117,8 +117,11 @@ const SECRET_FIELDS: [&str; 7] = [
 const COLUMNS: &str = "a.id, a.name, a.marketplace, a.state, a.seller_id, a.created_at,
   a.updated_at, c.updated_at, a.version";
 
+/// A JSON object.
+type Object = Map<String, Value>;
+
 /// A config entry split into its settings and its credentials, both JSON objects.
-fn split(config: &AccountConfig) -> Result<(Map<String, Value>, Map<String, Value>), StoreError> {
+fn split(config: &AccountConfig) -> Result<(Object, Object), StoreError> {
     let Value::Object(mut settings) = serde_json::to_value(config).map_err(invalid)? else {
         return Err(invalid("an account's config is not an object"));
     };
@@ -163,7 +166,8 @@ fn stored<R: Row>(row: &R) -> Result<StoredAccount, StoreError> {
         marketplace: marketplace
             .parse()
             .map_err(|_| corrupt("an account's marketplace is unknown"))?,
-        state: AccountState::parse(&state).ok_or_else(|| corrupt("an account's state is unknown"))?,
+        state: AccountState::parse(&state)
+            .ok_or_else(|| corrupt("an account's state is unknown"))?,
         seller_id: row.text(4)?,
         created_at: row.time(5)?.unwrap_or_default(),
         updated_at: row.time(6)?.unwrap_or_default(),
@@ -228,7 +232,10 @@ impl<B: Dialect> SqlStore<B> {
         let secrets = open(key, &account.id, &credentials)?;
         entry.extend(secrets);
         entry.insert("name".into(), Value::from(account.name.clone()));
-        entry.insert("marketplace".into(), Value::from(account.marketplace.as_str()));
+        entry.insert(
+            "marketplace".into(),
+            Value::from(account.marketplace.as_str()),
+        );
         serde_json::from_value(Value::Object(entry)).map_err(|e| {
             StoreError::new(
                 StoreErrorKind::Corrupt,
@@ -345,7 +352,12 @@ impl<B: Dialect> SqlStore<B> {
                 "UPDATE accounts SET settings = $2, credentials = $3, state = 'active',
                    updated_at = $4, version = version + 1 WHERE id = $1"
                     .into(),
-                args![&existing.id, settings, seal(key, &existing.id, &secrets)?, now],
+                args![
+                    &existing.id,
+                    settings,
+                    seal(key, &existing.id, &secrets)?,
+                    now
+                ],
             )
             .await?;
         } else {
@@ -598,7 +610,9 @@ async fn bump<B: Dialect>(conn: &mut B::Conn) -> Result<(), StoreError> {
 
 fn seal(key: &TokenKey, id: &str, secrets: &Map<String, Value>) -> Result<String, StoreError> {
     let plain = Value::Object(secrets.clone()).to_string();
-    key.seal(id, plain.as_bytes()).map(|s| hex(&s)).map_err(invalid)
+    key.seal(id, plain.as_bytes())
+        .map(|s| hex(&s))
+        .map_err(invalid)
 }
 
 fn open(key: &TokenKey, id: &str, sealed: &str) -> Result<Map<String, Value>, StoreError> {

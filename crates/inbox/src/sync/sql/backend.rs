@@ -129,6 +129,9 @@ pub trait Dialect: Backend {
     const TIME: &'static str;
     /// The column type of an increasing key.
     const SERIAL: &'static str;
+    /// What a `SELECT` ends with to hold its rows against updates until the transaction
+    /// ends (nothing on SQLite, whose writers take turns).
+    const LOCK_SHARED: &'static str;
 
     /// `column` belongs to the list bound as `param` (`$3`).
     fn in_list(column: &str, param: &str) -> String;
@@ -309,6 +312,7 @@ mod lite {
         const INT: &'static str = "INTEGER";
         const TIME: &'static str = "INTEGER";
         const SERIAL: &'static str = "INTEGER PRIMARY KEY AUTOINCREMENT";
+        const LOCK_SHARED: &'static str = "";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} IN (SELECT value FROM json_each({param}))")
@@ -417,6 +421,7 @@ mod pg {
         const INT: &'static str = "BIGINT";
         const TIME: &'static str = "TIMESTAMPTZ";
         const SERIAL: &'static str = "BIGSERIAL PRIMARY KEY";
+        const LOCK_SHARED: &'static str = " FOR SHARE";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} = ANY({param})")

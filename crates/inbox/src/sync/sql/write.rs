@@ -18,6 +18,25 @@ pub(super) async fn write<B: Dialect>(
 ) -> Result<(), StoreError> {
     let account = commit.account.as_str();
     let now = Utc::now();
+    if let Some(id) = &commit.account_id {
+        // Held until the commit ends (PostgreSQL; SQLite's writers take turns): a rename
+        // or removal waits for it, and then moves or removes what it wrote.
+        let rows = B::fetch(
+            tx,
+            format!("SELECT name FROM accounts WHERE id = $1{}", B::LOCK_SHARED),
+            args![id],
+        )
+        .await?;
+        let name = match rows.first() {
+            Some(r) => r.text(0)?,
+            None => None,
+        };
+        if name.as_deref() != Some(account) {
+            return Err(StoreError::conflict(format!(
+                "{account}: renamed or removed since the step began; nothing was written"
+            )));
+        }
+    }
     if let Some(checkpoint) = &commit.checkpoint {
         let data = serde_json::to_string(checkpoint).map_err(|e| row::corrupt(account, e))?;
         let written = match checkpoint.version {

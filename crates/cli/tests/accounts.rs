@@ -1,0 +1,370 @@
+//! `inbox accounts …` and processes that follow the database's accounts: an account
+//! added, renamed and removed while `inbox serve` (SQLite) or two `inbox worker`s
+//! (PostgreSQL) run is picked up, keeps its tokens through the rename (no import again,
+//! no `invalid_grant`), and is no longer synced within 5 s of its removal (the sandbox's
+//! request counts, by the Ozon account's `Client-Id`).
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use inbox_sandbox::{Config, OAuthConfig, Vendor};
+use serde_json::{json, Value};
+
+mod common;
+use common::{inbox_command, json_lines, start, Env};
+#[path = "../../inbox/tests/support/postgres.rs"]
+mod pg;
+
+const KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// `inbox ARGS` with only `INBOX_TOKEN_KEY` from the environment.
+fn inbox(args: &[&str]) -> Output {
+    inbox_command()
+        .args(args)
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The accounts `inbox accounts list --json` prints, by name.
+fn listed(db: &str) -> std::collections::BTreeMap<String, Value> {
+    json_lines(&ok(inbox(&["accounts", "list", "--json", "--db", db])))
+        .into_iter()
+        .map(|a| (a["name"].as_str().unwrap().to_string(), a))
+        .collect()
+}
+
+/// Waits until `done` holds, for up to `limit`; false when it never did.
+fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    done()
+}
+
+/// A sandbox of two accounts per marketplace, every second one on OAuth with access
+/// tokens that live 2 s, each polled every half second.
+fn sandbox(name: &str) -> (Env, Vec<Value>) {
+    let env = start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            accounts: 2,
+            oauth_every: 2,
+            oauth: OAuthConfig {
+                access_ttl: Duration::from_secs(2),
+                ..OAuthConfig::default()
+            },
+            ..Config::default()
+        },
+        name,
+    );
+    let mut config = env.sandbox.accounts_config();
+    let accounts = config["accounts"].as_array_mut().unwrap();
+    for a in accounts.iter_mut() {
+        a["poll_interval_secs"] = json!(0.5);
+    }
+    let all = accounts.clone();
+    (env, all)
+}
+
+fn entry<'a>(all: &'a [Value], name: &str) -> &'a Value {
+    all.iter().find(|a| a["name"] == name).unwrap()
+}
+
+/// Requests the sandbox's Ozon API received with `client_id`.
+fn ozon_requests(env: &Env, client_id: &str) -> usize {
+    env.sandbox
+        .received()
+        .iter()
+        .filter(|r| r.vendor == Vendor::Ozon && r.credential.as_deref() == Some(client_id))
+        .count()
+}
+
+/// The scenario, with `db` the database and the processes already running: the first
+/// accounts imported first, then `ozon-2` added, renamed and removed, and the OAuth
+/// `allegro-2` imported and renamed while it refreshes.
+fn scenario(env: &Env, all: &[Value], db: &str) {
+    let first: Vec<Value> = ["allegro", "mercadolibre", "magalu", "ozon"]
+        .iter()
+        .map(|n| entry(all, n).clone())
+        .collect();
+    let file = env.dir.join("first.json");
+    std::fs::write(&file, json!({ "accounts": first }).to_string()).unwrap();
+    let imported = ok(inbox(&[
+        "accounts",
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        db,
+    ]));
+    assert_eq!(imported.matches("added").count(), 4, "{imported}");
+    // Importing again changes nothing.
+    let again = ok(inbox(&[
+        "accounts",
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        db,
+    ]));
+    assert_eq!(again.matches("unchanged").count(), 4, "{again}");
+    assert!(
+        within(Duration::from_secs(30), || listed(db)
+            .values()
+            .all(|a| !a["last_sync"].is_null())),
+        "the imported accounts were not synced: {:?}",
+        listed(db)
+    );
+
+    // Added from flags while running: synced within seconds.
+    let ozon2 = entry(all, "ozon-2");
+    let client_id = ozon2["client_id"].as_str().unwrap();
+    let out = ok(inbox(&[
+        "accounts",
+        "add",
+        "--db",
+        db,
+        "--json",
+        "--name",
+        "ozon-2",
+        "--marketplace",
+        "ozon",
+        "--client-id",
+        client_id,
+        "--api-key",
+        ozon2["api_key"].as_str().unwrap(),
+        "--base-url",
+        ozon2["base_url"].as_str().unwrap(),
+        "--poll-interval",
+        "0.5",
+    ]));
+    let added: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(added["state"], "active");
+    assert_eq!(added["seller_id"], client_id);
+    assert!(!out.contains(ozon2["api_key"].as_str().unwrap()), "{out}");
+    assert!(
+        within(Duration::from_secs(5), || !listed(db)["ozon-2"]
+            ["last_sync"]
+            .is_null()),
+        "ozon-2 not synced within 5 s of being added"
+    );
+
+    // The OAuth account, imported, then renamed while its tokens rotate every 2 s.
+    let oauth = env.dir.join("oauth.json");
+    std::fs::write(
+        &oauth,
+        json!({ "accounts": [entry(all, "allegro-2")] }).to_string(),
+    )
+    .unwrap();
+    ok(inbox(&[
+        "accounts",
+        "import",
+        oauth.to_str().unwrap(),
+        "--db",
+        db,
+    ]));
+    assert!(within(Duration::from_secs(5), || !listed(db)["allegro-2"]
+        ["last_sync"]
+        .is_null()));
+    let refreshes = env.sandbox.refreshes(Vendor::Allegro);
+    let renamed: Value = serde_json::from_str(
+        ok(inbox(&[
+            "accounts",
+            "rename",
+            "allegro-2",
+            "pl-oauth",
+            "--db",
+            db,
+            "--json",
+        ]))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(renamed["name"], "pl-oauth");
+    let before = listed(db)["pl-oauth"]["last_sync"].clone();
+    // A buyer writes to it: the renamed account stores it (a commit, so a new last sync).
+    let conversations = env.sandbox.conversations_of(Vendor::Allegro, "allegro-2");
+    let conversation = conversations.first().unwrap();
+    assert!(env
+        .sandbox
+        .buyer_writes_to(
+            Vendor::Allegro,
+            "allegro-2",
+            conversation,
+            "after the rename"
+        )
+        .is_some());
+    assert!(
+        within(Duration::from_secs(10), || {
+            let now = &listed(db)["pl-oauth"]["last_sync"];
+            now != &before && env.sandbox.refreshes(Vendor::Allegro) > refreshes + 1
+        }),
+        "the renamed OAuth account did not sync on with its tokens: {:?} {} → {}",
+        listed(db)["pl-oauth"],
+        refreshes,
+        env.sandbox.refreshes(Vendor::Allegro)
+    );
+    assert_eq!(
+        env.sandbox.invalid_grants(),
+        0,
+        "a spent refresh token was sent"
+    );
+
+    // The Ozon account renamed, then removed: no request with its Client-Id after 5 s.
+    ok(inbox(&["accounts", "rename", "ozon-2", "ru-2", "--db", db]));
+    let before = listed(db)["ru-2"]["last_sync"].clone();
+    let conversations = env.sandbox.conversations_of(Vendor::Ozon, "ozon-2");
+    assert!(env
+        .sandbox
+        .buyer_writes_to(
+            Vendor::Ozon,
+            "ozon-2",
+            conversations.first().unwrap(),
+            "renamed"
+        )
+        .is_some());
+    assert!(
+        within(Duration::from_secs(5), || listed(db)["ru-2"]["last_sync"]
+            != before),
+        "the renamed account is not synced"
+    );
+    ok(inbox(&["accounts", "remove", "ru-2", "--db", db]));
+    let removed_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let after_five = ozon_requests(env, client_id);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        ozon_requests(env, client_id),
+        after_five,
+        "ru-2 still synced {:?} after its removal",
+        removed_at.elapsed()
+    );
+    assert!(!listed(db).contains_key("ru-2"));
+    let names: Vec<String> = listed(db).into_keys().collect();
+    assert_eq!(
+        names,
+        ["allegro", "magalu", "mercadolibre", "ozon", "pl-oauth"]
+    );
+}
+
+fn stop(mut child: Child) -> Output {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: a plain signal to a child of this process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn serve_on_sqlite_follows_accounts_added_renamed_and_removed() {
+    let (env, all) = sandbox("accounts-serve");
+    let db = env.dir.join("inbox.db");
+    let db = db.to_str().unwrap().to_string();
+    // An empty database: serve waits for accounts.
+    ok(inbox(&["accounts", "list", "--db", &db]));
+    let serve = inbox_command()
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-secret",
+            "--poll-interval",
+            "0.5",
+            "--db",
+            &db,
+        ])
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scenario(&env, &all, &db);
+    let out = stop(serve);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ru-2: no longer synced here"), "{stderr}");
+    // Nothing imported twice: every message printed once, whatever the renames.
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let mut seen = std::collections::HashSet::new();
+    for l in lines.iter().filter(|l| l["event"] == "new_message") {
+        let key = (
+            l["ref"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit(':')
+                .next()
+                .map(str::to_string),
+            l["id"].clone().to_string(),
+        );
+        assert!(seen.insert(key.clone()), "printed twice: {l}");
+    }
+    assert!(!seen.is_empty());
+    assert!(!stderr.contains(KEY));
+}
+
+#[test]
+fn two_workers_on_postgres_follow_accounts_added_renamed_and_removed() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(pg::database("accounts")) else {
+        return;
+    };
+    let (env, all) = sandbox("accounts-workers");
+    // The schema first, so that both workers start on it.
+    ok(inbox(&["accounts", "list", "--db", &db.url]));
+    let spawn = || {
+        inbox_command()
+            .args(["--json", "worker", "--db", &db.url, "--concurrency", "4"])
+            .env_clear()
+            .env("INBOX_TOKEN_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    scenario(&env, &all, &db.url);
+    for w in [a, b] {
+        let out = stop(w);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    }
+    // Every message of the accounts there are, stored once.
+    let counts: Vec<(String, i64, i64)> = runtime
+        .block_on(pg::rows(
+            &db.url,
+            "SELECT account, COUNT(*), COUNT(DISTINCT (conversation, id)) FROM messages GROUP BY account ORDER BY account",
+        ))
+        .unwrap();
+    for (account, n, distinct) in &counts {
+        assert_eq!(n, distinct, "{account}: a message stored twice");
+    }
+    let names: Vec<&str> = counts.iter().map(|c| c.0.as_str()).collect();
+    assert!(
+        names.contains(&"pl-oauth") && !names.contains(&"allegro-2"),
+        "{names:?}"
+    );
+    runtime.block_on(db.drop_now());
+}
