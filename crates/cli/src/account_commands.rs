@@ -52,6 +52,51 @@ pub enum AccountsCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Make a single-use connect link a seller opens in a browser (served by `inbox
+    /// serve --public-url`): it prints the link first.
+    Link {
+        /// The marketplace.
+        marketplace: Marketplace,
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        /// Where the seller lands afterwards (`?account=NAME&status=connected`, or
+        /// `status=error&reason=…`).
+        #[arg(long, value_name = "URL")]
+        return_to: Option<String>,
+        /// Connect an existing account again (new credentials, its sync resumes).
+        #[arg(long)]
+        reconnect: bool,
+        /// The service's public base URL (the links and redirect URIs are under it).
+        #[arg(long, value_name = "URL", env = "INBOX_PUBLIC_URL")]
+        public_url: String,
+        /// How long the link works, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        expires: u64,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Connect an account from this terminal: Allegro by its device flow (a code to
+    /// enter at the URL printed); the others through a connect link served on a local
+    /// port until the seller is done.
+    Connect {
+        /// The marketplace.
+        marketplace: Marketplace,
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        /// Connect an existing account again.
+        #[arg(long)]
+        reconnect: bool,
+        /// The local port for the browser's way back (0 picks one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Allegro: use the browser's way too, not the device flow.
+        #[arg(long)]
+        browser: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Import the accounts of a config file (`--config` format); importing again
     /// changes nothing, and never replaces the tokens of an account that is active.
     Import {
@@ -176,10 +221,74 @@ impl AddArgs {
     }
 }
 
-/// Runs an `accounts` subcommand.
-pub async fn run(command: AccountsCommand, json: bool) -> Result<ExitCode> {
+/// Runs an `accounts` subcommand; `applications` are a config file's apps (else the
+/// environment's).
+pub async fn run(
+    command: AccountsCommand,
+    json: bool,
+    applications: InboxConfig,
+) -> Result<ExitCode> {
+    match command {
+        AccountsCommand::Link {
+            marketplace,
+            name,
+            return_to,
+            reconnect,
+            public_url,
+            expires,
+            db,
+        } => {
+            let directory = Directory::open(db.db).await?;
+            let (url, expires_at) = inbox_server::connect::create_link(
+                &directory,
+                marketplace,
+                &name,
+                return_to.as_deref(),
+                reconnect,
+                &public_url,
+                std::time::Duration::from_secs(expires.clamp(1, 7 * 86_400)),
+            )
+            .await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", json!({"url": url, "expires_at": expires_at}))?;
+            } else {
+                writeln!(out, "{url}")?;
+                writeln!(out, "(single use; expires {expires_at})")?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        AccountsCommand::Connect {
+            marketplace,
+            name,
+            reconnect,
+            port,
+            browser,
+            db,
+        } => {
+            let key = required_key()?;
+            let directory = Directory::open(db.db).await?;
+            let connected = inbox_server::connect::terminal(
+                &directory,
+                &key,
+                &applications,
+                marketplace,
+                &name,
+                reconnect,
+                port,
+                browser,
+                &|line| eprintln!("inbox: {line}"),
+            )
+            .await?;
+            let mut out = std::io::stdout().lock();
+            print(&mut out, &connected, json, "connected")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let mut out = std::io::stdout().lock();
     match command {
+        AccountsCommand::Link { .. } | AccountsCommand::Connect { .. } => {}
         AccountsCommand::Add(args) => {
             let config = args.entry()?;
             let key = required_key()?;

@@ -70,6 +70,9 @@ pub enum Runs {
     Following,
     /// `serve` and `worker`: the engine follows the database's accounts itself.
     Serving,
+    /// `serve --public-url`: sellers connect accounts into the database, so its accounts
+    /// are the ones run, whatever the environment names.
+    Connecting,
 }
 
 /// What decides where a command's accounts come from.
@@ -131,7 +134,8 @@ pub async fn from_store(choice: &Choice) -> Result<Option<Following>> {
     if held.is_empty() {
         let env_has_accounts = InboxConfig::from_env().is_ok_and(|c| !c.accounts.is_empty());
         let waits = matches!(choice.runs, Runs::Serving | Runs::Following);
-        if env_has_accounts || !waits {
+        let connecting = choice.runs == Runs::Connecting;
+        if !connecting && (env_has_accounts || !waits) {
             return Ok(None);
         }
     }
@@ -139,7 +143,7 @@ pub async fn from_store(choice: &Choice) -> Result<Option<Following>> {
     let tokens = directory.tokens(&key).await?;
     let loaded = match choice.runs {
         // The engine loads them itself.
-        Runs::Serving => inbox_server::directory::Loaded::default(),
+        Runs::Serving | Runs::Connecting => inbox_server::directory::Loaded::default(),
         _ => {
             let loaded = directory
                 .load(&key, &tokens, &inbox_server::directory::Loaded::default())

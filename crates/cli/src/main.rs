@@ -193,6 +193,11 @@ enum Command {
         /// Ozon); the others are polled at their own interval.
         #[arg(long, value_name = "SECS", default_value = "300", value_parser = sync::interval, allow_negative_numbers = true)]
         poll_interval: Duration,
+        /// The service's public base URL: with the database's accounts, sellers connect
+        /// theirs at PUBLIC/connect/… (links from `inbox accounts link`), the vendors
+        /// sending them back to PUBLIC/connect/callback/{marketplace}.
+        #[arg(long, value_name = "URL", env = "INBOX_PUBLIC_URL")]
+        public_url: Option<String>,
     },
 }
 
@@ -258,7 +263,13 @@ fn db(text: &str) -> std::result::Result<Db, String> {
 /// start from a spent refresh token) make it fail, whatever the command did.
 async fn run(mut cli: Cli) -> Result<ExitCode> {
     match std::mem::replace(&mut cli.command, Command::Unread) {
-        Command::Accounts { command } => return account_commands::run(command, cli.json).await,
+        Command::Accounts { command } => {
+            let applications = match &cli.config {
+                Some(path) => marketplace_inbox::InboxConfig::from_file(path)?,
+                None => marketplace_inbox::InboxConfig::default(),
+            };
+            return account_commands::run(command, cli.json, applications).await;
+        }
         other => cli.command = other,
     }
     if let Some(following) = accounts::from_store(&cli_choice(&cli)).await? {
@@ -285,13 +296,23 @@ fn cli_choice(cli: &Cli) -> accounts::Choice {
     let (db, runs) = match &cli.command {
         Command::Sync { db, .. } => (db.clone(), accounts::Runs::Once),
         Command::Watch { db, .. } => (db.clone(), accounts::Runs::Following),
+        // Sellers connecting accounts: the database's accounts, whatever the environment.
+        Command::Serve {
+            db,
+            public_url: Some(_),
+            ..
+        } => (db.clone(), accounts::Runs::Connecting),
         Command::Serve { db, .. } => (db.clone(), accounts::Runs::Serving),
         Command::Worker { db, .. } => (Some(db.clone()), accounts::Runs::Serving),
         _ => (None, accounts::Runs::NotAtAll),
     };
+    // A config file of applications alone leaves the accounts to the database.
+    let config = cli.config.as_ref().is_some_and(|path| {
+        marketplace_inbox::InboxConfig::from_file(path).map_or(true, |c| !c.accounts.is_empty())
+    });
     accounts::Choice {
         sandbox: cli.sandbox,
-        config: cli.config.is_some(),
+        config,
         db,
         runs,
     }
@@ -409,17 +430,24 @@ async fn command(
             notify_secret,
             insecure_no_secret,
             poll_interval,
+            public_url,
         } => {
             if notify_secret.is_none() && !insecure_no_secret {
                 anyhow::bail!(
                     "inbox serve needs --notify-secret S (or INBOX_NOTIFY_SECRET): the notification routes would take posts from anyone; --insecure-no-secret serves them without one"
                 );
             }
+            let applications = match &config_file {
+                Some(path) => marketplace_inbox::InboxConfig::from_file(path)?,
+                None => marketplace_inbox::InboxConfig::default(),
+            };
             let options = inbox_server::ServeOptions {
                 listen,
                 db,
                 secret: notify_secret,
                 poll_interval,
+                public_url,
+                applications,
             };
             let accounts = match following {
                 Some(f) => inbox_server::Accounts::Store(f.key),
@@ -440,14 +468,14 @@ async fn command(
             };
             let printer = Arc::new(sync::Printer { json });
             let config = match (config_file, following) {
-                (Some(path), _) => {
+                (Some(path), None) => {
                     let mut config = marketplace_inbox::InboxConfig::from_file(&path)?;
                     if let Some(name) = &cli.account {
                         config.accounts.retain(|a| &a.name == name);
                     }
                     Some(config)
                 }
-                (None, _) => None,
+                _ => None,
             };
             let key = marketplace_inbox::TokenKey::from_env()?;
             inbox_server::schedule::jobs::worker(config, key, &url, concurrency, printer).await?;
@@ -501,7 +529,9 @@ async fn command(
             out,
         } => download(&inbox, json, &named(reference), &attachment, &out).await,
         // Run before any account is loaded (`run`).
-        Command::Accounts { command } => account_commands::run(command, json).await,
+        Command::Accounts { command } => {
+            account_commands::run(command, json, marketplace_inbox::InboxConfig::default()).await
+        }
     }
 }
 

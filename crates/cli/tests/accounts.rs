@@ -368,3 +368,136 @@ fn two_workers_on_postgres_follow_accounts_added_renamed_and_removed() {
     );
     runtime.block_on(db.drop_now());
 }
+
+/// A seller revokes the app's grant while `inbox serve` syncs their account: it turns
+/// `reauthorize` (said once), the token endpoint is called no more over many intervals;
+/// imported again with the new grant, it is `active`, and its sync resumes where it
+/// stopped (the new message printed, nothing imported again).
+#[test]
+fn a_revoked_grant_turns_reauthorize_and_a_new_grant_resumes_the_sync() {
+    let env = start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            ..Config::default()
+        },
+        "accounts-revoked",
+    );
+    let config = env.sandbox.oauth_accounts_config();
+    let mut allegro = config["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["marketplace"] == "allegro")
+        .unwrap()
+        .clone();
+    allegro["poll_interval_secs"] = json!(0.5);
+    let file = env.dir.join("allegro.json");
+    std::fs::write(&file, json!({ "accounts": [allegro] }).to_string()).unwrap();
+    let db = env.dir.join("inbox.db");
+    let db = db.to_str().unwrap().to_string();
+    ok(inbox(&[
+        "accounts",
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        &db,
+    ]));
+    let serve = inbox_command()
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-secret",
+        ])
+        .args(["--poll-interval", "0.5", "--db", &db])
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(within(Duration::from_secs(20), || !listed(&db)["allegro"]
+        ["last_sync"]
+        .is_null()));
+
+    assert!(env.sandbox.revoke(Vendor::Allegro, "allegro"));
+    assert!(
+        within(Duration::from_secs(10), || listed(&db)["allegro"]["state"]
+            == "reauthorize"),
+        "not marked reauthorize: {:?}",
+        listed(&db)
+    );
+    let refused = env.sandbox.invalid_grants();
+    assert!(refused >= 1);
+    // Eight intervals: no further token call.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        env.sandbox.invalid_grants(),
+        refused,
+        "the token endpoint was called again"
+    );
+
+    // Connected again: the new grant imported; it is active and syncs on.
+    let refresh = env
+        .sandbox
+        .authorize_again(Vendor::Allegro, "allegro")
+        .unwrap();
+    let mut again = allegro.clone();
+    again["refresh_token"] = json!(refresh);
+    if let Some(entry) = again.as_object_mut() {
+        entry.remove("access_token");
+        entry.remove("expires_at");
+    }
+    std::fs::write(&file, json!({ "accounts": [again] }).to_string()).unwrap();
+    let out = ok(inbox(&[
+        "accounts",
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        &db,
+        "--json",
+    ]));
+    assert!(out.contains("\"status\":\"updated\""), "{out}");
+    assert_eq!(listed(&db)["allegro"]["state"], "active");
+    let conversations = env.sandbox.conversations_of(Vendor::Allegro, "allegro");
+    assert!(env
+        .sandbox
+        .buyer_writes_to(
+            Vendor::Allegro,
+            "allegro",
+            conversations.first().unwrap(),
+            "back again"
+        )
+        .is_some());
+    let before = listed(&db)["allegro"]["last_sync"].clone();
+    assert!(
+        within(Duration::from_secs(10), || listed(&db)["allegro"]
+            ["last_sync"]
+            != before),
+        "the account did not sync on"
+    );
+    let out = stop(serve);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("marked reauthorize").count(), 1, "{stderr}");
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let messages: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "new_message")
+        .collect();
+    let held = env
+        .sandbox
+        .stats()
+        .into_iter()
+        .find(|s| s.account == "allegro" && s.marketplace == "allegro")
+        .unwrap()
+        .messages;
+    assert_eq!(
+        messages.len() as u64,
+        held,
+        "every message printed once, none again"
+    );
+    assert!(messages.iter().any(|m| m["text"] == "back again"));
+}

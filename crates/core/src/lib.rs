@@ -78,7 +78,9 @@ pub use policy::{
 pub use raw_json::RawJson;
 pub use request::{prepare_request, Auth, Context, MediaTypes};
 pub use secret::Secret;
-pub use token::{token_answer, ClientAuth, Grant, OAuthToken, PersistTokens, Refused, Tokens};
+pub use token::{
+    token_answer, ClientAuth, Grant, OAuthToken, PersistTokens, Refused, TokenClient, Tokens,
+};
 
 #[doc(hidden)]
 pub mod __private {

@@ -67,6 +67,9 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form (Mercado Libre, Magalu).
     Form,
+    /// `client_id` alone in the form, the grant proven otherwise (Allegro's
+    /// authorization code with PKCE).
+    Public,
 }
 
 /// Why a token could not be had: the token endpoint's own answer (e.g. 400
@@ -213,19 +216,60 @@ impl OAuthToken {
         http: &reqwest::Client,
         refresh_token: Secret,
     ) -> Result<Tokens, Refused> {
-        let mut form = vec![
+        let client = TokenClient {
+            endpoint: &self.endpoint,
+            id: &self.client_id,
+            secret: &self.client_secret,
+            auth: self.client_auth,
+        };
+        let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
         ];
-        let mut request = http.post(&self.endpoint);
-        match self.client_auth {
+        let (mut tokens, _) = client.grant(http, &form).await?;
+        if tokens.refresh_token.expose().is_empty() {
+            // No new refresh token: the one spent stays valid.
+            tokens.refresh_token = refresh_token;
+        }
+        tracing::info!("access token refreshed");
+        Ok(tokens)
+    }
+}
+
+/// An app at a vendor's token endpoint: the one place grants are requested (refreshes,
+/// authorization codes, device codes).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenClient<'a> {
+    /// The token endpoint.
+    pub endpoint: &'a str,
+    /// The app's client id.
+    pub id: &'a str,
+    /// The app's client secret.
+    pub secret: &'a Secret,
+    /// How the app authenticates.
+    pub auth: ClientAuth,
+}
+
+impl TokenClient<'_> {
+    /// Posts the grant `form` (with the app's authentication) and reads the tokens
+    /// granted, and the whole answer (where vendors say who granted them). A refresh
+    /// token missing from the answer is empty in the tokens.
+    pub async fn grant(
+        &self,
+        http: &reqwest::Client,
+        form: &[(&str, &str)],
+    ) -> Result<(Tokens, serde_json::Value), Refused> {
+        let mut form: Vec<(&str, &str)> = form.to_vec();
+        let mut request = http.post(self.endpoint);
+        match self.auth {
             ClientAuth::Basic => {
-                request = request.basic_auth(&self.client_id, Some(self.client_secret.expose()));
+                request = request.basic_auth(self.id, Some(self.secret.expose()));
             }
             ClientAuth::Form => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", self.client_secret.expose()));
+                form.push(("client_id", self.id));
+                form.push(("client_secret", self.secret.expose()));
             }
+            ClientAuth::Public => form.push(("client_id", self.id)),
         }
         let started = Utc::now();
         let response = request
@@ -235,11 +279,12 @@ impl OAuthToken {
             .await
             .map_err(Refused::Transport)?;
         if !response.status().is_success() {
-            tracing::warn!(status = response.status().as_u16(), "token refresh refused");
+            tracing::warn!(status = response.status().as_u16(), "token grant refused");
             return Err(Refused::Answer(response));
         }
         let bytes = response.bytes().await.map_err(Refused::Transport)?;
-        let Ok(granted) = serde_json::from_slice::<Granted>(&bytes) else {
+        let whole: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let Ok(granted) = serde_json::from_value::<Granted>(whole.clone()) else {
             tracing::warn!("token endpoint answered without an access token");
             return Err(Refused::Answer(token_answer(502, bytes)));
         };
@@ -250,15 +295,11 @@ impl OAuthToken {
         });
         let tokens = Tokens {
             access_token: Some(Secret::new(granted.access_token)),
-            refresh_token: granted
-                .refresh_token
-                .map(Secret::new)
-                .unwrap_or(refresh_token),
+            refresh_token: Secret::new(granted.refresh_token.unwrap_or_default()),
             expires_at: expires_in
                 .map(|s| started + chrono::Duration::seconds(s.clamp(0, 10 * 365 * 86_400))),
         };
-        tracing::info!("access token refreshed");
-        Ok(tokens)
+        Ok((tokens, whole))
     }
 }
 

@@ -344,12 +344,29 @@ impl AccountConfig {
 pub struct InboxConfig {
     /// The accounts, in order.
     pub accounts: Vec<AccountConfig>,
+    /// The apps registered at the vendors, through which sellers connect accounts
+    /// (`{"marketplace", "client_id", "client_secret", "auth_url"?, "api_url"?}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<crate::onboarding::Application>,
 }
 
 impl InboxConfig {
     /// A configuration of these accounts.
     pub fn new(accounts: Vec<AccountConfig>) -> Self {
-        InboxConfig { accounts }
+        InboxConfig {
+            accounts,
+            applications: Vec::new(),
+        }
+    }
+
+    /// The app sellers of `marketplace` connect through: the file's `applications`
+    /// entry, else `<MARKETPLACE>_CLIENT_ID` and `_CLIENT_SECRET` from the environment.
+    pub fn application(&self, marketplace: Marketplace) -> Option<crate::onboarding::Application> {
+        self.applications
+            .iter()
+            .find(|a| a.marketplace == marketplace)
+            .cloned()
+            .or_else(|| crate::onboarding::Application::from_env(marketplace))
     }
 
     /// Reads a JSON file `{"accounts": [...]}`. Accounts without a `base_url` take
@@ -380,6 +397,10 @@ impl InboxConfig {
     }
 
     fn with_env_urls(mut self) -> InboxConfig {
+        self.applications = std::mem::take(&mut self.applications)
+            .into_iter()
+            .map(crate::onboarding::Application::with_env_hosts)
+            .collect();
         for account in &mut self.accounts {
             if account.base_url.is_none() {
                 account.base_url = env_url(account.marketplace);
@@ -438,7 +459,7 @@ impl InboxConfig {
             }
             _ => {}
         }
-        Ok(InboxConfig { accounts })
+        Ok(InboxConfig::new(accounts))
     }
 }
 

@@ -81,8 +81,9 @@ impl TokenKey {
     }
 }
 
-/// Random bytes from the operating system, as lowercase hex (ids, `state` values).
-pub(crate) fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes from the operating system, as lowercase hex (ids, link secrets,
+/// OAuth `state` values, PKCE verifiers).
+pub fn random_hex(bytes: usize) -> String {
     use chacha20poly1305::aead::rand_core::RngCore;
     let mut raw = vec![0u8; bytes];
     OsRng.fill_bytes(&mut raw);

@@ -151,6 +151,7 @@ mod json;
 mod key;
 mod listing;
 mod model;
+pub mod onboarding;
 mod paginate;
 pub mod push;
 pub mod sync;
@@ -167,11 +168,11 @@ pub use error::{Cause, Error};
 pub use fleet_tokens::PostgresTokens;
 pub use inbox::{Inbox, Tagged};
 pub use inbox_core::{
-    fleet_share, request_counts, set_fleet_share, Grant, Refused, RequestCounts, RetryPolicy,
-    Secret, Tokens,
+    fleet_share, request_counts, set_fleet_share, ClientAuth, Grant, Refused, RequestCounts,
+    RetryPolicy, Secret, TokenClient, Tokens,
 };
 pub use json::JsonLine;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use key::{TokenKey, TOKEN_KEY_ENV};
+pub use key::{random_hex, TokenKey, TOKEN_KEY_ENV};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -28,6 +28,7 @@
 
 mod accounts;
 mod allegro;
+mod consent;
 mod control;
 mod http;
 mod inject;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use axum::Router;
 
 pub use accounts::{account_name, MAX_ACCOUNTS};
+pub use consent::{authorize_path, DEVICE_GRANT};
 pub use inject::Injection;
 pub use limits::Limit;
 pub use oauth::{token_path, OAuthConfig};
@@ -257,6 +259,8 @@ pub(crate) struct App {
     pub injections: Mutex<Vec<Injection>>,
     /// The vendors' push, when a push URL is configured.
     pub pusher: Option<push::Pusher>,
+    /// Consents given, codes and device grants (connecting sellers).
+    pub consents: Mutex<consent::Consents>,
 }
 
 impl App {
@@ -357,6 +361,7 @@ impl Sandbox {
                 .push_url
                 .as_deref()
                 .and_then(|base| push::Pusher::new(base, config.push_retry_for)),
+            consents: Mutex::new(consent::Consents::default()),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -580,6 +585,19 @@ impl Sandbox {
         self.config_of(|_| true)
     }
 
+    /// The OAuth app the sandbox accepts (every marketplace's).
+    pub fn oauth(&self) -> &OAuthConfig {
+        &self.app.config.oauth
+    }
+
+    /// The seller's id at the vendor of the account named `account` (what connecting it
+    /// learns): Allegro's user id, Mercado Libre's user id, Magalu's tenant uuid, Ozon's
+    /// Client-Id.
+    pub fn seller_id(&self, vendor: Vendor, account: &str) -> Option<String> {
+        let index = self.app.accounts.named(vendor, account)?;
+        Some(consent::seller_id(&self.app, vendor, index))
+    }
+
     /// The refresh token the first account holds now on a marketplace.
     pub fn refresh_token(&self, vendor: Vendor) -> String {
         self.refresh_token_of(vendor, 0)
@@ -591,6 +609,31 @@ impl Sandbox {
             .lock()
             .map(|g| g.refresh_token(index).to_string())
             .unwrap_or_default()
+    }
+
+    /// The seller of the account named `account` revokes the app's grant on `vendor`: its
+    /// refresh token and access tokens are refused from now on (`invalid_grant`, 401).
+    /// False for no such account.
+    pub fn revoke(&self, vendor: Vendor, account: &str) -> bool {
+        let Some(index) = self.app.accounts.named(vendor, account) else {
+            return false;
+        };
+        self.app
+            .grants(vendor)
+            .lock()
+            .map(|mut g| g.revoke(index))
+            .is_ok()
+    }
+
+    /// The seller of the account named `account` authorises the app again on `vendor`:
+    /// the new refresh token (the old tokens stop working).
+    pub fn authorize_again(&self, vendor: Vendor, account: &str) -> Option<String> {
+        let index = self.app.accounts.named(vendor, account)?;
+        self.app
+            .grants(vendor)
+            .lock()
+            .ok()?
+            .authorize_again(vendor, index)
     }
 
     /// How many refresh grants a marketplace has answered (all accounts).
@@ -723,9 +766,21 @@ fn router(app: Arc<App>) -> Router {
             Vendor::Magalu => magalu::routes(),
             Vendor::Ozon => ozon::routes(),
         };
-        let token = axum::Router::new()
+        let mut token = axum::Router::new()
             .route(token_path(vendor), axum::routing::post(oauth::token))
-            .with_state((app.clone(), vendor));
+            .route(
+                consent::authorize_path(vendor),
+                axum::routing::get(consent::authorize_page).post(consent::authorize_submit),
+            );
+        if vendor == Vendor::Allegro {
+            token = token
+                .route("/auth/oauth/device", axum::routing::post(consent::device))
+                .route(
+                    "/skojarz-aplikacje",
+                    axum::routing::get(consent::device_page).post(consent::device_submit),
+                );
+        }
+        let token = token.with_state((app.clone(), vendor));
         let routes = routes
             .layer(axum::middleware::from_fn_with_state(
                 (app.clone(), vendor),

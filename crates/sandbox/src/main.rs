@@ -57,6 +57,10 @@ struct Args {
     #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     token_ttl: Option<u64>,
+    /// Give consent on the authorize endpoints without showing the consent page (for
+    /// scripts connecting accounts).
+    #[arg(long)]
+    auto_consent: bool,
     /// POST Mercado Libre's and Ozon's push notifications to BASE/mercadolibre and
     /// BASE/ozon when a buyer writes or reads (Ozon's TYPE_PING at start).
     #[arg(long, value_name = "BASE")]
@@ -99,6 +103,7 @@ impl Args {
         config.allegro_beta = !self.no_allegro_beta;
         config.accounts = self.accounts;
         config.oauth_every = self.oauth_every;
+        config.oauth.auto_consent = self.auto_consent;
         if let Some(secs) = self.token_ttl {
             config.oauth.access_ttl = Duration::from_secs(secs);
         }
@@ -128,6 +133,29 @@ fn environment(sandbox: &Sandbox) -> Vec<String> {
         ("INBOX_MERCADOLIBRE_URL", sandbox.url(Vendor::MercadoLibre)),
         ("INBOX_MAGALU_URL", sandbox.url(Vendor::Magalu)),
         ("INBOX_OZON_URL", sandbox.url(Vendor::Ozon)),
+        // Where sellers authorise the app, and the app itself (one for every marketplace).
+        ("INBOX_ALLEGRO_AUTH_URL", sandbox.url(Vendor::Allegro)),
+        (
+            "INBOX_MERCADOLIBRE_AUTH_URL",
+            sandbox.url(Vendor::MercadoLibre),
+        ),
+        ("INBOX_MAGALU_AUTH_URL", sandbox.url(Vendor::Magalu)),
+        ("INBOX_OZON_AUTH_URL", sandbox.url(Vendor::Ozon)),
+        ("ALLEGRO_CLIENT_ID", sandbox.oauth().client_id.clone()),
+        (
+            "ALLEGRO_CLIENT_SECRET",
+            sandbox.oauth().client_secret.clone(),
+        ),
+        ("MERCADOLIBRE_CLIENT_ID", sandbox.oauth().client_id.clone()),
+        (
+            "MERCADOLIBRE_CLIENT_SECRET",
+            sandbox.oauth().client_secret.clone(),
+        ),
+        ("MAGALU_CLIENT_ID", sandbox.oauth().client_id.clone()),
+        (
+            "MAGALU_CLIENT_SECRET",
+            sandbox.oauth().client_secret.clone(),
+        ),
         ("ALLEGRO_TOKEN", c.allegro_token.clone()),
         ("MERCADOLIBRE_TOKEN", c.mercadolibre_token.clone()),
         ("MERCADOLIBRE_SELLER_ID", c.mercadolibre_seller_id.clone()),

@@ -29,6 +29,10 @@ pub struct OAuthConfig {
     pub refresh_token: String,
     /// How long an issued access token is accepted.
     pub access_ttl: Duration,
+    /// Consent is given without showing the consent page (for scripts).
+    pub auto_consent: bool,
+    /// The polling interval Allegro's device flow asks for (its own: 5 s).
+    pub device_interval: Duration,
 }
 
 impl Default for OAuthConfig {
@@ -38,6 +42,8 @@ impl Default for OAuthConfig {
             client_secret: "sandbox-app-secret".into(),
             refresh_token: "sandbox-refresh-0".into(),
             access_ttl: Duration::from_secs(3600),
+            auto_consent: false,
+            device_interval: Duration::from_secs(5),
         }
     }
 }
@@ -95,6 +101,29 @@ impl Grants {
         self.refresh_tokens.get(index).map_or("", String::as_str)
     }
 
+    /// The seller revoked the app's grant for account `index`: its refresh token and
+    /// every access token issued to it stop working.
+    pub(crate) fn revoke(&mut self, index: usize) {
+        if let Some(held) = self.refresh_tokens.get(index) {
+            self.by_refresh.remove(held);
+        }
+        self.issued.retain(|_, (account, _)| *account != index);
+    }
+
+    /// The seller authorised the app again for account `index`: a new refresh token
+    /// (as an authorization-code exchange would give it).
+    pub(crate) fn authorize_again(&mut self, vendor: Vendor, index: usize) -> Option<String> {
+        self.revoke(index);
+        let count = self.per_account.get_mut(index)?;
+        *count += 1;
+        let refresh = minted(vendor, index, *count, "consent");
+        self.by_refresh.insert(refresh.clone(), index);
+        if let Some(held) = self.refresh_tokens.get_mut(index) {
+            *held = refresh.clone();
+        }
+        Some(refresh)
+    }
+
     /// Spends `refresh_token` and mints the next pair for its account.
     fn rotate(
         &mut self,
@@ -128,12 +157,32 @@ pub(crate) fn issued(app: &App, vendor: Vendor, token: &str) -> Option<(usize, b
         .map(|(index, until)| (*index, Instant::now() < *until))
 }
 
-#[derive(serde::Deserialize)]
+/// What a token request carries (form-encoded), for every grant type.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub(crate) struct Grant {
-    grant_type: Option<String>,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
+    pub grant_type: Option<String>,
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub device_code: Option<String>,
+}
+
+/// A new grant of `account` (a consent): its access token accepted from now on, its
+/// refresh token valid (and the one the account holds).
+pub(crate) fn register(app: &App, vendor: Vendor, account: usize, access: &str, refresh: &str) {
+    let ttl = app.config.oauth.access_ttl;
+    if let Ok(mut grants) = app.grants(vendor).lock() {
+        grants
+            .issued
+            .insert(access.to_string(), (account, Instant::now() + ttl));
+        grants.by_refresh.insert(refresh.to_string(), account);
+        if let Some(held) = grants.refresh_tokens.get_mut(account) {
+            *held = refresh.to_string();
+        }
+    }
 }
 
 /// `POST …/oauth/token`.
@@ -142,6 +191,9 @@ pub(crate) async fn token(
     headers: HeaderMap,
     Form(grant): Form<Grant>,
 ) -> Response {
+    if let Some(answer) = crate::consent::token(&app, vendor, &headers, &grant) {
+        return answer;
+    }
     let config = &app.config.oauth;
     let (id, secret) = match vendor {
         // Allegro: HTTP Basic client authentication.
@@ -187,7 +239,12 @@ pub(crate) async fn token(
     )
 }
 
-fn refusal(vendor: Vendor, status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn refusal(
+    vendor: Vendor,
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response {
     let body = match vendor {
         Vendor::MercadoLibre => {
             json!({"error_description": description, "error": error, "status": status.as_u16(), "cause": []})
@@ -197,7 +254,7 @@ fn refusal(vendor: Vendor, status: StatusCode, error: &str, description: &str) -
     json(status, body)
 }
 
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;

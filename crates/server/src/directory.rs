@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use marketplace_inbox::sync::{
-    AccountState, Imported, PostgresStore, SqliteStore, Store, StoreError, StoredAccount,
+    AccountState, ConnectLink, Imported, LinkKey, PostgresStore, SqliteStore, Store, StoreError,
+    StoredAccount,
 };
 use marketplace_inbox::{
     Account, AccountConfig, Grant, Inbox, PostgresTokens, Refused, TokenKey, TokenStore, Tokens,
@@ -107,6 +108,63 @@ impl Directory {
             self.forget_tokens(&done.0.id).await?;
         }
         Ok(done)
+    }
+
+    /// Connects an existing account again with new credentials (see
+    /// [`marketplace_inbox::sync::SqlStore::reconnect_account`]); the fleet's rotated
+    /// tokens of the old grant are dropped.
+    pub async fn reconnect(
+        &self,
+        key: &TokenKey,
+        config: &AccountConfig,
+    ) -> Result<StoredAccount, StoreError> {
+        let done = on_store!(self, s => s.reconnect_account(key, config).await)?;
+        self.forget_tokens(&done.id).await?;
+        Ok(done)
+    }
+
+    /// Adds a connect link.
+    pub async fn add_link(
+        &self,
+        id: &str,
+        marketplace: marketplace_inbox::Marketplace,
+        name: &str,
+        return_to: Option<&str>,
+        reconnect: bool,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        on_store!(self, s => s.add_link(id, marketplace, name, return_to, reconnect, expires_at).await)
+    }
+
+    /// A connect link by the hash of its secret.
+    pub async fn link(&self, id: &str) -> Result<Option<ConnectLink>, StoreError> {
+        on_store!(self, s => s.link(id).await)
+    }
+
+    /// The connect link that sent the state hashing to `state_hash`.
+    pub async fn link_by_state(&self, state_hash: &str) -> Result<Option<ConnectLink>, StoreError> {
+        on_store!(self, s => s.link_by_state(state_hash).await)
+    }
+
+    /// Opens a connect link once.
+    pub async fn open_link(
+        &self,
+        id: &str,
+        state_hash: Option<&str>,
+        verifier: Option<&str>,
+        redirect_uri: Option<&str>,
+    ) -> Result<Option<ConnectLink>, StoreError> {
+        on_store!(self, s => s.open_link(id, state_hash, verifier, redirect_uri).await)
+    }
+
+    /// Finishes a connect link once.
+    pub async fn finish_link(&self, key: LinkKey<'_>) -> Result<Option<ConnectLink>, StoreError> {
+        on_store!(self, s => s.finish_link(key).await)
+    }
+
+    /// Records how a link ended.
+    pub async fn settle_link(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
+        on_store!(self, s => s.settle_link(id, outcome).await)
     }
 
     /// Renames an account (its mirror with it).

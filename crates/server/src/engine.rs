@@ -146,6 +146,11 @@ impl Engine {
         self.sink.as_ref()
     }
 
+    /// The sink, shared.
+    pub fn sink_arc(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
     /// The per-account budget of reads notifications may cause.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets

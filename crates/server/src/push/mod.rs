@@ -212,6 +212,12 @@ pub struct ServeOptions {
     pub secret: Option<String>,
     /// The safety-net poll of accounts that push.
     pub poll_interval: Duration,
+    /// The service's public base URL: with the store's accounts, sellers connect their
+    /// accounts through `PUBLIC/connect/…` ([`crate::connect`]).
+    pub public_url: Option<String>,
+    /// The apps sellers connect through (a config file's `applications`; the
+    /// environment's otherwise).
+    pub applications: InboxConfig,
 }
 
 /// Where `inbox serve` and `inbox worker` take their accounts from.
@@ -242,17 +248,17 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         let store = PostgresStore::connect(url, connections)
             .await
             .context("opening the PostgreSQL database")?;
-        let (engine, following) = match accounts {
+        let (engine, following, connect) = match accounts {
             Accounts::Store(key) => {
                 let engine = Arc::new(Engine::new(
                     Arc::new(Inbox::new()),
                     Arc::new(store.clone()),
                     sink,
                 ));
-                let following =
-                    crate::follow::follow(&engine, crate::Directory::Postgres(store.clone()), key)
-                        .await?;
-                (engine, Some(following))
+                let directory = crate::Directory::Postgres(store.clone());
+                let connect = connect_routes(&options, &directory, &key, engine.sink_arc())?;
+                let following = crate::follow::follow(&engine, directory, key).await?;
+                (engine, Some(following), connect)
             }
             Accounts::Fixed { config: None, .. } => {
                 anyhow::bail!("inbox serve on PostgreSQL needs its accounts in --config FILE or in the database (inbox accounts add)")
@@ -271,7 +277,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
                 // feeds) is the one every worker sees.
                 let inbox = crate::tokens::fleet_inbox(&config, &store).await?;
                 let engine = Arc::new(Engine::new(Arc::new(inbox), Arc::new(store.clone()), sink));
-                (engine, None)
+                (engine, None, None)
             }
         };
         let listener = bind(&options.listen).await?;
@@ -279,7 +285,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         // The jobs first: the engine creates its schema, which the journal's jobs need.
         let jobs = tokio::spawn(jobs::run(engine.clone(), store.clone(), FLEET_CONCURRENCY));
         let push = Push::fleet(engine, store, options.secret.clone());
-        let served = answer_until_stopped(&push, listener).await;
+        let served = answer_until_stopped(&push, connect, listener).await;
         push.shutdown().await;
         if let Some(f) = following {
             f.abort();
@@ -290,28 +296,53 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         }
         return served;
     }
-    let (engine, following) = match accounts {
+    let (engine, following, connect) = match accounts {
         Accounts::Fixed { inbox, .. } => {
             let store: Arc<dyn Store> =
                 Arc::from(crate::store::open_store(options.db.clone()).await?);
-            (Arc::new(Engine::new(Arc::new(inbox), store, sink)), None)
+            (
+                Arc::new(Engine::new(Arc::new(inbox), store, sink)),
+                None,
+                None,
+            )
         }
         Accounts::Store(key) => {
             let directory = crate::Directory::open(options.db.clone()).await?;
             let engine = Arc::new(Engine::new(Arc::new(Inbox::new()), directory.store(), sink));
+            let connect = connect_routes(&options, &directory, &key, engine.sink_arc())?;
             let following = crate::follow::follow(&engine, directory, key).await?;
-            (engine, Some(following))
+            (engine, Some(following), connect)
         }
     };
     let listener = bind(&options.listen).await?;
     announce(engine.sink(), &listener, options.secret.as_deref())?;
     let push = Push::local(engine, options.secret.clone(), options.poll_interval).await?;
-    let served = answer_until_stopped(&push, listener).await;
+    let served = answer_until_stopped(&push, connect, listener).await;
     push.shutdown().await;
     if let Some(f) = following {
         f.abort();
     }
     served
+}
+
+/// The connect routes, when the service has a public URL.
+fn connect_routes(
+    options: &ServeOptions,
+    directory: &crate::Directory,
+    key: &marketplace_inbox::TokenKey,
+    sink: Arc<dyn Sink>,
+) -> Result<Option<axum::Router>> {
+    let Some(public) = &options.public_url else {
+        return Ok(None);
+    };
+    let connect = crate::connect::Connect::new(
+        directory.clone(),
+        key.clone(),
+        options.applications.clone(),
+        public,
+        sink,
+    )?;
+    Ok(Some(crate::connect::connect_router(Arc::new(connect))))
 }
 
 async fn bind(listen: &str) -> Result<tokio::net::TcpListener> {
@@ -343,8 +374,16 @@ fn announce(
 }
 
 /// Answers on `listener` until SIGTERM or SIGINT.
-async fn answer_until_stopped(push: &Push, listener: tokio::net::TcpListener) -> Result<()> {
-    axum::serve(listener, push.router())
+async fn answer_until_stopped(
+    push: &Push,
+    extra: Option<axum::Router>,
+    listener: tokio::net::TcpListener,
+) -> Result<()> {
+    let router = match extra {
+        Some(extra) => push.router().merge(extra),
+        None => push.router(),
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(crate::shutdown_signal())
         .await
         .context("serving")

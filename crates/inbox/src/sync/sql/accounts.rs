@@ -378,6 +378,73 @@ impl<B: Dialect> SqlStore<B> {
         Ok((updated, Imported::Updated))
     }
 
+    /// Connects the account named `config.name` again: its credentials and settings
+    /// become `config`'s and it turns `active` (its id, name and mirror stay, so its sync
+    /// resumes where it stopped). Refused when `config` names another seller than the
+    /// account's, or a seller connected under another account.
+    pub async fn reconnect_account(
+        &self,
+        key: &TokenKey,
+        config: &AccountConfig,
+    ) -> Result<StoredAccount, StoreError> {
+        let (settings, secrets) = split(config)?;
+        let seller = seller_of(config);
+        let mut tx = B::begin(&self.pool).await?;
+        let existing = named::<B>(&mut tx, &config.name)
+            .await?
+            .ok_or_else(|| not_found(&config.name))?;
+        if existing.marketplace != config.marketplace {
+            return Err(StoreError::conflict(format!(
+                "the account {} is a {} account, not {}",
+                config.name, existing.marketplace, config.marketplace
+            )));
+        }
+        if let (Some(had), Some(now)) = (&existing.seller_id, &seller) {
+            if had != now {
+                return Err(StoreError::conflict(format!(
+                    "the account {} is another {} seller's",
+                    config.name, config.marketplace
+                )));
+            }
+        }
+        if let Some(seller) = &seller {
+            let rows = B::fetch(
+                &mut tx,
+                "SELECT name FROM accounts WHERE marketplace = $1 AND seller_id = $2 AND id <> $3"
+                    .into(),
+                args![config.marketplace.as_str(), seller, &existing.id],
+            )
+            .await?;
+            if let Some(row) = rows.first() {
+                return Err(StoreError::conflict(format!(
+                    "this {} seller is already connected as the account {}",
+                    config.marketplace,
+                    row.text(0)?.unwrap_or_default()
+                )));
+            }
+        }
+        B::execute(
+            &mut tx,
+            "UPDATE accounts SET settings = $2, credentials = $3, seller_id = COALESCE($4, seller_id),
+               state = 'active', updated_at = $5, version = version + 1 WHERE id = $1"
+                .into(),
+            args![
+                &existing.id,
+                Value::Object(settings).to_string(),
+                seal(key, &existing.id, &secrets)?,
+                seller,
+                Utc::now()
+            ],
+        )
+        .await?;
+        bump::<B>(&mut tx).await?;
+        let updated = named::<B>(&mut tx, &config.name)
+            .await?
+            .ok_or_else(|| not_found(&config.name))?;
+        B::commit(tx).await?;
+        Ok(updated)
+    }
+
     /// Renames an account, and its mirror with it, in one transaction; its id, and so its
     /// sealed credentials, stay as they are.
     pub async fn rename_account(&self, old: &str, new: &str) -> Result<StoredAccount, StoreError> {

@@ -46,6 +46,7 @@
 
 mod accounts;
 pub mod backend;
+mod links;
 mod schema;
 mod write;
 
@@ -61,6 +62,7 @@ pub use self::backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use self::backend::Sqlite;
 use self::backend::{args, Dialect, Row};
+pub use self::links::{ConnectLink, LinkKey};
 use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row;
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind, Stored};

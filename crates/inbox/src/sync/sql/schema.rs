@@ -53,7 +53,8 @@ CREATE TABLE inbox_counters (name TEXT PRIMARY KEY, value {int} NOT NULL);
 INSERT INTO inbox_counters (name, value) VALUES ('changes', 0);
 ";
 
-/// Version 5: the accounts a store holds (see [`super::accounts`]).
+/// Version 5: the accounts a store holds (see [`super::accounts`]) and the links that
+/// connect them (see [`super::links`]).
 const V5: &str = "
 CREATE TABLE accounts (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, marketplace TEXT NOT NULL,
@@ -61,6 +62,11 @@ CREATE TABLE accounts (
   created_at {time} NOT NULL, updated_at {time} NOT NULL, version {int} NOT NULL DEFAULT 1);
 CREATE UNIQUE INDEX accounts_seller ON accounts (marketplace, seller_id);
 INSERT INTO inbox_counters (name, value) VALUES ('accounts', 0);
+CREATE TABLE connect_links (
+  id TEXT PRIMARY KEY, marketplace TEXT NOT NULL, name TEXT NOT NULL, return_to TEXT,
+  reconnect {int} NOT NULL DEFAULT 0, state_hash TEXT UNIQUE, verifier TEXT,
+  redirect_uri TEXT, created_at {time} NOT NULL, expires_at {time} NOT NULL,
+  opened_at {time}, done_at {time}, outcome TEXT);
 ";
 
 /// Versions 1 to 3 (instants as RFC 3339 text), as the landed code created them: a
