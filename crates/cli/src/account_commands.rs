@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use inbox_server::directory::required_key;
 use inbox_server::{Db, Directory};
-use marketplace_inbox::sync::{Imported, StoredAccount};
+use marketplace_inbox::sync::{AccountState, Imported, StoredAccount};
 use marketplace_inbox::{AccountConfig, InboxConfig, Marketplace};
 use serde_json::{json, Map, Value};
 
@@ -39,6 +39,20 @@ pub enum AccountsCommand {
         old: String,
         /// Its new name.
         new: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Stop syncing an account but keep it (state `disabled`).
+    Disable {
+        /// The account.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Sync a disabled account again (state `active`).
+    Enable {
+        /// The account.
+        name: String,
         #[command(flatten)]
         db: DbArg,
     },
@@ -286,6 +300,11 @@ pub async fn run(
         }
         _ => {}
     }
+    let command_state = match &command {
+        AccountsCommand::Disable { .. } => Some(AccountState::Disabled),
+        AccountsCommand::Enable { .. } => Some(AccountState::Active),
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     match command {
         AccountsCommand::Link { .. } | AccountsCommand::Connect { .. } => {}
@@ -311,13 +330,13 @@ pub async fn run(
             } else {
                 writeln!(
                     out,
-                    "{:<24} {:<13} {:<12} {:<16} {:<20} ID",
-                    "NAME", "MARKETPLACE", "STATE", "SELLER", "LAST SYNC"
+                    "{:<24} {:<13} {:<12} {:<16} {:<20} {:<11} ID",
+                    "NAME", "MARKETPLACE", "STATE", "SELLER", "LAST SYNC", "KEY EXPIRES"
                 )?;
                 for a in &all {
                     writeln!(
                         out,
-                        "{:<24} {:<13} {:<12} {:<16} {:<20} {}",
+                        "{:<24} {:<13} {:<12} {:<16} {:<20} {:<11} {}",
                         a.name,
                         a.marketplace.as_str(),
                         a.state.as_str(),
@@ -325,6 +344,9 @@ pub async fn run(
                         a.last_sync
                             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                             .unwrap_or_else(|| "never".into()),
+                        a.credentials_expire_at
+                            .map(|t| t.format("%Y-%m-%d").to_string())
+                            .unwrap_or_else(|| "-".into()),
                         a.id
                     )?;
                 }
@@ -334,6 +356,23 @@ pub async fn run(
             let directory = Directory::open(db.db).await?;
             let renamed = directory.rename(&old, &new).await?;
             print(&mut out, &renamed, json, "renamed")?;
+        }
+        AccountsCommand::Disable { name, db } | AccountsCommand::Enable { name, db } => {
+            let state = match command_state {
+                Some(state) => state,
+                None => return Err(anyhow!("no state")),
+            };
+            let directory = Directory::open(db.db).await?;
+            let account = directory
+                .named(&name)
+                .await?
+                .ok_or_else(|| anyhow!("no account is named {name:?}"))?;
+            directory.set_state(&account.id, state).await?;
+            let now = directory
+                .named(&name)
+                .await?
+                .ok_or_else(|| anyhow!("no account is named {name:?}"))?;
+            print(&mut out, &now, json, state.as_str())?;
         }
         AccountsCommand::Remove { name, purge, db } => {
             let directory = Directory::open(db.db).await?;
@@ -390,6 +429,7 @@ fn object(a: &StoredAccount) -> Value {
         "created_at": a.created_at,
         "updated_at": a.updated_at,
         "last_sync": a.last_sync,
+        "credentials_expire_at": a.credentials_expire_at,
     })
 }
 

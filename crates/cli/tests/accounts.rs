@@ -4,14 +4,14 @@
 //! no `invalid_grant`), and is no longer synced within 5 s of its removal (the sandbox's
 //! request counts, by the Ozon account's `Client-Id`).
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use inbox_sandbox::{Config, OAuthConfig, Vendor};
 use serde_json::{json, Value};
 
 mod common;
-use common::{inbox_command, json_lines, start, Env};
+use common::{inbox_command, json_lines, ok, start, stop, within, Env};
 #[path = "../../inbox/tests/support/postgres.rs"]
 mod pg;
 
@@ -27,33 +27,12 @@ fn inbox(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The accounts `inbox accounts list --json` prints, by name.
 fn listed(db: &str) -> std::collections::BTreeMap<String, Value> {
     json_lines(&ok(inbox(&["accounts", "list", "--json", "--db", db])))
         .into_iter()
         .map(|a| (a["name"].as_str().unwrap().to_string(), a))
         .collect()
-}
-
-/// Waits until `done` holds, for up to `limit`; false when it never did.
-fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
 }
 
 /// A sandbox of two accounts per marketplace, every second one on OAuth with access
@@ -128,6 +107,29 @@ fn scenario(env: &Env, all: &[Value], db: &str) {
             .all(|a| !a["last_sync"].is_null())),
         "the imported accounts were not synced: {:?}",
         listed(db)
+    );
+
+    // Disabled: not synced (no request with its Client-Id), kept; enabled: synced again.
+    let first_ozon = entry(all, "ozon")["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ok(inbox(&["accounts", "disable", "ozon", "--db", db]));
+    assert!(out.contains("disabled"), "{out}");
+    assert_eq!(listed(db)["ozon"]["state"], "disabled");
+    std::thread::sleep(Duration::from_secs(5));
+    let quiet = ozon_requests(env, &first_ozon);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        ozon_requests(env, &first_ozon),
+        quiet,
+        "a disabled account was synced"
+    );
+    ok(inbox(&["accounts", "enable", "ozon", "--db", db]));
+    assert!(
+        within(Duration::from_secs(5), || ozon_requests(env, &first_ozon)
+            > quiet),
+        "the enabled account is not synced again"
     );
 
     // Added from flags while running: synced within seconds.
@@ -259,20 +261,6 @@ fn scenario(env: &Env, all: &[Value], db: &str) {
         names,
         ["allegro", "magalu", "mercadolibre", "ozon", "pl-oauth"]
     );
-}
-
-fn stop(mut child: Child) -> Output {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: a plain signal to a child of this process.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "no stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -500,4 +488,71 @@ fn a_revoked_grant_turns_reauthorize_and_a_new_grant_resumes_the_sync() {
         "every message printed once, none again"
     );
     assert!(messages.iter().any(|m| m["text"] == "back again"));
+}
+
+/// Ozon's API keys expire: `serve` reads each key's expiry (`/v1/roles`) when the
+/// account is loaded, stores it (`accounts list` shows it), says when one expires
+/// within two weeks, and turns an expired one `reauthorize` (no longer synced).
+#[test]
+fn ozon_keys_that_expire_are_reported_and_expired_ones_turn_reauthorize() {
+    let (env, all) = sandbox("accounts-expiry");
+    let soon = chrono::Utc::now() + chrono::Duration::days(3);
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    assert!(env.sandbox.set_key_expiry("ozon", soon));
+    assert!(env.sandbox.set_key_expiry("ozon-2", past));
+    let db = env.dir.join("inbox.db").to_str().unwrap().to_string();
+    ok(inbox(&["accounts", "list", "--db", &db]));
+    let serve = inbox_command()
+        .args([
+            "--json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-no-secret",
+        ])
+        .args(["--poll-interval", "0.5", "--db", &db])
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = env.dir.join("ozon.json");
+    let both = json!({"accounts": [entry(&all, "ozon"), entry(&all, "ozon-2")]});
+    std::fs::write(&file, both.to_string()).unwrap();
+    ok(inbox(&[
+        "accounts",
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        &db,
+    ]));
+    assert!(
+        within(Duration::from_secs(10), || {
+            let l = listed(&db);
+            l["ozon-2"]["state"] == "reauthorize" && !l["ozon"]["credentials_expire_at"].is_null()
+        }),
+        "{:?}",
+        listed(&db)
+    );
+    let l = listed(&db);
+    assert_eq!(l["ozon"]["state"], "active");
+    let stored: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(l["ozon"]["credentials_expire_at"].clone()).unwrap();
+    assert!(
+        (stored - soon).num_seconds().abs() <= 1,
+        "{stored} vs {soon}"
+    );
+    let out = stop(serve);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("inbox: ozon: its API key expires on"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("ozon-2: its API key expired").count(),
+        1,
+        "{stderr}"
+    );
 }

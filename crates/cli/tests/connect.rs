@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use inbox_sandbox::{Config, OAuthConfig, Sandbox, Vendor};
 use serde_json::Value;
 
 mod common;
-use common::{inbox_command, json_lines, start, Env};
+use common::{inbox_command, json_lines, ok, start, within, Env};
 
 const KEY: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
 
@@ -295,26 +295,6 @@ fn form(page: &str) -> (String, Vec<(String, String)>) {
     (action, fields)
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
-}
-
 /// The query of a URL, as pairs.
 fn query(url: &str) -> BTreeMap<String, String> {
     url.split_once('?')
@@ -499,6 +479,13 @@ fn ozon_sellers_connect_with_their_keys() {
     assert_eq!(q.get("status").map(String::as_str), Some("connected"));
     let listed = service.listed();
     assert_eq!(listed["ru-shop"]["seller_id"], client_id.as_str());
+    // The key's expiry, as Ozon's /v1/roles said it (six months ahead in the sandbox).
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(listed["ru-shop"]["credentials_expire_at"].clone()).unwrap();
+    assert!(
+        expires > chrono::Utc::now() + chrono::Duration::days(150),
+        "{expires}"
+    );
     assert!(!service
         .sealed()
         .contains(ozon2["api_key"].as_str().unwrap()));

@@ -387,6 +387,16 @@ impl Account {
             .map_err(|e| e.during("download"))
     }
 
+    /// When the account's credentials stop working, where the vendor says: Ozon's API
+    /// keys (six months after they are made); `None` for credentials that renew
+    /// themselves. One read; credentials the vendor refuses are the error.
+    pub async fn credentials_expiry(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+        self.adapter
+            .credentials_expiry()
+            .await
+            .map_err(|e| e.during("read the key's expiry"))
+    }
+
     /// Marks a conversation read.
     pub async fn mark_read(&self, conversation: &ConversationRef) -> Result<(), Error> {
         self.check(conversation)?;

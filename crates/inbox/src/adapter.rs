@@ -128,6 +128,13 @@ pub(crate) trait Adapter: Send + Sync + std::fmt::Debug + 'static {
         })
     }
 
+    /// When the account's credentials stop working, where the vendor says (Ozon's API
+    /// keys live six months); `None` where they renew themselves (OAuth) or the vendor
+    /// does not say.
+    fn credentials_expiry(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, Error>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Downloads an attachment of a message in `conversation`, streamed.
     fn download<'a>(
         &'a self,

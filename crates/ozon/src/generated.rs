@@ -139,6 +139,19 @@ pub mod types {
             Default::default()
         }
     }
+    /// `RolesByTokenResponseRoles`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct RolesByTokenResponseRoles {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub methods: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+    }
+    impl RolesByTokenResponseRoles {
+        pub fn builder() -> builder::RolesByTokenResponseRoles {
+            Default::default()
+        }
+    }
     /// `RpcStatus`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct RpcStatus {
@@ -151,6 +164,21 @@ pub mod types {
     }
     impl RpcStatus {
         pub fn builder() -> builder::RpcStatus {
+            Default::default()
+        }
+    }
+    /// `V1RolesByTokenResponse`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct V1RolesByTokenResponse {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::inbox_core::FlexDateTime>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub roles: ::std::option::Option<
+            ::std::vec::Vec<::inbox_core::Lenient<RolesByTokenResponseRoles>>,
+        >,
+    }
+    impl V1RolesByTokenResponse {
+        pub fn builder() -> builder::V1RolesByTokenResponse {
             Default::default()
         }
     }
@@ -879,6 +907,68 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct RolesByTokenResponseRoles {
+            methods: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RolesByTokenResponseRoles {
+            fn default() -> Self {
+                Self {
+                    methods: Ok(Default::default()),
+                    name: Ok(Default::default()),
+                }
+            }
+        }
+        impl RolesByTokenResponseRoles {
+            pub fn methods<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.methods = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for methods: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RolesByTokenResponseRoles> for super::RolesByTokenResponseRoles {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RolesByTokenResponseRoles,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    methods: value.methods?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RolesByTokenResponseRoles> for RolesByTokenResponseRoles {
+            fn from(value: super::RolesByTokenResponseRoles) -> Self {
+                Self {
+                    methods: Ok(value.methods),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct RpcStatus {
             code: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
             details:
@@ -947,6 +1037,72 @@ pub mod types {
                     code: Ok(value.code),
                     details: Ok(value.details),
                     message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct V1RolesByTokenResponse {
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::inbox_core::FlexDateTime>,
+                ::std::string::String,
+            >,
+            roles: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::vec::Vec<::inbox_core::Lenient<super::RolesByTokenResponseRoles>>,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for V1RolesByTokenResponse {
+            fn default() -> Self {
+                Self {
+                    expires_at: Ok(Default::default()),
+                    roles: Ok(Default::default()),
+                }
+            }
+        }
+        impl V1RolesByTokenResponse {
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::inbox_core::FlexDateTime>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn roles<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::vec::Vec<::inbox_core::Lenient<super::RolesByTokenResponseRoles>>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.roles = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for roles: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<V1RolesByTokenResponse> for super::V1RolesByTokenResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: V1RolesByTokenResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_at: value.expires_at?,
+                    roles: value.roles?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::V1RolesByTokenResponse> for V1RolesByTokenResponse {
+            fn from(value: super::V1RolesByTokenResponse) -> Self {
+                Self {
+                    expires_at: Ok(value.expires_at),
+                    roles: Ok(value.roles),
                 }
             }
         }
@@ -1966,6 +2122,18 @@ impl Client {
     pub fn chat_api_chat_read_v2(&self) -> builder::ChatApiChatReadV2<'_> {
         builder::ChatApiChatReadV2::new(self)
     }
+    /// The roles and methods of the API key, and when it expires.
+    ///
+    /// Sends a `POST` request to `/v1/roles`
+    ///
+    /// ```ignore
+    /// let response = client.access_api_roles_by_token()
+    ///     .send()
+    ///     .await;
+    /// ```
+    pub fn access_api_roles_by_token(&self) -> builder::AccessApiRolesByToken<'_> {
+        builder::AccessApiRolesByToken::new(self)
+    }
 }
 ///  Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -2521,6 +2689,66 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::access_api_roles_by_token`]
+    ///
+    /// [`Client::access_api_roles_by_token`]: super::Client::access_api_roles_by_token
+    #[derive(Debug, Clone)]
+    pub struct AccessApiRolesByToken<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> AccessApiRolesByToken<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        /// Sends a `POST` request to `/v1/roles`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::V1RolesByTokenResponse>, Error<types::RpcStatus>> {
+            let Self { client } = self;
+            let url = format!("{}/v1/roles", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "access_api_roles_by_token",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(

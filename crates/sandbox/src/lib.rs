@@ -261,6 +261,10 @@ pub(crate) struct App {
     pub pusher: Option<push::Pusher>,
     /// Consents given, codes and device grants (connecting sellers).
     pub consents: Mutex<consent::Consents>,
+    /// When Ozon API keys expire, by account (default: six months after the start).
+    pub key_expiry: Mutex<HashMap<usize, chrono::DateTime<chrono::Utc>>>,
+    /// When the sandbox started.
+    pub started: chrono::DateTime<chrono::Utc>,
 }
 
 impl App {
@@ -272,6 +276,15 @@ impl App {
     /// The credentials of the account whose request is being answered.
     pub(crate) fn credentials(&self) -> &Credentials {
         &self.accounts.get(accounts::current()).credentials
+    }
+
+    /// When account `index`'s Ozon API key expires.
+    pub(crate) fn key_expiry(&self, index: usize) -> chrono::DateTime<chrono::Utc> {
+        self.key_expiry
+            .lock()
+            .ok()
+            .and_then(|k| k.get(&index).copied())
+            .unwrap_or(self.started + chrono::Duration::days(182))
     }
 
     /// A buyer message written now in a conversation of account `index`, pushed where the
@@ -362,6 +375,8 @@ impl Sandbox {
                 .as_deref()
                 .and_then(|base| push::Pusher::new(base, config.push_retry_for)),
             consents: Mutex::new(consent::Consents::default()),
+            key_expiry: Mutex::new(HashMap::new()),
+            started: chrono::Utc::now(),
             config,
         });
         let listener = tokio::net::TcpListener::bind(app.config.listen).await?;
@@ -609,6 +624,19 @@ impl Sandbox {
             .lock()
             .map(|g| g.refresh_token(index).to_string())
             .unwrap_or_default()
+    }
+
+    /// Sets when the Ozon API key of the account named `account` expires (what
+    /// `POST /v1/roles` answers); false for no such account.
+    pub fn set_key_expiry(&self, account: &str, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let Some(index) = self.app.accounts.named(Vendor::Ozon, account) else {
+            return false;
+        };
+        self.app
+            .key_expiry
+            .lock()
+            .map(|mut k| k.insert(index, at))
+            .is_ok()
     }
 
     /// The seller of the account named `account` revokes the app's grant on `vendor`: its

@@ -25,6 +25,23 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/v1/chat/send/file", post(send_file))
         .route("/v1/chat/start", post(start))
         .route("/v2/chat/read", post(read))
+        .route("/v1/roles", post(roles))
+}
+
+/// The key's roles and when it expires (six months after the sandbox started, unless
+/// [`crate::Sandbox::set_key_expiry`] said otherwise).
+async fn roles(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let c = &app.credentials();
+    if let Err(refused) = ozon_keys(&headers, &c.ozon_client_id, &c.ozon_api_key) {
+        return refused;
+    }
+    let expires = app.key_expiry(crate::accounts::current());
+    json(
+        StatusCode::OK,
+        json!({"expires_at": ts(expires), "roles": [
+            {"name": "Chat", "methods": ["/v3/chat/list", "/v3/chat/history", "/v1/chat/send/message",
+                                          "/v1/chat/send/file", "/v1/chat/start", "/v2/chat/read"]}]}),
+    )
 }
 
 fn bad(message: &str) -> Response {

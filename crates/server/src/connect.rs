@@ -27,8 +27,7 @@ use chrono::{DateTime, Utc};
 use marketplace_inbox::onboarding::encode;
 use marketplace_inbox::sync::{ConnectLink, LinkKey, StoreErrorKind};
 use marketplace_inbox::{
-    random_hex, Account, AccountConfig, ConversationQuery, Credentials, InboxConfig, Marketplace,
-    TokenKey,
+    random_hex, Account, AccountConfig, Credentials, InboxConfig, Marketplace, TokenKey,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -455,12 +454,7 @@ async fn callback(
         back.error.as_deref(),
     )
     .await;
-    let outcome = match &ending {
-        Ending::Connected(_) => "connected",
-        Ending::Failed(reason) => reason,
-    };
-    let _ = connect.directory.settle_link(&link.id, outcome).await;
-    finish(&link, ending)
+    conclude(&connect, &link, ending).await
 }
 
 /// A callback whose state finishes no link: a replay of a finished one (the error
@@ -476,6 +470,17 @@ async fn used_or_forged(connect: &Connect, state_hash: &str) -> Response {
         ),
         Err(_) => unavailable(),
     }
+}
+
+/// Records how a finished link ended (what `accounts connect` waits for), and tells the
+/// seller.
+async fn conclude(connect: &Connect, link: &ConnectLink, ending: Ending) -> Response {
+    let outcome = match &ending {
+        Ending::Connected(_) => "connected",
+        Ending::Failed(reason) => reason,
+    };
+    let _ = connect.directory.settle_link(&link.id, outcome).await;
+    finish(link, ending)
 }
 
 /// The exchange and the account, once the link is finished.
@@ -615,20 +620,19 @@ async fn ozon_form(
     config.base_url = std::env::var("INBOX_OZON_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    // One read before anything is stored.
-    let checked = match Account::from_config(&config) {
-        Ok(account) => {
-            use futures::StreamExt;
-            let mut listing = account.conversations(ConversationQuery::new());
-            !matches!(listing.next().await, Some(Err(_)))
-        }
-        Err(_) => false,
+    // One read before anything is stored: the key's roles and expiry.
+    let expiry = match Account::from_config(&config) {
+        Ok(account) => account.credentials_expiry().await.ok(),
+        Err(_) => None,
     };
-    if !checked {
+    let Some(expiry) = expiry else {
         return ozon_page(
             &link,
-            Some("Ozon did not accept this Client-Id and Api-Key (or the key lacks the chat role, or the seller has no Premium subscription)."),
+            Some("Ozon did not accept this Client-Id and Api-Key."),
         );
+    };
+    if expiry.is_some_and(|at| at <= Utc::now()) {
+        return ozon_page(&link, Some("This Api-Key has expired: make a new one."));
     }
     let link = match connect.directory.finish_link(LinkKey::Id(&link.id)).await {
         Ok(Some(l)) => l,
@@ -636,10 +640,13 @@ async fn ozon_form(
         Err(_) => return unavailable(),
     };
     let ending = store(&connect, &link, &config).await;
-    let outcome = match &ending {
-        Ending::Connected(_) => "connected",
-        Ending::Failed(reason) => reason,
-    };
-    let _ = connect.directory.settle_link(&link.id, outcome).await;
-    finish(&link, ending)
+    if let (Ending::Connected(name), Some(at)) = (&ending, expiry) {
+        if let Ok(Some(stored)) = connect.directory.named(name).await {
+            let _ = connect
+                .directory
+                .set_credentials_expiry(&stored.id, Some(at))
+                .await;
+        }
+    }
+    conclude(&connect, &link, ending).await
 }

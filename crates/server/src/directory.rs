@@ -1,6 +1,6 @@
 //! The accounts a store holds, as a process runs them: the [`Directory`] (SQLite or
 //! PostgreSQL) adds, lists, renames and removes them, and builds the [`Inbox`] of the
-//! active ones, each refreshing its OAuth tokens through the store ([`AccountTokens`]):
+//! active ones, each refreshing its OAuth tokens through the store (`AccountTokens`):
 //! on PostgreSQL through the fleet's token table keyed by the account's id, on SQLite in
 //! the account's own row under a lock file beside the database.
 
@@ -190,6 +190,15 @@ impl Directory {
         on_store!(self, s => s.set_account_state(id, state).await)
     }
 
+    /// Records when an account's credentials stop working.
+    pub async fn set_credentials_expiry(
+        &self,
+        id: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        on_store!(self, s => s.set_credentials_expiry(id, at).await)
+    }
+
     /// The account's config entry, credentials opened.
     pub async fn config(
         &self,
@@ -309,6 +318,11 @@ impl Loaded {
             let _ = inbox.add(account.clone());
         }
         inbox
+    }
+
+    /// The accounts held, with their rows.
+    pub fn accounts(&self) -> impl Iterator<Item = (&StoredAccount, &Account)> {
+        self.by_id.values().map(|(s, a)| (s, a))
     }
 
     /// The id of the account named `name`.

@@ -223,6 +223,11 @@ impl Engine {
         }
     }
 
+    /// The store's accounts and those loaded last, when the engine follows them.
+    pub fn followed(&self) -> Option<(crate::Directory, crate::directory::Loaded)> {
+        self.directory.read().ok()?.clone()
+    }
+
     /// The store's accounts, when the engine follows them.
     pub fn directory(&self) -> Option<crate::Directory> {
         self.directory.read().ok()?.as_ref().map(|(d, _)| d.clone())

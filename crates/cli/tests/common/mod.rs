@@ -101,3 +101,43 @@ pub fn printed(out: Output) -> Vec<Value> {
     );
     json_lines(&String::from_utf8(out.stdout).unwrap())
 }
+
+/// A run's stdout, after checking it succeeded (its stderr shown if not).
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until `done` holds, for up to `limit` (a bound against hanging, not a timing
+/// claim); whether it held.
+pub fn within(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    done()
+}
+
+/// Stops a process with SIGTERM (waiting up to a minute); its output.
+pub fn stop(mut child: std::process::Child) -> Output {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: a plain signal to a child of this process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    assert!(
+        within(std::time::Duration::from_secs(60), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "no stop on SIGTERM"
+    );
+    child.wait_with_output().unwrap()
+}

@@ -252,6 +252,18 @@ impl Adapter for OzonAdapter {
         .boxed()
     }
 
+    /// The API key's expiry (`/v1/roles`, `expires_at`); a key Ozon refuses is the
+    /// error.
+    fn credentials_expiry(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<chrono::DateTime<chrono::Utc>>, Error>> {
+        async move {
+            let answer = call(M, self.client.access_api_roles_by_token().send()).await?;
+            Ok(answer.expires_at.as_ref().map(|at| at.utc()))
+        }
+        .boxed()
+    }
+
     /// Downloads an image from the address Ozon gives (without credentials).
     fn download<'a>(
         &'a self,

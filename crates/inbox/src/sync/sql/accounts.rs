@@ -86,6 +86,8 @@ pub struct StoredAccount {
     pub updated_at: DateTime<Utc>,
     /// When its mirror last committed a step, if ever.
     pub last_sync: Option<DateTime<Utc>>,
+    /// When its credentials stop working, where the vendor says (Ozon's API keys).
+    pub credentials_expire_at: Option<DateTime<Utc>>,
     /// The row's version: raised by every change of the account.
     #[serde(skip)]
     pub version: i64,
@@ -115,7 +117,7 @@ const SECRET_FIELDS: [&str; 7] = [
 ];
 
 const COLUMNS: &str = "a.id, a.name, a.marketplace, a.state, a.seller_id, a.created_at,
-  a.updated_at, c.updated_at, a.version";
+  a.updated_at, c.updated_at, a.version, a.credentials_expire_at";
 
 /// A JSON object.
 type Object = Map<String, Value>;
@@ -173,6 +175,7 @@ fn stored<R: Row>(row: &R) -> Result<StoredAccount, StoreError> {
         updated_at: row.time(6)?.unwrap_or_default(),
         last_sync: row.time(7)?,
         version: row.int(8)?.unwrap_or(0),
+        credentials_expire_at: row.time(9)?,
     })
 }
 
@@ -268,21 +271,7 @@ impl<B: Dialect> SqlStore<B> {
                 config.name
             )));
         }
-        if let Some(seller) = &seller {
-            let rows = B::fetch(
-                &mut tx,
-                "SELECT name FROM accounts WHERE marketplace = $1 AND seller_id = $2".into(),
-                args![config.marketplace.as_str(), seller],
-            )
-            .await?;
-            if let Some(row) = rows.first() {
-                return Err(StoreError::conflict(format!(
-                    "this {} seller is already connected as the account {}",
-                    config.marketplace,
-                    row.text(0)?.unwrap_or_default()
-                )));
-            }
-        }
+        seller_free::<B>(&mut tx, config.marketplace, seller.as_deref(), "").await?;
         let now = Utc::now();
         B::execute(
             &mut tx,
@@ -407,22 +396,7 @@ impl<B: Dialect> SqlStore<B> {
                 )));
             }
         }
-        if let Some(seller) = &seller {
-            let rows = B::fetch(
-                &mut tx,
-                "SELECT name FROM accounts WHERE marketplace = $1 AND seller_id = $2 AND id <> $3"
-                    .into(),
-                args![config.marketplace.as_str(), seller, &existing.id],
-            )
-            .await?;
-            if let Some(row) = rows.first() {
-                return Err(StoreError::conflict(format!(
-                    "this {} seller is already connected as the account {}",
-                    config.marketplace,
-                    row.text(0)?.unwrap_or_default()
-                )));
-            }
-        }
+        seller_free::<B>(&mut tx, config.marketplace, seller.as_deref(), &existing.id).await?;
         B::execute(
             &mut tx,
             "UPDATE accounts SET settings = $2, credentials = $3, seller_id = COALESCE($4, seller_id),
@@ -588,6 +562,23 @@ impl<B: Dialect> SqlStore<B> {
         Ok(changed > 0)
     }
 
+    /// Records when the account's credentials stop working (not a change processes
+    /// follow: the row's version stays).
+    pub async fn set_credentials_expiry(
+        &self,
+        id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        B::execute(
+            &mut conn,
+            "UPDATE accounts SET credentials_expire_at = $2 WHERE id = $1".into(),
+            args![id, at],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The OAuth tokens stored with the account (none for other credentials).
     pub async fn account_tokens(
         &self,
@@ -662,6 +653,31 @@ async fn named<B: Dialect>(
     )
     .await?;
     rows.first().map(stored).transpose()
+}
+
+/// Refuses a seller connected already under an account other than `except` (an id).
+async fn seller_free<B: Dialect>(
+    conn: &mut B::Conn,
+    marketplace: Marketplace,
+    seller: Option<&str>,
+    except: &str,
+) -> Result<(), StoreError> {
+    let Some(seller) = seller else {
+        return Ok(());
+    };
+    let rows = B::fetch(
+        conn,
+        "SELECT name FROM accounts WHERE marketplace = $1 AND seller_id = $2 AND id <> $3".into(),
+        args![marketplace.as_str(), seller, except],
+    )
+    .await?;
+    match rows.first() {
+        Some(row) => Err(StoreError::conflict(format!(
+            "this {marketplace} seller is already connected as the account {}",
+            row.text(0)?.unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Raises the accounts' counter (inside the change's transaction).

@@ -4,7 +4,8 @@
 //! where the schema version lives, the migration lock) is one hook each in
 //! [`backend`].
 //!
-//! The schema (version 4), written once for both (`{int}` is `INTEGER` on SQLite and
+//! The schema (version 4; version 5 adds `accounts` and `connect_links`, see [`accounts`]
+//! and [`links`]), written once for both (`{int}` is `INTEGER` on SQLite and
 //! `BIGINT` on PostgreSQL; `{time}` an instant: integer microseconds since 1970 UTC on
 //! SQLite, `TIMESTAMPTZ` on PostgreSQL):
 //!

@@ -1,7 +1,7 @@
 //! The schema, written once for both backends (column types from the backend), and the
 //! migrations that bring any earlier database to it in place.
 //!
-//! Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
+//! Version 5 adds the store's accounts and connect links. Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
 //! microseconds since 1970 in UTC on SQLite); conversations and messages keep their
 //! JSON form and what a read side sorts and filters on; `changes` numbers every stored
 //! change in commit order.
@@ -59,7 +59,8 @@ const V5: &str = "
 CREATE TABLE accounts (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, marketplace TEXT NOT NULL,
   state TEXT NOT NULL, seller_id TEXT, settings TEXT NOT NULL, credentials TEXT NOT NULL,
-  created_at {time} NOT NULL, updated_at {time} NOT NULL, version {int} NOT NULL DEFAULT 1);
+  created_at {time} NOT NULL, updated_at {time} NOT NULL, version {int} NOT NULL DEFAULT 1,
+  credentials_expire_at {time});
 CREATE UNIQUE INDEX accounts_seller ON accounts (marketplace, seller_id);
 INSERT INTO inbox_counters (name, value) VALUES ('accounts', 0);
 CREATE TABLE connect_links (
