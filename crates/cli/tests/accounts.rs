@@ -333,6 +333,23 @@ fn two_workers_on_postgres_follow_accounts_added_renamed_and_removed() {
     };
     let (a, b) = (spawn(), spawn());
     scenario(&env, &all, &db.url);
+    // A disabled account's job ends without a next run (none left to churn).
+    ok(inbox(&["accounts", "disable", "magalu", "--db", &db.url]));
+    let jobs = |key: &'static str| -> i64 {
+        let rows: Vec<(i64,)> = runtime.block_on(pg::rows(&db.url, key)).unwrap_or_default();
+        rows.first().map_or(-1, |r| r.0)
+    };
+    assert!(
+        within(Duration::from_secs(10), || jobs(
+            "SELECT COUNT(*) FROM graphile_worker.jobs WHERE key = 'inbox-sync:magalu'"
+        ) == 0),
+        "the disabled account's job is still scheduled"
+    );
+    assert_eq!(
+        jobs("SELECT COUNT(*) FROM graphile_worker.jobs WHERE key = 'inbox-sync:ru-2'"),
+        0,
+        "the removed account's job is still scheduled"
+    );
     for w in [a, b] {
         let out = stop(w);
         let stderr = String::from_utf8_lossy(&out.stderr);

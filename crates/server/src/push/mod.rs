@@ -282,6 +282,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         };
         let listener = bind(&options.listen).await?;
         announce(engine.sink(), &listener, options.secret.as_deref())?;
+        unconnectable(engine.sink(), &options, connect.is_some());
         // The jobs first: the engine creates its schema, which the journal's jobs need.
         let jobs = tokio::spawn(jobs::run(engine.clone(), store.clone(), FLEET_CONCURRENCY));
         let push = Push::fleet(engine, store, options.secret.clone());
@@ -316,6 +317,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
     };
     let listener = bind(&options.listen).await?;
     announce(engine.sink(), &listener, options.secret.as_deref())?;
+    unconnectable(engine.sink(), &options, connect.is_some());
     let push = Push::local(engine, options.secret.clone(), options.poll_interval).await?;
     let served = answer_until_stopped(&push, connect, listener).await;
     push.shutdown().await;
@@ -323,6 +325,14 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         f.abort();
     }
     served
+}
+
+/// Says that a public URL was given to a service whose accounts come from a file, where
+/// sellers cannot connect theirs.
+fn unconnectable(sink: &dyn Sink, options: &ServeOptions, connecting: bool) {
+    if options.public_url.is_some() && !connecting {
+        sink.note("inbox: serve: warning: --public-url is ignored: the accounts come from --config, so sellers cannot connect accounts here (run on the database's accounts to connect them)");
+    }
 }
 
 /// The connect routes, when the service has a public URL.

@@ -134,10 +134,12 @@ impl Fleet {
             // has no next run; one added a moment ago that this process has not loaded
             // yet runs again shortly.
             if let Some(directory) = &self.directory {
-                if directory.named(name).await?.is_some() {
+                if active(directory, name).await? {
                     let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
                     return schedule(utils, name, soon, JobKeyMode::Replace).await;
                 }
+                // Removed, renamed, disabled or waiting to be authorised again: no next
+                // run (one is added when it is active in the engine again).
                 return Ok(());
             }
             engine.sink().note(&format!(
@@ -185,7 +187,7 @@ impl Fleet {
         // the account.
         let Some(account) = self.engine.account(&job.account) else {
             if let Some(directory) = &self.directory {
-                if directory.named(&job.account).await?.is_none() {
+                if !active(directory, &job.account).await? {
                     // The account is gone: what its notifications asked is moot.
                     self.store
                         .journal_settle_target(
@@ -251,6 +253,14 @@ impl Fleet {
         }
         Ok(())
     }
+}
+
+/// Whether the store holds an active account named `name`.
+async fn active(directory: &crate::Directory, name: &str) -> Result<bool> {
+    Ok(directory
+        .named(name)
+        .await?
+        .is_some_and(|a| a.state == marketplace_inbox::sync::AccountState::Active))
 }
 
 /// A notification's work: what it asks of one account (`conversation:ID`,
