@@ -22,6 +22,34 @@ pub fn apply(
     Ok(n)
 }
 
+/// Our API answers errors as `application/problem+json` (RFC 9457); progenitor reads
+/// only `application/json`. Renames that media type in every response (the shared ones
+/// under `components/responses` included); the body is JSON either way.
+pub fn problem_json_as_json(doc: &mut Value) -> Result<usize> {
+    let mut changed = 0;
+    let mut rename = |response: &mut Value| {
+        if let Some(Value::Object(content)) = response.get_mut("content") {
+            if let Some(schema) = content.remove("application/problem+json") {
+                content.insert("application/json".into(), schema);
+                changed += 1;
+            }
+        }
+    };
+    if let Some(Value::Object(shared)) = doc.pointer_mut("/components/responses") {
+        for response in shared.values_mut() {
+            rename(response);
+        }
+    }
+    for (_, _, op) in operations_mut(doc) {
+        if let Some(Value::Object(responses)) = op.get_mut("responses") {
+            for response in responses.values_mut() {
+                rename(response);
+            }
+        }
+    }
+    Ok(changed)
+}
+
 /// Ozon publishes `info.version` as the JSON number `2.1`; openapiv3 wants a string.
 pub fn stringify_numeric_version(doc: &mut Value) -> Result<usize> {
     let Some(version) = doc.pointer_mut("/info/version") else {
@@ -508,6 +536,33 @@ mod tests {
         assert_eq!(
             op["responses"]["200"]["content"],
             json!({"application/json": {"schema": {"$ref": "#/components/schemas/B"}}})
+        );
+    }
+
+    #[test]
+    fn problem_json_becomes_json_in_shared_and_inline_responses() {
+        let problem = json!({"schema": {"$ref": "#/components/schemas/Problem"}});
+        let mut doc = json!({
+            "components": {"responses": {"NotFound": {"content": {"application/problem+json": problem}}}},
+            "paths": {"/t": {"get": {"responses": {
+                "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                "409": {"content": {"application/problem+json": problem}},
+                "404": {"$ref": "#/components/responses/NotFound"}
+            }}}}
+        });
+        assert_eq!(problem_json_as_json(&mut doc).unwrap(), 2);
+        assert_eq!(
+            doc["components"]["responses"]["NotFound"]["content"],
+            json!({"application/json": problem})
+        );
+        assert_eq!(
+            doc["paths"]["/t"]["get"]["responses"]["409"]["content"],
+            json!({"application/json": problem})
+        );
+        assert_eq!(
+            problem_json_as_json(&mut doc).unwrap(),
+            0,
+            "nothing left to rename"
         );
     }
 }

@@ -106,25 +106,27 @@ pub fn generate(root: &Path, target: &Target) -> Result<String> {
     if enums.is_empty() {
         bail!("fix-up `open_enums` matched nothing in {name}");
     }
-    apply(
-        &name,
-        "relax_response_schemas",
-        &mut doc,
-        tolerance::relax_response_schemas,
-    )?;
-    apply(
-        &name,
-        "tolerant_scalars",
-        &mut doc,
-        tolerance::tolerant_scalars,
-    )?;
-    apply(&name, "flex_datetimes", &mut doc, tolerance::flex_datetimes)?;
-    apply(
-        &name,
-        "lenient_list_items",
-        &mut doc,
-        tolerance::lenient_list_items,
-    )?;
+    if target.tolerant {
+        apply(
+            &name,
+            "relax_response_schemas",
+            &mut doc,
+            tolerance::relax_response_schemas,
+        )?;
+        apply(
+            &name,
+            "tolerant_scalars",
+            &mut doc,
+            tolerance::tolerant_scalars,
+        )?;
+        apply(&name, "flex_datetimes", &mut doc, tolerance::flex_datetimes)?;
+        apply(
+            &name,
+            "lenient_list_items",
+            &mut doc,
+            tolerance::lenient_list_items,
+        )?;
+    }
 
     let binary_ops = binary_response_operations(&doc);
     let api: openapiv3::OpenAPI = serde_json::from_value(doc)

@@ -26,6 +26,10 @@ pub struct Target {
     /// Page envelopes whose fields paging does not read become tolerant
     /// (`tolerant_envelope_fields`).
     pub envelopes: &'static [&'static str],
+    /// Whether the vendor tolerance passes run (required fields relaxed, scalars and
+    /// instants in any form, malformed list items kept): for the vendors' APIs. Our own
+    /// API's client decodes strictly by its spec, so that it proves the server keeps it.
+    pub tolerant: bool,
 }
 
 fn allegro(doc: &mut Value, spec: &str, version: &str) -> Result<()> {
@@ -85,6 +89,16 @@ fn ozon(doc: &mut Value, spec: &str) -> Result<()> {
     Ok(())
 }
 
+fn inbox_api(doc: &mut Value, spec: &str) -> Result<()> {
+    apply(
+        spec,
+        "problem_json_as_json",
+        doc,
+        fixups::problem_json_as_json,
+    )?;
+    Ok(())
+}
+
 /// Every generated module, in generation order.
 pub fn all() -> Vec<Target> {
     vec![
@@ -97,6 +111,7 @@ pub fn all() -> Vec<Target> {
             fixups: allegro_public,
             path_parameters: true,
             envelopes: &["ThreadsList", "MessagesList"],
+            tolerant: true,
         },
         Target {
             spec: "allegro.yaml",
@@ -107,6 +122,7 @@ pub fn all() -> Vec<Target> {
             fixups: allegro_beta,
             path_parameters: true,
             envelopes: &[],
+            tolerant: true,
         },
         Target {
             spec: "mercadolibre.yaml",
@@ -117,6 +133,7 @@ pub fn all() -> Vec<Target> {
             fixups: mercadolibre,
             path_parameters: true,
             envelopes: &["PackMessages", "Paging", "UnreadMessages", "OrdersSearch"],
+            tolerant: true,
         },
         Target {
             spec: "magalu.yaml",
@@ -133,6 +150,7 @@ pub fn all() -> Vec<Target> {
                 "Links",
                 "PageInfo",
             ],
+            tolerant: true,
         },
         Target {
             spec: "ozon.yaml",
@@ -143,6 +161,18 @@ pub fn all() -> Vec<Target> {
             fixups: ozon,
             path_parameters: false,
             envelopes: &["V3ChatListResponse"],
+            tolerant: true,
+        },
+        Target {
+            spec: "inbox-api.yaml",
+            package: "inbox-api-client",
+            module: "generated",
+            dir: "api-client",
+            media: None,
+            fixups: inbox_api,
+            path_parameters: true,
+            envelopes: &[],
+            tolerant: false,
         },
     ]
 }
