@@ -25,6 +25,9 @@ pub mod generated;
 pub use generated::*;
 pub use inbox_core::{HttpClientError, Secret};
 
+/// The API's contract, `specs/inbox-api.yaml` (what `GET /openapi.yaml` serves).
+pub const SPEC: &str = include_str!("../spec/inbox-api.yaml");
+
 /// Where `inbox serve` listens unless told otherwise.
 pub const LOCAL_URL: &str = "http://127.0.0.1:8080";
 

@@ -5,6 +5,7 @@
 
 mod account_commands;
 mod accounts;
+mod key_commands;
 mod output;
 mod sync;
 
@@ -49,9 +50,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Only this account (by its name); also picks the account of a plain
-    /// `marketplace:id` reference when several could own it.
+    /// `marketplace:id` reference when several could own it. `keys create` takes it
+    /// several times (the accounts a key is limited to).
     #[arg(long, global = true, value_name = "NAME")]
-    account: Option<String>,
+    account: Vec<String>,
     /// Log requests, retries and token refreshes on stderr (-v info, -vv debug, -vvv
     /// trace); `RUST_LOG` sets the filter instead.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -166,6 +168,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
     },
+    /// The HTTP API's keys: create, list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: key_commands::KeysCommand,
+    },
     /// The accounts a database holds: add, list, rename, remove, import.
     Accounts {
         #[command(subcommand)]
@@ -263,6 +270,9 @@ fn db(text: &str) -> std::result::Result<Db, String> {
 /// start from a spent refresh token) make it fail, whatever the command did.
 async fn run(mut cli: Cli) -> Result<ExitCode> {
     match std::mem::replace(&mut cli.command, Command::Unread) {
+        Command::Keys { command } => {
+            return key_commands::run(command, cli.json, &cli.account).await
+        }
         Command::Accounts { command } => {
             let applications = match &cli.config {
                 Some(path) => marketplace_inbox::InboxConfig::from_file(path)?,
@@ -319,13 +329,17 @@ fn cli_choice(cli: &Cli) -> accounts::Choice {
 }
 
 async fn command(
-    cli: Cli,
+    mut cli: Cli,
     inbox: Inbox,
     following: Option<accounts::Following>,
 ) -> Result<ExitCode> {
     let mut inbox = inbox;
+    if cli.account.len() > 1 {
+        return Err(anyhow!("--account names one account here"));
+    }
+    let account = cli.account.pop();
     let config_file = cli.config.clone();
-    if let Some(name) = &cli.account {
+    if let Some(name) = &account {
         if inbox.account(name).is_none() {
             let names: Vec<&str> = inbox.accounts().map(|a| a.name()).collect();
             return Err(anyhow!(
@@ -345,7 +359,7 @@ async fn command(
     // A plain `marketplace:id` takes the account named by --account.
     let named = |mut r: ConversationRef| {
         if r.account.is_none() {
-            r.account = cli.account.clone();
+            r.account = account.clone();
         }
         r
     };
@@ -470,7 +484,7 @@ async fn command(
             let config = match (config_file, following) {
                 (Some(path), None) => {
                     let mut config = marketplace_inbox::InboxConfig::from_file(&path)?;
-                    if let Some(name) = &cli.account {
+                    if let Some(name) = &account {
                         config.accounts.retain(|a| &a.name == name);
                     }
                     Some(config)
@@ -529,6 +543,7 @@ async fn command(
             out,
         } => download(&inbox, json, &named(reference), &attachment, &out).await,
         // Run before any account is loaded (`run`).
+        Command::Keys { command } => key_commands::run(command, json, &[]).await,
         Command::Accounts { command } => {
             account_commands::run(command, json, marketplace_inbox::InboxConfig::default()).await
         }

@@ -81,6 +81,19 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    /// A key for `purpose` derived from this one (SHA-256 of the purpose and the key):
+    /// what authenticates the HTTP API's cursors, say, without ever using the key itself.
+    pub fn derived(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(purpose.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(self.0.as_slice());
+        hasher.finalize().into()
+    }
+}
+
 /// `bytes` random bytes from the operating system, as lowercase hex (ids, link secrets,
 /// OAuth `state` values, PKCE verifiers).
 pub fn random_hex(bytes: usize) -> String {

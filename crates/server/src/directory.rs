@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use marketplace_inbox::sync::{
-    AccountState, ConnectLink, Imported, LinkKey, PostgresStore, SqliteStore, Store, StoreError,
-    StoredAccount,
+    AccountState, ApiKey, ConnectLink, Imported, LinkKey, PostgresStore, SqliteStore, Store,
+    StoreError, StoredAccount,
 };
 use marketplace_inbox::{
     Account, AccountConfig, Grant, Inbox, PostgresTokens, Refused, TokenKey, TokenStore, Tokens,
@@ -165,6 +165,33 @@ impl Directory {
     /// Records how a link ended.
     pub async fn settle_link(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
         on_store!(self, s => s.settle_link(id, outcome).await)
+    }
+
+    /// Stores an API key by its hash.
+    pub async fn add_key(
+        &self,
+        id: &str,
+        hash: &str,
+        label: Option<&str>,
+        scopes: &[String],
+        accounts: Option<&[String]>,
+    ) -> Result<ApiKey, StoreError> {
+        on_store!(self, s => s.add_key(id, hash, label, scopes, accounts).await)
+    }
+
+    /// Every API key.
+    pub async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        on_store!(self, s => s.keys().await)
+    }
+
+    /// The unrevoked API key of this hash, and the hash stored.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
+        on_store!(self, s => s.key_by_hash(hash).await)
+    }
+
+    /// Revokes an API key.
+    pub async fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
+        on_store!(self, s => s.revoke_key(id).await)
     }
 
     /// Renames an account (its mirror with it).

@@ -35,6 +35,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod api;
 pub mod connect;
 pub mod directory;
 pub mod engine;

@@ -93,7 +93,9 @@ pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::backend;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::{AccountState, Backend, ConnectLink, Imported, LinkKey, SqlStore, StoredAccount};
+pub use sql::{
+    AccountState, ApiKey, Backend, ConnectLink, Imported, LinkKey, SqlStore, StoredAccount,
+};
 #[cfg(feature = "postgres")]
 pub use sql::{Postgres, PostgresStore};
 #[cfg(feature = "sqlite")]

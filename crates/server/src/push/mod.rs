@@ -256,7 +256,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
                     sink,
                 ));
                 let directory = crate::Directory::Postgres(store.clone());
-                let connect = connect_routes(&options, &directory, &key, engine.sink_arc())?;
+                let connect = store_routes(&options, &directory, &key, engine.sink_arc())?;
                 let following = crate::follow::follow(&engine, directory, key).await?;
                 (engine, Some(following), connect)
             }
@@ -310,7 +310,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         Accounts::Store(key) => {
             let directory = crate::Directory::open(options.db.clone()).await?;
             let engine = Arc::new(Engine::new(Arc::new(Inbox::new()), directory.store(), sink));
-            let connect = connect_routes(&options, &directory, &key, engine.sink_arc())?;
+            let connect = store_routes(&options, &directory, &key, engine.sink_arc())?;
             let following = crate::follow::follow(&engine, directory, key).await?;
             (engine, Some(following), connect)
         }
@@ -329,21 +329,23 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
 
 /// Says that a public URL was given to a service whose accounts come from a file, where
 /// sellers cannot connect theirs.
-fn unconnectable(sink: &dyn Sink, options: &ServeOptions, connecting: bool) {
-    if options.public_url.is_some() && !connecting {
+fn unconnectable(sink: &dyn Sink, options: &ServeOptions, store_accounts: bool) {
+    if options.public_url.is_some() && !store_accounts {
         sink.note("inbox: serve: warning: --public-url is ignored: the accounts come from --config, so sellers cannot connect accounts here (run on the database's accounts to connect them)");
     }
 }
 
-/// The connect routes, when the service has a public URL.
-fn connect_routes(
+/// The routes of a service that runs the store's accounts: the HTTP API, and the
+/// connect routes when it has a public URL.
+fn store_routes(
     options: &ServeOptions,
     directory: &crate::Directory,
     key: &marketplace_inbox::TokenKey,
     sink: Arc<dyn Sink>,
 ) -> Result<Option<axum::Router>> {
+    let api = crate::api::api_router(crate::api::ApiState::new(directory.clone(), key));
     let Some(public) = &options.public_url else {
-        return Ok(None);
+        return Ok(Some(api));
     };
     let connect = crate::connect::Connect::new(
         directory.clone(),
@@ -352,7 +354,9 @@ fn connect_routes(
         public,
         sink,
     )?;
-    Ok(Some(crate::connect::connect_router(Arc::new(connect))))
+    Ok(Some(
+        api.merge(crate::connect::connect_router(Arc::new(connect))),
+    ))
 }
 
 async fn bind(listen: &str) -> Result<tokio::net::TcpListener> {

@@ -4,8 +4,8 @@
 //! where the schema version lives, the migration lock) is one hook each in
 //! [`backend`].
 //!
-//! The schema (version 4; version 5 adds `accounts` and `connect_links`, see [`accounts`]
-//! and [`links`]), written once for both (`{int}` is `INTEGER` on SQLite and
+//! The schema (version 4; version 5 adds `accounts`, `connect_links` and `api_keys`, see
+//! [`accounts`], [`links`] and [`keys`]), written once for both (`{int}` is `INTEGER` on SQLite and
 //! `BIGINT` on PostgreSQL; `{time}` an instant: integer microseconds since 1970 UTC on
 //! SQLite, `TIMESTAMPTZ` on PostgreSQL):
 //!
@@ -47,6 +47,7 @@
 
 mod accounts;
 pub mod backend;
+mod keys;
 mod links;
 mod schema;
 mod write;
@@ -63,6 +64,7 @@ pub use self::backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use self::backend::Sqlite;
 use self::backend::{args, Dialect, Row};
+pub use self::keys::ApiKey;
 pub use self::links::{ConnectLink, LinkKey};
 use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row;

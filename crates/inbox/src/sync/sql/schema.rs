@@ -53,8 +53,8 @@ CREATE TABLE inbox_counters (name TEXT PRIMARY KEY, value {int} NOT NULL);
 INSERT INTO inbox_counters (name, value) VALUES ('changes', 0);
 ";
 
-/// Version 5: the accounts a store holds (see [`super::accounts`]) and the links that
-/// connect them (see [`super::links`]).
+/// Version 5: the accounts a store holds (see [`super::accounts`]), the links that
+/// connect them (see [`super::links`]) and the HTTP API's keys (see [`super::keys`]).
 const V5: &str = "
 CREATE TABLE accounts (
   id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, marketplace TEXT NOT NULL,
@@ -68,6 +68,9 @@ CREATE TABLE connect_links (
   reconnect {int} NOT NULL DEFAULT 0, state_hash TEXT UNIQUE, verifier TEXT,
   redirect_uri TEXT, created_at {time} NOT NULL, expires_at {time} NOT NULL,
   opened_at {time}, done_at {time}, outcome TEXT);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, label TEXT, scopes TEXT NOT NULL,
+  accounts TEXT, created_at {time} NOT NULL, revoked_at {time});
 ";
 
 /// Versions 1 to 3 (instants as RFC 3339 text), as the landed code created them: a

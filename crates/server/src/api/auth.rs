@@ -1,0 +1,100 @@
+//! Who calls: `Authorization: Bearer ik_…`, looked up by its hash (compared again in
+//! constant time), its scopes and the accounts it may see. Keys are made by `inbox keys
+//! create` ([`create_key`]) and shown once.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use marketplace_inbox::random_hex;
+use marketplace_inbox::sync::ApiKey;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use super::ApiState;
+use crate::Directory;
+
+/// The scopes a key may hold.
+pub const SCOPES: [&str; 4] = ["read", "write", "events", "admin"];
+
+/// The caller of a request: its key (never the key's text).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    key: ApiKey,
+}
+
+impl Caller {
+    /// Refuses (403) unless the key holds `scope`.
+    pub fn require(&self, scope: &str) -> Result<(), Problem> {
+        match self.key.scopes.iter().any(|s| s == scope) {
+            true => Ok(()),
+            false => Err(Problem::forbidden(scope)),
+        }
+    }
+
+    /// Whether the key may see the account named `name`.
+    pub fn sees(&self, name: &str) -> bool {
+        self.key
+            .accounts
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
+
+fn hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Caller, Problem> {
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| k.starts_with("ik_") && k.len() <= 200)
+            .ok_or_else(Problem::unauthorized)?;
+        let wanted = hash(given);
+        let found = state
+            .directory
+            .key_by_hash(&wanted)
+            .await
+            .map_err(|e| Problem::store(&e))?;
+        match found {
+            Some((key, stored)) if bool::from(stored.as_bytes().ct_eq(wanted.as_bytes())) => {
+                Ok(Caller { key })
+            }
+            _ => Err(Problem::unauthorized()),
+        }
+    }
+}
+
+/// Makes a key with `scopes` (each of [`SCOPES`]), limited to `accounts` when given: the
+/// key's text (shown once; `ik_` and 64 hex digits) and its record.
+pub async fn create_key(
+    directory: &Directory,
+    scopes: &[String],
+    accounts: Option<&[String]>,
+    label: Option<&str>,
+) -> anyhow::Result<(String, ApiKey)> {
+    if scopes.is_empty() {
+        anyhow::bail!("a key needs at least one scope: {}", SCOPES.join(", "));
+    }
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        anyhow::bail!(
+            "unknown scope {bad:?}: the scopes are {}",
+            SCOPES.join(", ")
+        );
+    }
+    let text = format!("ik_{}", random_hex(32));
+    let id = format!("key_{}", random_hex(8));
+    let key = directory
+        .add_key(&id, &hash(&text), label, scopes, accounts)
+        .await?;
+    Ok((text, key))
+}
