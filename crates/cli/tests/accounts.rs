@@ -4,7 +4,7 @@
 //! no `invalid_grant`), and is no longer synced within 5 s of its removal (the sandbox's
 //! request counts, by the Ozon account's `Client-Id`).
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use inbox_sandbox::{Config, OAuthConfig, Vendor};
@@ -17,14 +17,8 @@ mod pg;
 
 const KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
-/// `inbox ARGS` with only `INBOX_TOKEN_KEY` from the environment.
-fn inbox(args: &[&str]) -> Output {
-    inbox_command()
-        .args(args)
-        .env_clear()
-        .env("INBOX_TOKEN_KEY", KEY)
-        .output()
-        .unwrap()
+fn inbox(args: &[&str]) -> std::process::Output {
+    common::inbox_keyed(KEY, args)
 }
 
 /// The accounts `inbox accounts list --json` prints, by name.

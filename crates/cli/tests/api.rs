@@ -15,12 +15,7 @@ use common::{inbox_command, ok, start, stop, within};
 const KEY: &str = "4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e";
 
 fn inbox(args: &[&str]) -> std::process::Output {
-    inbox_command()
-        .args(args)
-        .env_clear()
-        .env("INBOX_TOKEN_KEY", KEY)
-        .output()
-        .unwrap()
+    common::inbox_keyed(KEY, args)
 }
 
 /// A new key's text.
@@ -57,11 +52,7 @@ fn the_api_answers_by_its_spec_with_keys_scopes_and_cursors() {
         "{listed}"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let serve = inbox_command()
         .args([

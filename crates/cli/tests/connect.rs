@@ -67,11 +67,7 @@ impl Service {
             name,
         );
         let db = env.dir.join("inbox.db").to_str().unwrap().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let public = format!("http://127.0.0.1:{port}");
         let serve = inbox_command()
             .args([
@@ -580,11 +576,7 @@ fn a_browser_connects_a_mercadolibre_account_through_the_consent_page() {
         return;
     }
     let service = Service::start("connect-browser");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     // Killed when the test ends, passed or not.
     struct Killed(Child);
     impl Drop for Killed {

@@ -285,9 +285,11 @@ const AUDIT: &str = "
 /// account on OAuth with single-use refresh tokens whose access tokens live 20 s. One
 /// worker is killed with SIGKILL mid-run and started again. Afterwards the database holds
 /// exactly the sandbox's messages, account by account; no checkpoint was committed twice
-/// from one version; every account was synced; the sandbox refused nothing (no 429, no
-/// `invalid_grant`). How soon every account was first synced is printed, not asserted:
-/// it is a figure of the machine's load, and the benches measure speed.
+/// from one version; every account was synced; the sandbox refused nothing (no 429), and
+/// no `invalid_grant` but for grants whose refresh the SIGKILL cut (the window the
+/// README names: at most the killed worker's concurrency, each said once and parked).
+/// How soon every account was first synced is printed, not asserted: it is a figure of
+/// the machine's load, and the benches measure speed.
 #[test]
 fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
     let _fleet = one_fleet_at_a_time();
@@ -399,7 +401,58 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
     a.kill().unwrap();
     a.wait().unwrap();
     let d = spawn();
-    if !stored_within(&runtime, &db.url, total(&want), Duration::from_secs(240)) {
+    // A SIGKILL between the vendor's rotation of a single-use refresh token and the
+    // first write of the new pair loses that grant (the window the README names): such
+    // an account is said to need authorising again, once, and is parked. Every other
+    // account is synced exactly.
+    let lost = || -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for n in 1..=logs.get() {
+            let log = std::fs::read_to_string(env.dir.join(format!("worker-{n}.log")))
+                .unwrap_or_default();
+            for line in log.lines() {
+                if let Some(name) = line
+                    .strip_prefix("inbox: ")
+                    .and_then(|l| l.strip_suffix(" (no further token calls)"))
+                    .and_then(|l| l.split_once(": needs authorising again"))
+                    .map(|(name, _)| name.to_string())
+                {
+                    names.insert(name);
+                }
+            }
+        }
+        names
+    };
+    let settled = |want: &HashMap<String, i64>, limit: Duration| -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let lost = lost();
+            let got: Vec<(String, i64, i64)> = runtime
+                .block_on(pg::rows(
+                    &db.url,
+                    "SELECT account, COUNT(*), COUNT(DISTINCT (conversation, id)) FROM messages GROUP BY account",
+                ))
+                .unwrap_or_default();
+            let got: HashMap<String, i64> = got
+                .into_iter()
+                .map(|(account, n, distinct)| {
+                    assert_eq!(n, distinct, "{account}: a message stored twice");
+                    (account, n)
+                })
+                .collect();
+            let done = want.iter().all(|(account, n)| {
+                lost.contains(account) || got.get(account).copied().unwrap_or(0) == *n
+            });
+            if done {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    if !settled(&want, Duration::from_secs(240)) {
         panic!("not every message stored in 240 s\n{}", diagnose(&want));
     }
 
@@ -419,9 +472,10 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
             .is_some());
     }
     let want = expected(&env.sandbox);
-    if !stored_within(&runtime, &db.url, total(&want), Duration::from_secs(120)) {
+    if !settled(&want, Duration::from_secs(120)) {
         panic!("the new messages not stored in 120 s\n{}", diagnose(&want));
     }
+    let lost = lost();
 
     let mut stderr = String::new();
     for w in [b, c, d] {
@@ -443,10 +497,30 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
             (account.clone(), *n)
         })
         .collect();
+    let kept = |counts: &HashMap<String, i64>| -> HashMap<String, i64> {
+        counts
+            .iter()
+            .filter(|(account, _)| !lost.contains(*account))
+            .map(|(a, n)| (a.clone(), *n))
+            .collect()
+    };
     assert_eq!(
-        got, want,
+        kept(&got),
+        kept(&want),
         "the database holds what the sandbox holds, account by account"
     );
+    // At most the grants whose refresh the killed worker had under way (its
+    // concurrency is 8), each an OAuth account, each refused once or twice at most.
+    assert!(lost.len() <= 8, "{} grants lost: {lost:?}", lost.len());
+    for name in &lost {
+        let number: u64 = name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        assert_eq!(number % 10, 0, "{name} is not an OAuth account");
+    }
+    eprintln!("fleet: {} grants lost to the SIGKILL: {lost:?}", lost.len());
 
     let twice: Vec<(String, i64, i64)> = runtime
         .block_on(pg::rows(
@@ -462,7 +536,7 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
             "SELECT account, min(at) FROM audit_commits GROUP BY account",
         ))
         .unwrap();
-    assert_eq!(first.len(), 4_000, "every account synced");
+    assert!(first.len() + lost.len() >= 4_000, "every account synced");
     let slowest = first.iter().map(|(_, at)| *at).max().unwrap() - started;
     eprintln!(
         "fleet: 4,000 accounts first synced within {:.1} s of the start",
@@ -470,12 +544,15 @@ fn three_workers_sync_a_thousand_accounts_per_marketplace_through_a_kill() {
     );
 
     assert_eq!(env.sandbox.rate_limited(), 0, "the sandbox answered 429");
-    assert_eq!(
+    assert!(
+        env.sandbox.invalid_grants() <= 2 * lost.len() as u64,
+        "a refresh token was spent twice: {} refused for {} lost grants",
         env.sandbox.invalid_grants(),
-        0,
-        "a refresh token was spent twice"
+        lost.len()
     );
-    assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    if lost.is_empty() {
+        assert!(!stderr.contains("invalid_grant"), "{stderr}");
+    }
     // Every OAuth account refreshed at least once, per marketplace that has OAuth.
     for vendor in [Vendor::Allegro, Vendor::MercadoLibre, Vendor::Magalu] {
         assert!(env.sandbox.refreshes(vendor) >= ACCOUNTS / 10, "{vendor:?}");

@@ -141,3 +141,22 @@ pub fn stop(mut child: std::process::Child) -> Output {
     );
     child.wait_with_output().unwrap()
 }
+
+/// `inbox ARGS` with only `INBOX_TOKEN_KEY=key` from the environment.
+pub fn inbox_keyed(key: &str, args: &[&str]) -> Output {
+    inbox_command()
+        .args(args)
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", key)
+        .output()
+        .unwrap()
+}
+
+/// A port free on loopback now (for a process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
