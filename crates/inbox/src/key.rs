@@ -103,6 +103,13 @@ pub fn random_hex(bytes: usize) -> String {
     hex(&raw)
 }
 
+/// The SHA-256 of `text` as lowercase hex: what a store keeps of a secret it must
+/// recognise but never hold (API keys, connect links, OAuth `state` values).
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// `bytes` as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -27,10 +27,9 @@ use chrono::{DateTime, Utc};
 use marketplace_inbox::onboarding::encode;
 use marketplace_inbox::sync::{ConnectLink, LinkKey, StoreErrorKind};
 use marketplace_inbox::{
-    random_hex, Account, AccountConfig, Credentials, InboxConfig, Marketplace, TokenKey,
+    random_hex, sha256_hex, Account, AccountConfig, Credentials, InboxConfig, Marketplace, TokenKey,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{Directory, Sink};
@@ -153,7 +152,7 @@ pub async fn create_link(
     let expires_at = Utc::now() + ttl;
     directory
         .add_link(
-            &hash(&secret),
+            &sha256_hex(&secret),
             marketplace,
             name,
             return_to,
@@ -214,7 +213,7 @@ pub async fn terminal(
     let id = url
         .rsplit('/')
         .next()
-        .map(hash)
+        .map(sha256_hex)
         .ok_or_else(|| anyhow!("no link"))?;
     let connect = Connect::new(
         directory.clone(),
@@ -246,14 +245,6 @@ pub async fn terminal(
         Some(reason) => Err(anyhow!("the account was not connected: {reason}")),
         None => Err(anyhow!("the connect link is gone")),
     }
-}
-
-/// The hex SHA-256 of `text` (what the store keeps of a link's secret or a state).
-fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// How a connect attempt ended, as the seller is told.
@@ -344,7 +335,7 @@ async fn usable(connect: &Connect, secret: &str) -> Result<Option<ConnectLink>, 
     if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    match connect.directory.link(&hash(secret)).await {
+    match connect.directory.link(&sha256_hex(secret)).await {
         Ok(Some(l)) if l.expires_at > Utc::now() && l.done_at.is_none() => Ok(Some(l)),
         Ok(_) => Ok(None),
         Err(_) => Err(unavailable()),
@@ -386,7 +377,7 @@ async fn open(State(connect): State<Arc<Connect>>, Path(secret): Path<String>) -
         .directory
         .open_link(
             &link.id,
-            Some(&hash(&state)),
+            Some(&sha256_hex(&state)),
             verifier.as_deref(),
             Some(&redirect_uri),
         )
@@ -427,7 +418,7 @@ async fn callback(
             "<p>This answer does not belong to a connect link.</p>",
         );
     };
-    let state_hash = hash(&state);
+    let state_hash = sha256_hex(&state);
     let link = match connect
         .directory
         .finish_link(LinkKey::State(&state_hash))

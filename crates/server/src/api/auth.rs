@@ -4,9 +4,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use marketplace_inbox::random_hex;
 use marketplace_inbox::sync::ApiKey;
-use sha2::{Digest, Sha256};
+use marketplace_inbox::{random_hex, sha256_hex};
 use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
@@ -40,13 +39,6 @@ impl Caller {
     }
 }
 
-fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = Problem;
 
@@ -59,7 +51,7 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .filter(|k| k.starts_with("ik_") && k.len() <= 200)
             .ok_or_else(Problem::unauthorized)?;
-        let wanted = hash(given);
+        let wanted = sha256_hex(given);
         let found = state
             .directory
             .key_by_hash(&wanted)
@@ -94,7 +86,7 @@ pub async fn create_key(
     let text = format!("ik_{}", random_hex(32));
     let id = format!("key_{}", random_hex(8));
     let key = directory
-        .add_key(&id, &hash(&text), label, scopes, accounts)
+        .add_key(&id, &sha256_hex(&text), label, scopes, accounts)
         .await?;
     Ok((text, key))
 }
