@@ -93,7 +93,7 @@ pub struct Following {
     /// The operator's key.
     pub key: marketplace_inbox::TokenKey,
     directory: inbox_server::Directory,
-    tokens: Arc<dyn inbox_server::directory::ByIdTokens>,
+    tokens: Arc<dyn marketplace_inbox::TokenStore>,
     /// The active accounts read last.
     pub loaded: inbox_server::directory::Loaded,
     version: u64,

@@ -252,8 +252,9 @@ impl Directory {
         Ok(())
     }
 
-    /// The token store of this directory's accounts (the fleet's table on PostgreSQL).
-    pub async fn tokens(&self, key: &TokenKey) -> Result<Arc<dyn ByIdTokens>> {
+    /// The token store of this directory's accounts, called with account ids (the
+    /// fleet's table on PostgreSQL).
+    pub async fn tokens(&self, key: &TokenKey) -> Result<Arc<dyn TokenStore>> {
         Ok(match self {
             Directory::Postgres(s) => {
                 Arc::new(PostgresTokens::new(s.pool().clone(), key.clone()).await?)
@@ -261,12 +262,7 @@ impl Directory {
             Directory::Sqlite(store, path) => Arc::new(SqliteTokens {
                 store: store.clone(),
                 key: key.clone(),
-                lock: path.with_file_name(format!(
-                    ".{}.lock",
-                    path.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "inbox.db".into())
-                )),
+                database: path.clone(),
             }),
         })
     }
@@ -278,7 +274,7 @@ impl Directory {
     pub async fn load(
         &self,
         key: &TokenKey,
-        tokens: &Arc<dyn ByIdTokens>,
+        tokens: &Arc<dyn TokenStore>,
         reuse: &Loaded,
     ) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded::default();
@@ -368,15 +364,11 @@ impl Loaded {
     }
 }
 
-/// A token store keyed by account id (the [`TokenStore`] calls it with the id).
-pub trait ByIdTokens: TokenStore {}
-impl<T: TokenStore> ByIdTokens for T {}
-
 /// One stored account's token store: the directory's, called with the account's id
 /// whatever its name is now (a rename keeps its tokens).
 struct AccountTokens {
     id: String,
-    tokens: Arc<dyn ByIdTokens>,
+    tokens: Arc<dyn TokenStore>,
 }
 
 impl TokenStore for AccountTokens {
@@ -396,10 +388,12 @@ impl TokenStore for AccountTokens {
 
 /// Rotated tokens in the account's row of a SQLite store, refreshed by one process at a
 /// time (an exclusive lock on a file beside the database; the row read again under it).
+#[derive(Clone)]
 struct SqliteTokens {
     store: SqliteStore,
     key: TokenKey,
-    lock: PathBuf,
+    /// The database file (the lock file is beside it).
+    database: PathBuf,
 }
 
 impl SqliteTokens {
@@ -414,7 +408,7 @@ impl SqliteTokens {
 impl TokenStore for SqliteTokens {
     fn save(&self, id: &str, tokens: &Tokens) -> Result<(), String> {
         // Called outside a refresh (never by this crate): written in the background.
-        let (this, id, tokens) = (self.clone_parts(), id.to_string(), tokens.clone());
+        let (this, id, tokens) = (self.clone(), id.to_string(), tokens.clone());
         tokio::spawn(async move {
             if let Err(e) = this.write(&id, &tokens).await {
                 tracing::error!(account = %id, error = %e, "rotated tokens could not be saved");
@@ -430,7 +424,7 @@ impl TokenStore for SqliteTokens {
         grant: Grant<'a>,
     ) -> BoxFuture<'a, Result<Tokens, Refused>> {
         Box::pin(async move {
-            let lock = match crate::tokens::lock_file(self.lock.clone()).await {
+            let lock = match crate::tokens::lock_beside(&self.database).await {
                 Ok(lock) => Some(lock),
                 Err(e) => {
                     tracing::warn!(account = %id, error = %e, "the refresh lock could not be taken; refreshing without it");
@@ -452,16 +446,6 @@ impl TokenStore for SqliteTokens {
             drop(lock);
             Ok(tokens)
         })
-    }
-}
-
-impl SqliteTokens {
-    fn clone_parts(&self) -> SqliteTokens {
-        SqliteTokens {
-            store: self.store.clone(),
-            key: self.key.clone(),
-            lock: self.lock.clone(),
-        }
     }
 }
 

@@ -39,15 +39,21 @@ pub async fn fleet_inbox(config: &InboxConfig, store: &PostgresStore) -> Result<
     })
 }
 
-/// Takes an exclusive lock on the file at `path` (created, mode 0600, when missing),
-/// waiting while another process holds it; given up when the file returned is dropped.
-pub(crate) async fn lock_file(path: PathBuf) -> std::io::Result<std::fs::File> {
+/// Takes an exclusive lock on `.NAME.lock` beside the file `path` (created, mode 0600,
+/// when missing), waiting while another process holds it; given up when the file
+/// returned is dropped.
+pub(crate) async fn lock_beside(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "inbox".into());
+    let lock = path.with_file_name(format!(".{name}.lock"));
     tokio::task::spawn_blocking(move || {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&path)?;
+        let file = options.open(&lock)?;
         file.lock()?;
         Ok(file)
     })
@@ -87,12 +93,7 @@ impl ConfigFile {
     /// Takes the exclusive refresh lock (waiting for another process holding it); it is
     /// given up when the file returned is dropped.
     async fn lock(&self) -> std::io::Result<std::fs::File> {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "accounts".into());
-        lock_file(self.path.with_file_name(format!(".{name}.lock"))).await
+        lock_beside(&self.path).await
     }
 
     /// The tokens the file holds now for `account`, when it holds a refresh token.
