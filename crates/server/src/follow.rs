@@ -24,6 +24,10 @@ pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// How often credentials that expire (Ozon's API keys) are read again.
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(6 * 3600);
 
+/// How often the expiry watch looks for re-reads that fell due (besides every change of
+/// the accounts).
+const EXPIRY_POLL: Duration = Duration::from_secs(60);
+
 /// How long before its credentials expire an account is said to be expiring.
 pub const EXPIRING: chrono::Duration = chrono::Duration::days(14);
 
@@ -92,12 +96,20 @@ impl Drop for AbortOnDrop {
 /// Reads when each followed account's credentials expire, where the vendor says (Ozon's
 /// API keys): when an account is loaded, then every [`EXPIRY_EVERY`]. The expiry is
 /// stored with the account; one expiring within [`EXPIRING`] is said (once per
-/// reading), one expired turns `reauthorize`.
+/// reading), one expired turns `reauthorize`. Woken by every change of the accounts, and
+/// every minute.
 async fn watch_expiry(engine: Arc<Engine>) {
     let mut checked: std::collections::HashMap<(String, i64), tokio::time::Instant> =
         std::collections::HashMap::new();
+    let mut changes = engine.accounts_changed();
     loop {
         if let Some((directory, loaded)) = engine.followed() {
+            // Only the rows loaded now are remembered.
+            let current: std::collections::HashSet<(&str, i64)> = loaded
+                .accounts()
+                .map(|(s, _)| (s.id.as_str(), s.version))
+                .collect();
+            checked.retain(|(id, version), _| current.contains(&(id.as_str(), *version)));
             for (stored, account) in loaded.accounts() {
                 if stored.marketplace != marketplace_inbox::Marketplace::Ozon {
                     continue;
@@ -138,7 +150,16 @@ async fn watch_expiry(engine: Arc<Engine>) {
                 }
             }
         }
-        tokio::time::sleep(FOLLOW_EVERY).await;
+        // Again when the accounts change (a new row is read at once), else within a
+        // minute of a re-read falling due.
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(EXPIRY_POLL) => {}
+        }
     }
 }
 
