@@ -300,11 +300,6 @@ pub async fn run(
         }
         _ => {}
     }
-    let command_state = match &command {
-        AccountsCommand::Disable { .. } => Some(AccountState::Disabled),
-        AccountsCommand::Enable { .. } => Some(AccountState::Active),
-        _ => None,
-    };
     let mut out = std::io::stdout().lock();
     match command {
         AccountsCommand::Link { .. } | AccountsCommand::Connect { .. } => {}
@@ -357,22 +352,11 @@ pub async fn run(
             let renamed = directory.rename(&old, &new).await?;
             print(&mut out, &renamed, json, "renamed")?;
         }
-        AccountsCommand::Disable { name, db } | AccountsCommand::Enable { name, db } => {
-            let state = match command_state {
-                Some(state) => state,
-                None => return Err(anyhow!("no state")),
-            };
-            let directory = Directory::open(db.db).await?;
-            let account = directory
-                .named(&name)
-                .await?
-                .ok_or_else(|| anyhow!("no account is named {name:?}"))?;
-            directory.set_state(&account.id, state).await?;
-            let now = directory
-                .named(&name)
-                .await?
-                .ok_or_else(|| anyhow!("no account is named {name:?}"))?;
-            print(&mut out, &now, json, state.as_str())?;
+        AccountsCommand::Disable { name, db } => {
+            set_state(&mut out, db, &name, AccountState::Disabled, json).await?
+        }
+        AccountsCommand::Enable { name, db } => {
+            set_state(&mut out, db, &name, AccountState::Active, json).await?
         }
         AccountsCommand::Remove { name, purge, db } => {
             let directory = Directory::open(db.db).await?;
@@ -416,6 +400,22 @@ pub async fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets the state of the account named `name`, and prints it as it is now.
+async fn set_state(
+    out: &mut impl Write,
+    db: DbArg,
+    name: &str,
+    state: AccountState,
+    json: bool,
+) -> Result<()> {
+    let directory = Directory::open(db.db).await?;
+    let missing = || anyhow!("no account is named {name:?}");
+    let account = directory.named(name).await?.ok_or_else(missing)?;
+    directory.set_state(&account.id, state).await?;
+    let now = directory.named(name).await?.ok_or_else(missing)?;
+    print(out, &now, json, state.as_str())
 }
 
 /// An account's JSON form (never its credentials).
