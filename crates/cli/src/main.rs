@@ -328,6 +328,25 @@ fn cli_choice(cli: &Cli) -> accounts::Choice {
     }
 }
 
+/// How long a service may take to end after SIGTERM or SIGINT: its running steps get
+/// 30 s, and whatever still holds it after this is cut short.
+const STOP_LIMIT: Duration = Duration::from_secs(50);
+
+/// Listens for SIGTERM and SIGINT from now on (a signal that comes while the service is
+/// still starting is not lost), and ends the process should a graceful stop hang.
+fn listen_for_stop() {
+    let stopped = inbox_server::shutdown_signal();
+    tokio::spawn(async move {
+        stopped.await;
+        tokio::time::sleep(STOP_LIMIT).await;
+        eprintln!(
+            "inbox: still running {} s after the signal to stop; ending now",
+            STOP_LIMIT.as_secs()
+        );
+        std::process::exit(1);
+    });
+}
+
 async fn command(
     mut cli: Cli,
     inbox: Inbox,
@@ -348,6 +367,9 @@ async fn command(
             ));
         }
         inbox.retain(|a| a.name() == name);
+    }
+    if matches!(cli.command, Command::Serve { .. } | Command::Worker { .. }) {
+        listen_for_stop();
     }
     let serving = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. })
         || (matches!(cli.command, Command::Watch { .. }) && following.is_some());

@@ -58,18 +58,66 @@ pub use push::{push_router, serve, Accounts, Push, ServeOptions};
 pub use sink::{Discard, Sink};
 pub use store::{open_store, Db};
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves once the process has received SIGTERM or SIGINT — also when the signal came
+/// before this call, so that a step that was not listening at that moment (a job engine
+/// restarting, say) still stops. The first call starts listening for the whole process;
+/// call it early (as `inbox worker` and `inbox serve` do) so that no signal finds the
+/// default action instead.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut received = shutdown::received();
+    async move {
+        // The sender lives for the whole process; should it be gone, nothing can stop
+        // this future but the process itself.
+        if received.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
         }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+mod shutdown {
+    use std::sync::OnceLock;
+    use tokio::sync::watch;
+
+    /// Whether the process was asked to stop, set by a listener on a thread of its own
+    /// (so it outlives any one runtime).
+    pub(crate) fn received() -> watch::Receiver<bool> {
+        static FLAG: OnceLock<watch::Receiver<bool>> = OnceLock::new();
+        FLAG.get_or_init(listen).clone()
+    }
+
+    /// Starts the listener and returns once its handlers are installed.
+    fn listen() -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let started = std::thread::Builder::new()
+            .name("inbox-shutdown".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let term = signal(SignalKind::terminate());
+                    let int = signal(SignalKind::interrupt());
+                    let _ = ready_tx.send(());
+                    let (Ok(mut term), Ok(mut int)) = (term, int) else {
+                        return std::future::pending::<()>().await;
+                    };
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    tx.send_replace(true);
+                    // Keep the sender (and the handlers) for the rest of the process.
+                    std::future::pending::<()>().await
+                });
+            });
+        if started.is_ok() {
+            let _ = ready_rx.recv();
+        }
+        rx
     }
 }

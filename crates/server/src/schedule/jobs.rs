@@ -359,6 +359,10 @@ async fn engine(
         .sweep_interval(Duration::from_secs(10))
         .sweep_threshold(Duration::from_secs(30))
         .recovery_delay(Duration::from_secs(1))
+        // One signal for the whole process: a SIGTERM that came while the engine was
+        // starting again still stops it.
+        .listen_os_shutdown_signals(false)
+        .shutdown_signal(crate::shutdown_signal())
         .shutdown_grace_period(Duration::from_secs(30))
         .shutdown_interrupted_job_retry_delay(Duration::from_secs(1))
         .define_job::<SyncAccount>()
