@@ -2838,7 +2838,7 @@ impl Client {
     /// Arguments:
     /// - `ref_`: A conversation's reference in the `marketplace@account:id` form, percent-encoded as one path segment.
     /// - `message_id`
-    /// - `attachment`: Its id, or its file name.
+    /// - `attachment`: Its id, else its file name, else its position (from 0) in the message's list.
     /// ```ignore
     /// let response = client.download_attachment()
     ///     .ref_(ref_)
@@ -2874,6 +2874,30 @@ impl Client {
     /// ```
     pub fn unread(&self) -> builder::Unread<'_> {
         builder::Unread::new(self)
+    }
+    /// This contract (no key needed).
+    ///
+    /// Sends a `GET` request to `/openapi.yaml`
+    ///
+    /// ```ignore
+    /// let response = client.get_spec()
+    ///     .send()
+    ///     .await;
+    /// ```
+    pub fn get_spec(&self) -> builder::GetSpec<'_> {
+        builder::GetSpec::new(self)
+    }
+    /// A page documenting every operation, self-contained (no key needed).
+    ///
+    /// Sends a `GET` request to `/docs`
+    ///
+    /// ```ignore
+    /// let response = client.get_docs()
+    ///     .send()
+    ///     .await;
+    /// ```
+    pub fn get_docs(&self) -> builder::GetDocs<'_> {
+        builder::GetDocs::new(self)
     }
 }
 ///  Types for composing operation parameters.
@@ -3052,6 +3076,9 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 422u16 => Err(Error::ErrorResponse(
@@ -3936,6 +3963,12 @@ pub mod builder {
                 404u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -4060,6 +4093,9 @@ pub mod builder {
                 409u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 422u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -4130,6 +4166,9 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -4234,6 +4273,9 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::stream(response)),
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -4241,6 +4283,12 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(
@@ -4380,6 +4428,76 @@ pub mod builder {
                 503u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::get_spec`]
+    ///
+    /// [`Client::get_spec`]: super::Client::get_spec
+    #[derive(Debug, Clone)]
+    pub struct GetSpec<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetSpec<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        /// Sends a `GET` request to `/openapi.yaml`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<()>> {
+            let Self { client } = self;
+            let url = format!("{}/openapi.yaml", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "get_spec",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::get_docs`]
+    ///
+    /// [`Client::get_docs`]: super::Client::get_docs
+    #[derive(Debug, Clone)]
+    pub struct GetDocs<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetDocs<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        /// Sends a `GET` request to `/docs`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<()>> {
+            let Self { client } = self;
+            let url = format!("{}/docs", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "get_docs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }

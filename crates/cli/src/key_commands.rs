@@ -24,6 +24,9 @@ pub enum KeysCommand {
         /// A label for people.
         #[arg(long)]
         label: Option<String>,
+        /// Requests it may make a minute (default 600); more are answered 429.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        per_minute: Option<u32>,
         #[command(flatten)]
         db: DbArg,
     },
@@ -43,20 +46,30 @@ pub enum KeysCommand {
 
 fn object(k: &ApiKey) -> serde_json::Value {
     json!({"id": k.id, "label": k.label, "scopes": k.scopes, "accounts": k.accounts,
-           "created_at": k.created_at, "revoked_at": k.revoked_at})
+           "created_at": k.created_at, "revoked_at": k.revoked_at, "per_minute": k.per_minute})
 }
 
 /// Runs a `keys` subcommand; `accounts` are the `--account` names given.
 pub async fn run(command: KeysCommand, json: bool, accounts: &[String]) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        KeysCommand::Create { scope, label, db } => {
+        KeysCommand::Create {
+            scope,
+            label,
+            per_minute,
+            db,
+        } => {
             let directory = Directory::open(db.db).await?;
             let scopes: Vec<String> = scope.iter().map(|s| s.trim().to_string()).collect();
             let limited = (!accounts.is_empty()).then_some(accounts);
-            let (text, key) =
-                inbox_server::api::auth::create_key(&directory, &scopes, limited, label.as_deref())
-                    .await?;
+            let (text, key) = inbox_server::api::auth::create_key(
+                &directory,
+                &scopes,
+                limited,
+                label.as_deref(),
+                per_minute,
+            )
+            .await?;
             if json {
                 let mut v = object(&key);
                 if let Some(map) = v.as_object_mut() {

@@ -83,6 +83,24 @@ pub fn shared_http_client(timeouts: Timeouts) -> Result<reqwest::Client, HttpCli
 /// TLS is rustls with the `ring` provider (installed once per process here, so no caller
 /// can forget it); a `User-Agent` naming this library.
 pub fn http_client_with(timeouts: Timeouts) -> Result<reqwest::Client, HttpClientError> {
+    builder(timeouts)
+        .build()
+        .map_err(|e| HttpClientError(e.to_string()))
+}
+
+/// [`http_client_with`] following no redirect: for addresses a vendor's data names,
+/// where a redirect could lead anywhere.
+pub fn http_client_without_redirects(
+    timeouts: Timeouts,
+) -> Result<reqwest::Client, HttpClientError> {
+    builder(timeouts)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| HttpClientError(e.to_string()))
+}
+
+/// The settings every client shares.
+fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
         // Another provider installed first by the application is fine too.
@@ -93,6 +111,4 @@ pub fn http_client_with(timeouts: Timeouts) -> Result<reqwest::Client, HttpClien
         .timeout(timeouts.request)
         .read_timeout(timeouts.stall)
         .user_agent(concat!("marketplace-inbox/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| HttpClientError(e.to_string()))
 }

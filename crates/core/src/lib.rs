@@ -67,7 +67,10 @@ pub use execute::{execute, request_id, retry_after, transient_status};
 pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
-pub use http::{http_client, http_client_with, shared_http_client, HttpClientError, Timeouts};
+pub use http::{
+    http_client, http_client_with, http_client_without_redirects, shared_http_client,
+    HttpClientError, Timeouts,
+};
 pub use lenient::{or_none, InvalidElement, Lenient};
 pub use outcome::{observe, replayed, Outcome};
 pub use path::path_segment;

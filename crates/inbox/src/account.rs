@@ -333,8 +333,8 @@ impl Account {
     }
 
     /// The seller's message with `text` created since `since` (less [`CLOCK_SKEW`]), if
-    /// the conversation shows one.
-    async fn find_sent(
+    /// the conversation shows one: how a send whose outcome is unknown is resolved.
+    pub async fn find_sent(
         &self,
         conversation: &ConversationRef,
         text: &str,

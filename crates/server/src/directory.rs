@@ -11,8 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use marketplace_inbox::sync::{
-    AccountState, ApiKey, ConnectLink, Imported, LinkKey, PostgresStore, SqliteStore, Store,
-    StoreError, StoredAccount,
+    AccountState, ApiKey, Claim, ConnectLink, ConversationFilter, ConversationKey, Imported,
+    LinkKey, MessageKey, PostgresStore, SendRecord, SqliteStore, Store, StoreError, StoredAccount,
+    StoredConversation, StoredMessage, UnreadCount,
 };
 use marketplace_inbox::{
     Account, AccountConfig, Grant, Inbox, PostgresTokens, Refused, TokenKey, TokenStore, Tokens,
@@ -175,8 +176,9 @@ impl Directory {
         label: Option<&str>,
         scopes: &[String],
         accounts: Option<&[String]>,
+        per_minute: Option<u32>,
     ) -> Result<ApiKey, StoreError> {
-        on_store!(self, s => s.add_key(id, hash, label, scopes, accounts).await)
+        on_store!(self, s => s.add_key(id, hash, label, scopes, accounts, per_minute).await)
     }
 
     /// Every API key.
@@ -210,6 +212,97 @@ impl Directory {
             self.forget_tokens(&a.id).await?;
         }
         Ok(removed)
+    }
+
+    /// A page of conversations (see [`marketplace_inbox::sync::SqlStore::conversations_page`]).
+    pub async fn conversations_page(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<&ConversationKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredConversation>, StoreError> {
+        on_store!(self, s => s.conversations_page(filter, after, limit).await)
+    }
+
+    /// One stored conversation.
+    pub async fn conversation(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<StoredConversation>, StoreError> {
+        on_store!(self, s => s.stored_conversation(account, id).await)
+    }
+
+    /// A page of a conversation's messages (see
+    /// [`marketplace_inbox::sync::SqlStore::messages_page`]).
+    pub async fn messages_page(
+        &self,
+        account: &str,
+        conversation: &str,
+        newest_first: bool,
+        after: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        on_store!(self, s => s.messages_page(account, conversation, newest_first, after, limit).await)
+    }
+
+    /// One stored message.
+    pub async fn message(
+        &self,
+        account: &str,
+        conversation: &str,
+        id: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        on_store!(self, s => s.stored_message(account, conversation, id).await)
+    }
+
+    /// Marks a conversation read in the mirror; false when it has none.
+    pub async fn mark_read_in_mirror(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        on_store!(self, s => s.mark_read_in_mirror(account, id).await)
+    }
+
+    /// Unread conversations per account (only `accounts` when given).
+    pub async fn unread_counts(
+        &self,
+        accounts: Option<&[String]>,
+    ) -> Result<Vec<UnreadCount>, StoreError> {
+        on_store!(self, s => s.unread_counts(accounts).await)
+    }
+
+    /// Claims a send's idempotency key (see [`marketplace_inbox::sync::SqlStore::claim_send`]).
+    pub async fn claim_send(&self, new: &SendRecord) -> Result<Claim, StoreError> {
+        on_store!(self, s => s.claim_send(new).await)
+    }
+
+    /// Takes over a pending send whose runner's hold lapsed.
+    pub async fn take_over_send(
+        &self,
+        id: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        on_store!(self, s => s.take_over_send(id, until).await)
+    }
+
+    /// Records how a send ended.
+    pub async fn finish_send(
+        &self,
+        id: &str,
+        state: &str,
+        message_id: Option<&str>,
+        error: Option<&str>,
+        answer: &str,
+    ) -> Result<(), StoreError> {
+        on_store!(self, s => s.finish_send(id, state, message_id, error, answer).await)
+    }
+
+    /// Forgets a send that certainly reached no vendor.
+    pub async fn forget_send(&self, id: &str) -> Result<(), StoreError> {
+        on_store!(self, s => s.forget_send(id).await)
+    }
+
+    /// The send `id`.
+    pub async fn send_record(&self, id: &str) -> Result<Option<SendRecord>, StoreError> {
+        on_store!(self, s => s.send_record(id).await)
     }
 
     /// Sets an account's state; false when it had it already.

@@ -160,3 +160,39 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `inbox --json keys create --db DB ARGS` with `INBOX_TOKEN_KEY=token_key`: the new
+/// key's text and id.
+pub fn api_key(token_key: &str, db: &str, args: &[&str]) -> (String, String) {
+    let out = ok(inbox_keyed(
+        token_key,
+        &[&["--json", "keys", "create", "--db", db][..], args].concat(),
+    ));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let text = v["key"].as_str().unwrap().to_string();
+    assert!(text.starts_with("ik_") && text.len() >= 3 + 64, "{text}");
+    (text, v["id"].as_str().unwrap().to_string())
+}
+
+/// `inbox serve` on the store `db` (its own accounts) on a free loopback port, with
+/// `INBOX_TOKEN_KEY=token_key` and `extra` arguments: the process and its base URL, once
+/// it listens.
+pub fn serve_store(token_key: &str, db: &str, extra: &[&str]) -> (std::process::Child, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = inbox_command()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--insecure-no-secret", "--db", db])
+        .args(extra)
+        .env_clear()
+        .env("INBOX_TOKEN_KEY", token_key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = within(std::time::Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "serve did not start on {base}");
+    (child, base)
+}

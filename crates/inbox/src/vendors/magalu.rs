@@ -191,7 +191,7 @@ impl Adapter for MagaluAdapter {
         _conversation: &'a str,
         attachment: &'a Attachment,
     ) -> BoxFuture<'a, Result<Download, Error>> {
-        super::fetch_url(self.client.client(), M, attachment).boxed()
+        super::fetch_url(self.client.baseurl(), M, attachment).boxed()
     }
 
     /// Marks a conversation read (`PATCH …/read_by`).

@@ -220,11 +220,43 @@ pub(crate) async fn deliver<T: serde::Serialize + serde::de::DeserializeOwned, E
     })
 }
 
+/// The domains a marketplace serves message files from (besides its API's own host):
+/// a file address elsewhere is refused, so that no data a vendor (or a buyer) controls
+/// can make this process fetch an arbitrary address.
+fn file_domains(marketplace: Marketplace) -> &'static [&'static str] {
+    match marketplace {
+        Marketplace::Ozon => &["ozon.ru", "ozone.ru", "ozon.com"],
+        Marketplace::Magalu => &["magalu.com", "magazineluiza.com.br", "luizalabs.com"],
+        Marketplace::Allegro => &["allegro.pl", "allegroimg.com"],
+        Marketplace::MercadoLibre => &["mercadolibre.com", "mlstatic.com"],
+    }
+}
+
+/// Whether `url` is an http(s) address on the API's own host and port (`api`), or on a
+/// domain the marketplace serves files from.
+fn file_address_allowed(marketplace: Marketplace, api: &str, url: &reqwest::Url) -> bool {
+    if !matches!(url.scheme(), "https" | "http") {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let same_as_api = reqwest::Url::parse(api).is_ok_and(|api| {
+        api.host_str() == Some(host) && api.port_or_known_default() == url.port_or_known_default()
+    });
+    same_as_api
+        || (url.scheme() == "https"
+            && file_domains(marketplace).iter().any(|d| {
+                host == *d || host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.'))
+            }))
+}
+
 /// A file at a URL the vendor gave (Magalu's attachment links, Ozon's image addresses),
 /// fetched without any of the account's credentials, which must never reach another
-/// host.
+/// host; only from the API's host or the marketplace's file domains
+/// ([`file_address_allowed`]), never following a redirect.
 pub(crate) async fn fetch_url(
-    http: &reqwest::Client,
+    api: &str,
     marketplace: Marketplace,
     attachment: &crate::Attachment,
 ) -> Result<crate::Download, Error> {
@@ -241,7 +273,17 @@ pub(crate) async fn fetch_url(
                 "the attachment's address is not an http(s) URL",
             )
         })?;
-    let response = http
+    if !file_address_allowed(marketplace, api, &parsed) {
+        return Err(Error::invalid(
+            marketplace,
+            format!(
+                "the attachment's address is on {}, not a host {marketplace} serves files from",
+                crate::error::clip(parsed.host_str().unwrap_or("no host"), 80)
+            ),
+        ));
+    }
+    let response = inbox_core::http_client_without_redirects(inbox_core::Timeouts::default())
+        .map_err(|e| Error::config(format!("the HTTP client for files could not be made: {e}")))?
         .get(parsed)
         .send()
         .await
@@ -252,7 +294,11 @@ pub(crate) async fn fetch_url(
             marketplace,
             status: response.status().as_u16(),
             code: None,
-            message: Some("the attachment could not be fetched".into()),
+            message: Some(match response.status().is_redirection() {
+                true => "the attachment's address redirects elsewhere; redirects are not followed"
+                    .into(),
+                false => "the attachment could not be fetched".into(),
+            }),
             request_id: None,
             attempts: 1,
         });

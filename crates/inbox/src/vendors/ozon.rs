@@ -270,7 +270,7 @@ impl Adapter for OzonAdapter {
         _chat: &'a str,
         attachment: &'a Attachment,
     ) -> BoxFuture<'a, Result<Download, Error>> {
-        super::fetch_url(self.client.client(), M, attachment).boxed()
+        super::fetch_url(self.client.baseurl(), M, attachment).boxed()
     }
 
     /// Marks every message of a chat read: reads the newest message's id, then marks

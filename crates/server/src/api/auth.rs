@@ -30,6 +30,21 @@ impl Caller {
         }
     }
 
+    /// The key's id (`key_…`).
+    pub fn id(&self) -> &str {
+        &self.key.id
+    }
+
+    /// The account names the key is limited to; `None`: every account.
+    pub fn accounts(&self) -> Option<&[String]> {
+        self.key.accounts.as_deref()
+    }
+
+    /// Requests the key may make a minute.
+    pub fn per_minute(&self) -> u32 {
+        self.key.per_minute.unwrap_or(super::limits::PER_MINUTE)
+    }
+
     /// Whether the key may see the account named `name`.
     pub fn sees(&self, name: &str) -> bool {
         self.key
@@ -59,20 +74,24 @@ impl FromRequestParts<ApiState> for Caller {
             .map_err(|e| Problem::store(&e))?;
         match found {
             Some((key, stored)) if bool::from(stored.as_bytes().ct_eq(wanted.as_bytes())) => {
-                Ok(Caller { key })
+                let caller = Caller { key };
+                state.limits.check(caller.id(), caller.per_minute())?;
+                Ok(caller)
             }
             _ => Err(Problem::unauthorized()),
         }
     }
 }
 
-/// Makes a key with `scopes` (each of [`SCOPES`]), limited to `accounts` when given: the
+/// Makes a key with `scopes` (each of [`SCOPES`]), limited to `accounts` when given and
+/// to `per_minute` requests a minute (else [`super::limits::PER_MINUTE`]): the
 /// key's text (shown once; `ik_` and 64 hex digits) and its record.
 pub async fn create_key(
     directory: &Directory,
     scopes: &[String],
     accounts: Option<&[String]>,
     label: Option<&str>,
+    per_minute: Option<u32>,
 ) -> anyhow::Result<(String, ApiKey)> {
     if scopes.is_empty() {
         anyhow::bail!("a key needs at least one scope: {}", SCOPES.join(", "));
@@ -86,7 +105,7 @@ pub async fn create_key(
     let text = format!("ik_{}", random_hex(32));
     let id = format!("key_{}", random_hex(8));
     let key = directory
-        .add_key(&id, &sha256_hex(&text), label, scopes, accounts)
+        .add_key(&id, &sha256_hex(&text), label, scopes, accounts, per_minute)
         .await?;
     Ok((text, key))
 }

@@ -1,35 +1,76 @@
 //! The HTTP API (`specs/inbox-api.yaml`, the contract; `inbox-api-client` is generated
 //! from it): mounted by `inbox serve` beside the push routes when it runs the store's
-//! accounts. Every route takes a bearer API key ([`auth`]); errors are RFC 9457 problems
-//! ([`problem`]); lists walk by opaque, authenticated cursors ([`cursor`]).
-//!
-//! Served so far: `GET /openapi.yaml`, `GET /v1/accounts`, `GET /v1/accounts/{name}`.
+//! accounts. Every route takes a bearer API key ([`auth`]) and counts against its limit
+//! ([`limits`]); errors are RFC 9457 problems ([`problem`]); lists walk by opaque,
+//! authenticated keyset cursors ([`cursor`]). The routes: [`accounts`] (and connect
+//! links), [`conversations`] (messages, mark-read, attachments, unread counts), [`sends`]
+//! (idempotent), and the contract itself ([`docs`]).
 
+pub mod accounts;
 pub mod auth;
+pub mod conversations;
 pub mod cursor;
+pub mod docs;
+pub mod limits;
 pub mod problem;
+pub mod sends;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use marketplace_inbox::sync::StoredAccount;
+use axum::routing::{get, post};
+use axum::Router;
+use marketplace_inbox::{ConversationRef, TokenKey};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use self::auth::Caller;
 use self::cursor::Cursors;
+use self::limits::Limits;
 use self::problem::Problem;
-use crate::Directory;
+use crate::{Directory, Engine};
+
+/// The largest request body taken (a send's attachments, base64 or multipart).
+pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
+
+/// How long any request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Every route of the API, as the spec names it: `(method, path)`.
+pub const ROUTES: [(&str, &str); 17] = [
+    ("GET", "/v1/accounts"),
+    ("POST", "/v1/accounts"),
+    ("GET", "/v1/accounts/{name}"),
+    ("PATCH", "/v1/accounts/{name}"),
+    ("DELETE", "/v1/accounts/{name}"),
+    ("POST", "/v1/connect-links"),
+    ("GET", "/v1/conversations"),
+    ("POST", "/v1/conversations"),
+    ("GET", "/v1/conversations/{ref}"),
+    ("GET", "/v1/conversations/{ref}/messages"),
+    ("POST", "/v1/conversations/{ref}/messages"),
+    ("POST", "/v1/conversations/{ref}/read"),
+    (
+        "GET",
+        "/v1/conversations/{ref}/messages/{message_id}/attachments/{attachment}",
+    ),
+    ("GET", "/v1/sends/{id}"),
+    ("GET", "/v1/unread"),
+    ("GET", "/openapi.yaml"),
+    ("GET", "/docs"),
+];
 
 /// What the API's routes share.
 #[derive(Clone)]
 pub struct ApiState {
     directory: Directory,
+    engine: Arc<Engine>,
+    key: TokenKey,
     cursors: Arc<Cursors>,
+    limits: Arc<Limits>,
+    public_url: Option<String>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -39,51 +80,97 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
-    /// The API over `directory`'s accounts; cursors are authenticated with a key derived
-    /// from the operator's `key`.
-    pub fn new(directory: Directory, key: &marketplace_inbox::TokenKey) -> ApiState {
+    /// The API over `directory`'s accounts as `engine` runs them; credentials of new
+    /// accounts are sealed with the operator's `key` (cursors are authenticated with a
+    /// key derived from it); connect links are made under `public_url` when given.
+    pub fn new(
+        directory: Directory,
+        engine: Arc<Engine>,
+        key: &TokenKey,
+        public_url: Option<&str>,
+    ) -> ApiState {
         ApiState {
             directory,
+            engine,
+            key: key.clone(),
             cursors: Arc::new(Cursors::new(key.derived("inbox-api cursors"))),
+            limits: Arc::new(Limits::default()),
+            public_url: public_url.map(str::to_string),
         }
     }
 }
 
 /// The API's routes.
 pub fn api_router(state: ApiState) -> Router {
+    use self::accounts as a;
+    use self::conversations as c;
     Router::new()
-        .route("/openapi.yaml", get(openapi))
-        .route("/v1/accounts", get(list_accounts))
-        .route("/v1/accounts/{name}", get(get_account))
+        .route("/openapi.yaml", get(docs::openapi))
+        .route("/docs", get(docs::page))
+        .route("/v1/accounts", get(a::list).post(a::create))
+        .route(
+            "/v1/accounts/{name}",
+            get(a::get_one).patch(a::update).delete(a::delete),
+        )
+        .route("/v1/connect-links", post(a::connect_link))
+        .route("/v1/conversations", get(c::list).post(sends::start))
+        .route("/v1/conversations/{ref}", get(c::get_one))
+        .route(
+            "/v1/conversations/{ref}/messages",
+            get(c::messages).post(sends::send),
+        )
+        .route("/v1/conversations/{ref}/read", post(c::mark_read))
+        .route(
+            "/v1/conversations/{ref}/messages/{message_id}/attachments/{attachment}",
+            get(c::attachment),
+        )
+        .route("/v1/sends/{id}", get(sends::get_one))
+        .route("/v1/unread", get(c::unread))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(within_time))
+        .layer(axum::middleware::from_fn(problems_only))
         .with_state(state)
 }
 
-/// `GET /openapi.yaml`: the contract.
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
-        inbox_api_client::SPEC,
-    )
-        .into_response()
+/// Every error answer is a problem: one axum gives itself (a body too large, a method
+/// a route does not take, a path that does not decode) is rewritten as one.
+async fn problems_only(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than 25 MiB",
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not take that method",
+        _ => "the request could not be read",
+    };
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let mut rewritten = Problem::new(status, detail).into_response();
+    if let Some(allow) = allow {
+        rewritten
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    rewritten
 }
 
-/// An account's JSON form: never its credentials.
-fn account(a: &StoredAccount) -> Value {
-    json!({
-        "name": a.name,
-        "marketplace": a.marketplace.as_str(),
-        "state": a.state.as_str(),
-        "seller_id": a.seller_id,
-        "created_at": a.created_at,
-        "last_synced_at": a.last_sync,
-        "last_error": null,
-        "credentials_expire_at": a.credentials_expire_at,
-    })
+/// Answers 503 when a request takes longer than [`REQUEST_TIMEOUT`] (a send's outcome
+/// is kept: it runs on, and a retry with its key finds it).
+async fn within_time(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::unavailable("the request took too long; try again", 5).into_response(),
+    }
 }
 
 /// A list's `limit` and `cursor`.
 #[derive(Debug, Default, Deserialize)]
-struct Page {
+pub struct Page {
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -101,58 +188,52 @@ impl Page {
             },
         }
     }
+
+    /// Where the walk of list `list` stands (`None`: at its start); a 400 for a cursor
+    /// this service did not give for that list.
+    fn after<T: serde::de::DeserializeOwned>(
+        &self,
+        cursors: &Cursors,
+        list: &str,
+    ) -> Result<Option<T>, Problem> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        let position = cursors.open(list, cursor)?;
+        serde_json::from_str(&position).map(Some).map_err(|_| {
+            Problem::bad_request("the cursor is not one this service gave for this list")
+        })
+    }
 }
 
-/// `GET /v1/accounts` (`read`): the accounts the key sees, by name.
-async fn list_accounts(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Query(page): Query<Page>,
-) -> Result<Json<Value>, Problem> {
-    caller.require("read")?;
-    let limit = page.limit()?;
-    let after = match &page.cursor {
-        Some(c) => Some(state.cursors.open("accounts", c)?),
-        None => None,
-    };
-    let all = state
-        .directory
-        .list()
-        .await
-        .map_err(|e| Problem::store(&e))?;
-    let mut seen: Vec<&StoredAccount> = all
-        .iter()
-        .filter(|a| caller.sees(&a.name))
-        .filter(|a| after.as_deref().is_none_or(|last| a.name.as_str() > last))
-        .collect();
-    let more = seen.len() > limit;
-    seen.truncate(limit);
-    let next = match (more, seen.last()) {
-        (true, Some(last)) => Some(state.cursors.seal("accounts", &last.name)),
-        _ => None,
-    };
-    Ok(Json(json!({
-        "data": seen.iter().map(|a| account(a)).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+/// The cursor after `last`, when a page was full.
+fn next_cursor<T: serde::Serialize>(
+    cursors: &Cursors,
+    list: &str,
+    full: bool,
+    last: Option<&T>,
+) -> Option<String> {
+    let last = last.filter(|_| full)?;
+    let position = serde_json::to_string(last).ok()?;
+    Some(cursors.seal(list, &position))
 }
 
-/// `GET /v1/accounts/{name}` (`read`).
-async fn get_account(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, Problem> {
-    caller.require("read")?;
-    let missing = || Problem::not_found(format!("no account is named {name:?}"));
-    if !caller.sees(&name) {
+/// A conversation named in a path: its reference in full, on an account the caller
+/// sees — anything else is a 404, as if it did not exist.
+fn conversation_ref(
+    caller: &auth::Caller,
+    text: &str,
+) -> Result<(ConversationRef, String), Problem> {
+    let missing = || Problem::not_found("no such conversation");
+    let reference: ConversationRef = text.parse().map_err(|_| missing())?;
+    let account = reference
+        .account
+        .clone()
+        .ok_or_else(|| Problem::bad_request("a conversation is named marketplace@account:id"))?;
+    if !caller.sees(&account) {
         return Err(missing());
     }
-    match state.directory.named(&name).await {
-        Ok(Some(a)) => Ok(Json(account(&a))),
-        Ok(None) => Err(missing()),
-        Err(e) => Err(Problem::store(&e)),
-    }
+    Ok((reference, account))
 }
 
 /// Answers any request no route takes: a 404 problem.

@@ -76,6 +76,62 @@ impl Problem {
         p
     }
 
+    /// 409: the state forbids it.
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, detail)
+    }
+
+    /// A body axum could not take: 413 when it is too large, else 422 naming `rule`.
+    pub fn body(rule: &str, status: StatusCode, detail: impl Into<String>) -> Problem {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than 25 MiB",
+            ),
+            _ => Problem::unprocessable(rule, detail),
+        }
+    }
+
+    /// 422: the body breaks `rule`.
+    pub fn unprocessable(rule: &str, detail: impl Into<String>) -> Problem {
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail);
+        p.0.rule = Some(rule.to_string());
+        p
+    }
+
+    /// 429: the key's limit; come back after `seconds`.
+    pub fn too_many(seconds: u64) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this key made too many requests; see Retry-After",
+        );
+        p.0.retry_after = Some(seconds);
+        p
+    }
+
+    /// What a vendor's (or the facade's) error means to a caller: a broken rule is 422,
+    /// a refusal of the conversation's state 409, a missing conversation 404, a rate
+    /// limit or outage 503 with when to come back.
+    pub fn vendor(e: &marketplace_inbox::Error) -> Problem {
+        use marketplace_inbox::Error;
+        let detail = e.to_string();
+        let mut p = match e {
+            Error::InvalidInput { .. } => Problem::unprocessable("marketplace", detail),
+            Error::Unsupported { .. } => Problem::unprocessable("unsupported", detail),
+            Error::RateLimited { retry_after, .. } => {
+                Problem::unavailable(detail, retry_after.map_or(30, |d| d.as_secs().max(1)))
+            }
+            Error::Reauthorize { .. } => Problem::conflict(detail),
+            Error::Api { status: 404, .. } => Problem::not_found(detail),
+            Error::Api { status, .. } if (400..500).contains(status) => Problem::conflict(detail),
+            Error::Store(s) => return Problem::store(s),
+            _ => Problem::unavailable(detail, 30),
+        };
+        p.0.marketplace = e.marketplace().map(|m| m.as_str().to_string());
+        p.0.vendor_status = e.status();
+        p
+    }
+
     /// The store failed: 503 (it may pass).
     pub fn store(_e: &marketplace_inbox::sync::StoreError) -> Problem {
         Problem::unavailable("the store is not answering; try again shortly", 5)

@@ -256,7 +256,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
                     sink,
                 ));
                 let directory = crate::Directory::Postgres(store.clone());
-                let connect = store_routes(&options, &directory, &key, engine.sink_arc())?;
+                let connect = store_routes(&options, &directory, &key, &engine)?;
                 let following = crate::follow::follow(&engine, directory, key).await?;
                 (engine, Some(following), connect)
             }
@@ -310,7 +310,7 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         Accounts::Store(key) => {
             let directory = crate::Directory::open(options.db.clone()).await?;
             let engine = Arc::new(Engine::new(Arc::new(Inbox::new()), directory.store(), sink));
-            let connect = store_routes(&options, &directory, &key, engine.sink_arc())?;
+            let connect = store_routes(&options, &directory, &key, &engine)?;
             let following = crate::follow::follow(&engine, directory, key).await?;
             (engine, Some(following), connect)
         }
@@ -341,9 +341,14 @@ fn store_routes(
     options: &ServeOptions,
     directory: &crate::Directory,
     key: &marketplace_inbox::TokenKey,
-    sink: Arc<dyn Sink>,
+    engine: &Arc<Engine>,
 ) -> Result<Option<axum::Router>> {
-    let api = crate::api::api_router(crate::api::ApiState::new(directory.clone(), key));
+    let api = crate::api::api_router(crate::api::ApiState::new(
+        directory.clone(),
+        engine.clone(),
+        key,
+        options.public_url.as_deref(),
+    ));
     let Some(public) = &options.public_url else {
         return Ok(Some(api));
     };
@@ -352,7 +357,7 @@ fn store_routes(
         key.clone(),
         options.applications.clone(),
         public,
-        sink,
+        engine.sink_arc(),
     )?;
     Ok(Some(
         api.merge(crate::connect::connect_router(Arc::new(connect))),

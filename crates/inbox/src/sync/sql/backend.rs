@@ -132,6 +132,9 @@ pub trait Dialect: Backend {
     /// What a `SELECT` ends with to hold its rows against updates until the transaction
     /// ends (nothing on SQLite, whose writers take turns).
     const LOCK_SHARED: &'static str;
+    /// How an instant column sorts newest first with its empty values last (SQLite
+    /// sorts NULL lowest; PostgreSQL highest unless told).
+    const NEWEST_FIRST: &'static str;
 
     /// `column` belongs to the list bound as `param` (`$3`).
     fn in_list(column: &str, param: &str) -> String;
@@ -313,6 +316,7 @@ mod lite {
         const TIME: &'static str = "INTEGER";
         const SERIAL: &'static str = "INTEGER PRIMARY KEY AUTOINCREMENT";
         const LOCK_SHARED: &'static str = "";
+        const NEWEST_FIRST: &'static str = "DESC";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} IN (SELECT value FROM json_each({param}))")
@@ -422,6 +426,7 @@ mod pg {
         const TIME: &'static str = "TIMESTAMPTZ";
         const SERIAL: &'static str = "BIGSERIAL PRIMARY KEY";
         const LOCK_SHARED: &'static str = " FOR SHARE";
+        const NEWEST_FIRST: &'static str = "DESC NULLS LAST";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} = ANY({param})")

@@ -23,9 +23,11 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Requests it may make a minute; `None`: the service's default.
+    pub per_minute: Option<u32>,
 }
 
-const COLUMNS: &str = "id, label, scopes, accounts, created_at, revoked_at";
+const COLUMNS: &str = "id, label, scopes, accounts, created_at, revoked_at, per_minute";
 
 fn key<R: Row>(row: &R) -> Result<ApiKey, StoreError> {
     let corrupt = || StoreError::new(StoreErrorKind::Corrupt, "an API key's row is unreadable");
@@ -42,6 +44,7 @@ fn key<R: Row>(row: &R) -> Result<ApiKey, StoreError> {
         accounts,
         created_at: row.time(4)?.unwrap_or_default(),
         revoked_at: row.time(5)?,
+        per_minute: row.int(6)?.and_then(|n| u32::try_from(n).ok()),
     })
 }
 
@@ -54,6 +57,7 @@ impl<B: Dialect> SqlStore<B> {
         label: Option<&str>,
         scopes: &[String],
         accounts: Option<&[String]>,
+        per_minute: Option<u32>,
     ) -> Result<ApiKey, StoreError> {
         let scopes_json = serde_json::to_string(scopes)
             .map_err(|e| StoreError::new(StoreErrorKind::Other, e.to_string()))?;
@@ -64,10 +68,18 @@ impl<B: Dialect> SqlStore<B> {
         let mut tx = B::begin(&self.pool).await?;
         B::execute(
             &mut tx,
-            "INSERT INTO api_keys (id, hash, label, scopes, accounts, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO api_keys (id, hash, label, scopes, accounts, created_at, per_minute)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
                 .into(),
-            args![id, hash, label, scopes_json, accounts_json, Utc::now()],
+            args![
+                id,
+                hash,
+                label,
+                scopes_json,
+                accounts_json,
+                Utc::now(),
+                per_minute.map(i64::from)
+            ],
         )
         .await?;
         let rows = B::fetch(
@@ -108,7 +120,7 @@ impl<B: Dialect> SqlStore<B> {
         )
         .await?;
         match rows.first() {
-            Some(row) => Ok(Some((key(row)?, row.text(6)?.unwrap_or_default()))),
+            Some(row) => Ok(Some((key(row)?, row.text(7)?.unwrap_or_default()))),
             None => Ok(None),
         }
     }

@@ -49,7 +49,10 @@ mod accounts;
 pub mod backend;
 mod keys;
 mod links;
+mod read;
+mod read_state;
 mod schema;
+mod sends;
 mod write;
 
 use std::collections::{HashMap, HashSet};
@@ -66,6 +69,10 @@ pub use self::backend::Sqlite;
 use self::backend::{args, Dialect, Row};
 pub use self::keys::ApiKey;
 pub use self::links::{ConnectLink, LinkKey};
+pub use self::read::{
+    ConversationFilter, ConversationKey, MessageKey, StoredConversation, StoredMessage, UnreadCount,
+};
+pub use self::sends::{Claim, SendRecord};
 use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row;
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind, Stored};

@@ -1,7 +1,7 @@
 //! The schema, written once for both backends (column types from the backend), and the
 //! migrations that bring any earlier database to it in place.
 //!
-//! Version 5 adds the store's accounts and connect links. Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
+//! Version 6 adds the HTTP API's sends. Version 5 adds the store's accounts and connect links. Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
 //! microseconds since 1970 in UTC on SQLite); conversations and messages keep their
 //! JSON form and what a read side sorts and filters on; `changes` numbers every stored
 //! change in commit order.
@@ -12,7 +12,7 @@ use super::super::store::{StoreError, StoreErrorKind};
 use super::backend::{args, Dialect, Row};
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 5;
+pub(crate) const VERSION: i64 = 6;
 
 /// The tables of version 4.
 const V4: &str = "
@@ -73,6 +73,23 @@ CREATE TABLE api_keys (
   accounts TEXT, created_at {time} NOT NULL, revoked_at {time});
 ";
 
+/// Version 6: the HTTP API's sends, each under the idempotency key its caller gave (see
+/// [`super::sends`]), and the newest-first indexes with conversations of no activity
+/// last on both backends.
+const V6: &str = "
+CREATE TABLE sends (
+  id TEXT PRIMARY KEY, api_key TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+  body_hash TEXT NOT NULL, account TEXT NOT NULL, ref TEXT NOT NULL, state TEXT NOT NULL,
+  message_id TEXT, error TEXT, answer TEXT, created_at {time} NOT NULL,
+  updated_at {time} NOT NULL, running_until {time},
+  UNIQUE (api_key, idempotency_key));
+ALTER TABLE api_keys ADD COLUMN per_minute {int};
+DROP INDEX conversations_activity;
+DROP INDEX conversations_account_activity;
+CREATE INDEX conversations_activity ON conversations (last_activity_at {newest}, account, id);
+CREATE INDEX conversations_account_activity ON conversations (account, last_activity_at {newest}, id);
+";
+
 /// Versions 1 to 3 (instants as RFC 3339 text), as the landed code created them: a
 /// database of any earlier version is first brought to version 3 this way.
 const V1: &str = "
@@ -110,6 +127,7 @@ fn ddl<D: Dialect>(ddl: &str) -> String {
     ddl.replace("{int}", D::INT)
         .replace("{time}", D::TIME)
         .replace("{serial}", D::SERIAL)
+        .replace("{newest}", D::NEWEST_FIRST)
 }
 
 /// Brings the database to [`VERSION`] inside one transaction (another process starting
@@ -141,7 +159,10 @@ pub(crate) async fn migrate<D: Dialect>(pool: &D::Pool) -> Result<(), StoreError
         }
         from_v3::<D>(&mut tx).await?;
     }
-    D::batch(&mut tx, ddl::<D>(V5)).await?;
+    if version < 5 {
+        D::batch(&mut tx, ddl::<D>(V5)).await?;
+    }
+    D::batch(&mut tx, ddl::<D>(V6)).await?;
     D::set_schema_version(&mut tx, VERSION).await?;
     D::commit(tx).await
 }
