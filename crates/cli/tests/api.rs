@@ -2,7 +2,6 @@
 //! (every answer decoded by the spec's types): keys and scopes, a key limited to one
 //! account, cursor walks and a tampered cursor, RFC 9457 problems, and `/openapi.yaml`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use inbox_api_client::InboxApi;
@@ -10,7 +9,7 @@ use inbox_sandbox::Config;
 use serde_json::{json, Value};
 
 mod common;
-use common::{inbox_command, ok, start, stop, within};
+use common::{api_key, ok, serve_store, start, stop, within};
 
 const KEY: &str = "4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e";
 
@@ -18,15 +17,9 @@ fn inbox(args: &[&str]) -> std::process::Output {
     common::inbox_keyed(KEY, args)
 }
 
-/// A new key's text.
+/// A new key's text and id.
 fn key(db: &str, extra: &[&str]) -> (String, String) {
-    let out = ok(inbox(
-        &[&["--json", "keys", "create", "--db", db][..], extra].concat(),
-    ));
-    let v: Value = serde_json::from_str(out.trim()).unwrap();
-    let text = v["key"].as_str().unwrap().to_string();
-    assert!(text.starts_with("ik_") && text.len() >= 3 + 64, "{text}");
-    (text, v["id"].as_str().unwrap().to_string())
+    api_key(KEY, db, extra)
 }
 
 #[test]
@@ -52,22 +45,7 @@ fn the_api_answers_by_its_spec_with_keys_scopes_and_cursors() {
         "{listed}"
     );
 
-    let port = common::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let serve = inbox_command()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--insecure-no-secret",
-        ])
-        .args(["--db", &db])
-        .env_clear()
-        .env("INBOX_TOKEN_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (serve, base) = serve_store(KEY, &db, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _ = inbox_core::http_client();
     let raw = reqwest::Client::new();
@@ -199,4 +177,203 @@ fn the_api_answers_by_its_spec_with_keys_scopes_and_cursors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(&reader));
+}
+
+#[test]
+fn accounts_are_managed_through_the_api_within_limits() {
+    let env = start(
+        Config {
+            accounts: 2,
+            conversations: 1,
+            messages_per_conversation: 1,
+            ..Config::default()
+        },
+        "api-admin",
+    );
+    let db = env.dir.join("inbox.db").to_str().unwrap().to_string();
+    let all = env.sandbox.accounts_config();
+    let entries = all["accounts"].as_array().unwrap().clone();
+    let (firsts, seconds): (Vec<Value>, Vec<Value>) = entries
+        .into_iter()
+        .partition(|a| !a["name"].as_str().unwrap().ends_with("-2"));
+    let config = env.write_config(&json!({ "accounts": firsts }));
+    ok(inbox(&[
+        "accounts",
+        "import",
+        config.to_str().unwrap(),
+        "--db",
+        &db,
+    ]));
+    let (admin, _) = key(&db, &["--scope", "read,admin"]);
+    let (reader, _) = key(&db, &["--scope", "read"]);
+    let (slow, _) = key(&db, &["--scope", "read", "--per-minute", "3"]);
+    let (serve, base) = serve_store(KEY, &db, &["--public-url", "https://inbox.example"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = inbox_core::http_client().unwrap();
+    let call = |method: &str, path: &str, key: &str, body: Option<Value>| -> (u16, Value) {
+        runtime.block_on(async {
+            let mut r = http
+                .request(method.parse().unwrap(), format!("{base}{path}"))
+                .bearer_auth(key);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let answer = r.send().await.unwrap();
+            let status = answer.status().as_u16();
+            if status >= 400 {
+                assert_eq!(answer.headers()["content-type"], "application/problem+json");
+            }
+            let text = answer.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    };
+
+    // Added from a config entry: 201, then the name is taken (409), a bad entry is 422,
+    // and a key without `admin` is 403.
+    let entry = seconds
+        .iter()
+        .find(|a| a["marketplace"] == "ozon")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        call("POST", "/v1/accounts", &reader, Some(entry.clone())).0,
+        403
+    );
+    let (status, added) = call("POST", "/v1/accounts", &admin, Some(entry.clone()));
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["name"], "ozon-2");
+    assert_eq!(added["state"], "active");
+    assert!(!added
+        .to_string()
+        .contains(entry["api_key"].as_str().unwrap()));
+    assert_eq!(
+        call("POST", "/v1/accounts", &admin, Some(entry.clone())).0,
+        409
+    );
+    let mut bad = entry.clone();
+    bad["name"] = json!("ozon-3");
+    bad["marketplace"] = json!("amazon");
+    let (status, problem) = call("POST", "/v1/accounts", &admin, Some(bad));
+    assert_eq!(status, 422);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("amazon"),
+        "{problem}"
+    );
+
+    // Renamed, disabled and enabled, a setting changed; credentials are not changed here.
+    let (status, renamed) = call(
+        "PATCH",
+        "/v1/accounts/ozon-2",
+        &admin,
+        Some(json!({"name": "ozon-b"})),
+    );
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["name"], "ozon-b");
+    assert_eq!(call("GET", "/v1/accounts/ozon-2", &admin, None).0, 404);
+    let (_, off) = call(
+        "PATCH",
+        "/v1/accounts/ozon-b",
+        &admin,
+        Some(json!({"state": "disabled"})),
+    );
+    assert_eq!(off["state"], "disabled");
+    let (_, on) = call(
+        "PATCH",
+        "/v1/accounts/ozon-b",
+        &admin,
+        Some(json!({"state": "active", "poll_interval_secs": 5.0})),
+    );
+    assert_eq!(on["state"], "active");
+    assert_eq!(
+        call(
+            "PATCH",
+            "/v1/accounts/ozon-b",
+            &admin,
+            Some(json!({"api_key": "x"}))
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        call(
+            "PATCH",
+            "/v1/accounts/ozon-b",
+            &admin,
+            Some(json!({"state": "gone"}))
+        )
+        .0,
+        422
+    );
+    // Removed with its mirror.
+    assert_eq!(
+        call("DELETE", "/v1/accounts/ozon-b?purge=true", &admin, None).0,
+        204
+    );
+    assert_eq!(call("GET", "/v1/accounts/ozon-b", &admin, None).0, 404);
+    assert_eq!(call("DELETE", "/v1/accounts/ozon-b", &admin, None).0, 404);
+
+    // A connect link under the public URL; a taken name is 409.
+    let (status, link) = call(
+        "POST",
+        "/v1/connect-links",
+        &admin,
+        Some(json!({"marketplace": "allegro", "name": "allegro-new"})),
+    );
+    assert_eq!(status, 201, "{link}");
+    assert!(link["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://inbox.example/connect/"));
+    assert!(link["expires_at"].is_string());
+    assert_eq!(
+        call(
+            "POST",
+            "/v1/connect-links",
+            &admin,
+            Some(json!({"marketplace": "allegro", "name": "allegro"}))
+        )
+        .0,
+        409
+    );
+
+    // A key over its limit: 429 with when to come back; other keys go on.
+    for _ in 0..3 {
+        assert_eq!(call("GET", "/v1/accounts", &slow, None).0, 200);
+    }
+    let (status, problem) = call("GET", "/v1/accounts", &slow, None);
+    assert_eq!(status, 429);
+    assert!(problem["retry_after"].as_u64().unwrap() >= 1);
+    assert_eq!(call("GET", "/v1/accounts", &reader, None).0, 200);
+
+    // The documentation page, self-contained.
+    let page = runtime.block_on(async {
+        http.get(format!("{base}/docs"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(page.contains("list_conversations") && page.contains("send_message"));
+    assert!(!page.contains("<script"));
+
+    // A body over 25 MiB: 413, a problem (last: the server closes that connection).
+    let huge = runtime.block_on(async {
+        http.post(format!("{base}/v1/accounts"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 26 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(huge.status().as_u16(), 413);
+
+    let out = stop(serve);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -227,7 +227,7 @@ pub async fn update(
 /// `?purge=true`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Purge {
-    purge: Option<bool>,
+    purge: Option<String>,
 }
 
 /// `DELETE /v1/accounts/{name}` (`admin`): `204`; `?purge=true` drops its mirror too.
@@ -238,11 +238,9 @@ pub async fn delete(
     Query(purge): Query<Purge>,
 ) -> Result<StatusCode, Problem> {
     caller.require("admin")?;
+    let purge = super::conversations::flag("purge", purge.purge.as_deref())?.unwrap_or(false);
     visible(&state, &caller, &name).await?;
-    match state
-        .directory
-        .remove(&name, purge.purge.unwrap_or(false))
-        .await
+    match state.directory.remove(&name, purge).await
     {
         Ok(Some(_)) => {
             state.engine.gone(&name).await;

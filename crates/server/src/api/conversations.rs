@@ -36,7 +36,7 @@ pub struct ListQuery {
 }
 
 /// `true` or `false`, else a 400 naming `name`.
-fn flag(name: &str, value: Option<&str>) -> Result<Option<bool>, Problem> {
+pub(super) fn flag(name: &str, value: Option<&str>) -> Result<Option<bool>, Problem> {
     match value {
         None => Ok(None),
         Some("true") => Ok(Some(true)),

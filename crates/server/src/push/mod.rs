@@ -401,7 +401,8 @@ async fn answer_until_stopped(
     let router = match extra {
         Some(extra) => push.router().merge(extra),
         None => push.router(),
-    };
+    }
+    .fallback(crate::api::no_route);
     axum::serve(listener, router)
         .with_graceful_shutdown(crate::shutdown_signal())
         .await
