@@ -65,7 +65,9 @@ impl Spec {
     fn check(&self, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         let schema = self.resolve(schema);
         if value.is_null() {
-            return match schema.get("nullable") == Some(&json!(true)) || schema.get("type").is_none() && schema.get("allOf").is_none() {
+            return match schema.get("nullable") == Some(&json!(true))
+                || schema.get("type").is_none() && schema.get("allOf").is_none()
+            {
                 true => Ok(()),
                 false => Err(format!("{at}: null where the schema does not allow it")),
             };
@@ -86,7 +88,12 @@ impl Spec {
                 let Some(object) = value.as_object() else {
                     return Err(format!("{at}: not an object"));
                 };
-                for field in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                for field in schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let field = field.as_str().unwrap();
                     if !object.contains_key(field) {
                         return Err(format!("{at}: no {field}"));
@@ -188,7 +195,9 @@ const TEXTS: [&str; 12] = [
 fn generate(spec: &Spec, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
     let schema = spec.resolve(schema);
     if rng.chance(8) {
-        return rng.pick(&[json!(null), json!(-1), json!("?"), json!([]), json!({})]).clone();
+        return rng
+            .pick(&[json!(null), json!(-1), json!("?"), json!([]), json!({})])
+            .clone();
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array) {
         return rng.pick(options).clone();
@@ -212,14 +221,30 @@ fn generate(spec: &Spec, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
         }
         Some("array") if depth < 3 => {
             let n = rng.below(3);
-            Value::Array((0..n).map(|_| generate(spec, &schema["items"], rng, depth + 1)).collect())
+            Value::Array(
+                (0..n)
+                    .map(|_| generate(spec, &schema["items"], rng, depth + 1))
+                    .collect(),
+            )
         }
-        Some("integer") => rng.pick(&[json!(0), json!(1), json!(50), json!(200), json!(201), json!(-5), json!(u64::MAX)]).clone(),
-        Some("number") => rng.pick(&[json!(0.5), json!(1.0), json!(-3.0), json!(1e300)]).clone(),
+        Some("integer") => rng
+            .pick(&[
+                json!(0),
+                json!(1),
+                json!(50),
+                json!(200),
+                json!(201),
+                json!(-5),
+                json!(u64::MAX),
+            ])
+            .clone(),
+        Some("number") => rng
+            .pick(&[json!(0.5), json!(1.0), json!(-3.0), json!(1e300)])
+            .clone(),
         Some("boolean") => json!(rng.chance(50)),
-        Some("string") if schema.get("format") == Some(&json!("date-time")) => {
-            rng.pick(&[json!("2026-01-01T00:00:00Z"), json!("yesterday")]).clone()
-        }
+        Some("string") if schema.get("format") == Some(&json!("date-time")) => rng
+            .pick(&[json!("2026-01-01T00:00:00Z"), json!("yesterday")])
+            .clone(),
         _ => json!(rng.pick(&TEXTS)),
     }
 }
@@ -265,13 +290,36 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
         KEY,
         &["accounts", "import", config.to_str().unwrap(), "--db", &db],
     ));
-    let (admin, _) = api_key(KEY, &db, &["--scope", "read,write,admin,events", "--per-minute", "100000"]);
-    let (serve, base) = serve_store(KEY, &db, &["--poll-interval", "1", "--public-url", "https://inbox.example"]);
+    let (admin, _) = api_key(
+        KEY,
+        &db,
+        &[
+            "--scope",
+            "read,write,admin,events",
+            "--per-minute",
+            "100000",
+        ],
+    );
+    let (serve, base) = serve_store(
+        KEY,
+        &db,
+        &[
+            "--poll-interval",
+            "1",
+            "--public-url",
+            "https://inbox.example",
+        ],
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = inbox_core::http_client().unwrap();
     let get_json = |path: &str| -> Value {
         runtime.block_on(async {
-            let answer = http.get(format!("{base}{path}")).bearer_auth(&admin).send().await.unwrap();
+            let answer = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
             answer.json().await.unwrap_or(Value::Null)
         })
     };
@@ -289,13 +337,21 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
         .collect();
     let mut message_ids = Vec::new();
     for (vendor, id) in EXAMPLES {
-        let r = refs.iter().find(|r| r.ends_with(id)).unwrap_or_else(|| panic!("{vendor:?}"));
+        let r = refs
+            .iter()
+            .find(|r| r.ends_with(id))
+            .unwrap_or_else(|| panic!("{vendor:?}"));
         let messages = get_json(&format!("/v1/conversations/{}/messages", seg(r)));
         for m in messages["data"].as_array().into_iter().flatten() {
             message_ids.push(m["id"].as_str().unwrap().to_string());
         }
     }
-    let names = vec!["allegro".to_string(), "mercadolibre".into(), "magalu".into(), "ozon".into()];
+    let names = vec![
+        "allegro".to_string(),
+        "mercadolibre".into(),
+        "magalu".into(),
+        "ozon".into(),
+    ];
 
     let spec = Spec::load();
     let mut rng = Rng(0x5eed_1234_abcd_9876);
@@ -357,7 +413,9 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
                     request = request.header(k.as_str(), v.as_str());
                 }
                 if let Some(b) = &body {
-                    request = request.header("content-type", "application/json").body(b.clone());
+                    request = request
+                        .header("content-type", "application/json")
+                        .body(b.clone());
                 }
                 let answer = request.send().await.unwrap();
                 let status = answer.status().as_u16();
@@ -371,7 +429,13 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
             });
             sent += 1;
             *by_status.entry(status).or_default() += 1;
-            let what = format!("{} {path} {query:?} {headers:?} → {status} {text:.300}", op.method);
+            let what = format!(
+                "{} {path} {query:?} {headers:?} → {status} {text:.300}",
+                op.method
+            );
+            if !with_key && !op.public {
+                assert_eq!(status, 401, "without a key: {what}");
+            }
             let declared = op.responses.get(&status.to_string());
             assert!(declared.is_some(), "undeclared answer: {what}");
             assert!(status < 500 || status == 503, "a server error: {what}");
@@ -385,7 +449,8 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
                 }
             }
             if let Some(schema) = declared.pointer("/content/application~1json/schema") {
-                let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let value: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
                 if let Err(why) = spec.check(schema, &value, "answer") {
                     panic!("outside the spec ({why}): {what}");
                 }
@@ -395,5 +460,9 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
     eprintln!("api properties: {sent} requests, answers by status {by_status:?}");
     assert!(by_status.keys().any(|s| (200..300).contains(s)));
     let out = stop(serve);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

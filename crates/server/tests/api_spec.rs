@@ -42,7 +42,7 @@ fn filled(path: &str) -> String {
             '{' => inside = true,
             '}' => {
                 inside = false;
-                out.push_str("x");
+                out.push('x');
             }
             c if !inside => out.push(c),
             _ => {}

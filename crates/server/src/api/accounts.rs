@@ -240,8 +240,7 @@ pub async fn delete(
     caller.require("admin")?;
     let purge = super::conversations::flag("purge", purge.purge.as_deref())?.unwrap_or(false);
     visible(&state, &caller, &name).await?;
-    match state.directory.remove(&name, purge).await
-    {
+    match state.directory.remove(&name, purge).await {
         Ok(Some(_)) => {
             state.engine.gone(&name).await;
             Ok(StatusCode::NO_CONTENT)

@@ -200,7 +200,7 @@ pub async fn send(
         .conversation(&account_name, &reference.id)
         .await
         .map_err(|e| Problem::store(&e))?;
-    if !known.is_some_and(|c| c.marketplace == reference.marketplace) {
+    if known.is_none_or(|c| c.marketplace != reference.marketplace) {
         return Err(Problem::not_found("no such conversation"));
     }
     let (text, files) = outgoing(request).await?;
