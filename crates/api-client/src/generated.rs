@@ -153,6 +153,40 @@ pub mod types {
             Default::default()
         }
     }
+    /// One change the store committed: `message.created`, `message.updated`, `conversation.created`, `conversation.updated` or `element.malformed`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Event {
+        pub account: ::std::string::String,
+        /// RFC 3339.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub created_at: ::std::option::Option<::std::string::String>,
+        /// The message or conversation in its JSON form, or where a malformed element was.
+        pub data: ::serde_json::Value,
+        /// evt_ and its seq.
+        pub id: ::std::string::String,
+        pub marketplace: ::std::string::String,
+        /// Increasing in commit order across the store.
+        pub seq: u64,
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+    }
+    impl Event {
+        pub fn builder() -> builder::Event {
+            Default::default()
+        }
+    }
+    /// `EventList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct EventList {
+        pub data: ::std::vec::Vec<Event>,
+        /// The `after` of the next page.
+        pub next_after: u64,
+    }
+    impl EventList {
+        pub fn builder() -> builder::EventList {
+            Default::default()
+        }
+    }
     /// A message, exactly as `inbox --json` prints it (`conversation` in full).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Message {
@@ -1244,6 +1278,187 @@ pub mod types {
                 Self {
                     data: Ok(value.data),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Event {
+            account: ::std::result::Result<::std::string::String, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            data: ::std::result::Result<::serde_json::Value, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            marketplace: ::std::result::Result<::std::string::String, ::std::string::String>,
+            seq: ::std::result::Result<u64, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Event {
+            fn default() -> Self {
+                Self {
+                    account: Err("no value supplied for account".to_string()),
+                    created_at: Ok(Default::default()),
+                    data: Err("no value supplied for data".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    marketplace: Err("no value supplied for marketplace".to_string()),
+                    seq: Err("no value supplied for seq".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl Event {
+            pub fn account<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.account = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for account: {e}"));
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for created_at: {e}"));
+                self
+            }
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::serde_json::Value>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn marketplace<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.marketplace = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for marketplace: {e}"));
+                self
+            }
+            pub fn seq<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seq = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for seq: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Event> for super::Event {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Event,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    account: value.account?,
+                    created_at: value.created_at?,
+                    data: value.data?,
+                    id: value.id?,
+                    marketplace: value.marketplace?,
+                    seq: value.seq?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Event> for Event {
+            fn from(value: super::Event) -> Self {
+                Self {
+                    account: Ok(value.account),
+                    created_at: Ok(value.created_at),
+                    data: Ok(value.data),
+                    id: Ok(value.id),
+                    marketplace: Ok(value.marketplace),
+                    seq: Ok(value.seq),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct EventList {
+            data: ::std::result::Result<::std::vec::Vec<super::Event>, ::std::string::String>,
+            next_after: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for EventList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_after: Err("no value supplied for next_after".to_string()),
+                }
+            }
+        }
+        impl EventList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Event>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
+            pub fn next_after<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_after = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for next_after: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<EventList> for super::EventList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: EventList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_after: value.next_after?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::EventList> for EventList {
+            fn from(value: super::EventList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_after: Ok(value.next_after),
                 }
             }
         }
@@ -2899,6 +3114,43 @@ impl Client {
     pub fn get_docs(&self) -> builder::GetDocs<'_> {
         builder::GetDocs::new(self)
     }
+    /// The event log after `after` (a seq; 0 when not given), oldest first (scope `events`). Resuming with `next_after` never skips or repeats an event.
+    ///
+    /// Sends a `GET` request to `/v1/events`
+    ///
+    /// Arguments:
+    /// - `account`
+    /// - `after`
+    /// - `limit`
+    /// - `types`: Comma-separated event types.
+    /// ```ignore
+    /// let response = client.list_events()
+    ///     .account(account)
+    ///     .after(after)
+    ///     .limit(limit)
+    ///     .types(types)
+    ///     .send()
+    ///     .await;
+    /// ```
+    pub fn list_events(&self) -> builder::ListEvents<'_> {
+        builder::ListEvents::new(self)
+    }
+    /// Server-Sent Events (`id:` the seq, `event:` the type, `data:` the event), resumed after `Last-Event-ID` (or `after`; with neither, from the next event on), a comment after 15 s without an event (scope `events`).
+    ///
+    /// Sends a `GET` request to `/v1/events/stream`
+    ///
+    /// ```ignore
+    /// let response = client.stream_events()
+    ///     .account(account)
+    ///     .after(after)
+    ///     .types(types)
+    ///     .last_event_id(last_event_id)
+    ///     .send()
+    ///     .await;
+    /// ```
+    pub fn stream_events(&self) -> builder::StreamEvents<'_> {
+        builder::StreamEvents::new(self)
+    }
 }
 ///  Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -4501,6 +4753,242 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::stream(response)),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::list_events`]
+    ///
+    /// [`Client::list_events`]: super::Client::list_events
+    #[derive(Debug, Clone)]
+    pub struct ListEvents<'a> {
+        client: &'a super::Client,
+        account: Result<Option<::std::string::String>, String>,
+        after: Result<Option<u64>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+        types: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> ListEvents<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                account: Ok(None),
+                after: Ok(None),
+                limit: Ok(None),
+                types: Ok(None),
+            }
+        }
+        pub fn account<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.account = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for account failed".to_string()
+            });
+            self
+        }
+        pub fn after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u64>,
+        {
+            self.after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u64` for after failed".to_string());
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU32` for limit failed".to_string()
+            });
+            self
+        }
+        pub fn types<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.types = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for types failed".to_string()
+            });
+            self
+        }
+        /// Sends a `GET` request to `/v1/events`
+        pub async fn send(self) -> Result<ResponseValue<types::EventList>, Error<types::Problem>> {
+            let Self {
+                client,
+                account,
+                after,
+                limit,
+                types,
+            } = self;
+            let account = account.map_err(Error::InvalidRequest)?;
+            let after = after.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let types = types.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/events", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("account", &account))
+                .query(&progenitor_client::QueryParam::new("after", &after))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("types", &types))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_events",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::stream_events`]
+    ///
+    /// [`Client::stream_events`]: super::Client::stream_events
+    #[derive(Debug, Clone)]
+    pub struct StreamEvents<'a> {
+        client: &'a super::Client,
+        account: Result<Option<::std::string::String>, String>,
+        after: Result<Option<u64>, String>,
+        types: Result<Option<::std::string::String>, String>,
+        last_event_id: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> StreamEvents<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                account: Ok(None),
+                after: Ok(None),
+                types: Ok(None),
+                last_event_id: Ok(None),
+            }
+        }
+        pub fn account<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.account = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for account failed".to_string()
+            });
+            self
+        }
+        pub fn after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u64>,
+        {
+            self.after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u64` for after failed".to_string());
+            self
+        }
+        pub fn types<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.types = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for types failed".to_string()
+            });
+            self
+        }
+        pub fn last_event_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.last_event_id = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for last_event_id failed".to_string()
+            });
+            self
+        }
+        /// Sends a `GET` request to `/v1/events/stream`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::Problem>> {
+            let Self {
+                client,
+                account,
+                after,
+                types,
+                last_event_id,
+            } = self;
+            let account = account.map_err(Error::InvalidRequest)?;
+            let after = after.map_err(Error::InvalidRequest)?;
+            let types = types.map_err(Error::InvalidRequest)?;
+            let last_event_id = last_event_id.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/events/stream", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = last_event_id {
+                header_map.append("Last-Event-ID", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .query(&progenitor_client::QueryParam::new("account", &account))
+                .query(&progenitor_client::QueryParam::new("after", &after))
+                .query(&progenitor_client::QueryParam::new("types", &types))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "stream_events",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }

@@ -5,6 +5,7 @@
 
 mod account_commands;
 mod accounts;
+mod event_commands;
 mod key_commands;
 mod output;
 mod sync;
@@ -168,6 +169,18 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
     },
+    /// The store's event log as JSON lines (`{"id", "seq", "type", "created_at",
+    /// "account", "marketplace", "data"}`), oldest first; `--follow` waits for new ones.
+    Events {
+        /// Only the events after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Keep printing new events as they commit, until SIGTERM or SIGINT.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        db: account_commands::DbArg,
+    },
     /// The HTTP API's keys: create, list, revoke.
     Keys {
         #[command(subcommand)]
@@ -272,6 +285,9 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
     match std::mem::replace(&mut cli.command, Command::Unread) {
         Command::Keys { command } => {
             return key_commands::run(command, cli.json, &cli.account).await
+        }
+        Command::Events { after, follow, db } => {
+            return event_commands::run(after, follow, db).await
         }
         Command::Accounts { command } => {
             let applications = match &cli.config {
@@ -566,6 +582,7 @@ async fn command(
         } => download(&inbox, json, &named(reference), &attachment, &out).await,
         // Run before any account is loaded (`run`).
         Command::Keys { command } => key_commands::run(command, json, &[]).await,
+        Command::Events { after, follow, db } => event_commands::run(after, follow, db).await,
         Command::Accounts { command } => {
             account_commands::run(command, json, marketplace_inbox::InboxConfig::default()).await
         }

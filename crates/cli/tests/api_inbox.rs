@@ -937,3 +937,192 @@ fn a_send_whose_answer_was_lost_is_found_by_reading_back_not_sent_again() {
     assert!(service.env.sandbox.lost_writes() >= 2);
     service.stop();
 }
+
+/// Reads Server-Sent Events from `answer` until `n` have come (or `limit` passes): each
+/// event's id, type and data.
+fn sse_read(
+    runtime: &tokio::runtime::Runtime,
+    answer: &mut reqwest::Response,
+    n: usize,
+    limit: Duration,
+) -> Vec<(String, String, Value)> {
+    runtime.block_on(async {
+        let mut events = Vec::new();
+        let mut buffer = String::new();
+        let deadline = tokio::time::Instant::now() + limit;
+        while events.len() < n {
+            let chunk = match tokio::time::timeout_at(deadline, answer.chunk()).await {
+                Ok(Ok(Some(c))) => c,
+                _ => break,
+            };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !id.is_empty() {
+                    events.push((id, kind, serde_json::from_str(&data).unwrap()));
+                }
+            }
+        }
+        events
+    })
+}
+
+#[test]
+fn the_event_log_is_a_feed_and_a_resumable_stream_with_each_change_once() {
+    let service = Service::start(
+        Config {
+            conversations: 2,
+            messages_per_conversation: 2,
+            ..Config::default()
+        },
+        "api-events",
+    );
+    service.wait_for_mirror();
+    let events_key = service.key(&["--scope", "events"]);
+    // The whole feed, 7 at a time: strictly increasing seqs, each once.
+    let walk = |key: &str, query: &str| -> (Vec<Value>, u64) {
+        let mut all = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let (status, page) =
+                service.get(&format!("/v1/events?after={after}&limit=7{query}"), key);
+            assert_eq!(status, 200, "{page}");
+            let data = page["data"].as_array().unwrap().clone();
+            let next = page["next_after"].as_u64().unwrap();
+            if data.is_empty() {
+                assert_eq!(next, after);
+                return (all, after);
+            }
+            after = next;
+            all.extend(data);
+        }
+    };
+    let (all, last) = walk(&events_key, "");
+    assert!(!all.is_empty());
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    for e in &all {
+        assert_eq!(e["id"], json!(format!("evt_{}", e["seq"])));
+        assert!(e["data"].is_object(), "{e}");
+    }
+    let created = all
+        .iter()
+        .filter(|e| e["type"] == "message.created")
+        .count();
+    assert!(created >= 4, "{created}");
+
+    // A stream opened now, from the next event on.
+    let stream = |headers: &[(&str, &str)], query: &str| -> reqwest::Response {
+        service.runtime.block_on(async {
+            let mut r = service
+                .http
+                .get(format!("{}/v1/events/stream{query}", service.base))
+                .bearer_auth(&events_key);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            let answer = r.send().await.unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            assert!(answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream"));
+            answer
+        })
+    };
+    let mut live = stream(&[], "?types=message.created");
+    let (vendor, id) = EXAMPLES[1];
+    assert!(service
+        .env
+        .sandbox
+        .buyer_writes(vendor, id, "first for the log"));
+    let got = sse_read(&service.runtime, &mut live, 1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1, "the new message on the stream");
+    assert_eq!(got[0].1, "message.created");
+    assert_eq!(got[0].2["data"]["text"], "first for the log");
+    let first_seq: u64 = got[0].0.parse().unwrap();
+    assert!(first_seq > last);
+    drop(live);
+    // Disconnected; two more messages; resumed with Last-Event-ID: both, none again.
+    assert!(service
+        .env
+        .sandbox
+        .buyer_writes(vendor, id, "second for the log"));
+    assert!(service
+        .env
+        .sandbox
+        .buyer_writes(vendor, id, "third for the log"));
+    let mut resumed = stream(
+        &[("last-event-id", &first_seq.to_string())],
+        "?types=message.created",
+    );
+    let got = sse_read(&service.runtime, &mut resumed, 2, Duration::from_secs(30));
+    // (Both may come in one commit, in the order the vendor listed them.)
+    let mut texts: Vec<&str> = got
+        .iter()
+        .map(|(_, _, e)| e["data"]["text"].as_str().unwrap())
+        .collect();
+    texts.sort_unstable();
+    assert_eq!(texts, ["second for the log", "third for the log"]);
+    let ids: Vec<u64> = got.iter().map(|(id, _, _)| id.parse().unwrap()).collect();
+    assert!(ids.iter().all(|id| *id > first_seq), "{ids:?}");
+    drop(resumed);
+
+    // In the feed: each of the three exactly once, as message.created.
+    let (after, _) = walk(&events_key, "&types=message.created");
+    for text in [
+        "first for the log",
+        "second for the log",
+        "third for the log",
+    ] {
+        let n = after.iter().filter(|e| e["data"]["text"] == text).count();
+        assert_eq!(n, 1, "{text}");
+    }
+    assert!(after.iter().all(|e| e["type"] == "message.created"));
+    // And from the command line, from any process.
+    let printed = ok(common::inbox_keyed(
+        KEY,
+        &["events", "--after", &last.to_string(), "--db", &service.db],
+    ));
+    let lines: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for text in [
+        "first for the log",
+        "second for the log",
+        "third for the log",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|e| e["data"]["text"] == text).count(),
+            1,
+            "{text}"
+        );
+    }
+
+    // A key limited to one account sees only its events; scopes and bad input.
+    let ozon_events = service.key(&["--scope", "events", "--account", "ozon"]);
+    let (mine, _) = walk(&ozon_events, "");
+    assert!(!mine.is_empty());
+    assert!(mine.iter().all(|e| e["account"] == "ozon"));
+    assert_eq!(service.get("/v1/events", &service.admin).0, 403);
+    assert_eq!(
+        service
+            .get("/v1/events?types=message.deleted", &events_key)
+            .0,
+        400
+    );
+    assert_eq!(service.get("/v1/events?after=-1", &events_key).0, 400);
+    assert_eq!(service.get("/v1/events?limit=1001", &events_key).0, 400);
+    service.stop();
+}

@@ -249,14 +249,12 @@ fn generate(spec: &Spec, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
     }
 }
 
-/// `text` as one path segment.
+/// `text` as one path segment (dots encoded too, so that no client folds `..` away).
 fn seg(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b))
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(char::from(b)),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -373,7 +371,12 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
                 let required = p.get("required") == Some(&json!(true));
                 match p["in"].as_str().unwrap() {
                     "path" => {
-                        let v = text_for(&spec, p, &mut rng, known);
+                        let mut v = text_for(&spec, p, &mut rng, known);
+                        // A segment `.` or `..` (however encoded) is folded away by
+                        // every URL parser before it is sent: not a path value.
+                        if v == "." || v == ".." {
+                            v.push('x');
+                        }
                         path = path.replace(&format!("{{{name}}}"), &seg(&v));
                     }
                     "query" if required || rng.chance(50) => {
@@ -425,6 +428,10 @@ fn every_operation_answers_within_its_contract_for_generated_inputs() {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
+                // A stream runs on: its status and type are what count.
+                if kind.starts_with("text/event-stream") {
+                    return (status, kind, String::new());
+                }
                 (status, kind, answer.text().await.unwrap_or_default())
             });
             sent += 1;

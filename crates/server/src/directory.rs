@@ -11,9 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use marketplace_inbox::sync::{
-    AccountState, ApiKey, Claim, ConnectLink, ConversationFilter, ConversationKey, Imported,
-    LinkKey, MessageKey, PostgresStore, SendRecord, SqliteStore, Store, StoreError, StoredAccount,
-    StoredConversation, StoredMessage, UnreadCount,
+    AccountState, ApiKey, Claim, ConnectLink, ConversationFilter, ConversationKey, EventFilter,
+    Imported, LinkKey, MessageKey, PostgresStore, SendRecord, SqliteStore, Store, StoreError,
+    StoredAccount, StoredConversation, StoredMessage, UnreadCount,
 };
 use marketplace_inbox::{
     Account, AccountConfig, Grant, Inbox, PostgresTokens, Refused, TokenKey, TokenStore, Tokens,
@@ -259,6 +259,22 @@ impl Directory {
     /// Marks a conversation read in the mirror; false when it has none.
     pub async fn mark_read_in_mirror(&self, account: &str, id: &str) -> Result<bool, StoreError> {
         on_store!(self, s => s.mark_read_in_mirror(account, id).await)
+    }
+
+    /// Up to `limit` events after `after` (see
+    /// [`marketplace_inbox::sync::SqlStore::events_after`]).
+    pub async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        on_store!(self, s => s.events_after(after, filter, limit).await)
+    }
+
+    /// The last event's `seq` (0: none yet).
+    pub async fn last_event(&self) -> Result<u64, StoreError> {
+        on_store!(self, s => s.last_change().await)
     }
 
     /// Unread conversations per account (only `accounts` when given).

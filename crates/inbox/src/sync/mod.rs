@@ -94,9 +94,9 @@ pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
 pub use sql::backend;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{
-    AccountState, ApiKey, Backend, Claim, ConnectLink, ConversationFilter, ConversationKey,
-    Imported, LinkKey, MessageKey, SendRecord, SqlStore, StoredAccount, StoredConversation,
-    StoredMessage, UnreadCount,
+    event_types, AccountState, ApiKey, Backend, Claim, ConnectLink, ConversationFilter,
+    ConversationKey, EventFilter, Imported, LinkKey, MessageKey, SendRecord, SqlStore,
+    StoredAccount, StoredConversation, StoredMessage, UnreadCount,
 };
 #[cfg(feature = "postgres")]
 pub use sql::{Postgres, PostgresStore};

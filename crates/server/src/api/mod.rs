@@ -4,13 +4,14 @@
 //! ([`limits`]); errors are RFC 9457 problems ([`problem`]); lists walk by opaque,
 //! authenticated keyset cursors ([`cursor`]). The routes: [`accounts`] (and connect
 //! links), [`conversations`] (messages, mark-read, attachments, unread counts), [`sends`]
-//! (idempotent), and the contract itself ([`docs`]).
+//! (idempotent), the event log ([`events`]), and the contract itself ([`docs`]).
 
 pub mod accounts;
 pub mod auth;
 pub mod conversations;
 pub mod cursor;
 pub mod docs;
+pub mod events;
 pub mod limits;
 pub mod problem;
 pub mod sends;
@@ -39,7 +40,7 @@ pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Every route of the API, as the spec names it: `(method, path)`.
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 19] = [
     ("GET", "/v1/accounts"),
     ("POST", "/v1/accounts"),
     ("GET", "/v1/accounts/{name}"),
@@ -60,6 +61,8 @@ pub const ROUTES: [(&str, &str); 17] = [
     ("GET", "/v1/unread"),
     ("GET", "/openapi.yaml"),
     ("GET", "/docs"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/stream"),
 ];
 
 /// What the API's routes share.
@@ -126,6 +129,8 @@ pub fn api_router(state: ApiState) -> Router {
         )
         .route("/v1/sends/{id}", get(sends::get_one))
         .route("/v1/unread", get(c::unread))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(within_time))
         .layer(axum::middleware::from_fn(problems_only))

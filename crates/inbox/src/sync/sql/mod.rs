@@ -5,7 +5,8 @@
 //! [`backend`].
 //!
 //! The schema (version 4; version 5 adds `accounts`, `connect_links` and `api_keys`, see
-//! [`accounts`], [`links`] and [`keys`]), written once for both (`{int}` is `INTEGER` on SQLite and
+//! [`accounts`], [`links`] and [`keys`]; version 6 the HTTP API's `sends`, see [`sends`], and
+//! its read side is [`read`]), written once for both (`{int}` is `INTEGER` on SQLite and
 //! `BIGINT` on PostgreSQL; `{time}` an instant: integer microseconds since 1970 UTC on
 //! SQLite, `TIMESTAMPTZ` on PostgreSQL):
 //!
@@ -47,6 +48,7 @@
 
 mod accounts;
 pub mod backend;
+mod events;
 mod keys;
 mod links;
 mod read;
@@ -67,6 +69,7 @@ pub use self::backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use self::backend::Sqlite;
 use self::backend::{args, Dialect, Row};
+pub use self::events::{event_types, EventFilter};
 pub use self::keys::ApiKey;
 pub use self::links::{ConnectLink, LinkKey};
 pub use self::read::{

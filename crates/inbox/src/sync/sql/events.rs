@@ -1,0 +1,136 @@
+//! The event log: every change the store commits, as an event, read from the `changes`
+//! table (numbered in commit order inside each commit: see the module above) with the
+//! conversation or message it names in its JSON form, as the mirror holds it now.
+//!
+//! An event is `{"id": "evt_SEQ", "seq", "type", "created_at", "account",
+//! "marketplace", "data"}`; `type` is `message.created`, `message.updated`,
+//! `conversation.created`, `conversation.updated` or `element.malformed`.
+
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+
+use super::backend::{Arg, Dialect, Row};
+use super::SqlStore;
+use crate::sync::StoreError;
+
+/// The event types, by the change's event name.
+const TYPES: [(&str, &str); 5] = [
+    ("new_message", "message.created"),
+    ("updated_message", "message.updated"),
+    ("new_conversation", "conversation.created"),
+    ("updated_conversation", "conversation.updated"),
+    ("malformed", "element.malformed"),
+];
+
+/// Every event type the log holds.
+pub fn event_types() -> impl Iterator<Item = &'static str> {
+    TYPES.iter().map(|(_, t)| *t)
+}
+
+/// Which events a read takes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only these types (`None`: all).
+    pub types: Option<Vec<String>>,
+    /// Only these accounts' (`None`: all; empty: none).
+    pub accounts: Option<Vec<String>>,
+}
+
+impl<B: Dialect> SqlStore<B> {
+    /// Up to `limit` events after `after` (a `seq`), oldest first.
+    pub async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut args: Vec<Arg> = vec![Arg::Int(Some(i64::try_from(after).unwrap_or(i64::MAX)))];
+        let mut sql = String::from(
+            "SELECT ch.seq, ch.account, ch.marketplace, ch.event, ch.conversation, ch.message,
+               ch.at, m.json, m.vendor, c.json, c.vendor, c.ref
+             FROM changes ch
+             LEFT JOIN messages m ON ch.message IS NOT NULL AND m.account = ch.account
+               AND m.conversation = ch.conversation AND m.id = ch.message
+             LEFT JOIN conversations c ON c.account = ch.account AND c.id = ch.conversation
+             WHERE ch.seq > $1",
+        );
+        if let Some(accounts) = &filter.accounts {
+            if accounts.is_empty() {
+                return Ok(Vec::new());
+            }
+            args.push(Arg::Texts(accounts.clone()));
+            sql += &format!(
+                " AND {}",
+                B::in_list("ch.account", &format!("${}", args.len()))
+            );
+        }
+        if let Some(types) = &filter.types {
+            let events: Vec<String> = TYPES
+                .iter()
+                .filter(|(_, t)| types.iter().any(|w| w == t))
+                .map(|(e, _)| e.to_string())
+                .collect();
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            args.push(Arg::Texts(events));
+            sql += &format!(
+                " AND {}",
+                B::in_list("ch.event", &format!("${}", args.len()))
+            );
+        }
+        args.push(Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
+        sql += &format!(" ORDER BY ch.seq LIMIT ${}", args.len());
+        let mut conn = self.conn().await?;
+        let rows = B::fetch(&mut conn, sql, args).await?;
+        rows.iter().map(event).collect()
+    }
+}
+
+/// The stored JSON form with its `vendor`, when the row holds one.
+fn form(json: Option<String>, vendor: Option<String>) -> Option<Value> {
+    let mut v: Value = serde_json::from_str(&json?).ok()?;
+    let vendor = vendor
+        .filter(|t| !t.is_empty())
+        .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
+        .unwrap_or(Value::Null);
+    v.as_object_mut()?.insert("vendor".into(), vendor);
+    Some(v)
+}
+
+fn event<R: Row>(row: &R) -> Result<Value, StoreError> {
+    let seq = row.int(0)?.unwrap_or(0);
+    let account = row.text(1)?.unwrap_or_default();
+    let marketplace = row.text(2)?.unwrap_or_default();
+    let change = row.text(3)?.unwrap_or_default();
+    let conversation = row.text(4)?;
+    let message = row.text(5)?;
+    let kind = TYPES
+        .iter()
+        .find(|(e, _)| *e == change)
+        .map_or(change.as_str(), |(_, t)| t);
+    let reference = row.text(11)?.or_else(|| {
+        conversation
+            .as_ref()
+            .map(|id| format!("{marketplace}@{account}:{id}"))
+    });
+    let data = match kind {
+        "message.created" | "message.updated" => form(row.text(7)?, row.text(8)?),
+        "conversation.created" | "conversation.updated" => form(row.text(9)?, row.text(10)?),
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        // The row no longer holds it (purged), or a malformed element: where it was.
+        json!({"marketplace": marketplace, "account": account, "conversation": reference,
+               "id": message})
+    });
+    Ok(json!({
+        "id": format!("evt_{seq}"),
+        "seq": seq,
+        "type": kind,
+        "created_at": row.time(6)?.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        "account": account,
+        "marketplace": marketplace,
+        "data": data,
+    }))
+}
