@@ -81,7 +81,7 @@ impl<B: Dialect> SqlStore<B> {
         }
         args.push(Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
         sql += &format!(" ORDER BY ch.seq LIMIT ${}", args.len());
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(&mut conn, sql, args).await?;
         rows.iter().map(event).collect()
     }

@@ -112,7 +112,7 @@ impl<B: Dialect> SqlStore<B> {
     /// The unrevoked key whose hash is `hash`, with the hash stored (for a comparison in
     /// constant time).
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<(ApiKey, String)>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             format!("SELECT {COLUMNS}, hash FROM api_keys WHERE hash = $1 AND revoked_at IS NULL"),

@@ -87,6 +87,10 @@ pub struct SqlStore<B: Backend> {
     pool: B::Pool,
     /// Where the journal of notifications is written (SQLite: a file of its own).
     journal: B::Pool,
+    /// Where the read side (the HTTP API's lists, the event log, key lookups) reads:
+    /// on a SQLite file, read-only connections of their own, so that many readers run at
+    /// once beside the one writer (WAL); else the pool.
+    reads: B::Pool,
 }
 
 impl<B: Backend> Clone for SqlStore<B> {
@@ -94,6 +98,7 @@ impl<B: Backend> Clone for SqlStore<B> {
         SqlStore {
             pool: self.pool.clone(),
             journal: self.journal.clone(),
+            reads: self.reads.clone(),
         }
     }
 }
@@ -119,6 +124,11 @@ const LIST: usize = 1000;
 impl<B: Dialect> SqlStore<B> {
     async fn conn(&self) -> Result<B::Pooled, StoreError> {
         B::acquire(&self.pool).await
+    }
+
+    /// A connection of the read side's pool.
+    async fn read_conn(&self) -> Result<B::Pooled, StoreError> {
+        B::acquire(&self.reads).await
     }
 
     /// How many messages are stored (for an account, or all).
@@ -208,7 +218,12 @@ mod open_sqlite {
             let journal = file_pool(Path::new(&push)).await?;
             schema::migrate::<Sqlite>(&journal).await?;
             move_journal(&pool, &journal).await?;
-            Ok(SqlStore { pool, journal })
+            let reads = read_pool(path).await?;
+            Ok(SqlStore {
+                pool,
+                journal,
+                reads,
+            })
         }
 
         /// A store in memory (tests, examples): one connection, gone when dropped.
@@ -217,7 +232,11 @@ mod open_sqlite {
             schema::migrate::<Sqlite>(&pool).await?;
             let journal = memory_pool().await?;
             schema::migrate::<Sqlite>(&journal).await?;
-            Ok(SqlStore { pool, journal })
+            Ok(SqlStore {
+                reads: pool.clone(),
+                pool,
+                journal,
+            })
         }
     }
 
@@ -247,6 +266,21 @@ mod open_sqlite {
                 other => return other,
             }
         }
+    }
+
+    /// Read-only connections at once on one SQLite file, for the read side.
+    const READERS: u32 = 4;
+
+    /// The read side's pool on the file at `path` (its schema already made).
+    async fn read_pool(path: &Path) -> Result<sqlx::SqlitePool, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        Ok(SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(std::time::Duration::from_secs(60))
+            .connect_lazy_with(options))
     }
 
     async fn memory_pool() -> Result<sqlx::SqlitePool, StoreError> {
@@ -357,6 +391,7 @@ mod open_postgres {
             schema::migrate::<Postgres>(&pool).await?;
             Ok(SqlStore {
                 journal: pool.clone(),
+                reads: pool.clone(),
                 pool,
             })
         }

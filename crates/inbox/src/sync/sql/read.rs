@@ -303,7 +303,7 @@ impl<B: Dialect> SqlStore<B> {
             " ORDER BY last_activity_at {}, account, id LIMIT {l}",
             B::NEWEST_FIRST
         );
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(&mut conn, q.sql, q.args).await?;
         rows.iter().map(conversation).collect()
     }
@@ -314,7 +314,7 @@ impl<B: Dialect> SqlStore<B> {
         account: &str,
         id: &str,
     ) -> Result<Option<StoredConversation>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             format!("SELECT {CONVERSATION} FROM conversations WHERE account = $1 AND id = $2"),
@@ -353,7 +353,7 @@ impl<B: Dialect> SqlStore<B> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let l = q.bind(limit);
         q.sql += &format!(" ORDER BY m.created_at {order}, m.id {order} LIMIT {l}");
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(&mut conn, q.sql, q.args).await?;
         rows.iter().map(message).collect()
     }
@@ -365,7 +365,7 @@ impl<B: Dialect> SqlStore<B> {
         conversation: &str,
         id: &str,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             format!(
@@ -397,7 +397,7 @@ impl<B: Dialect> SqlStore<B> {
             q.sql += &format!(" AND {}", B::in_list("account", &p));
         }
         q.sql += " GROUP BY account, marketplace ORDER BY account";
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(&mut conn, q.sql, q.args).await?;
         rows.iter()
             .map(|row| {
