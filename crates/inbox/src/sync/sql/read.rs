@@ -92,6 +92,7 @@ const MESSAGE: &str = "m.account, m.marketplace, m.conversation, m.id, m.created
   c.ref";
 
 /// A statement being built: each value bound once, numbered in order.
+#[derive(Clone)]
 struct Statement {
     sql: String,
     args: Vec<Arg>,
@@ -231,6 +232,44 @@ fn marketplace_of(name: &str) -> Result<Marketplace, StoreError> {
 /// Whether a conversation has something unread, as SQL.
 const UNREAD: &str = "(COALESCE(unread, 0) <> 0 OR COALESCE(unread_count, 0) > 0)";
 
+/// The statement selecting the conversations `filter` lets through (`None`: it names no
+/// account, so none).
+fn filtered<B: Dialect>(filter: &ConversationFilter) -> Option<Statement> {
+    let mut q = Statement::new(format!(
+        "SELECT {CONVERSATION} FROM conversations WHERE 1 = 1"
+    ));
+    if let Some(names) = &filter.accounts {
+        if names.is_empty() {
+            return None;
+        }
+        let p = q.bind(names.clone());
+        q.sql += &format!(" AND {}", B::in_list("account", &p));
+    }
+    if let Some(m) = filter.marketplace {
+        let p = q.bind(m.as_str());
+        q.sql += &format!(" AND marketplace = {p}");
+    }
+    match filter.unread {
+        Some(true) => q.sql += &format!(" AND {UNREAD}"),
+        Some(false) => q.sql += &format!(" AND NOT {UNREAD}"),
+        None => {}
+    }
+    if let Some(status) = &filter.status {
+        let p = q.bind(status.as_str());
+        q.sql += &format!(" AND status = {p}");
+    }
+    if let Some(since) = filter.updated_since {
+        let p = q.bind(since);
+        q.sql += &format!(" AND updated_at >= {p}");
+    }
+    match filter.reply_needed {
+        Some(true) => q.sql += " AND last_author_role = 'buyer'",
+        Some(false) => q.sql += " AND (last_author_role IS NULL OR last_author_role <> 'buyer')",
+        None => {}
+    }
+    Some(q)
+}
+
 impl<B: Dialect> SqlStore<B> {
     /// Up to `limit` conversations passing `filter`, newest activity first (those with
     /// none last), after `after` when given.
@@ -240,72 +279,58 @@ impl<B: Dialect> SqlStore<B> {
         after: Option<&ConversationKey>,
         limit: usize,
     ) -> Result<Vec<StoredConversation>, StoreError> {
-        let mut q = Statement::new(format!(
-            "SELECT {CONVERSATION} FROM conversations WHERE 1 = 1"
-        ));
-        if let Some(names) = &filter.accounts {
-            if names.is_empty() {
-                return Ok(Vec::new());
-            }
-            let p = q.bind(names.clone());
-            q.sql += &format!(" AND {}", B::in_list("account", &p));
-        }
-        if let Some(m) = filter.marketplace {
-            let p = q.bind(m.as_str());
-            q.sql += &format!(" AND marketplace = {p}");
-        }
-        match filter.unread {
-            Some(true) => q.sql += &format!(" AND {UNREAD}"),
-            Some(false) => q.sql += &format!(" AND NOT {UNREAD}"),
-            None => {}
-        }
-        if let Some(status) = &filter.status {
-            let p = q.bind(status.as_str());
-            q.sql += &format!(" AND status = {p}");
-        }
-        if let Some(since) = filter.updated_since {
-            let p = q.bind(since);
-            q.sql += &format!(" AND updated_at >= {p}");
-        }
-        match filter.reply_needed {
-            Some(true) => q.sql += " AND last_author_role = 'buyer'",
-            Some(false) => {
-                q.sql += " AND (last_author_role IS NULL OR last_author_role <> 'buyer')"
-            }
-            None => {}
-        }
-        if let Some(key) = after {
-            let same_time_later = |q: &mut Statement| {
-                let (a1, a2, i) = (
-                    q.bind(key.account.as_str()),
-                    q.bind(key.account.as_str()),
-                    q.bind(key.id.as_str()),
-                );
-                format!("(account > {a1} OR (account = {a2} AND id > {i}))")
-            };
-            match key.at {
-                Some(t) => {
-                    let (older, same) = (q.bind(t), q.bind(t));
-                    let tie = same_time_later(&mut q);
-                    q.sql += &format!(
-                        " AND (last_activity_at < {older} OR (last_activity_at = {same} AND {tie}) OR last_activity_at IS NULL)"
-                    );
-                }
-                None => {
-                    let tie = same_time_later(&mut q);
-                    q.sql += &format!(" AND last_activity_at IS NULL AND {tie}");
-                }
-            }
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let l = q.bind(limit);
-        q.sql += &format!(
-            " ORDER BY last_activity_at {}, account, id LIMIT {l}",
-            B::NEWEST_FIRST
-        );
+        let Some(base) = filtered::<B>(filter) else {
+            return Ok(Vec::new());
+        };
         let mut conn = self.read_conn().await?;
-        let rows = B::fetch(&mut conn, q.sql, q.args).await?;
-        rows.iter().map(conversation).collect()
+        let mut rows = Vec::new();
+        // Those with activity, newest first: a range on the activity index from the
+        // walk's position (row values, so that the database seeks instead of scanning).
+        if after.is_none_or(|k| k.at.is_some()) {
+            let mut q = base.clone();
+            q.sql += " AND last_activity_at IS NOT NULL";
+            if let Some(ConversationKey {
+                at: Some(t),
+                account,
+                id,
+            }) = after
+            {
+                let (t1, t2) = (q.bind(*t), q.bind(*t));
+                let (a, i) = (q.bind(account.as_str()), q.bind(id.as_str()));
+                q.sql += &format!(
+                    " AND last_activity_at <= {t1} AND NOT (last_activity_at = {t2} AND (account, id) <= ({a}, {i}))"
+                );
+            }
+            let l = q.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            q.sql += &format!(
+                " ORDER BY last_activity_at {}, account, id LIMIT {l}",
+                B::NEWEST_FIRST
+            );
+            for row in B::fetch(&mut conn, q.sql, q.args).await? {
+                rows.push(conversation(&row)?);
+            }
+        }
+        // Then those without, by account and id.
+        if rows.len() < limit {
+            let mut q = base;
+            q.sql += " AND last_activity_at IS NULL";
+            if let Some(ConversationKey {
+                at: None,
+                account,
+                id,
+            }) = after
+            {
+                let (a, i) = (q.bind(account.as_str()), q.bind(id.as_str()));
+                q.sql += &format!(" AND (account, id) > ({a}, {i})");
+            }
+            let left = limit.saturating_sub(rows.len());
+            let l = q.bind(i64::try_from(left).unwrap_or(i64::MAX));
+            q.sql += &format!(" ORDER BY account, id LIMIT {l}");
+            for row in B::fetch(&mut conn, q.sql, q.args).await? {
+                rows.push(conversation(&row)?);
+            }
+        }
+        Ok(rows)
     }
 
     /// The conversation `id` of `account`.
@@ -345,10 +370,9 @@ impl<B: Dialect> SqlStore<B> {
             false => (">", "ASC"),
         };
         if let Some(key) = after {
-            let (t1, t2, i) = (q.bind(key.at), q.bind(key.at), q.bind(key.id.as_str()));
-            q.sql += &format!(
-                " AND (m.created_at {past} {t1} OR (m.created_at = {t2} AND m.id {past} {i}))"
-            );
+            // A row value: the database seeks to the position instead of scanning to it.
+            let (t, i) = (q.bind(key.at), q.bind(key.id.as_str()));
+            q.sql += &format!(" AND (m.created_at, m.id) {past} ({t}, {i})");
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let l = q.bind(limit);
