@@ -692,24 +692,6 @@ async fn messages(inbox: &Inbox, json: bool, reference: &ConversationRef) -> Res
     Ok(exit(failed))
 }
 
-fn mime_of(path: &std::path::Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("bmp") => "image/bmp",
-        Some("tif" | "tiff") => "image/tiff",
-        Some("pdf") => "application/pdf",
-        Some("txt") => "text/plain",
-        _ => "application/octet-stream",
-    }
-}
-
 async fn send(
     inbox: &Inbox,
     json: bool,
@@ -727,7 +709,10 @@ async fn send(
             .to_string();
         attachments.push(OutgoingAttachment {
             name,
-            mime: mime_of(path).into(),
+            mime: marketplace_inbox::media_type_of(
+                &path.file_name().unwrap_or_default().to_string_lossy(),
+            )
+            .into(),
             bytes,
         });
     }

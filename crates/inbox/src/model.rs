@@ -540,6 +540,22 @@ pub struct Message {
     pub vendor: RawJson,
 }
 
+/// The media type of a file named `name`, from its extension (the types the marketplaces
+/// take; `application/octet-stream` for any other).
+pub fn media_type_of(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        Some("tif" | "tiff") => "image/tiff",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
 /// A file to attach to an outgoing message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingAttachment {

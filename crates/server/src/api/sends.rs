@@ -51,22 +51,6 @@ struct JsonAttachment {
     content_base64: String,
 }
 
-/// The media type of a file named `name`, from its extension.
-fn mime_of(name: &str) -> String {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("bmp") => "image/bmp",
-        Some("tif" | "tiff") => "image/tiff",
-        Some("pdf") => "application/pdf",
-        Some("txt") => "text/plain",
-        _ => "application/octet-stream",
-    }
-    .to_string()
-}
-
 /// The text and files a request asks to send: JSON or `multipart/form-data` (`text`,
 /// one `file` part per attachment).
 async fn outgoing(request: Request) -> Result<(String, Vec<OutgoingAttachment>), Problem> {
@@ -100,7 +84,7 @@ async fn outgoing(request: Request) -> Result<(String, Vec<OutgoingAttachment>),
                     let mime = field
                         .content_type()
                         .map(str::to_string)
-                        .unwrap_or_else(|| mime_of(&name));
+                        .unwrap_or_else(|| marketplace_inbox::media_type_of(&name).to_string());
                     let bytes = field
                         .bytes()
                         .await
@@ -130,7 +114,9 @@ async fn outgoing(request: Request) -> Result<(String, Vec<OutgoingAttachment>),
                 format!("the attachment {:?} is not valid base64", a.name),
             )
         })?;
-        let mime = a.mime.unwrap_or_else(|| mime_of(&a.name));
+        let mime = a
+            .mime
+            .unwrap_or_else(|| marketplace_inbox::media_type_of(&a.name).to_string());
         files.push(OutgoingAttachment {
             name: a.name,
             mime,
