@@ -153,14 +153,14 @@ pub mod types {
             Default::default()
         }
     }
-    /// One change the store committed: `message.created`, `message.updated`, `conversation.created`, `conversation.updated` or `element.malformed`.
+    /// One change the store committed: `message.created`, `message.updated`, `conversation.created`, `conversation.updated` or `element.malformed` (the mirror), `send.updated` (an API send ended), `account.connected`, `account.reauthorize` or `account.removed`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Event {
         pub account: ::std::string::String,
         /// RFC 3339.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created_at: ::std::option::Option<::std::string::String>,
-        /// The message or conversation in its JSON form, or where a malformed element was.
+        /// The message or conversation in its JSON form, the send or the account object, or where a malformed element was.
         pub data: ::serde_json::Value,
         /// evt_ and its seq.
         pub id: ::std::string::String,

@@ -430,6 +430,13 @@ fn a_revoked_grant_turns_reauthorize_and_a_new_grant_resumes_the_sync() {
     );
     let refused = env.sandbox.invalid_grants();
     assert!(refused >= 1);
+    // The log says so, once.
+    let events = ok(inbox(&["events", "--db", &db]));
+    let marked = json_lines(&events)
+        .into_iter()
+        .filter(|e| e["type"] == "account.reauthorize" && e["account"] == "allegro")
+        .count();
+    assert_eq!(marked, 1, "{events}");
     // Eight intervals: no further token call.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(

@@ -204,7 +204,7 @@ fn accounts_are_managed_through_the_api_within_limits() {
         "--db",
         &db,
     ]));
-    let (admin, _) = key(&db, &["--scope", "read,admin"]);
+    let (admin, _) = key(&db, &["--scope", "read,admin,events"]);
     let (reader, _) = key(&db, &["--scope", "read"]);
     let (slow, _) = key(&db, &["--scope", "read", "--per-minute", "3"]);
     let (serve, base) = serve_store(KEY, &db, &["--public-url", "https://inbox.example"]);
@@ -250,6 +250,23 @@ fn accounts_are_managed_through_the_api_within_limits() {
         call("POST", "/v1/accounts", &admin, Some(entry.clone())).0,
         409
     );
+    // Connected: an event of the log, never with its credentials.
+    let (_, events) = call(
+        "GET",
+        "/v1/events?types=account.connected&limit=1000",
+        &admin,
+        None,
+    );
+    let connected = events["data"].as_array().unwrap();
+    assert!(
+        connected
+            .iter()
+            .any(|e| e["data"]["name"] == "ozon-2" && e["account"] == "ozon-2"),
+        "{events}"
+    );
+    assert!(!events
+        .to_string()
+        .contains(entry["api_key"].as_str().unwrap()));
     let mut bad = entry.clone();
     bad["name"] = json!("ozon-3");
     bad["marketplace"] = json!("amazon");
@@ -312,6 +329,18 @@ fn accounts_are_managed_through_the_api_within_limits() {
     assert_eq!(call("GET", "/v1/accounts/ozon-b", &admin, None).0, 404);
     assert_eq!(call("DELETE", "/v1/accounts/ozon-b", &admin, None).0, 404);
 
+    // Removed: an event of the log (its events before were purged with its mirror).
+    let (_, events) = call(
+        "GET",
+        "/v1/events?types=account.removed&limit=1000",
+        &admin,
+        None,
+    );
+    let removed = events["data"].as_array().unwrap();
+    assert!(
+        removed.iter().any(|e| e["data"]["name"] == "ozon-b"),
+        "{events}"
+    );
     // A connect link under the public URL; a taken name is 409.
     let (status, link) = call(
         "POST",

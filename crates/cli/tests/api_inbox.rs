@@ -49,7 +49,7 @@ impl Service {
             KEY,
             &["accounts", "import", path.to_str().unwrap(), "--db", &db],
         ));
-        let (admin, _) = api_key(KEY, &db, &["--scope", "read,write,admin"]);
+        let (admin, _) = api_key(KEY, &db, &["--scope", "read,write,admin,events"]);
         // Mercado Libre and Ozon push; their safety-net poll every second here.
         let (serve, base) = serve_store(KEY, &db, &["--poll-interval", "1"]);
         Service {
@@ -661,6 +661,16 @@ fn a_send_writes_once_per_idempotency_key_marks_read_and_carries_files() {
             )
             .unwrap_err();
         assert_eq!(other.status().map(|s| s.as_u16()), Some(422));
+        // Its end is an event of the log.
+        let (_, events) = service.get("/v1/events?types=send.updated&limit=1000", &service.admin);
+        let ended: Vec<&Value> = events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["data"]["id"] == json!(first.send.id))
+            .collect();
+        assert_eq!(ended.len(), 1, "{events}");
+        assert_eq!(ended[0]["data"]["state"], "sent");
         // The send, read back; the message in the mirror.
         let send = rt
             .block_on(api.get_send().id(first.send.id.clone()).send())
@@ -1115,7 +1125,8 @@ fn the_event_log_is_a_feed_and_a_resumable_stream_with_each_change_once() {
     let (mine, _) = walk(&ozon_events, "");
     assert!(!mine.is_empty());
     assert!(mine.iter().all(|e| e["account"] == "ozon"));
-    assert_eq!(service.get("/v1/events", &service.admin).0, 403);
+    let reader_only = service.key(&["--scope", "read"]);
+    assert_eq!(service.get("/v1/events", &reader_only).0, 403);
     assert_eq!(
         service
             .get("/v1/events?types=message.deleted", &events_key)

@@ -216,6 +216,32 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
         ("sent", Some("m1"))
     );
 
+    // An event appended beside the mirror's changes, with its object.
+    let seq = store
+        .append_event(
+            &names[0],
+            Marketplace::Allegro,
+            "send.updated",
+            &serde_json::json!({"id": "snd_1", "state": "sent"}),
+        )
+        .await
+        .unwrap();
+    let appended = store
+        .events_after(seq - 1, &EventFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(appended.len(), 1);
+    assert_eq!(appended[0]["type"], "send.updated");
+    assert_eq!(appended[0]["data"]["state"], "sent");
+    assert!(store
+        .append_event(
+            &names[0],
+            Marketplace::Allegro,
+            "nothing",
+            &serde_json::json!({})
+        )
+        .await
+        .is_err());
     // The event log: every change once, in seq order, as many as committed.
     let events = store
         .events_after(0, &EventFilter::default(), 100_000)

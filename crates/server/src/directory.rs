@@ -93,7 +93,30 @@ impl Directory {
         key: &TokenKey,
         config: &AccountConfig,
     ) -> Result<StoredAccount, StoreError> {
-        on_store!(self, s => s.add_account(key, config).await)
+        let added = on_store!(self, s => s.add_account(key, config).await)?;
+        self.announce(&added, "account.connected").await;
+        Ok(added)
+    }
+
+    /// Appends an account's event to the log (`account.connected`, …), with the account
+    /// as it is now. The account's change is made already: an event that cannot be
+    /// written is noted, not an error of the change.
+    async fn announce(&self, account: &StoredAccount, kind: &str) {
+        let data = serde_json::to_value(account).unwrap_or_default();
+        let appended = on_store!(self, s => s.append_event(&account.name, account.marketplace, kind, &data).await);
+        if let Err(e) = appended {
+            tracing::warn!(account = %account.name, error = %e, "the {kind} event could not be written");
+        }
+    }
+
+    /// Appends a send's `send.updated` event (its object as `data`).
+    pub async fn send_updated(
+        &self,
+        account: &str,
+        marketplace: marketplace_inbox::Marketplace,
+        send: &serde_json::Value,
+    ) -> Result<u64, StoreError> {
+        on_store!(self, s => s.append_event(account, marketplace, "send.updated", send).await)
     }
 
     /// Adds or updates an account from a config entry (idempotent).
@@ -105,8 +128,12 @@ impl Directory {
         let before = self.named(&config.name).await?;
         let done = on_store!(self, s => s.import_account(key, config).await)?;
         // Authorised again with new credentials: the fleet's rotated pair is stale.
-        if before.is_some_and(|b| b.state == AccountState::Reauthorize) {
+        let again = before.is_some_and(|b| b.state == AccountState::Reauthorize);
+        if again {
             self.forget_tokens(&done.0.id).await?;
+        }
+        if done.1 == Imported::Added || (again && done.1 == Imported::Updated) {
+            self.announce(&done.0, "account.connected").await;
         }
         Ok(done)
     }
@@ -121,6 +148,7 @@ impl Directory {
     ) -> Result<StoredAccount, StoreError> {
         let done = on_store!(self, s => s.reconnect_account(key, config).await)?;
         self.forget_tokens(&done.id).await?;
+        self.announce(&done, "account.connected").await;
         Ok(done)
     }
 
@@ -210,6 +238,7 @@ impl Directory {
         let removed = on_store!(self, s => s.remove_account(name, purge).await)?;
         if let Some(a) = &removed {
             self.forget_tokens(&a.id).await?;
+            self.announce(a, "account.removed").await;
         }
         Ok(removed)
     }
@@ -323,7 +352,13 @@ impl Directory {
 
     /// Sets an account's state; false when it had it already.
     pub async fn set_state(&self, id: &str, state: AccountState) -> Result<bool, StoreError> {
-        on_store!(self, s => s.set_account_state(id, state).await)
+        let changed = on_store!(self, s => s.set_account_state(id, state).await)?;
+        if changed && state == AccountState::Reauthorize {
+            if let Some(a) = self.list().await?.into_iter().find(|a| a.id == id) {
+                self.announce(&a, "account.reauthorize").await;
+            }
+        }
+        Ok(changed)
     }
 
     /// Records when an account's credentials stop working.

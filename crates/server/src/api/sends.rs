@@ -359,6 +359,20 @@ async fn finish(
         )
         .await
         .map_err(|e| Problem::store(&e))?;
+    if let Err(e) = state
+        .directory
+        .send_updated(
+            &record.account,
+            reference.marketplace,
+            &send_object(&record),
+        )
+        .await
+    {
+        state.engine.sink().note(&format!(
+            "inbox: api: the send.updated event of {} could not be written: {e}",
+            record.id
+        ));
+    }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 

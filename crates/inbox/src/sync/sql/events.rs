@@ -4,22 +4,28 @@
 //!
 //! An event is `{"id": "evt_SEQ", "seq", "type", "created_at", "account",
 //! "marketplace", "data"}`; `type` is `message.created`, `message.updated`,
-//! `conversation.created`, `conversation.updated` or `element.malformed`.
+//! `conversation.created`, `conversation.updated` or `element.malformed` (changes of the
+//! mirror), or `send.updated`, `account.connected`, `account.reauthorize` or
+//! `account.removed`, appended with their object ([`SqlStore::append_event`]).
 
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
-use super::backend::{Arg, Dialect, Row};
+use super::backend::{args, Arg, Dialect, Row};
 use super::SqlStore;
-use crate::sync::StoreError;
+use crate::sync::{StoreError, StoreErrorKind};
 
 /// The event types, by the change's event name.
-const TYPES: [(&str, &str); 5] = [
+const TYPES: [(&str, &str); 9] = [
     ("new_message", "message.created"),
     ("updated_message", "message.updated"),
     ("new_conversation", "conversation.created"),
     ("updated_conversation", "conversation.updated"),
     ("malformed", "element.malformed"),
+    ("send_updated", "send.updated"),
+    ("account_connected", "account.connected"),
+    ("account_reauthorize", "account.reauthorize"),
+    ("account_removed", "account.removed"),
 ];
 
 /// Every event type the log holds.
@@ -47,7 +53,7 @@ impl<B: Dialect> SqlStore<B> {
         let mut args: Vec<Arg> = vec![Arg::Int(Some(i64::try_from(after).unwrap_or(i64::MAX)))];
         let mut sql = String::from(
             "SELECT ch.seq, ch.account, ch.marketplace, ch.event, ch.conversation, ch.message,
-               ch.at, m.json, m.vendor, c.json, c.vendor, c.ref
+               ch.at, m.json, m.vendor, c.json, c.vendor, c.ref, ch.data
              FROM changes ch
              LEFT JOIN messages m ON ch.message IS NOT NULL AND m.account = ch.account
                AND m.conversation = ch.conversation AND m.id = ch.message
@@ -85,6 +91,54 @@ impl<B: Dialect> SqlStore<B> {
         let rows = B::fetch(&mut conn, sql, args).await?;
         rows.iter().map(event).collect()
     }
+
+    /// Appends an event that is not a change of the mirror — `kind` one of
+    /// `send.updated`, `account.connected`, `account.reauthorize`, `account.removed` —
+    /// with its object, numbered after every event committed so far; its seq.
+    pub async fn append_event(
+        &self,
+        account: &str,
+        marketplace: crate::Marketplace,
+        kind: &str,
+        data: &Value,
+    ) -> Result<u64, StoreError> {
+        let change = TYPES
+            .iter()
+            .find(|(_, t)| *t == kind)
+            .map(|(e, _)| *e)
+            .ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Other, format!("no event type {kind:?}"))
+            })?;
+        let mut tx = B::begin(&self.pool).await?;
+        let rows = B::fetch(
+            &mut tx,
+            "UPDATE inbox_counters SET value = value + 1 WHERE name = 'changes' RETURNING value"
+                .into(),
+            vec![],
+        )
+        .await?;
+        let seq = match rows.first() {
+            Some(r) => r.int(0)?.unwrap_or(0),
+            None => 0,
+        };
+        B::execute(
+            &mut tx,
+            "INSERT INTO changes (seq, account, marketplace, event, at, data)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+                .into(),
+            args![
+                seq,
+                account,
+                marketplace.as_str(),
+                change,
+                chrono::Utc::now(),
+                data.to_string()
+            ],
+        )
+        .await?;
+        B::commit(tx).await?;
+        Ok(u64::try_from(seq).unwrap_or(0))
+    }
 }
 
 /// The stored JSON form with its `vendor`, when the row holds one.
@@ -114,10 +168,13 @@ fn event<R: Row>(row: &R) -> Result<Value, StoreError> {
             .as_ref()
             .map(|id| format!("{marketplace}@{account}:{id}"))
     });
+    let kept = row
+        .text(12)?
+        .and_then(|d| serde_json::from_str::<Value>(&d).ok());
     let data = match kind {
         "message.created" | "message.updated" => form(row.text(7)?, row.text(8)?),
         "conversation.created" | "conversation.updated" => form(row.text(9)?, row.text(10)?),
-        _ => None,
+        _ => kept,
     }
     .unwrap_or_else(|| {
         // The row no longer holds it (purged), or a malformed element: where it was.
