@@ -32,6 +32,7 @@ use marketplace_inbox::{
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::text::html_escape;
 use crate::{Directory, Sink};
 
 /// How long a connect link works unless told otherwise.
@@ -283,7 +284,7 @@ fn finish(link: &ConnectLink, ending: Ending) -> Response {
             page(
                 status,
                 "Connect an account",
-                &format!("<p>{}</p>", escape(&text)),
+                &format!("<p>{}</p>", html_escape(&text)),
             )
         }
     }
@@ -299,18 +300,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         ],
         format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body}</body></html>",
-            t = escape(title)
+            t = html_escape(title)
         ),
     )
         .into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 fn unavailable() -> Response {
@@ -559,7 +552,7 @@ async fn store(connect: &Connect, link: &ConnectLink, config: &AccountConfig) ->
 /// Ozon's form: the seller's Client-Id and Api-Key.
 fn ozon_page(link: &ConnectLink, error: Option<&str>) -> Response {
     let error = error
-        .map(|e| format!("<p role=\"alert\">{}</p>", escape(e)))
+        .map(|e| format!("<p role=\"alert\">{}</p>", html_escape(e)))
         .unwrap_or_default();
     page(
         StatusCode::OK,
@@ -569,7 +562,7 @@ fn ozon_page(link: &ConnectLink, error: Option<&str>) -> Response {
 <form method=\"post\"><label>Client-Id <input name=\"client_id\" required autocomplete=\"off\"></label> \
 <label>Api-Key <input name=\"api_key\" type=\"password\" required autocomplete=\"off\"></label> \
 <button type=\"submit\" name=\"connect\" value=\"1\">Connect</button></form>",
-            escape(&link.name)
+            html_escape(&link.name)
         ),
     )
 }

@@ -1,5 +1,5 @@
 //! Lines for operators: errors described on one bounded line of escaped text, with what
-//! to do about them.
+//! to do about them; and text made safe for the service's HTML pages.
 
 use marketplace_inbox::{Error, Marketplace};
 
@@ -88,6 +88,16 @@ fn credentials_hint(m: Marketplace) -> &'static str {
         Marketplace::Magalu => "MAGALU_TOKEN",
         Marketplace::Ozon => "OZON_CLIENT_ID, OZON_API_KEY",
     }
+}
+
+/// `text` with HTML's special characters escaped, for the service's pages (connect
+/// pages, `/docs`): names and vendor text stay text.
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]

@@ -232,12 +232,9 @@ fn file_domains(marketplace: Marketplace) -> &'static [&'static str] {
     }
 }
 
-/// Whether `url` is an http(s) address on the API's own host and port (`api`), or on a
-/// domain the marketplace serves files from.
+/// Whether the http(s) address `url` is on the API's own host and port (`api`), or
+/// (https only) on a domain the marketplace serves files from.
 fn file_address_allowed(marketplace: Marketplace, api: &str, url: &reqwest::Url) -> bool {
-    if !matches!(url.scheme(), "https" | "http") {
-        return false;
-    }
     let Some(host) = url.host_str() else {
         return false;
     };

@@ -28,6 +28,15 @@ fn account(a: &StoredAccount) -> Value {
     })
 }
 
+/// A store error of adding or renaming an account: the name (or seller) taken is a 409,
+/// the store failing a 503.
+fn taken(e: marketplace_inbox::sync::StoreError) -> Problem {
+    match e.kind() {
+        StoreErrorKind::Conflict | StoreErrorKind::Other => Problem::conflict(e.to_string()),
+        _ => Problem::store(&e),
+    }
+}
+
 /// The account `name`, if the caller sees it; else the same 404 as for none.
 async fn visible(state: &ApiState, caller: &Caller, name: &str) -> Result<StoredAccount, Problem> {
     let missing = || Problem::not_found(format!("no account is named {name:?}"));
@@ -118,10 +127,7 @@ pub async fn create(
         .directory
         .add(&state.key, &config)
         .await
-        .map_err(|e| match e.kind() {
-            StoreErrorKind::Conflict | StoreErrorKind::Other => Problem::conflict(e.to_string()),
-            _ => Problem::store(&e),
-        })?;
+        .map_err(taken)?;
     Ok((StatusCode::CREATED, Json(account(&added))).into_response())
 }
 
@@ -213,12 +219,7 @@ pub async fn update(
             .directory
             .rename(&current.name, &n)
             .await
-            .map_err(|e| match e.kind() {
-                StoreErrorKind::Conflict | StoreErrorKind::Other => {
-                    Problem::conflict(e.to_string())
-                }
-                _ => Problem::store(&e),
-            })?;
+            .map_err(taken)?;
     }
     let now = visible(&state, &caller, &current.name).await?;
     Ok(Json(account(&now)))

@@ -40,6 +40,17 @@ impl Caller {
         self.key.accounts.as_deref()
     }
 
+    /// The accounts a list filtered by `account` covers for this key (`None`: every
+    /// account): a filter naming an account the key cannot see names none.
+    pub fn accounts_named(&self, account: Option<&str>) -> Option<Vec<String>> {
+        match (account, self.accounts()) {
+            (Some(a), _) if !self.sees(a) => Some(Vec::new()),
+            (Some(a), _) => Some(vec![a.to_string()]),
+            (None, Some(limited)) => Some(limited.to_vec()),
+            (None, None) => None,
+        }
+    }
+
     /// Requests the key may make a minute.
     pub fn per_minute(&self) -> u32 {
         self.key.per_minute.unwrap_or(super::limits::PER_MINUTE)

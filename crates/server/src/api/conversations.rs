@@ -71,13 +71,7 @@ impl ListQuery {
                 ));
             }
         }
-        // A filter naming an account the key cannot see names none.
-        let accounts = match (&self.account, caller.accounts()) {
-            (Some(a), _) if !caller.sees(a) => Some(Vec::new()),
-            (Some(a), _) => Some(vec![a.clone()]),
-            (None, Some(limited)) => Some(limited.to_vec()),
-            (None, None) => None,
-        };
+        let accounts = caller.accounts_named(self.account.as_deref());
         Ok(ConversationFilter {
             accounts,
             marketplace,
@@ -149,7 +143,7 @@ pub async fn get_one(
 
 /// The running account of a conversation: a 409 when it is not synced (disabled, or
 /// waiting to be authorised again).
-fn running(state: &ApiState, reference: &ConversationRef) -> Result<Account, Problem> {
+pub(super) fn running(state: &ApiState, reference: &ConversationRef) -> Result<Account, Problem> {
     let name = reference.account.as_deref().unwrap_or_default();
     state
         .engine

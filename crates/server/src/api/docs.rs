@@ -9,6 +9,8 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde_yaml::Value;
 
+use crate::text::html_escape;
+
 /// `GET /openapi.yaml`: the contract.
 pub async fn openapi() -> Response {
     (
@@ -24,22 +26,6 @@ pub async fn page() -> Html<&'static str> {
 }
 
 static PAGE: LazyLock<String> = LazyLock::new(|| render(inbox_api_client::SPEC));
-
-/// `text` with HTML's special characters escaped.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
@@ -74,9 +60,9 @@ fn render(spec: &str) -> String {
          pre{{padding:1rem;overflow:auto}}table{{border-collapse:collapse}}td,th{{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}}</style>\
          </head><body><h1>{title} <small>{version}</small></h1><p>{description}</p>\
          <p>The contract: <a href=\"/openapi.yaml\">/openapi.yaml</a> (OpenAPI 3.0.3).</p>",
-        title = esc(text(&info, "title")),
-        version = esc(text(&info, "version")),
-        description = esc(text(&info, "description")),
+        title = html_escape(text(&info, "title")),
+        version = html_escape(text(&info, "version")),
+        description = html_escape(text(&info, "description")),
     );
     let params = parsed
         .get("components")
@@ -97,11 +83,11 @@ fn render(spec: &str) -> String {
                 let _ = write!(
                     html,
                     "<div class=\"op\" id=\"{id}\"><h3><span class=\"m\">{m}</span> <code>{p}</code></h3><p>{summary}</p><p>{desc}</p>",
-                    id = esc(text(op, "operationId")),
-                    m = esc(&method.to_uppercase()),
-                    p = esc(path),
-                    summary = esc(text(op, "summary")),
-                    desc = esc(text(op, "description")),
+                    id = html_escape(text(op, "operationId")),
+                    m = html_escape(&method.to_uppercase()),
+                    p = html_escape(path),
+                    summary = html_escape(text(op, "summary")),
+                    desc = html_escape(text(op, "description")),
                 );
                 let mut all: Vec<Value> = Vec::new();
                 for list in [item.get("parameters"), op.get("parameters")]
@@ -125,10 +111,10 @@ fn render(spec: &str) -> String {
                         let _ = write!(
                             html,
                             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                            esc(text(&p, "name")),
-                            esc(text(&p, "in")),
-                            esc(&schema_name(p.get("schema"))),
-                            esc(text(&p, "description")),
+                            html_escape(text(&p, "name")),
+                            html_escape(text(&p, "in")),
+                            html_escape(&schema_name(p.get("schema"))),
+                            html_escape(text(&p, "description")),
                         );
                     }
                     html.push_str("</table>");
@@ -142,8 +128,8 @@ fn render(spec: &str) -> String {
                         let _ = write!(
                             html,
                             "<p>Body <code>{}</code>: {}</p>",
-                            esc(kind.as_str().unwrap_or_default()),
-                            esc(&schema_name(media.get("schema")))
+                            html_escape(kind.as_str().unwrap_or_default()),
+                            html_escape(&schema_name(media.get("schema")))
                         );
                     }
                 }
@@ -159,7 +145,12 @@ fn render(spec: &str) -> String {
                             .and_then(Value::as_str)
                             .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
                             .unwrap_or_else(|| text(r, "description").to_string());
-                        let _ = write!(html, "<code>{}</code> {}; ", esc(&status), esc(&described));
+                        let _ = write!(
+                            html,
+                            "<code>{}</code> {}; ",
+                            html_escape(&status),
+                            html_escape(&described)
+                        );
                     }
                     html.push_str("</p>");
                 }
@@ -170,7 +161,7 @@ fn render(spec: &str) -> String {
     let _ = write!(
         html,
         "<h2>The spec</h2><pre>{}</pre></body></html>",
-        esc(spec)
+        html_escape(spec)
     );
     html
 }

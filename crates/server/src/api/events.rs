@@ -70,26 +70,13 @@ impl EventsQuery {
                 Some(wanted)
             }
         };
-        let accounts = match (&self.account, caller.accounts()) {
-            (Some(a), _) if !caller.sees(a) => Some(Vec::new()),
-            (Some(a), _) => Some(vec![a.clone()]),
-            (None, Some(limited)) => Some(limited.to_vec()),
-            (None, None) => None,
-        };
+        let accounts = caller.accounts_named(self.account.as_deref());
         Ok(EventFilter { types, accounts })
     }
 
     /// The page size, 1 to 1000 (default 100).
     fn limit(&self) -> Result<usize, Problem> {
-        match &self.limit {
-            None => Ok(100),
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => Ok(n),
-                _ => Err(Problem::bad_request(
-                    "limit must be a whole number from 1 to 1000",
-                )),
-            },
-        }
+        super::limit_of(self.limit.as_deref(), 100, 1000)
     }
 }
 

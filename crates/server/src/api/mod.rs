@@ -183,15 +183,7 @@ pub struct Page {
 impl Page {
     /// The limit, 1 to 200 (default 50).
     fn limit(&self) -> Result<usize, Problem> {
-        match &self.limit {
-            None => Ok(50),
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=200).contains(&n) => Ok(n),
-                _ => Err(Problem::bad_request(
-                    "limit must be a whole number from 1 to 200",
-                )),
-            },
-        }
+        limit_of(self.limit.as_deref(), 50, 200)
     }
 
     /// Where the walk of list `list` stands (`None`: at its start); a 400 for a cursor
@@ -208,6 +200,19 @@ impl Page {
         serde_json::from_str(&position).map(Some).map_err(|_| {
             Problem::bad_request("the cursor is not one this service gave for this list")
         })
+    }
+}
+
+/// A page size given as `text`: 1 to `max`, `default` when not given; a 400 else.
+fn limit_of(text: Option<&str>, default: usize, max: usize) -> Result<usize, Problem> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Problem::bad_request(format!(
+                "limit must be a whole number from 1 to {max}"
+            ))),
+        },
     }
 }
 

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
-use super::conversations::read_again;
+use super::conversations::{read_again, running};
 use super::problem::Problem;
 use super::{conversation_ref, ApiState};
 
@@ -255,16 +255,13 @@ async fn run(
         .reference
         .parse()
         .map_err(|_| Problem::not_found("no such conversation"))?;
-    let Some(account) = state
-        .engine
-        .account(&record.account)
-        .filter(|a| a.marketplace() == reference.marketplace)
-    else {
-        let _ = state.directory.forget_send(&record.id).await;
-        return Err(Problem::conflict(format!(
-            "the account {:?} is not active (disabled, or it must be authorised again)",
-            record.account
-        )));
+    let account = match running(&state, &reference) {
+        Ok(account) => account,
+        Err(problem) => {
+            // Nothing was written: the key may be used again.
+            let _ = state.directory.forget_send(&record.id).await;
+            return Err(problem);
+        }
     };
     match account.send(&reference, &text, &files).await {
         Ok(sent) => {
@@ -296,11 +293,8 @@ async fn resolve(
         .reference
         .parse()
         .map_err(|_| Problem::not_found("no such conversation"))?;
-    let Some(account) = state.engine.account(&record.account) else {
-        return Err(Problem::conflict(
-            "the account is not active; the send stays pending",
-        ));
-    };
+    let account = running(&state, &reference)
+        .map_err(|_| Problem::conflict("the account is not active; the send stays pending"))?;
     match account
         .find_sent(&reference, &text, record.created_at)
         .await

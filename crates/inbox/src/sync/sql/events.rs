@@ -12,6 +12,8 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use super::backend::{args, Arg, Dialect, Row};
+use super::read::json_form;
+use super::write::take_numbers;
 use super::SqlStore;
 use crate::sync::{StoreError, StoreErrorKind};
 
@@ -110,17 +112,7 @@ impl<B: Dialect> SqlStore<B> {
                 StoreError::new(StoreErrorKind::Other, format!("no event type {kind:?}"))
             })?;
         let mut tx = B::begin(&self.pool).await?;
-        let rows = B::fetch(
-            &mut tx,
-            "UPDATE inbox_counters SET value = value + 1 WHERE name = 'changes' RETURNING value"
-                .into(),
-            vec![],
-        )
-        .await?;
-        let seq = match rows.first() {
-            Some(r) => r.int(0)?.unwrap_or(0),
-            None => 0,
-        };
+        let seq = take_numbers::<B>(&mut tx, 1).await?;
         B::execute(
             &mut tx,
             "INSERT INTO changes (seq, account, marketplace, event, at, data)
@@ -139,17 +131,6 @@ impl<B: Dialect> SqlStore<B> {
         B::commit(tx).await?;
         Ok(u64::try_from(seq).unwrap_or(0))
     }
-}
-
-/// The stored JSON form with its `vendor`, when the row holds one.
-fn form(json: Option<String>, vendor: Option<String>) -> Option<Value> {
-    let mut v: Value = serde_json::from_str(&json?).ok()?;
-    let vendor = vendor
-        .filter(|t| !t.is_empty())
-        .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
-        .unwrap_or(Value::Null);
-    v.as_object_mut()?.insert("vendor".into(), vendor);
-    Some(v)
 }
 
 fn event<R: Row>(row: &R) -> Result<Value, StoreError> {
@@ -172,8 +153,8 @@ fn event<R: Row>(row: &R) -> Result<Value, StoreError> {
         .text(12)?
         .and_then(|d| serde_json::from_str::<Value>(&d).ok());
     let data = match kind {
-        "message.created" | "message.updated" => form(row.text(7)?, row.text(8)?),
-        "conversation.created" | "conversation.updated" => form(row.text(9)?, row.text(10)?),
+        "message.created" | "message.updated" => json_form(row.text(7)?, row.text(8)?),
+        "conversation.created" | "conversation.updated" => json_form(row.text(9)?, row.text(10)?),
         _ => kept,
     }
     .unwrap_or_else(|| {

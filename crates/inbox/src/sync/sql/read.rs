@@ -6,7 +6,7 @@
 //! from version 3, renamed, or known only from a notification so far).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::backend::{Arg, Dialect, Row};
 use super::SqlStore;
@@ -129,21 +129,14 @@ fn vendor(text: Option<String>) -> Value {
     }
 }
 
-/// The stored JSON form with `vendor` beside it, or `fallback` when there is none (or
-/// it does not read as an object).
-fn with_vendor(
-    json: Option<String>,
-    vendor_text: Option<String>,
-    fallback: Map<String, Value>,
-) -> Value {
-    let mut object = json
-        .and_then(|j| match serde_json::from_str::<Value>(&j) {
-            Ok(Value::Object(o)) => Some(o),
-            _ => None,
-        })
-        .unwrap_or(fallback);
+/// A stored JSON form with `vendor` set from the row's `vendor` column; `None` when the
+/// row holds no form (or one that does not read as an object).
+pub(super) fn json_form(json: Option<String>, vendor_text: Option<String>) -> Option<Value> {
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(&json?) else {
+        return None;
+    };
     object.insert("vendor".into(), vendor(vendor_text));
-    Value::Object(object)
+    Some(Value::Object(object))
 }
 
 /// A reference in full (the stored one when it names its account).
@@ -158,26 +151,22 @@ fn conversation<R: Row>(row: &R) -> Result<StoredConversation, StoreError> {
     let marketplace_text = row.text(1)?.unwrap_or_default();
     let id = row.text(2)?.unwrap_or_default();
     let at = row.time(9)?;
-    let unread_count = row.int(7)?;
-    let unread = row.int(6)?.map(|u| u != 0);
-    let mut fallback = Map::new();
-    fallback.insert("marketplace".into(), json!(marketplace_text));
-    fallback.insert(
-        "ref".into(),
-        json!(full_ref(row.text(3)?, &marketplace_text, &account, &id)),
-    );
-    fallback.insert("id".into(), json!(id));
-    fallback.insert("account".into(), json!(account));
-    fallback.insert(
-        "kind".into(),
-        json!(row.text(4)?.unwrap_or_else(|| "thread".into())),
-    );
-    fallback.insert("status".into(), json!(row.text(5)?));
-    fallback.insert("unread".into(), json!(unread));
-    fallback.insert("unread_count".into(), json!(unread_count));
-    fallback.insert("created_at".into(), instant(row.time(8)?));
-    fallback.insert("last_activity_at".into(), instant(at));
-    let json = with_vendor(row.text(11)?, row.text(10)?, fallback);
+    let json = match json_form(row.text(11)?, row.text(10)?) {
+        Some(form) => form,
+        None => json!({
+            "marketplace": marketplace_text,
+            "ref": full_ref(row.text(3)?, &marketplace_text, &account, &id),
+            "id": id,
+            "account": account,
+            "kind": row.text(4)?.unwrap_or_else(|| "thread".into()),
+            "status": row.text(5)?,
+            "unread": row.int(6)?.map(|u| u != 0),
+            "unread_count": row.int(7)?,
+            "created_at": instant(row.time(8)?),
+            "last_activity_at": instant(at),
+            "vendor": vendor(row.text(10)?),
+        }),
+    };
     Ok(StoredConversation {
         key: ConversationKey { at, account, id },
         marketplace: marketplace_of(&marketplace_text)?,
@@ -191,28 +180,24 @@ fn message<R: Row>(row: &R) -> Result<StoredMessage, StoreError> {
     let conversation = row.text(2)?.unwrap_or_default();
     let id = row.text(3)?.unwrap_or_default();
     let at = row.time(4)?.unwrap_or_default();
-    let mut fallback = Map::new();
-    fallback.insert("marketplace".into(), json!(marketplace));
-    fallback.insert(
-        "conversation".into(),
-        json!(full_ref(
-            row.text(13)?,
-            &marketplace,
-            &account,
-            &conversation
-        )),
-    );
-    fallback.insert("id".into(), json!(id));
-    fallback.insert("account".into(), json!(account));
-    fallback.insert("author_role".into(), json!(row.text(5)?));
-    fallback.insert("author_id".into(), json!(row.text(6)?));
-    fallback.insert("author_name".into(), json!(row.text(7)?));
-    fallback.insert("text".into(), json!(row.text(8)?.unwrap_or_default()));
-    fallback.insert("status".into(), json!(row.text(9)?));
-    fallback.insert("read".into(), json!(row.int(10)?.map(|r| r != 0)));
-    fallback.insert("created_at".into(), instant(Some(at)));
-    fallback.insert("attachments".into(), json!([]));
-    let json = with_vendor(row.text(12)?, row.text(11)?, fallback);
+    let json = match json_form(row.text(12)?, row.text(11)?) {
+        Some(form) => form,
+        None => json!({
+            "marketplace": marketplace,
+            "conversation": full_ref(row.text(13)?, &marketplace, &account, &conversation),
+            "id": id,
+            "account": account,
+            "author_role": row.text(5)?,
+            "author_id": row.text(6)?,
+            "author_name": row.text(7)?,
+            "text": row.text(8)?.unwrap_or_default(),
+            "status": row.text(9)?,
+            "read": row.int(10)?.map(|r| r != 0),
+            "created_at": instant(Some(at)),
+            "attachments": [],
+            "vendor": vendor(row.text(11)?),
+        }),
+    };
     Ok(StoredMessage {
         key: MessageKey { at, id },
         json,

@@ -396,17 +396,7 @@ pub(super) async fn number_changes<B: Dialect>(
     if n == 0 {
         return Ok(());
     }
-    let rows = B::fetch(
-        tx,
-        "UPDATE inbox_counters SET value = value + $1 WHERE name = 'changes' RETURNING value"
-            .into(),
-        args![n],
-    )
-    .await?;
-    let last = match rows.first() {
-        Some(r) => r.int(0)?.unwrap_or(0),
-        None => 0,
-    };
+    let last = take_numbers::<B>(tx, n).await?;
     let mut seq = last.saturating_sub(n);
     let at = Utc::now();
     let mut rows = Vec::with_capacity(commit.changes.len());
@@ -434,4 +424,21 @@ pub(super) async fn number_changes<B: Dialect>(
         "",
     )
     .await
+}
+
+/// Takes the next `n` numbers of the store's change sequence (inside the transaction
+/// that writes them, last before it commits, so that numbers become visible in order):
+/// the last of them.
+pub(super) async fn take_numbers<B: Dialect>(tx: &mut B::Conn, n: i64) -> Result<i64, StoreError> {
+    let rows = B::fetch(
+        tx,
+        "UPDATE inbox_counters SET value = value + $1 WHERE name = 'changes' RETURNING value"
+            .into(),
+        args![n],
+    )
+    .await?;
+    match rows.first() {
+        Some(r) => Ok(r.int(0)?.unwrap_or(0)),
+        None => Ok(0),
+    }
 }
