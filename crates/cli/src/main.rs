@@ -9,6 +9,7 @@ mod event_commands;
 mod key_commands;
 mod output;
 mod sync;
+mod webhook_commands;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -168,6 +169,8 @@ enum Command {
         /// How many accounts this worker syncs at once.
         #[arg(long, value_name = "N", default_value_t = 16)]
         concurrency: usize,
+        #[command(flatten)]
+        webhooks: WebhookArgs,
     },
     /// The store's event log as JSON lines (`{"id", "seq", "type", "created_at",
     /// "account", "marketplace", "data"}`), oldest first; `--follow` waits for new ones.
@@ -180,6 +183,11 @@ enum Command {
         follow: bool,
         #[command(flatten)]
         db: account_commands::DbArg,
+    },
+    /// Webhook endpoints: add, list, remove, replay (as the admin routes do).
+    Webhooks {
+        #[command(subcommand)]
+        command: webhook_commands::WebhooksCommand,
     },
     /// The HTTP API's keys: create, list, revoke.
     Keys {
@@ -218,7 +226,31 @@ enum Command {
         /// sending them back to PUBLIC/connect/callback/{marketplace}.
         #[arg(long, value_name = "URL", env = "INBOX_PUBLIC_URL")]
         public_url: Option<String>,
+        #[command(flatten)]
+        webhooks: WebhookArgs,
     },
+}
+
+/// How `serve` and `worker` deliver webhooks and keep the event log.
+#[derive(clap::Args, Debug, Clone)]
+struct WebhookArgs {
+    /// Let webhook URLs use plain http and reach loopback, private and link-local
+    /// addresses (tests, a private network); otherwise only https to public addresses.
+    #[arg(long)]
+    webhooks_allow_private: bool,
+    /// Days the event log (and webhook attempts) are kept.
+    #[arg(long, value_name = "DAYS", env = "INBOX_EVENTS_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    events_retention_days: u32,
+}
+
+impl WebhookArgs {
+    fn options(&self) -> inbox_server::webhooks::WebhookOptions {
+        inbox_server::webhooks::WebhookOptions {
+            allow_private: self.webhooks_allow_private,
+            retention: Duration::from_secs(u64::from(self.events_retention_days) * 86_400),
+            metrics: None,
+        }
+    }
 }
 
 /// A `--notify-secret`: 8 to 200 letters, digits, `-`, `_` or `.` (a URL path segment).
@@ -286,6 +318,7 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Keys { command } => {
             return key_commands::run(command, cli.json, &cli.account).await
         }
+        Command::Webhooks { command } => return webhook_commands::run(command, &cli.account).await,
         Command::Events { after, follow, db } => {
             return event_commands::run(after, follow, db).await
         }
@@ -483,6 +516,7 @@ async fn command(
             insecure_no_secret,
             poll_interval,
             public_url,
+            webhooks,
         } => {
             if notify_secret.is_none() && !insecure_no_secret {
                 anyhow::bail!(
@@ -500,6 +534,7 @@ async fn command(
                 poll_interval,
                 public_url,
                 applications,
+                webhooks: webhooks.options(),
             };
             let accounts = match following {
                 Some(f) => inbox_server::Accounts::Store(f.key),
@@ -514,7 +549,11 @@ async fn command(
             inbox_server::serve(accounts, options, Arc::new(sync::Printer { json })).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker { db, concurrency } => {
+        Command::Worker {
+            db,
+            concurrency,
+            webhooks,
+        } => {
             let Db::Postgres(url) = db else {
                 return Err(anyhow!("inbox worker needs a postgres:// database (--db)"));
             };
@@ -530,7 +569,15 @@ async fn command(
                 _ => None,
             };
             let key = marketplace_inbox::TokenKey::from_env()?;
-            inbox_server::schedule::jobs::worker(config, key, &url, concurrency, printer).await?;
+            inbox_server::schedule::jobs::worker(
+                config,
+                key,
+                &url,
+                concurrency,
+                printer,
+                &webhooks.options(),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start {
@@ -582,6 +629,7 @@ async fn command(
         } => download(&inbox, json, &named(reference), &attachment, &out).await,
         // Run before any account is loaded (`run`).
         Command::Keys { command } => key_commands::run(command, json, &[]).await,
+        Command::Webhooks { command } => webhook_commands::run(command, &[]).await,
         Command::Events { after, follow, db } => event_commands::run(after, follow, db).await,
         Command::Accounts { command } => {
             account_commands::run(command, json, marketplace_inbox::InboxConfig::default()).await

@@ -99,6 +99,20 @@ pub fn http_client_without_redirects(
         .map_err(|e| HttpClientError(e.to_string()))
 }
 
+/// [`http_client_without_redirects`] that connects to `host` only at `addrs` (checked
+/// beforehand by the caller, so that a second DNS answer cannot send it elsewhere).
+pub fn http_client_pinned(
+    timeouts: Timeouts,
+    host: &str,
+    addrs: &[std::net::SocketAddr],
+) -> Result<reqwest::Client, HttpClientError> {
+    builder(timeouts)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(host, addrs)
+        .build()
+        .map_err(|e| HttpClientError(e.to_string()))
+}
+
 /// The settings every client shares.
 fn builder(timeouts: Timeouts) -> reqwest::ClientBuilder {
     static PROVIDER: Once = Once::new();

@@ -68,8 +68,8 @@ pub use flex_id::FlexId;
 pub use flex_scalar::{FlexBool, FlexInt};
 pub use flex_time::FlexDateTime;
 pub use http::{
-    http_client, http_client_with, http_client_without_redirects, shared_http_client,
-    HttpClientError, Timeouts,
+    http_client, http_client_pinned, http_client_with, http_client_without_redirects,
+    shared_http_client, HttpClientError, Timeouts,
 };
 pub use lenient::{or_none, InvalidElement, Lenient};
 pub use outcome::{observe, replayed, Outcome};

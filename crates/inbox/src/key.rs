@@ -97,10 +97,15 @@ impl TokenKey {
 /// `bytes` random bytes from the operating system, as lowercase hex (ids, link secrets,
 /// OAuth `state` values, PKCE verifiers).
 pub fn random_hex(bytes: usize) -> String {
+    hex(&random_bytes(bytes))
+}
+
+/// `bytes` random bytes from the operating system (webhook signing secrets).
+pub fn random_bytes(bytes: usize) -> Vec<u8> {
     use chacha20poly1305::aead::rand_core::RngCore;
     let mut raw = vec![0u8; bytes];
     OsRng.fill_bytes(&mut raw);
-    hex(&raw)
+    raw
 }
 
 /// The SHA-256 of `text` as lowercase hex: what a store keeps of a secret it must

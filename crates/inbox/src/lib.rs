@@ -173,6 +173,6 @@ pub use inbox_core::{
 };
 pub use json::JsonLine;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use key::{random_hex, sha256_hex, TokenKey, TOKEN_KEY_ENV};
+pub use key::{random_bytes, random_hex, sha256_hex, TokenKey, TOKEN_KEY_ENV};
 pub use listing::{ConversationQuery, Listing, MessageQuery, Page, StatusFilter};
 pub use model::*;

@@ -195,7 +195,7 @@ async fn processes_opening_one_database_at_once_migrate_it_once() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [(6,)]);
+    assert_eq!(versions, [(7,)]);
     for s in opened.into_iter().flatten() {
         s.pool().close().await;
     }
@@ -253,7 +253,7 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     let versions: Vec<(i64,)> = pg::rows(&db.url, "SELECT version FROM inbox_schema")
         .await
         .unwrap();
-    assert_eq!(versions, [(6,)]);
+    assert_eq!(versions, [(7,)]);
     let pending = store.journal_pending().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, 1);

@@ -515,7 +515,7 @@ async fn a_version_1_database_migrates_and_syncs_on_with_nothing_twice() {
 
     migrated::syncs_on_with_nothing_twice(&store).await;
     assert_eq!(store.message_count(None).await.unwrap(), 298);
-    assert_eq!(user_version(&db).await, 6);
+    assert_eq!(user_version(&db).await, 7);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -542,7 +542,7 @@ async fn a_version_3_database_migrates_with_nothing_lost_and_syncs_on() {
     assert_eq!(before.len(), 294);
 
     let store = SqliteStore::open(&db).await.unwrap();
-    assert_eq!(user_version(&db).await, 6);
+    assert_eq!(user_version(&db).await, 7);
     // Every message, with its instant exactly as version 3 wrote it.
     let after: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT account, conversation, id, created_at FROM messages ORDER BY account, conversation, id",

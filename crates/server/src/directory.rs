@@ -35,11 +35,12 @@ pub enum Directory {
 macro_rules! on_store {
     ($dir:expr, $s:ident => $call:expr) => {
         match $dir {
-            Directory::Sqlite($s, _) => $call,
-            Directory::Postgres($s) => $call,
+            $crate::Directory::Sqlite($s, _) => $call,
+            $crate::Directory::Postgres($s) => $call,
         }
     };
 }
+pub(crate) use on_store;
 
 impl Directory {
     /// The store at `db` (the default SQLite file when `None`), opened.

@@ -49,6 +49,7 @@ pub mod sink;
 pub mod store;
 pub mod text;
 pub mod tokens;
+pub mod webhooks;
 pub mod work;
 
 pub use directory::Directory;

@@ -36,6 +36,20 @@ pub struct BySync {
     pub outcome: String,
 }
 
+/// A webhook delivery attempt's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ByOutcome {
+    /// `delivered`, `retrying`, `failed` or `gone`.
+    pub outcome: String,
+}
+
+/// A webhook endpoint.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ByWebhook {
+    /// Its id.
+    pub webhook: String,
+}
+
 /// Every metric the push intake and the schedulers keep.
 pub struct Metrics {
     registry: Registry,
@@ -48,6 +62,9 @@ pub struct Metrics {
     syncs: Family<BySync, Counter>,
     vendor_requests: Family<ByMarketplace, Gauge>,
     vendor_throttled: Family<ByMarketplace, Gauge>,
+    webhook_attempts: Family<ByOutcome, Counter>,
+    webhook_oldest: Family<ByWebhook, Gauge>,
+    webhook_lag: Family<ByWebhook, Gauge>,
     /// Serialises rendering (the vendor counts are copied in first).
     render: Mutex<()>,
 }
@@ -131,7 +148,28 @@ impl Metrics {
             "Answers with status 429 from the marketplace",
             vendor_throttled.clone(),
         );
+        let webhook_attempts = Family::<ByOutcome, Counter>::default();
+        let webhook_oldest = Family::<ByWebhook, Gauge>::default();
+        let webhook_lag = Family::<ByWebhook, Gauge>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, retrying, failed, gone); a delivery is an attempt whose outcome is delivered",
+            webhook_attempts.clone(),
+        );
+        registry.register(
+            "webhook_oldest_undelivered_seconds",
+            "Age of the oldest event an enabled or disabled endpoint is still owed",
+            webhook_oldest.clone(),
+        );
+        registry.register(
+            "webhook_feed_lag_events",
+            "Events committed that an endpoint has not yet taken into its queue",
+            webhook_lag.clone(),
+        );
         Metrics {
+            webhook_attempts,
+            webhook_oldest,
+            webhook_lag,
             registry,
             received,
             acknowledged,
@@ -184,6 +222,34 @@ impl Metrics {
             outcome: if committed { "committed" } else { "failed" }.to_string(),
         };
         self.syncs.get_or_create(&labels).inc();
+    }
+
+    /// A webhook delivery attempt ended so.
+    pub fn webhook_attempt(&self, outcome: &str) {
+        let labels = ByOutcome {
+            outcome: outcome.to_string(),
+        };
+        self.webhook_attempts.get_or_create(&labels).inc();
+    }
+
+    /// The endpoints' backlogs as they stand at `now`.
+    pub fn webhook_backlogs(
+        &self,
+        backlogs: &[marketplace_inbox::sync::Backlog],
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        for b in backlogs {
+            let labels = ByWebhook {
+                webhook: b.webhook.clone(),
+            };
+            let age = b
+                .oldest_pending
+                .map_or(0, |t| (now - t).num_seconds().max(0));
+            self.webhook_oldest.get_or_create(&labels).set(age);
+            self.webhook_lag
+                .get_or_create(&labels)
+                .set(i64::try_from(b.untaken).unwrap_or(i64::MAX));
+        }
     }
 
     /// The text `GET /metrics` answers.

@@ -98,6 +98,8 @@ pub use sql::{
     ConversationKey, EventFilter, Imported, LinkKey, MessageKey, SendRecord, SqlStore,
     StoredAccount, StoredConversation, StoredMessage, UnreadCount,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{Attempt, Backlog, DeliveryOutcome, Due, Replay, Webhook, WebhookChange};
 #[cfg(feature = "postgres")]
 pub use sql::{Postgres, PostgresStore};
 #[cfg(feature = "sqlite")]

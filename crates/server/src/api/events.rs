@@ -135,37 +135,42 @@ pub async fn stream(
     let filter = query.filter(&caller)?;
     let directory = state.directory.clone();
     let stopped = Box::pin(crate::shutdown_signal());
-    let start = (after, VecDeque::<Value>::new(), stopped);
-    let events = futures::stream::unfold(start, move |(mut after, mut queue, mut stopped)| {
-        let directory = directory.clone();
-        let filter = filter.clone();
-        async move {
-            loop {
-                if let Some(event) = queue.pop_front() {
-                    let seq = event.get("seq").and_then(Value::as_u64).unwrap_or(after);
-                    after = after.max(seq);
-                    let kind = event
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("event")
-                        .to_string();
-                    let sse = Event::default()
-                        .id(seq.to_string())
-                        .event(kind)
-                        .data(event.to_string());
-                    return Some((Ok(sse), (after, queue, stopped)));
-                }
-                if let Ok(page) = directory.events_after(after, &filter, 100).await {
-                    queue.extend(page);
-                }
-                if queue.is_empty() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(POLL) => {}
-                        _ = &mut stopped => return None,
+    let signal = directory.event_signal();
+    let start = (after, VecDeque::<Value>::new(), stopped, signal);
+    let events = futures::stream::unfold(
+        start,
+        move |(mut after, mut queue, mut stopped, mut signal)| {
+            let directory = directory.clone();
+            let filter = filter.clone();
+            async move {
+                loop {
+                    if let Some(event) = queue.pop_front() {
+                        let seq = event.get("seq").and_then(Value::as_u64).unwrap_or(after);
+                        after = after.max(seq);
+                        let kind = event
+                            .get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or("event")
+                            .to_string();
+                        let sse = Event::default()
+                            .id(seq.to_string())
+                            .event(kind)
+                            .data(event.to_string());
+                        return Some((Ok(sse), (after, queue, stopped, signal)));
+                    }
+                    if let Ok(page) = directory.events_after(after, &filter, 100).await {
+                        queue.extend(page);
+                    }
+                    if queue.is_empty() {
+                        tokio::select! {
+                            _ = signal.changed() => {}
+                            _ = tokio::time::sleep(POLL) => {}
+                            _ = &mut stopped => return None,
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

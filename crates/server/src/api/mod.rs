@@ -4,7 +4,8 @@
 //! ([`limits`]); errors are RFC 9457 problems ([`problem`]); lists walk by opaque,
 //! authenticated keyset cursors ([`cursor`]). The routes: [`accounts`] (and connect
 //! links), [`conversations`] (messages, mark-read, attachments, unread counts), [`sends`]
-//! (idempotent), the event log ([`events`]), and the contract itself ([`docs`]).
+//! (idempotent), the event log ([`events`]), webhook endpoints ([`webhooks`]), and the
+//! contract itself ([`docs`]).
 
 pub mod accounts;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod limits;
 pub mod problem;
 pub mod sends;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +42,7 @@ pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Every route of the API, as the spec names it: `(method, path)`.
-pub const ROUTES: [(&str, &str); 19] = [
+pub const ROUTES: [(&str, &str); 27] = [
     ("GET", "/v1/accounts"),
     ("POST", "/v1/accounts"),
     ("GET", "/v1/accounts/{name}"),
@@ -63,6 +65,14 @@ pub const ROUTES: [(&str, &str); 19] = [
     ("GET", "/docs"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("PATCH", "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("POST", "/v1/webhooks/{id}/rotate"),
+    ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("POST", "/v1/webhooks/{id}/replay"),
 ];
 
 /// What the API's routes share.
@@ -74,6 +84,8 @@ pub struct ApiState {
     cursors: Arc<Cursors>,
     limits: Arc<Limits>,
     public_url: Option<String>,
+    /// Whether webhook URLs may be plain `http` or reach private addresses.
+    webhooks_allow_private: bool,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -99,7 +111,15 @@ impl ApiState {
             cursors: Arc::new(Cursors::new(key.derived("inbox-api cursors"))),
             limits: Arc::new(Limits::default()),
             public_url: public_url.map(str::to_string),
+            webhooks_allow_private: false,
         }
+    }
+
+    /// Lets webhook URLs be plain `http` and reach private addresses (`inbox serve
+    /// --webhooks-allow-private`; tests).
+    pub fn webhooks_allow_private(mut self, allow: bool) -> ApiState {
+        self.webhooks_allow_private = allow;
+        self
     }
 }
 
@@ -131,6 +151,16 @@ pub fn api_router(state: ApiState) -> Router {
         .route("/v1/unread", get(c::unread))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get_one)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(within_time))
         .layer(axum::middleware::from_fn(problems_only))

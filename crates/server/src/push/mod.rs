@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use marketplace_inbox::push::{self, Notice, Unaddressed};
 use marketplace_inbox::sync::journal::JournalState;
-use marketplace_inbox::sync::{PostgresStore, Store};
+use marketplace_inbox::sync::PostgresStore;
 use marketplace_inbox::{Inbox, InboxConfig, Marketplace};
 use tokio::task::JoinHandle;
 
@@ -37,6 +37,7 @@ use crate::schedule::{jobs, Local, Scheduler, Waiting};
 use crate::sink::Sink;
 use crate::store::Db;
 use crate::text::{describe, one_line, MAX_LINE};
+use crate::webhooks::WebhookOptions;
 use crate::work::{Budgets, Target, JOURNAL_PER_MINUTE};
 
 /// How often Mercado Libre's missed feeds are read.
@@ -136,11 +137,17 @@ impl Push {
     /// A fleet member's intake: a notification's journal entry and its job are one
     /// transaction on `store`, and any process running [`jobs::run`] on the database
     /// does the work.
-    pub fn fleet(engine: Arc<Engine>, store: PostgresStore, secret: Option<String>) -> Push {
+    /// Its counters go to `metrics`, which `/metrics` renders.
+    pub fn fleet(
+        engine: Arc<Engine>,
+        store: PostgresStore,
+        secret: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Push {
         let state = Arc::new(PushState::new(
             engine,
             Scheduler::Jobs(store),
-            Arc::new(Metrics::new()),
+            metrics,
             secret,
         ));
         Push::started(state, None)
@@ -154,6 +161,11 @@ impl Push {
             local,
             missed,
         }
+    }
+
+    /// The counters `/metrics` renders.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
     }
 
     /// The routes, to serve or to merge into the host's own router.
@@ -218,6 +230,8 @@ pub struct ServeOptions {
     /// The apps sellers connect through (a config file's `applications`; the
     /// environment's otherwise).
     pub applications: InboxConfig,
+    /// How webhooks are delivered and how long events are kept.
+    pub webhooks: WebhookOptions,
 }
 
 /// Where `inbox serve` and `inbox worker` take their accounts from.
@@ -283,9 +297,19 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         let listener = bind(&options.listen).await?;
         announce(engine.sink(), &listener, options.secret.as_deref())?;
         unconnectable(engine.sink(), &options, connect.is_some());
+        let metrics = Arc::new(Metrics::new());
+        let webhooks = WebhookOptions {
+            metrics: Some(metrics.clone()),
+            ..options.webhooks.clone()
+        };
         // The jobs first: the engine creates its schema, which the journal's jobs need.
-        let jobs = tokio::spawn(jobs::run(engine.clone(), store.clone(), FLEET_CONCURRENCY));
-        let push = Push::fleet(engine, store, options.secret.clone());
+        let jobs = {
+            let (engine, store) = (engine.clone(), store.clone());
+            tokio::spawn(
+                async move { jobs::run(engine, store, FLEET_CONCURRENCY, &webhooks).await },
+            )
+        };
+        let push = Push::fleet(engine, store, options.secret.clone(), metrics);
         let served = answer_until_stopped(&push, connect, listener).await;
         push.shutdown().await;
         if let Some(f) = following {
@@ -297,21 +321,18 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
         }
         return served;
     }
+    // The store as a directory too: its webhooks are delivered from this process.
+    let directory = crate::Directory::open(options.db.clone()).await?;
     let (engine, following, connect) = match accounts {
-        Accounts::Fixed { inbox, .. } => {
-            let store: Arc<dyn Store> =
-                Arc::from(crate::store::open_store(options.db.clone()).await?);
-            (
-                Arc::new(Engine::new(Arc::new(inbox), store, sink)),
-                None,
-                None,
-            )
-        }
+        Accounts::Fixed { inbox, .. } => (
+            Arc::new(Engine::new(Arc::new(inbox), directory.store(), sink)),
+            None,
+            None,
+        ),
         Accounts::Store(key) => {
-            let directory = crate::Directory::open(options.db.clone()).await?;
             let engine = Arc::new(Engine::new(Arc::new(Inbox::new()), directory.store(), sink));
             let connect = store_routes(&options, &directory, &key, &engine)?;
-            let following = crate::follow::follow(&engine, directory, key).await?;
+            let following = crate::follow::follow(&engine, directory.clone(), key).await?;
             (engine, Some(following), connect)
         }
     };
@@ -319,8 +340,14 @@ pub async fn serve(accounts: Accounts, options: ServeOptions, sink: Arc<dyn Sink
     announce(engine.sink(), &listener, options.secret.as_deref())?;
     unconnectable(engine.sink(), &options, connect.is_some());
     let push = Push::local(engine, options.secret.clone(), options.poll_interval).await?;
+    let webhooks = WebhookOptions {
+        metrics: Some(push.metrics()),
+        ..options.webhooks.clone()
+    };
+    let delivering = crate::webhooks::spawn(directory, &webhooks)?;
     let served = answer_until_stopped(&push, connect, listener).await;
     push.shutdown().await;
+    delivering.abort();
     if let Some(f) = following {
         f.abort();
     }
@@ -343,12 +370,15 @@ fn store_routes(
     key: &marketplace_inbox::TokenKey,
     engine: &Arc<Engine>,
 ) -> Result<Option<axum::Router>> {
-    let api = crate::api::api_router(crate::api::ApiState::new(
-        directory.clone(),
-        engine.clone(),
-        key,
-        options.public_url.as_deref(),
-    ));
+    let api = crate::api::api_router(
+        crate::api::ApiState::new(
+            directory.clone(),
+            engine.clone(),
+            key,
+            options.public_url.as_deref(),
+        )
+        .webhooks_allow_private(options.webhooks.allow_private),
+    );
     let Some(public) = &options.public_url else {
         return Ok(Some(api));
     };

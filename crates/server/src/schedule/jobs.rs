@@ -35,6 +35,7 @@ use crate::engine::{Engine, Next};
 use crate::lease::{take_lease, LEASES};
 use crate::sink::Sink;
 use crate::text::describe;
+use crate::webhooks::WebhookOptions;
 use crate::work::{run_target, Ran, Target};
 
 /// What every job of this process shares.
@@ -468,9 +469,22 @@ async fn supervise(
 /// process, until SIGTERM or SIGINT. Every process on the same database shares the work
 /// (and `engine`'s inbox should refresh OAuth tokens through the database:
 /// [`crate::tokens::fleet_inbox`]).
-pub async fn run(engine: Arc<Engine>, store: PostgresStore, concurrency: usize) -> Result<()> {
+///
+/// Every such process also delivers the database's webhooks as `webhooks` says, sharing
+/// them with the others ([`crate::webhooks`]), woken by `LISTEN inbox_events`.
+pub async fn run(
+    engine: Arc<Engine>,
+    store: PostgresStore,
+    concurrency: usize,
+    webhooks: &WebhookOptions,
+) -> Result<()> {
     let concurrency = concurrency.clamp(1, 256);
     prepare(&store).await?;
+    let listening = store
+        .listen_for_events()
+        .await
+        .context("listening for events")?;
+    let delivering = crate::webhooks::spawn(crate::Directory::Postgres(store.clone()), webhooks)?;
     let names: Vec<String> = engine
         .inbox()
         .accounts()
@@ -507,6 +521,8 @@ pub async fn run(engine: Arc<Engine>, store: PostgresStore, concurrency: usize) 
     let ran = supervise(&store, fleet, concurrency, &names).await;
     beating.abort();
     adding.abort();
+    listening.abort();
+    delivering.abort();
     // Leaving: the others take this process's share at their next heartbeat.
     let _ = sqlx::query("DELETE FROM inbox_workers WHERE id = $1")
         .bind(&id)
@@ -532,13 +548,15 @@ async fn prepare(store: &PostgresStore) -> Result<()> {
 /// `inbox worker`: `config`'s accounts (or, with `None`, the database's own accounts,
 /// followed as they change, their credentials opened with `key`) run as jobs on the
 /// database at `url` until SIGTERM or SIGINT, their OAuth tokens shared through the
-/// database ([`crate::tokens::fleet_inbox`]), changes handed to `sink`.
+/// database ([`crate::tokens::fleet_inbox`]), changes handed to `sink`, webhooks
+/// delivered as `webhooks` says.
 pub async fn worker(
     config: Option<InboxConfig>,
     key: Option<marketplace_inbox::TokenKey>,
     url: &str,
     concurrency: usize,
     sink: Arc<dyn Sink>,
+    webhooks: &WebhookOptions,
 ) -> Result<()> {
     let concurrency = concurrency.clamp(1, 256);
     let connections = u32::try_from(concurrency).unwrap_or(256).saturating_add(4);
@@ -557,11 +575,11 @@ pub async fn worker(
         ));
         let following =
             crate::follow::follow(&engine, crate::Directory::Postgres(store.clone()), key).await?;
-        let ran = run(engine, store, concurrency).await;
+        let ran = run(engine, store, concurrency, webhooks).await;
         following.abort();
         return ran;
     };
     let inbox = crate::tokens::fleet_inbox(&config, &store).await?;
     let engine = Arc::new(Engine::new(Arc::new(inbox), Arc::new(store.clone()), sink));
-    run(engine, store, concurrency).await
+    run(engine, store, concurrency, webhooks).await
 }

@@ -135,6 +135,9 @@ pub trait Dialect: Backend {
     /// How an instant column sorts newest first with its empty values last (SQLite
     /// sorts NULL lowest; PostgreSQL highest unless told).
     const NEWEST_FIRST: &'static str;
+    /// What a transaction that numbered events runs to wake other processes' readers
+    /// when it commits (nothing on SQLite, whose readers share this process's signal).
+    const NOTIFY_EVENTS: &'static str;
 
     /// `column` belongs to the list bound as `param` (`$3`).
     fn in_list(column: &str, param: &str) -> String;
@@ -317,6 +320,7 @@ mod lite {
         const SERIAL: &'static str = "INTEGER PRIMARY KEY AUTOINCREMENT";
         const LOCK_SHARED: &'static str = "";
         const NEWEST_FIRST: &'static str = "DESC";
+        const NOTIFY_EVENTS: &'static str = "";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} IN (SELECT value FROM json_each({param}))")
@@ -427,6 +431,7 @@ mod pg {
         const SERIAL: &'static str = "BIGSERIAL PRIMARY KEY";
         const LOCK_SHARED: &'static str = " FOR SHARE";
         const NEWEST_FIRST: &'static str = "DESC NULLS LAST";
+        const NOTIFY_EVENTS: &'static str = "NOTIFY inbox_events";
 
         fn in_list(column: &str, param: &str) -> String {
             format!("{column} = ANY({param})")

@@ -6,9 +6,10 @@
 //! "marketplace", "data"}`; `type` is `message.created`, `message.updated`,
 //! `conversation.created`, `conversation.updated` or `element.malformed` (changes of the
 //! mirror), or `send.updated`, `account.connected`, `account.reauthorize` or
-//! `account.removed`, appended with their object ([`SqlStore::append_event`]).
+//! `account.removed`, appended with their object ([`SqlStore::append_event`]), or
+//! `webhook.disabled` (an endpoint that kept failing, with no account).
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::backend::{args, Arg, Dialect, Row};
@@ -18,7 +19,7 @@ use super::SqlStore;
 use crate::sync::{StoreError, StoreErrorKind};
 
 /// The event types, by the change's event name.
-const TYPES: [(&str, &str); 9] = [
+const TYPES: [(&str, &str); 10] = [
     ("new_message", "message.created"),
     ("updated_message", "message.updated"),
     ("new_conversation", "conversation.created"),
@@ -28,6 +29,7 @@ const TYPES: [(&str, &str); 9] = [
     ("account_connected", "account.connected"),
     ("account_reauthorize", "account.reauthorize"),
     ("account_removed", "account.removed"),
+    ("webhook_disabled", "webhook.disabled"),
 ];
 
 /// Every event type the log holds.
@@ -62,31 +64,10 @@ impl<B: Dialect> SqlStore<B> {
              LEFT JOIN conversations c ON c.account = ch.account AND c.id = ch.conversation
              WHERE ch.seq > $1",
         );
-        if let Some(accounts) = &filter.accounts {
-            if accounts.is_empty() {
-                return Ok(Vec::new());
-            }
-            args.push(Arg::Texts(accounts.clone()));
-            sql += &format!(
-                " AND {}",
-                B::in_list("ch.account", &format!("${}", args.len()))
-            );
-        }
-        if let Some(types) = &filter.types {
-            let events: Vec<String> = TYPES
-                .iter()
-                .filter(|(_, t)| types.iter().any(|w| w == t))
-                .map(|(e, _)| e.to_string())
-                .collect();
-            if events.is_empty() {
-                return Ok(Vec::new());
-            }
-            args.push(Arg::Texts(events));
-            sql += &format!(
-                " AND {}",
-                B::in_list("ch.event", &format!("${}", args.len()))
-            );
-        }
+        let Some(condition) = filter_sql::<B>(filter, &mut args) else {
+            return Ok(Vec::new());
+        };
+        sql += &condition;
         args.push(Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
         sql += &format!(" ORDER BY ch.seq LIMIT ${}", args.len());
         let mut conn = self.read_conn().await?;
@@ -104,33 +85,99 @@ impl<B: Dialect> SqlStore<B> {
         kind: &str,
         data: &Value,
     ) -> Result<u64, StoreError> {
-        let change = TYPES
-            .iter()
-            .find(|(_, t)| *t == kind)
-            .map(|(e, _)| *e)
-            .ok_or_else(|| {
-                StoreError::new(StoreErrorKind::Other, format!("no event type {kind:?}"))
-            })?;
         let mut tx = B::begin(&self.pool).await?;
-        let seq = take_numbers::<B>(&mut tx, 1).await?;
-        B::execute(
-            &mut tx,
-            "INSERT INTO changes (seq, account, marketplace, event, at, data)
-             VALUES ($1, $2, $3, $4, $5, $6)"
-                .into(),
-            args![
-                seq,
-                account,
-                marketplace.as_str(),
-                change,
-                chrono::Utc::now(),
-                data.to_string()
-            ],
-        )
-        .await?;
+        let seq = append_in::<B>(&mut tx, account, marketplace.as_str(), kind, data).await?;
         B::commit(tx).await?;
-        Ok(u64::try_from(seq).unwrap_or(0))
+        self.committed();
+        Ok(seq)
     }
+
+    /// The event numbered `seq`, if the log holds it.
+    pub async fn event(&self, seq: u64) -> Result<Option<Value>, StoreError> {
+        let events = self
+            .events_after(seq.saturating_sub(1), &EventFilter::default(), 1)
+            .await?;
+        Ok(events
+            .into_iter()
+            .find(|e| e.get("seq").and_then(Value::as_u64) == Some(seq)))
+    }
+
+    /// Drops the events committed before `before` (the log's retention); how many.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        B::execute(
+            &mut conn,
+            "DELETE FROM changes WHERE at < $1".into(),
+            args![before],
+        )
+        .await
+    }
+}
+
+/// The condition (` AND …`, its lists bound in `args`) that keeps only what `filter`
+/// takes of `changes ch`; `None` when it takes nothing.
+pub(super) fn filter_sql<B: Dialect>(filter: &EventFilter, args: &mut Vec<Arg>) -> Option<String> {
+    let mut sql = String::new();
+    if let Some(accounts) = &filter.accounts {
+        if accounts.is_empty() {
+            return None;
+        }
+        args.push(Arg::Texts(accounts.clone()));
+        sql += &format!(
+            " AND {}",
+            B::in_list("ch.account", &format!("${}", args.len()))
+        );
+    }
+    if let Some(types) = &filter.types {
+        let events: Vec<String> = TYPES
+            .iter()
+            .filter(|(_, t)| types.iter().any(|w| w == t))
+            .map(|(e, _)| e.to_string())
+            .collect();
+        if events.is_empty() {
+            return None;
+        }
+        args.push(Arg::Texts(events));
+        sql += &format!(
+            " AND {}",
+            B::in_list("ch.event", &format!("${}", args.len()))
+        );
+    }
+    Some(sql)
+}
+
+/// Appends an event of type `kind` with `data` inside `tx`, numbered after every event
+/// committed so far; its seq.
+pub(super) async fn append_in<B: Dialect>(
+    tx: &mut B::Conn,
+    account: &str,
+    marketplace: &str,
+    kind: &str,
+    data: &Value,
+) -> Result<u64, StoreError> {
+    let change = TYPES
+        .iter()
+        .find(|(_, t)| *t == kind)
+        .map(|(e, _)| *e)
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Other, format!("no event type {kind:?}")))?;
+    let seq = take_numbers::<B>(tx, 1).await?;
+    B::execute(
+        tx,
+        "INSERT INTO changes (seq, account, marketplace, event, at, data)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+            .into(),
+        args![
+            seq,
+            account,
+            marketplace,
+            change,
+            chrono::Utc::now(),
+            data.to_string()
+        ],
+    )
+    .await?;
+    super::write::announce::<B>(tx).await?;
+    Ok(u64::try_from(seq).unwrap_or(0))
 }
 
 fn event<R: Row>(row: &R) -> Result<Value, StoreError> {

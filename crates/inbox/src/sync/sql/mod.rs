@@ -55,9 +55,11 @@ mod read;
 mod read_state;
 mod schema;
 mod sends;
+mod webhooks;
 mod write;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -76,6 +78,7 @@ pub use self::read::{
     ConversationFilter, ConversationKey, MessageKey, StoredConversation, StoredMessage, UnreadCount,
 };
 pub use self::sends::{Claim, SendRecord};
+pub use self::webhooks::{Attempt, Backlog, DeliveryOutcome, Due, Replay, Webhook, WebhookChange};
 use super::journal::{Entry, JournalState, NewEntry};
 use super::store::row;
 use super::store::{Commit, HandOn, MalformedKey, Store, StoreError, StoreErrorKind, Stored};
@@ -91,6 +94,9 @@ pub struct SqlStore<B: Backend> {
     /// on a SQLite file, read-only connections of their own, so that many readers run at
     /// once beside the one writer (WAL); else the pool.
     reads: B::Pool,
+    /// Raised after each commit that numbered events (this process's; on PostgreSQL,
+    /// any process's once [`SqlStore::listen_for_events`] runs).
+    events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<B: Backend> Clone for SqlStore<B> {
@@ -99,8 +105,14 @@ impl<B: Backend> Clone for SqlStore<B> {
             pool: self.pool.clone(),
             journal: self.journal.clone(),
             reads: self.reads.clone(),
+            events: self.events.clone(),
         }
     }
+}
+
+/// A new store's event signal.
+fn event_signal() -> Arc<tokio::sync::watch::Sender<u64>> {
+    Arc::new(tokio::sync::watch::channel(0).0)
 }
 
 impl<B: Backend> std::fmt::Debug for SqlStore<B> {
@@ -124,6 +136,17 @@ const LIST: usize = 1000;
 impl<B: Dialect> SqlStore<B> {
     async fn conn(&self) -> Result<B::Pooled, StoreError> {
         B::acquire(&self.pool).await
+    }
+
+    /// Changes (to an unspecified count) when events may have been committed: a reader of
+    /// the log waits on it instead of polling.
+    pub fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Raises the event signal (after a commit that numbered events).
+    fn committed(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A connection of the read side's pool.
@@ -223,6 +246,7 @@ mod open_sqlite {
                 pool,
                 journal,
                 reads,
+                events: event_signal(),
             })
         }
 
@@ -236,6 +260,7 @@ mod open_sqlite {
                 reads: pool.clone(),
                 pool,
                 journal,
+                events: event_signal(),
             })
         }
     }
@@ -393,7 +418,27 @@ mod open_postgres {
                 journal: pool.clone(),
                 reads: pool.clone(),
                 pool,
+                events: event_signal(),
             })
+        }
+
+        /// Listens (`LISTEN inbox_events`) for the events any process commits and raises
+        /// this store's [`event_signal`](SqlStore::event_signal) for each, until the
+        /// returned task is aborted; a lost connection is opened again.
+        pub async fn listen_for_events(&self) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            listener.listen("inbox_events").await?;
+            let store = self.clone();
+            Ok(tokio::spawn(async move {
+                loop {
+                    // `Ok(None)`: the connection was lost and opened again, so
+                    // notifications may have been missed: readers look again anyway.
+                    if listener.try_recv().await.is_err() {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    store.committed();
+                }
+            }))
         }
 
         /// The pool, to share with other work on the same database.
@@ -572,6 +617,9 @@ impl<B: Dialect> Store for SqlStore<B> {
             super::store::hand_on(hand_on, &commit.changes)?;
             write::number_changes::<B>(&mut tx, &commit).await?;
             B::commit(tx).await?;
+            if !commit.changes.is_empty() {
+                self.committed();
+            }
             Ok(commit)
         })
     }

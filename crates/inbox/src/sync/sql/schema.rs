@@ -1,7 +1,7 @@
 //! The schema, written once for both backends (column types from the backend), and the
 //! migrations that bring any earlier database to it in place.
 //!
-//! Version 6 adds the HTTP API's sends. Version 5 adds the store's accounts and connect links. Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
+//! Version 7 adds webhook endpoints and their deliveries. Version 6 adds the HTTP API's sends. Version 5 adds the store's accounts and connect links. Version 4: instants are real instants (`TIMESTAMPTZ` on PostgreSQL, integer
 //! microseconds since 1970 in UTC on SQLite); conversations and messages keep their
 //! JSON form and what a read side sorts and filters on; `changes` numbers every stored
 //! change in commit order.
@@ -12,7 +12,7 @@ use super::super::store::{StoreError, StoreErrorKind};
 use super::backend::{args, Dialect, Row};
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 6;
+pub(crate) const VERSION: i64 = 7;
 
 /// The tables of version 4.
 const V4: &str = "
@@ -90,6 +90,28 @@ CREATE INDEX conversations_activity ON conversations (last_activity_at {newest},
 CREATE INDEX conversations_account_activity ON conversations (account, last_activity_at {newest}, id);
 ";
 
+/// Version 7: webhook endpoints, each with the last event it has taken (`cursor`), the
+/// deliveries still owed (`webhook_queue`, one row per endpoint and event, ordered within
+/// its `lane`: the event's conversation) and every attempt made (see [`super::webhooks`]).
+const V7: &str = "
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY, url TEXT NOT NULL, types TEXT, accounts TEXT, description TEXT,
+  state TEXT NOT NULL, secret TEXT NOT NULL, old_secret TEXT, old_secret_until {time},
+  cursor {int} NOT NULL, failing_since {time}, created_at {time} NOT NULL,
+  updated_at {time} NOT NULL);
+CREATE TABLE webhook_queue (
+  webhook TEXT NOT NULL, seq {int} NOT NULL, lane TEXT NOT NULL, state TEXT NOT NULL,
+  attempts {int} NOT NULL, round_start {int} NOT NULL, next_at {time} NOT NULL,
+  running_until {time}, queued_at {time} NOT NULL, PRIMARY KEY (webhook, seq));
+CREATE INDEX webhook_queue_due ON webhook_queue (state, next_at);
+CREATE INDEX webhook_queue_lane ON webhook_queue (webhook, lane, state, seq);
+CREATE TABLE webhook_attempts (
+  id {serial}, webhook TEXT NOT NULL, seq {int} NOT NULL, attempt {int} NOT NULL,
+  status {int}, error TEXT, at {time} NOT NULL, next_attempt_at {time});
+CREATE INDEX webhook_attempts_webhook ON webhook_attempts (webhook, id);
+CREATE INDEX changes_at ON changes (at);
+";
+
 /// Versions 1 to 3 (instants as RFC 3339 text), as the landed code created them: a
 /// database of any earlier version is first brought to version 3 this way.
 const V1: &str = "
@@ -162,7 +184,10 @@ pub(crate) async fn migrate<D: Dialect>(pool: &D::Pool) -> Result<(), StoreError
     if version < 5 {
         D::batch(&mut tx, ddl::<D>(V5)).await?;
     }
-    D::batch(&mut tx, ddl::<D>(V6)).await?;
+    if version < 6 {
+        D::batch(&mut tx, ddl::<D>(V6)).await?;
+    }
+    D::batch(&mut tx, ddl::<D>(V7)).await?;
     D::set_schema_version(&mut tx, VERSION).await?;
     D::commit(tx).await
 }

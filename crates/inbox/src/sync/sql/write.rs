@@ -400,7 +400,7 @@ pub(super) async fn number_changes<B: Dialect>(
     let mut seq = last.saturating_sub(n);
     let at = Utc::now();
     let mut rows = Vec::with_capacity(commit.changes.len());
-    for change in &commit.changes {
+    for change in in_event_order(&commit.changes) {
         seq = seq.saturating_add(1);
         let (conversation, message) = match change {
             Change::Conversation(_, c) => (Some(c.reference.id.as_str()), None),
@@ -423,7 +423,40 @@ pub(super) async fn number_changes<B: Dialect>(
         rows,
         "",
     )
-    .await
+    .await?;
+    announce::<B>(tx).await
+}
+
+/// `changes` in the order their events are numbered: as listed, except that the messages
+/// of one conversation come oldest first (vendors list newest first), so that a reader
+/// of one conversation's events — a webhook endpoint among them — sees them as written.
+fn in_event_order(changes: &[Change]) -> Vec<&Change> {
+    let mut ordered: Vec<(usize, &Change)> = changes.iter().enumerate().collect();
+    // A message sorts by its conversation's first place in the commit, then its time.
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, change) in &ordered {
+        if let Change::Message(_, m) = change {
+            first.entry(m.conversation.id.as_str()).or_insert(*i);
+        }
+    }
+    ordered.sort_by_key(|(i, change)| match change {
+        Change::Message(_, m) => (
+            first.get(m.conversation.id.as_str()).copied().unwrap_or(*i),
+            Some(m.created_at),
+            *i,
+        ),
+        _ => (*i, None, *i),
+    });
+    ordered.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Tells listeners (PostgreSQL `LISTEN inbox_events`, any process) that events were
+/// numbered in this transaction; sent when it commits.
+pub(super) async fn announce<B: Dialect>(tx: &mut B::Conn) -> Result<(), StoreError> {
+    if B::NOTIFY_EVENTS.is_empty() {
+        return Ok(());
+    }
+    B::batch(tx, B::NOTIFY_EVENTS.to_string()).await
 }
 
 /// Takes the next `n` numbers of the store's change sequence (inside the transaction
