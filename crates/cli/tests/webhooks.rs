@@ -491,6 +491,28 @@ fn webhooks_deliver_each_event_signed_with_retries_order_replay_and_rotation() {
         assert_eq!(*body, r.body);
     }
 
+    // The metrics count the attempts by outcome and the backlog per endpoint.
+    let metrics = runtime.block_on(async {
+        inbox_core::http_client()
+            .unwrap()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for line in [
+        "inbox_webhook_attempts_total{outcome=\"delivered\"}",
+        "inbox_webhook_attempts_total{outcome=\"retrying\"}",
+        "inbox_webhook_attempts_total{outcome=\"gone\"}",
+        "inbox_webhook_oldest_undelivered_seconds{webhook=",
+        "inbox_webhook_feed_lag_events{webhook=",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+
     // The CLI lists and removes.
     let listed = ok(inbox_keyed(KEY, &["webhooks", "list", "--db", &db]));
     assert_eq!(listed.lines().count(), 2);

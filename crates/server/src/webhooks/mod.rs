@@ -36,13 +36,20 @@ use crate::Directory;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a claim on a delivery holds: past it, another process may deliver it.
-const CLAIM: Duration = Duration::from_secs(30);
+const CLAIM: Duration = Duration::from_secs(40);
+
+/// How long a lane goes on delivering its claimed events before it lets go of the rest
+/// (so that its last delivery ends well within the claim).
+const LANE_TIME: Duration = Duration::from_secs(20);
 
 /// How often the queues are looked at without a commit to wake them.
 const IDLE: Duration = Duration::from_millis(250);
 
-/// Deliveries one process makes at once.
+/// Lanes one process delivers at once (each lane's events one after another).
 const CONCURRENCY: usize = 32;
+
+/// Deliveries taken per round.
+const DUE_PER_ROUND: usize = 1000;
 
 /// Events taken into an endpoint's queue per transaction.
 const FAN_OUT: usize = 1000;
@@ -155,6 +162,8 @@ pub struct Deliverer {
     client: reqwest::Client,
     /// When the log and histories were last pruned.
     pruned: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When the backlog gauges were last set.
+    observed: std::sync::Mutex<Option<std::time::Instant>>,
     retention: Duration,
 }
 
@@ -211,6 +220,22 @@ pub fn spawn(
 /// How often the log is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the backlog gauges are set.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether `every` has passed since `last` (then `last` becomes now).
+fn once_per(last: &std::sync::Mutex<Option<std::time::Instant>>, every: Duration) -> bool {
+    last.lock()
+        .map(|mut last| {
+            let due = last.is_none_or(|t| t.elapsed() >= every);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        })
+        .unwrap_or(false)
+}
+
 impl Deliverer {
     /// Delivers `directory`'s webhooks as `options` say.
     pub fn new(directory: Directory, options: &WebhookOptions) -> anyhow::Result<Deliverer> {
@@ -222,6 +247,7 @@ impl Deliverer {
             metrics: options.metrics.clone(),
             client,
             pruned: std::sync::Mutex::new(None),
+            observed: std::sync::Mutex::new(None),
             retention: options.retention,
         })
     }
@@ -257,42 +283,121 @@ impl Deliverer {
     pub async fn round(&self) -> Result<bool, StoreError> {
         self.prune().await;
         let hooks = self.directory.webhooks().await?;
+        let end = self.directory.last_event().await?;
         let mut busy = false;
-        for hook in hooks.iter().filter(|h| h.state == "enabled") {
+        for hook in hooks
+            .iter()
+            .filter(|h| h.state == "enabled" && h.cursor < end)
+        {
             let queued = on_store!(&self.directory, s => s.fan_out(&hook.id, FAN_OUT).await)?;
             busy |= queued >= FAN_OUT;
         }
         let now = Utc::now();
-        let due = on_store!(&self.directory, s => s.due_deliveries(now, CONCURRENCY * 4).await)?;
-        busy |= due.len() >= CONCURRENCY * 4;
+        let due = on_store!(&self.directory, s => s.due_deliveries(now, DUE_PER_ROUND).await)?;
+        busy |= due.len() >= DUE_PER_ROUND;
+        let until = now + chrono::Duration::from_std(CLAIM).unwrap_or(chrono::Duration::zero());
+        let claimed = on_store!(&self.directory, s => s.claim_deliveries(&due, now, until).await)?;
+        let (lanes, loose) = lanes(&due, &claimed);
+        on_store!(&self.directory, s => s.release_deliveries(&loose).await)?;
         let hooks = Arc::new(hooks);
-        futures::stream::iter(due)
-            .map(|d| {
-                let hooks = hooks.clone();
-                async move {
-                    if let Some(hook) = hooks.iter().find(|h| h.id == d.webhook) {
-                        if let Err(e) = self.deliver(hook, &d).await {
-                            tracing::warn!(webhook = %d.webhook, seq = d.seq, error = %e, "a webhook delivery could not be recorded");
-                        }
+        // Lanes run side by side, each its events in order; what they did is recorded
+        // as they end, together when several end at once (one commit for them all),
+        // while the others go on.
+        let (done, ended) = futures::channel::mpsc::unbounded();
+        let delivering = async move {
+            futures::stream::iter(lanes)
+                .for_each_concurrent(CONCURRENCY, |lane| {
+                    let (hooks, done) = (hooks.clone(), done.clone());
+                    async move {
+                        let ran = self.run_lane(&hooks, lane).await;
+                        let _ = done.unbounded_send(ran);
                     }
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<()>>()
-            .await;
+                })
+                .await;
+        };
+        let recording = async {
+            let mut ended = ended.ready_chunks(CONCURRENCY);
+            while let Some(chunk) = ended.next().await {
+                self.record(chunk).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        let ((), recorded) = futures::join!(delivering, recording);
+        recorded?;
         self.observe().await;
         Ok(busy)
     }
 
-    /// Claims and makes one delivery, and records how it went.
-    async fn deliver(&self, hook: &Webhook, due: &Due) -> Result<(), StoreError> {
-        let now = Utc::now();
-        let until = now + chrono::Duration::from_std(CLAIM).unwrap_or(chrono::Duration::zero());
-        let claimed = on_store!(&self.directory, s => s.claim_delivery(due, now, until).await)?;
-        if !claimed {
-            return Ok(());
+    /// Records what lanes did: their attempts, and the deliveries they did not try.
+    async fn record(&self, lanes: Vec<LaneRun>) -> Result<(), StoreError> {
+        let mut attempts: Vec<(Attempt, DeliveryOutcome)> = Vec::new();
+        let mut untried: Vec<Due> = Vec::new();
+        for lane in lanes {
+            attempts.extend(lane.attempts);
+            untried.extend(lane.untried);
         }
-        let event = on_store!(&self.directory, s => s.event(due.seq).await)?;
+        let disable_before = self.schedule.disable_before(Utc::now());
+        on_store!(&self.directory, s => s.finish_deliveries(&attempts, disable_before).await)?;
+        on_store!(&self.directory, s => s.release_deliveries(&untried).await)?;
+        if let Some(m) = &self.metrics {
+            for (_, outcome) in &attempts {
+                m.webhook_attempt(match outcome {
+                    DeliveryOutcome::Delivered => "delivered",
+                    DeliveryOutcome::Retry(_) => "retrying",
+                    DeliveryOutcome::Failed => "failed",
+                    DeliveryOutcome::Gone => "gone",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers one lane's claimed events in order, until one is not delivered (it
+    /// retries later, and the rest wait for it): what was attempted, and what was not.
+    async fn run_lane(&self, hooks: &[Webhook], lane: Vec<Due>) -> LaneRun {
+        let Some(hook) = lane
+            .first()
+            .and_then(|d| hooks.iter().find(|h| h.id == d.webhook))
+        else {
+            return LaneRun::untried(lane);
+        };
+        let seqs: Vec<u64> = lane.iter().map(|d| d.seq).collect();
+        let events = match on_store!(&self.directory, s => s.events_numbered(&seqs).await) {
+            Ok(events) => events,
+            // Not read: tried again at once, in the next round.
+            Err(_) => return LaneRun::untried(lane),
+        };
+        let mut done = Vec::with_capacity(lane.len());
+        let started = std::time::Instant::now();
+        let mut rest = lane.into_iter().peekable();
+        while let Some(due) = rest.next_if(|_| started.elapsed() < LANE_TIME) {
+            let event = events
+                .iter()
+                .find(|e| e.get("seq").and_then(serde_json::Value::as_u64) == Some(due.seq));
+            let (attempt, outcome) = self.attempt(hook, &due, event).await;
+            let go_on = matches!(
+                outcome,
+                DeliveryOutcome::Delivered | DeliveryOutcome::Failed
+            );
+            done.push((attempt, outcome));
+            if !go_on {
+                break;
+            }
+        }
+        LaneRun {
+            attempts: done,
+            untried: rest.collect(),
+        }
+    }
+
+    /// Makes one claimed delivery of `event` (`None`: no longer in the log): the attempt
+    /// as it went, and what follows.
+    async fn attempt(
+        &self,
+        hook: &Webhook,
+        due: &Due,
+        event: Option<&serde_json::Value>,
+    ) -> (Attempt, DeliveryOutcome) {
         let attempt = due.attempts.saturating_add(1);
         let (status, error, retry_after) = match event {
             None => (
@@ -300,7 +405,7 @@ impl Deliverer {
                 Some("the event is no longer in the log".to_string()),
                 None,
             ),
-            Some(event) => self.post(hook, &event).await,
+            Some(event) => self.post(hook, event).await,
         };
         let at = Utc::now();
         let failed_in_round = attempt.saturating_sub(due.round_start);
@@ -330,17 +435,7 @@ impl Deliverer {
                 _ => None,
             },
         };
-        let disable_before = self.schedule.disable_before(at);
-        on_store!(&self.directory, s => s.finish_delivery(&record, &outcome, disable_before).await)?;
-        if let Some(m) = &self.metrics {
-            m.webhook_attempt(match outcome {
-                DeliveryOutcome::Delivered => "delivered",
-                DeliveryOutcome::Retry(_) => "retrying",
-                DeliveryOutcome::Failed => "failed",
-                DeliveryOutcome::Gone => "gone",
-            });
-        }
-        Ok(())
+        (record, outcome)
     }
 
     /// Posts `event` to the endpoint: the status answered, or what went wrong, and the
@@ -415,18 +510,7 @@ impl Deliverer {
 
     /// Drops events, attempts and failed deliveries past the retention, once an hour.
     async fn prune(&self) {
-        let due = self
-            .pruned
-            .lock()
-            .map(|mut last| {
-                let due = last.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
-                if due {
-                    *last = Some(std::time::Instant::now());
-                }
-                due
-            })
-            .unwrap_or(false);
-        if !due {
+        if !once_per(&self.pruned, PRUNE_EVERY) {
             return;
         }
         let Some(before) = chrono::Duration::from_std(self.retention)
@@ -450,12 +534,61 @@ impl Deliverer {
         let Some(m) = &self.metrics else {
             return;
         };
+        if !once_per(&self.observed, OBSERVE_EVERY) {
+            return;
+        }
         let backlogs: Result<Vec<Backlog>, StoreError> =
             on_store!(&self.directory, s => s.webhook_backlogs().await);
         if let Ok(backlogs) = backlogs {
             m.webhook_backlogs(&backlogs, Utc::now());
         }
     }
+}
+
+/// What a lane did: its attempts, and the claimed deliveries it did not try.
+struct LaneRun {
+    attempts: Vec<(Attempt, DeliveryOutcome)>,
+    untried: Vec<Due>,
+}
+
+impl LaneRun {
+    fn untried(lane: Vec<Due>) -> LaneRun {
+        LaneRun {
+            attempts: Vec::new(),
+            untried: lane,
+        }
+    }
+}
+
+/// `claimed` (of `due`, in its order) as lanes, each the claimed prefix of its lane's due
+/// events; and the claimed events that follow a gap (another process holds an earlier
+/// one), to let go of.
+fn lanes(due: &[Due], claimed: &[Due]) -> (Vec<Vec<Due>>, Vec<Due>) {
+    let mut lanes: Vec<Vec<Due>> = Vec::new();
+    let mut loose = Vec::new();
+    let mut broken = false;
+    let mut claimed_iter = claimed.iter().peekable();
+    let mut last_lane: Option<(&str, &str)> = None;
+    for d in due {
+        let key = (d.webhook.as_str(), d.lane.as_str());
+        if last_lane != Some(key) {
+            last_lane = Some(key);
+            broken = false;
+            lanes.push(Vec::new());
+        }
+        let got = claimed_iter.peek().is_some_and(|c| *c == d);
+        if got {
+            claimed_iter.next();
+            match (broken, lanes.last_mut()) {
+                (false, Some(lane)) => lane.push(d.clone()),
+                _ => loose.push(d.clone()),
+            }
+        } else {
+            broken = true;
+        }
+    }
+    lanes.retain(|l| !l.is_empty());
+    (lanes, loose)
 }
 
 /// A client for `target`: no redirect, [`DELIVERY_TIMEOUT`] in all.
@@ -472,4 +605,60 @@ fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
 /// The instant a delivery was made, as the deliveries list shows it.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(webhook: &str, lane: &str, seq: u64) -> Due {
+        Due {
+            webhook: webhook.into(),
+            seq,
+            lane: lane.into(),
+            attempts: 0,
+            round_start: 0,
+        }
+    }
+
+    #[test]
+    fn a_lane_is_its_claimed_prefix_and_what_follows_a_gap_is_let_go() {
+        let listed = [
+            due("a", "x", 1),
+            due("a", "x", 2),
+            due("a", "x", 3),
+            due("a", "y", 4),
+            due("b", "x", 5),
+            due("b", "x", 6),
+        ];
+        // Another process got 2 (x of a) and 5 (x of b).
+        let claimed: Vec<Due> = listed
+            .iter()
+            .filter(|d| d.seq != 2 && d.seq != 5)
+            .cloned()
+            .collect();
+        let (lanes, loose) = lanes(&listed, &claimed);
+        let seqs: Vec<Vec<u64>> = lanes
+            .iter()
+            .map(|l| l.iter().map(|d| d.seq).collect())
+            .collect();
+        assert_eq!(seqs, [vec![1], vec![4]]);
+        assert_eq!(loose.iter().map(|d| d.seq).collect::<Vec<_>>(), [3, 6]);
+    }
+
+    #[test]
+    fn a_signature_verifies_with_the_standard_library_for_each_live_secret() {
+        let (one, two) = (new_secret(), new_secret());
+        assert!(one.expose().starts_with("whsec_"));
+        let header = signature(&[&one, &two], "evt_7", 1_700_000_000, b"{\"a\":1}");
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        for (secret, part) in [(&one, parts[0]), (&two, parts[1])] {
+            let expected = standardwebhooks::Webhook::new(secret.expose())
+                .unwrap()
+                .sign("evt_7", 1_700_000_000, b"{\"a\":1}")
+                .unwrap();
+            assert_eq!(part, expected);
+        }
+    }
 }

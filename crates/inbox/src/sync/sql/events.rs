@@ -32,6 +32,14 @@ const TYPES: [(&str, &str); 10] = [
     ("webhook_disabled", "webhook.disabled"),
 ];
 
+/// An event's row: the change, and the message or conversation it names.
+const SELECT: &str = "SELECT ch.seq, ch.account, ch.marketplace, ch.event, ch.conversation,
+   ch.message, ch.at, m.json, m.vendor, c.json, c.vendor, c.ref, ch.data
+ FROM changes ch
+ LEFT JOIN messages m ON ch.message IS NOT NULL AND m.account = ch.account
+   AND m.conversation = ch.conversation AND m.id = ch.message
+ LEFT JOIN conversations c ON c.account = ch.account AND c.id = ch.conversation";
+
 /// Every event type the log holds.
 pub fn event_types() -> impl Iterator<Item = &'static str> {
     TYPES.iter().map(|(_, t)| *t)
@@ -55,15 +63,7 @@ impl<B: Dialect> SqlStore<B> {
         limit: usize,
     ) -> Result<Vec<Value>, StoreError> {
         let mut args: Vec<Arg> = vec![Arg::Int(Some(i64::try_from(after).unwrap_or(i64::MAX)))];
-        let mut sql = String::from(
-            "SELECT ch.seq, ch.account, ch.marketplace, ch.event, ch.conversation, ch.message,
-               ch.at, m.json, m.vendor, c.json, c.vendor, c.ref, ch.data
-             FROM changes ch
-             LEFT JOIN messages m ON ch.message IS NOT NULL AND m.account = ch.account
-               AND m.conversation = ch.conversation AND m.id = ch.message
-             LEFT JOIN conversations c ON c.account = ch.account AND c.id = ch.conversation
-             WHERE ch.seq > $1",
-        );
+        let mut sql = format!("{SELECT} WHERE ch.seq > $1");
         let Some(condition) = filter_sql::<B>(filter, &mut args) else {
             return Ok(Vec::new());
         };
@@ -92,14 +92,22 @@ impl<B: Dialect> SqlStore<B> {
         Ok(seq)
     }
 
-    /// The event numbered `seq`, if the log holds it.
-    pub async fn event(&self, seq: u64) -> Result<Option<Value>, StoreError> {
-        let events = self
-            .events_after(seq.saturating_sub(1), &EventFilter::default(), 1)
-            .await?;
-        Ok(events
-            .into_iter()
-            .find(|e| e.get("seq").and_then(Value::as_u64) == Some(seq)))
+    /// The events numbered `seqs` that the log holds, oldest first.
+    pub async fn events_numbered(&self, seqs: &[u64]) -> Result<Vec<Value>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<i64> = seqs
+            .iter()
+            .map(|s| i64::try_from(*s).unwrap_or(i64::MAX))
+            .collect();
+        let sql = format!(
+            "{SELECT} WHERE {} ORDER BY ch.seq",
+            B::in_list("ch.seq", "$1")
+        );
+        let mut conn = self.read_conn().await?;
+        let rows = B::fetch(&mut conn, sql, vec![Arg::Ints(list)]).await?;
+        rows.iter().map(event).collect()
     }
 
     /// Drops the events committed before `before` (the log's retention); how many.

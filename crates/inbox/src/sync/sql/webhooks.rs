@@ -113,6 +113,8 @@ pub struct Due {
     pub webhook: String,
     /// The event.
     pub seq: u64,
+    /// Its lane (account and conversation): a lane's events go out in `seq` order.
+    pub lane: String,
     /// Attempts made so far (all rounds).
     pub attempts: u32,
     /// Attempts made before this round (a replay starts a new round).
@@ -458,8 +460,9 @@ impl<B: Dialect> SqlStore<B> {
         Ok(queued)
     }
 
-    /// Up to `limit` deliveries due at `now`: pending, unclaimed, of an enabled endpoint,
-    /// and each the oldest pending event of its lane.
+    /// Up to `limit` deliveries due at `now` — pending, unclaimed, of an enabled endpoint
+    /// — whose lane holds no earlier pending event that is not due as well: each lane's
+    /// due events from its oldest on, in `seq` order, lane after lane.
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
@@ -468,13 +471,14 @@ impl<B: Dialect> SqlStore<B> {
         let mut conn = self.conn().await?;
         let rows = B::fetch(
             &mut conn,
-            "SELECT q.webhook, q.seq, q.attempts, q.round_start FROM webhook_queue q
+            "SELECT q.webhook, q.seq, q.lane, q.attempts, q.round_start FROM webhook_queue q
              JOIN webhooks w ON w.id = q.webhook
              WHERE q.state = 'pending' AND w.state = 'enabled' AND q.next_at <= $1
                AND (q.running_until IS NULL OR q.running_until < $1)
                AND NOT EXISTS (SELECT 1 FROM webhook_queue e WHERE e.webhook = q.webhook
-                 AND e.lane = q.lane AND e.state = 'pending' AND e.seq < q.seq)
-             ORDER BY q.next_at, q.seq LIMIT $2"
+                 AND e.lane = q.lane AND e.state = 'pending' AND e.seq < q.seq
+                 AND (e.next_at > $1 OR e.running_until >= $1))
+             ORDER BY q.webhook, q.lane, q.seq LIMIT $2"
                 .into(),
             args![now, i64::try_from(limit).unwrap_or(i64::MAX)],
         )
@@ -484,130 +488,92 @@ impl<B: Dialect> SqlStore<B> {
                 Ok(Due {
                     webhook: r.text(0)?.unwrap_or_default(),
                     seq: u64::try_from(r.int(1)?.unwrap_or(0)).unwrap_or(0),
-                    attempts: small(r.int(2)?),
-                    round_start: small(r.int(3)?),
+                    lane: r.text(2)?.unwrap_or_default(),
+                    attempts: small(r.int(3)?),
+                    round_start: small(r.int(4)?),
                 })
             })
             .collect()
     }
 
-    /// Claims a due delivery until `until`; whether this caller got it (another process
-    /// may have claimed it since it was listed).
-    pub async fn claim_delivery(
-        &self,
-        due: &Due,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let claimed = B::execute(
-            &mut conn,
-            "UPDATE webhook_queue SET running_until = $4
-             WHERE webhook = $1 AND seq = $2 AND state = 'pending' AND attempts = $5
-               AND (running_until IS NULL OR running_until < $3)"
-                .into(),
-            args![
-                due.webhook.as_str(),
-                int(due.seq),
-                now,
-                until,
-                i64::from(due.attempts)
-            ],
-        )
-        .await?;
-        Ok(claimed == 1)
-    }
-
-    /// Records an attempt at a claimed delivery and what follows from it. An endpoint
-    /// whose attempts have all failed since before `disable_before` is disabled, with a
-    /// `webhook.disabled` event; whether it was.
-    pub async fn finish_delivery(
-        &self,
-        attempt: &Attempt,
-        outcome: &DeliveryOutcome,
-        disable_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    /// Lets go of claimed deliveries that were not attempted (a lane stopped before
+    /// them): they are due again at once.
+    pub async fn release_deliveries(&self, due: &[Due]) -> Result<(), StoreError> {
+        if due.is_empty() {
+            return Ok(());
+        }
         let mut tx = B::begin(&self.pool).await?;
-        let (hook_id, seq) = (attempt.webhook.as_str(), int(attempt.seq));
-        B::execute(
-            &mut tx,
-            "INSERT INTO webhook_attempts (webhook, seq, attempt, status, error, at,
-               next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                .into(),
-            args![
-                hook_id,
-                seq,
-                i64::from(attempt.attempt),
-                attempt.status.map(i64::from),
-                attempt.error.clone(),
-                attempt.at,
-                attempt.next_attempt_at
-            ],
-        )
-        .await?;
-        let queue = |sql: &str| -> (String, Vec<Arg>) {
-            (
-                format!("UPDATE webhook_queue SET {sql}, attempts = $3, running_until = NULL WHERE webhook = $1 AND seq = $2"),
-                args![hook_id, seq, i64::from(attempt.attempt)],
-            )
-        };
-        let (sql, mut values) = match outcome {
-            DeliveryOutcome::Delivered => (
-                "DELETE FROM webhook_queue WHERE webhook = $1 AND seq = $2".to_string(),
-                args![hook_id, seq],
-            ),
-            DeliveryOutcome::Retry(_) | DeliveryOutcome::Gone => queue("next_at = $4"),
-            DeliveryOutcome::Failed => queue("state = 'failed'"),
-        };
-        if matches!(outcome, DeliveryOutcome::Retry(_) | DeliveryOutcome::Gone) {
-            let next = match outcome {
-                DeliveryOutcome::Retry(at) => *at,
-                _ => attempt.at,
-            };
-            values.push(Arg::from(next));
-        }
-        B::execute(&mut tx, sql, values).await?;
-        let streak = match outcome {
-            DeliveryOutcome::Delivered => "failing_since = NULL",
-            DeliveryOutcome::Gone => "state = 'disabled', updated_at = $2",
-            _ => "failing_since = COALESCE(failing_since, $2)",
-        };
-        B::execute(
-            &mut tx,
-            format!("UPDATE webhooks SET {streak} WHERE id = $1"),
-            args![hook_id, attempt.at],
-        )
-        .await?;
-        let mut disabled = false;
-        if !matches!(outcome, DeliveryOutcome::Delivered | DeliveryOutcome::Gone) {
-            disabled = B::execute(
+        for d in due {
+            B::execute(
                 &mut tx,
-                "UPDATE webhooks SET state = 'disabled', updated_at = $3
-                 WHERE id = $1 AND state = 'enabled' AND failing_since < $2"
+                "UPDATE webhook_queue SET running_until = NULL
+                 WHERE webhook = $1 AND seq = $2 AND attempts = $3"
                     .into(),
-                args![hook_id, disable_before, attempt.at],
-            )
-            .await?
-                > 0;
-        }
-        if disabled || matches!(outcome, DeliveryOutcome::Gone) {
-            let rows = B::fetch(
-                &mut tx,
-                format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
-                args![hook_id],
+                args![d.webhook.as_str(), int(d.seq), i64::from(d.attempts)],
             )
             .await?;
-            if let Some(hook) = rows.first().map(webhook).transpose()? {
-                let mut data = hook.to_json();
-                if let Some(o) = data.as_object_mut() {
-                    let reason = if disabled { "failing" } else { "gone" };
-                    o.insert("reason".into(), json!(reason));
-                }
-                append_in::<B>(&mut tx, "", "", "webhook.disabled", &data).await?;
+        }
+        B::commit(tx).await
+    }
+
+    /// Claims due deliveries until `until`, in one transaction: those this caller got
+    /// (another process may have claimed some since they were listed).
+    pub async fn claim_deliveries(
+        &self,
+        due: &[Due],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Due>, StoreError> {
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = B::begin(&self.pool).await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for d in due {
+            let got = B::execute(
+                &mut tx,
+                "UPDATE webhook_queue SET running_until = $4
+                 WHERE webhook = $1 AND seq = $2 AND state = 'pending' AND attempts = $5
+                   AND (running_until IS NULL OR running_until < $3)"
+                    .into(),
+                args![
+                    d.webhook.as_str(),
+                    int(d.seq),
+                    now,
+                    until,
+                    i64::from(d.attempts)
+                ],
+            )
+            .await?;
+            if got == 1 {
+                claimed.push(d.clone());
             }
         }
         B::commit(tx).await?;
-        if disabled || matches!(outcome, DeliveryOutcome::Gone) {
+        Ok(claimed)
+    }
+
+    /// Records attempts at claimed deliveries and what follows from each, in one
+    /// transaction. An endpoint whose attempts have all failed since before
+    /// `disable_before` is disabled, with a `webhook.disabled` event, as is one that
+    /// answered `410`; the ids of those disabled.
+    pub async fn finish_deliveries(
+        &self,
+        finished: &[(Attempt, DeliveryOutcome)],
+        disable_before: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        if finished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = B::begin(&self.pool).await?;
+        let mut disabled = Vec::new();
+        for (attempt, outcome) in finished {
+            if finish_in::<B>(&mut tx, attempt, outcome, disable_before).await? {
+                disabled.push(attempt.webhook.clone());
+            }
+        }
+        B::commit(tx).await?;
+        if !disabled.is_empty() {
             self.committed();
         }
         Ok(disabled)
@@ -652,7 +618,8 @@ impl<B: Dialect> SqlStore<B> {
 
     /// Queues again, for the endpoint `id`, the events `replay` names that its filter
     /// takes and it has already taken from the log (their ids unchanged): each starts a
-    /// new round of attempts now. How many were queued.
+    /// new round of attempts now, numbered on from the attempts made before. How many
+    /// were queued.
     pub async fn replay_webhook(&self, id: &str, replay: &Replay) -> Result<u64, StoreError> {
         let Some(hook) = self.webhook(id).await? else {
             return Ok(0);
@@ -679,8 +646,11 @@ impl<B: Dialect> SqlStore<B> {
                 "INSERT INTO webhook_queue (webhook, seq, lane, state, attempts, round_start,
                    next_at, queued_at)
                  SELECT $1, ch.seq, ch.account || ':' || COALESCE(ch.conversation, ''),
-                   'pending', 0, 0, $2, $2
-                 FROM changes ch WHERE ch.seq <= $3 AND {which}{condition}
+                   'pending', COALESCE(a.n, 0), COALESCE(a.n, 0), $2, $2
+                 FROM changes ch
+                 LEFT JOIN (SELECT seq, MAX(attempt) AS n FROM webhook_attempts
+                   WHERE webhook = $1 GROUP BY seq) a ON a.seq = ch.seq
+                 WHERE ch.seq <= $3 AND {which}{condition}
                  ON CONFLICT (webhook, seq) DO UPDATE SET state = 'pending',
                    round_start = webhook_queue.attempts, next_at = $2, queued_at = $2"
             ),
@@ -732,4 +702,93 @@ impl<B: Dialect> SqlStore<B> {
         .await?;
         Ok(attempts.saturating_add(failed))
     }
+}
+
+/// Records one attempt and what follows from it inside `tx`; whether the endpoint was
+/// disabled by it.
+async fn finish_in<B: Dialect>(
+    tx: &mut B::Conn,
+    attempt: &Attempt,
+    outcome: &DeliveryOutcome,
+    disable_before: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let (hook_id, seq) = (attempt.webhook.as_str(), int(attempt.seq));
+    B::execute(
+        tx,
+        "INSERT INTO webhook_attempts (webhook, seq, attempt, status, error, at,
+           next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            .into(),
+        args![
+            hook_id,
+            seq,
+            i64::from(attempt.attempt),
+            attempt.status.map(i64::from),
+            attempt.error.clone(),
+            attempt.at,
+            attempt.next_attempt_at
+        ],
+    )
+    .await?;
+    let queue = |sql: &str| -> (String, Vec<Arg>) {
+        (
+            format!("UPDATE webhook_queue SET {sql}, attempts = $3, running_until = NULL WHERE webhook = $1 AND seq = $2"),
+            args![hook_id, seq, i64::from(attempt.attempt)],
+        )
+    };
+    let (sql, mut values) = match outcome {
+        DeliveryOutcome::Delivered => (
+            "DELETE FROM webhook_queue WHERE webhook = $1 AND seq = $2".to_string(),
+            args![hook_id, seq],
+        ),
+        DeliveryOutcome::Retry(_) | DeliveryOutcome::Gone => queue("next_at = $4"),
+        DeliveryOutcome::Failed => queue("state = 'failed'"),
+    };
+    if matches!(outcome, DeliveryOutcome::Retry(_) | DeliveryOutcome::Gone) {
+        let next = match outcome {
+            DeliveryOutcome::Retry(at) => *at,
+            _ => attempt.at,
+        };
+        values.push(Arg::from(next));
+    }
+    B::execute(tx, sql, values).await?;
+    let streak = match outcome {
+        DeliveryOutcome::Delivered => "failing_since = NULL",
+        DeliveryOutcome::Gone => "state = 'disabled', updated_at = $2",
+        _ => "failing_since = COALESCE(failing_since, $2)",
+    };
+    B::execute(
+        tx,
+        format!("UPDATE webhooks SET {streak} WHERE id = $1"),
+        args![hook_id, attempt.at],
+    )
+    .await?;
+    let mut disabled = false;
+    if !matches!(outcome, DeliveryOutcome::Delivered | DeliveryOutcome::Gone) {
+        disabled = B::execute(
+            tx,
+            "UPDATE webhooks SET state = 'disabled', updated_at = $3
+             WHERE id = $1 AND state = 'enabled' AND failing_since < $2"
+                .into(),
+            args![hook_id, disable_before, attempt.at],
+        )
+        .await?
+            > 0;
+    }
+    if disabled || matches!(outcome, DeliveryOutcome::Gone) {
+        let rows = B::fetch(
+            tx,
+            format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
+            args![hook_id],
+        )
+        .await?;
+        if let Some(hook) = rows.first().map(webhook).transpose()? {
+            let mut data = hook.to_json();
+            if let Some(o) = data.as_object_mut() {
+                let reason = if disabled { "failing" } else { "gone" };
+                o.insert("reason".into(), json!(reason));
+            }
+            append_in::<B>(tx, "", "", "webhook.disabled", &data).await?;
+        }
+    }
+    Ok(disabled || matches!(outcome, DeliveryOutcome::Gone))
 }
