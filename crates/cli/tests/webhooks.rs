@@ -43,6 +43,8 @@ type Policy = Box<dyn Fn(&str, &str, usize) -> (u16, Option<&'static str>) + Sen
 struct Receiver {
     base: String,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Requests whose answer has begun (a sender killed meanwhile leaves one unanswered).
+    begun: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
@@ -58,11 +60,13 @@ impl Receiver {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = (got.clone(), policy);
+        let begun = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let state = (got.clone(), policy, begun.clone());
         let app = axum::Router::new().fallback(
             move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
-                let (got, policy) = state.clone();
+                let (got, policy, begun) = state.clone();
                 async move {
+                    begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::time::sleep(delay).await;
                     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let text = event["data"]["text"]
@@ -98,7 +102,15 @@ impl Receiver {
             },
         );
         runtime.spawn(async move { axum::serve(listener, app).await });
-        Receiver { base, got }
+        Receiver { base, got, begun }
+    }
+
+    /// Requests being answered now.
+    fn in_flight(&self) -> usize {
+        let answered = self.got.lock().unwrap().len();
+        self.begun
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .saturating_sub(answered)
     }
 
     fn at(&self, path: &str) -> Vec<Received> {
@@ -623,11 +635,11 @@ fn a_fleet_killed_mid_delivery_delivers_every_event_at_least_once_on_postgres() 
             &db.url,
         ],
     ));
-    // Each answer takes 40 ms, so that deliveries are under way when the kill comes.
+    // Each answer takes 150 ms, so that deliveries are under way when the kill comes.
     let receiver = Receiver::start_slow(
         &runtime,
         Box::new(|_, _, _| (200, None)),
-        Duration::from_millis(40),
+        Duration::from_millis(150),
     );
     let out = ok(inbox_keyed(
         KEY,
@@ -666,9 +678,8 @@ fn a_fleet_killed_mid_delivery_delivers_every_event_at_least_once_on_postgres() 
     };
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    // The first worker alone at first, so that what is in flight is its own.
     let mut a = process(&["worker", "--concurrency", "4"]);
-    let b = process(&["worker", "--concurrency", "4"]);
-    let served = process(&["serve", "--listen", &listen, "--insecure-no-secret"]);
 
     // Buyers write through the whole run (seeded: conversation by conversation).
     let vendors = [
@@ -699,16 +710,20 @@ fn a_fleet_killed_mid_delivery_delivers_every_event_at_least_once_on_postgres() 
     assert!(
         within(Duration::from_secs(90), || receiver.at("/fleet").len()
             >= 30),
-        "the fleet delivered nothing"
+        "the worker delivered nothing"
     );
     write(8);
-    // Mid-delivery: the receiver is answering, a worker dies without a word.
-    assert!(within(Duration::from_secs(30), || receiver
-        .at("/fleet")
-        .len()
-        >= 45));
+    // Mid-delivery: the receiver is answering the worker, which dies without a word.
+    assert!(
+        within(Duration::from_secs(30), || receiver.in_flight() > 0),
+        "nothing was in flight"
+    );
     a.kill().unwrap();
     a.wait().unwrap();
+    let cut = receiver.in_flight();
+    // The rest of the fleet: another worker and serve; buyers go on writing.
+    let b = process(&["worker", "--concurrency", "4"]);
+    let served = process(&["serve", "--listen", &listen, "--insecure-no-secret"]);
     write(8);
     let stored = || -> Vec<(i64, String, String)> {
         runtime
@@ -773,6 +788,12 @@ fn a_fleet_killed_mid_delivery_delivers_every_event_at_least_once_on_postgres() 
             "fleet {n} was not delivered"
         );
     }
+    let got = receiver.at("/fleet").len();
+    eprintln!(
+        "fleet: {} events stored after the endpoint, {got} deliveries received, {} distinct, {cut} cut off by the kill",
+        events.len(),
+        seen().len()
+    );
     for child in [b, served] {
         let out = stop(child);
         assert!(out.status.success());
