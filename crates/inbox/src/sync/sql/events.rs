@@ -110,12 +110,15 @@ impl<B: Dialect> SqlStore<B> {
         rows.iter().map(event).collect()
     }
 
-    /// Drops the events committed before `before` (the log's retention); how many.
+    /// Drops the events committed before `before` (the log's retention), except those
+    /// a webhook endpoint still owes; how many.
     pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
         B::execute(
             &mut conn,
-            "DELETE FROM changes WHERE at < $1".into(),
+            "DELETE FROM changes WHERE at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_queue q
+               WHERE q.seq = changes.seq AND q.state = 'pending')"
+                .into(),
             args![before],
         )
         .await
