@@ -38,6 +38,18 @@ fn missing(id: &str) -> Problem {
     Problem::not_found(format!("no webhook has the id {id:?}"))
 }
 
+/// What the store found for the endpoint `id`: it, a 404, or a 503.
+fn found<T>(
+    id: &str,
+    result: Result<Option<T>, marketplace_inbox::sync::StoreError>,
+) -> Result<T, Problem> {
+    match result {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(missing(id)),
+        Err(e) => Err(Problem::store(&e)),
+    }
+}
+
 /// `body`'s JSON object, or the problem of a body that is none.
 fn object(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
@@ -177,11 +189,8 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     admin(&caller)?;
-    match state.directory.webhook(&id).await {
-        Ok(Some(hook)) => Ok(Json(hook.to_json())),
-        Ok(None) => Err(missing(&id)),
-        Err(e) => Err(Problem::store(&e)),
-    }
+    let hook = found(&id, state.directory.webhook(&id).await)?;
+    Ok(Json(hook.to_json()))
 }
 
 /// `PATCH /v1/webhooks/{id}`: any of `url`, `types`, `accounts`, `description`, `state`
@@ -217,11 +226,8 @@ pub async fn update(
         description: description(&body)?,
         state: new_state,
     };
-    match state.directory.update_webhook(&id, &change).await {
-        Ok(Some(hook)) => Ok(Json(hook.to_json())),
-        Ok(None) => Err(missing(&id)),
-        Err(e) => Err(Problem::store(&e)),
-    }
+    let hook = found(&id, state.directory.update_webhook(&id, &change).await)?;
+    Ok(Json(hook.to_json()))
 }
 
 /// `DELETE /v1/webhooks/{id}`: `204`; what it was owed is dropped.
@@ -246,11 +252,8 @@ pub async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     admin(&caller)?;
-    match state.directory.rotate_webhook(&id).await {
-        Ok(Some((hook, secret))) => Ok(Json(with_secret(&hook, &secret))),
-        Ok(None) => Err(missing(&id)),
-        Err(e) => Err(Problem::store(&e)),
-    }
+    let (hook, secret) = found(&id, state.directory.rotate_webhook(&id).await)?;
+    Ok(Json(with_secret(&hook, &secret)))
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: its attempts, newest first.
@@ -263,11 +266,7 @@ pub async fn deliveries(
     admin(&caller)?;
     let limit = page.limit()?;
     let before: Option<i64> = page.after(&state.cursors, &format!("deliveries:{id}"))?;
-    match state.directory.webhook(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(missing(&id)),
-        Err(e) => return Err(Problem::store(&e)),
-    }
+    found(&id, state.directory.webhook(&id).await)?;
     let mut attempts = state
         .directory
         .webhook_attempts(&id, before, limit.saturating_add(1))
@@ -345,11 +344,7 @@ pub async fn replay(
             ))
         }
     };
-    match state.directory.webhook(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(missing(&id)),
-        Err(e) => return Err(Problem::store(&e)),
-    }
+    found(&id, state.directory.webhook(&id).await)?;
     let queued = state
         .directory
         .replay_webhook(&id, &replay)

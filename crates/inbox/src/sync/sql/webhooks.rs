@@ -209,6 +209,20 @@ fn webhook<R: Row>(row: &R) -> Result<Webhook, StoreError> {
     })
 }
 
+/// The last event numbered, as `conn`'s transaction sees it.
+async fn log_end<B: Dialect>(conn: &mut B::Conn) -> Result<i64, StoreError> {
+    let rows = B::fetch(
+        conn,
+        "SELECT value FROM inbox_counters WHERE name = 'changes'".into(),
+        vec![],
+    )
+    .await?;
+    match rows.first() {
+        Some(r) => Ok(r.int(0)?.unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -231,16 +245,7 @@ impl<B: Dialect> SqlStore<B> {
         let mut tx = B::begin(&self.pool).await?;
         // The log's end as this transaction sees it: every event numbered later commits
         // later, so none is skipped.
-        let rows = B::fetch(
-            &mut tx,
-            "SELECT value FROM inbox_counters WHERE name = 'changes'".into(),
-            vec![],
-        )
-        .await?;
-        let cursor = match rows.first() {
-            Some(r) => r.int(0)?.unwrap_or(0),
-            None => 0,
-        };
+        let cursor = log_end::<B>(&mut tx).await?;
         B::execute(
             &mut tx,
             "INSERT INTO webhooks (id, url, types, accounts, description, state, secret, cursor,
@@ -383,16 +388,7 @@ impl<B: Dialect> SqlStore<B> {
             return Ok(0);
         };
         let mut tx = B::begin(&self.pool).await?;
-        let rows = B::fetch(
-            &mut tx,
-            "SELECT value FROM inbox_counters WHERE name = 'changes'".into(),
-            vec![],
-        )
-        .await?;
-        let end = match rows.first() {
-            Some(r) => r.int(0)?.unwrap_or(0),
-            None => 0,
-        };
+        let end = log_end::<B>(&mut tx).await?;
         let cursor = int(hook.cursor);
         if end <= cursor {
             return Ok(0);
