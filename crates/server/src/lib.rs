@@ -16,6 +16,8 @@
 //!   work to the scheduler; a host mounts its router in its own axum app.
 //! - One token store per process ([`tokens`]): the config file, refreshed under a lock
 //!   file, or PostgreSQL for a fleet.
+//! - The HTTP API ([`api`]) and webhooks ([`webhooks`]): the store's event log delivered
+//!   to endpoints, signed per Standard Webhooks, at least once through any crash.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
