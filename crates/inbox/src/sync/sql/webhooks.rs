@@ -749,7 +749,6 @@ async fn finish_in<B: Dialect>(
     B::execute(tx, sql, values).await?;
     let streak = match outcome {
         DeliveryOutcome::Delivered => "failing_since = NULL",
-        DeliveryOutcome::Gone => "state = 'disabled', updated_at = $2",
         _ => "failing_since = COALESCE(failing_since, $2)",
     };
     B::execute(
@@ -758,33 +757,38 @@ async fn finish_in<B: Dialect>(
         args![hook_id, attempt.at],
     )
     .await?;
-    let mut disabled = false;
-    if !matches!(outcome, DeliveryOutcome::Delivered | DeliveryOutcome::Gone) {
-        disabled = B::execute(
-            tx,
+    // Disabled by this attempt: a 410, or the last of a streak long enough (only once,
+    // however many attempts end so at the same time).
+    let (why, condition) = match outcome {
+        DeliveryOutcome::Delivered => return Ok(false),
+        DeliveryOutcome::Gone => ("gone", "$2 IS NOT NULL"),
+        _ => ("failing", "failing_since < $2"),
+    };
+    let disabled = B::execute(
+        tx,
+        format!(
             "UPDATE webhooks SET state = 'disabled', updated_at = $3
-             WHERE id = $1 AND state = 'enabled' AND failing_since < $2"
-                .into(),
-            args![hook_id, disable_before, attempt.at],
-        )
-        .await?
-            > 0;
+             WHERE id = $1 AND state = 'enabled' AND {condition}"
+        ),
+        args![hook_id, disable_before, attempt.at],
+    )
+    .await?
+        > 0;
+    if !disabled {
+        return Ok(false);
     }
-    if disabled || matches!(outcome, DeliveryOutcome::Gone) {
-        let rows = B::fetch(
-            tx,
-            format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
-            args![hook_id],
-        )
-        .await?;
-        if let Some(hook) = rows.first().map(webhook).transpose()? {
-            let mut data = hook.to_json();
-            if let Some(o) = data.as_object_mut() {
-                let reason = if disabled { "failing" } else { "gone" };
-                o.insert("reason".into(), json!(reason));
-            }
-            append_in::<B>(tx, "", "", "webhook.disabled", &data).await?;
+    let rows = B::fetch(
+        tx,
+        format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
+        args![hook_id],
+    )
+    .await?;
+    if let Some(hook) = rows.first().map(webhook).transpose()? {
+        let mut data = hook.to_json();
+        if let Some(o) = data.as_object_mut() {
+            o.insert("reason".into(), json!(why));
         }
+        append_in::<B>(tx, "", "", "webhook.disabled", &data).await?;
     }
-    Ok(disabled || matches!(outcome, DeliveryOutcome::Gone))
+    Ok(true)
 }
