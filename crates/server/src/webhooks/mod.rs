@@ -283,6 +283,9 @@ impl Deliverer {
     pub async fn round(&self) -> Result<bool, StoreError> {
         self.prune().await;
         let hooks = self.directory.webhooks().await?;
+        if !hooks.iter().any(|h| h.state == "enabled") {
+            return Ok(false);
+        }
         let end = self.directory.last_event().await?;
         let mut busy = false;
         for hook in hooks

@@ -271,7 +271,7 @@ impl<B: Dialect> SqlStore<B> {
 
     /// Every endpoint, oldest first.
     pub async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             format!("SELECT {COLUMNS} FROM webhooks ORDER BY created_at, id"),
@@ -283,7 +283,7 @@ impl<B: Dialect> SqlStore<B> {
 
     /// The endpoint `id`.
     pub async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"),
@@ -464,7 +464,8 @@ impl<B: Dialect> SqlStore<B> {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Due>, StoreError> {
-        let mut conn = self.conn().await?;
+        // Read beside the writer: a claim (compare-and-set) decides who delivers.
+        let mut conn = self.read_conn().await?;
         let rows = B::fetch(
             &mut conn,
             "SELECT q.webhook, q.seq, q.lane, q.attempts, q.round_start FROM webhook_queue q
