@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use inbox_server::webhooks::target::check_url;
 use inbox_server::Directory;
-use marketplace_inbox::sync::{event_types, EventFilter, Replay};
+use marketplace_inbox::sync::{check_event_types, EventFilter, Replay};
 use serde_json::json;
 
 use crate::account_commands::DbArg;
@@ -75,15 +75,7 @@ pub async fn run(command: WebhooksCommand, accounts: &[String]) -> Result<ExitCo
             db,
         } => {
             check_url(&url, allow_private).map_err(|why| anyhow!("{why}"))?;
-            if let Some(unknown) = types
-                .iter()
-                .find(|t| !event_types().any(|k| k == t.as_str()))
-            {
-                return Err(anyhow!(
-                    "{unknown:?} is not an event type ({})",
-                    event_types().collect::<Vec<_>>().join(", ")
-                ));
-            }
+            check_event_types(&types).map_err(|why| anyhow!("{why}"))?;
             let filter = EventFilter {
                 types: (!types.is_empty()).then_some(types),
                 accounts: (!accounts.is_empty()).then(|| accounts.to_vec()),
@@ -92,10 +84,7 @@ pub async fn run(command: WebhooksCommand, accounts: &[String]) -> Result<ExitCo
             let (hook, secret) = directory
                 .create_webhook(&url, &filter, description.as_deref())
                 .await?;
-            let mut v = hook.to_json();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("secret".into(), json!(secret.expose()));
-            }
+            let v = hook.to_json_with(&secret);
             writeln!(out, "{v}")?;
         }
         WebhooksCommand::List { db } => {
@@ -132,10 +121,10 @@ pub async fn run(command: WebhooksCommand, accounts: &[String]) -> Result<ExitCo
                 ),
             };
             let directory = Directory::open(db.db).await?;
-            if directory.webhook(&id).await?.is_none() {
+            let Some(hook) = directory.webhook(&id).await? else {
                 return Err(anyhow!("no webhook has the id {id:?}"));
-            }
-            let queued = directory.replay_webhook(&id, &replay).await?;
+            };
+            let queued = directory.replay_webhook(&hook, &replay).await?;
             writeln!(out, "{}", json!({"id": id, "queued": queued}))?;
         }
     }

@@ -30,6 +30,40 @@ fn attempt(d: &Due, status: Option<u16>) -> Attempt {
     }
 }
 
+/// The endpoint `id` as it stands, taking its new events.
+async fn fan<B: Dialect>(store: &SqlStore<B>, id: &str, limit: usize) -> usize {
+    let hook = store.webhook(id).await.unwrap().unwrap();
+    store.fan_out(&hook, limit).await.unwrap()
+}
+
+/// The endpoint `id` as it stands, replaying `replay`.
+async fn replay<B: Dialect>(store: &SqlStore<B>, id: &str, replay: &Replay) -> u64 {
+    let hook = store.webhook(id).await.unwrap().unwrap();
+    store.replay_webhook(&hook, replay).await.unwrap()
+}
+
+/// The first delivery due now for `webhook`, claimed from `now` until `until`.
+async fn claim_next<B: Dialect>(
+    store: &SqlStore<B>,
+    webhook: &str,
+    now: chrono::DateTime<Utc>,
+    until: chrono::DateTime<Utc>,
+) -> Due {
+    let due = store
+        .due_deliveries(Utc::now(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.webhook == webhook)
+        .unwrap();
+    let claimed = store
+        .claim_deliveries(std::slice::from_ref(&due), now, until)
+        .await
+        .unwrap();
+    assert_eq!(claimed, std::slice::from_ref(&due));
+    due
+}
+
 async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
     let config = sandbox.accounts_config();
     let entry = common::sandbox_account(&config, Vendor::Allegro, |_| {});
@@ -73,14 +107,16 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
     let messages = store.events_after(1, &created, 10_000).await.unwrap().len();
     assert!(messages >= 4, "{messages}");
     // Taken once, however often (and by however many processes) fan-out runs.
-    assert_eq!(store.fan_out("wh_1", 3).await.unwrap(), 3);
-    assert_eq!(store.fan_out("wh_1", 10_000).await.unwrap(), messages - 3);
-    assert_eq!(store.fan_out("wh_1", 10_000).await.unwrap(), 0);
+    let stale = store.webhook("wh_1").await.unwrap().unwrap();
+    assert_eq!(fan(store, "wh_1", 3).await, 3);
     assert_eq!(
-        store.fan_out("wh_2", 10_000).await.unwrap(),
+        store.fan_out(&stale, 10_000).await.unwrap(),
         0,
-        "not its account"
+        "its cursor moved since it was read"
     );
+    assert_eq!(fan(store, "wh_1", 10_000).await, messages - 3);
+    assert_eq!(fan(store, "wh_1", 10_000).await, 0);
+    assert_eq!(fan(store, "wh_2", 10_000).await, 0, "not its account");
     assert_eq!(
         store.webhook("wh_2").await.unwrap().unwrap().cursor,
         store.last_change().await.unwrap()
@@ -182,10 +218,12 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
     // new round; replay after 0 takes every message.created again.
     let delivered = finished[1].0.seq;
     assert_eq!(
-        store
-            .replay_webhook("wh_1", &Replay::Events(vec![delivered, head.seq, 999_999]))
-            .await
-            .unwrap(),
+        replay(
+            store,
+            "wh_1",
+            &Replay::Events(vec![delivered, head.seq, 999_999])
+        )
+        .await,
         2
     );
     let replayed = store.due_deliveries(Utc::now(), 1000).await.unwrap();
@@ -194,10 +232,7 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
     let failed_again = replayed.iter().find(|d| d.seq == head.seq).unwrap();
     assert_eq!((failed_again.attempts, failed_again.round_start), (2, 2));
     assert_eq!(
-        store
-            .replay_webhook("wh_1", &Replay::After(0))
-            .await
-            .unwrap() as usize,
+        replay(store, "wh_1", &Replay::After(0)).await as usize,
         messages
     );
 
@@ -221,18 +256,8 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
         )
         .await
         .unwrap();
-    assert_eq!(store.fan_out("wh_3", 100).await.unwrap(), 1);
-    let gone = store
-        .due_deliveries(Utc::now(), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|d| d.webhook == "wh_3")
-        .unwrap();
-    store
-        .claim_deliveries(std::slice::from_ref(&gone), now, until)
-        .await
-        .unwrap();
+    assert_eq!(fan(store, "wh_3", 100).await, 1);
+    let gone = claim_next(store, "wh_3", now, until).await;
     let disabled = store
         .finish_deliveries(
             &[(attempt(&gone, Some(410)), DeliveryOutcome::Gone)],
@@ -255,17 +280,7 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
     assert_eq!(events[0]["data"]["reason"], "gone");
     assert!(events[0]["data"].get("secret").is_none());
     // wh_1: failing since a retry; a second one past the 5 days disables it.
-    let d = store
-        .due_deliveries(Utc::now(), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|d| d.webhook == "wh_1")
-        .unwrap();
-    store
-        .claim_deliveries(std::slice::from_ref(&d), now, until)
-        .await
-        .unwrap();
+    let d = claim_next(store, "wh_1", now, until).await;
     let disabled = store
         .finish_deliveries(
             &[(attempt(&d, Some(500)), DeliveryOutcome::Retry(later))],
@@ -281,17 +296,7 @@ async fn exercise<B: Dialect>(store: &SqlStore<B>, sandbox: &Sandbox) {
         .unwrap()
         .failing_since
         .is_some());
-    let d2 = store
-        .due_deliveries(Utc::now(), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|d| d.webhook == "wh_1")
-        .unwrap();
-    store
-        .claim_deliveries(std::slice::from_ref(&d2), now, until)
-        .await
-        .unwrap();
+    let d2 = claim_next(store, "wh_1", now, until).await;
     let disabled = store
         .finish_deliveries(
             &[(attempt(&d2, Some(500)), DeliveryOutcome::Retry(later))],

@@ -94,9 +94,9 @@ pub(crate) use plan::{by_activity, by_unread, summary, vendor_field};
 pub use sql::backend;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{
-    event_types, AccountState, ApiKey, Backend, Claim, ConnectLink, ConversationFilter,
-    ConversationKey, EventFilter, Imported, LinkKey, MessageKey, SendRecord, SqlStore,
-    StoredAccount, StoredConversation, StoredMessage, UnreadCount,
+    check_event_types, event_types, AccountState, ApiKey, Backend, Claim, ConnectLink,
+    ConversationFilter, ConversationKey, EventFilter, Imported, LinkKey, MessageKey, SendRecord,
+    SqlStore, StoredAccount, StoredConversation, StoredMessage, UnreadCount,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{Attempt, Backlog, DeliveryOutcome, Due, Replay, Webhook, WebhookChange};

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
-use marketplace_inbox::sync::{event_types, EventFilter};
+use marketplace_inbox::sync::{check_event_types, EventFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -57,16 +57,7 @@ impl EventsQuery {
                     .filter(|t| !t.is_empty())
                     .map(str::to_string)
                     .collect();
-                if let Some(bad) = wanted
-                    .iter()
-                    .find(|t| !event_types().any(|k| k == t.as_str()))
-                {
-                    return Err(Problem::bad_request(format!(
-                        "unknown event type {:?}: the types are {}",
-                        crate::text::one_line(bad, 64),
-                        event_types().collect::<Vec<_>>().join(", ")
-                    )));
-                }
+                check_event_types(&wanted).map_err(Problem::bad_request)?;
                 Some(wanted)
             }
         };

@@ -6,15 +6,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use marketplace_inbox::sync::{event_types, EventFilter, Replay, Webhook, WebhookChange};
-use marketplace_inbox::Secret;
+use marketplace_inbox::sync::{check_event_types, EventFilter, Replay, Webhook, WebhookChange};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::problem::Problem;
 use super::{next_cursor, ApiState, Page};
-use crate::webhooks::{rfc3339, target};
+use crate::webhooks::target;
+use marketplace_inbox::rfc3339;
 
 /// Webhooks deliver every account's events: only a key over all of them manages them.
 fn admin(caller: &Caller) -> Result<(), Problem> {
@@ -23,15 +23,6 @@ fn admin(caller: &Caller) -> Result<(), Problem> {
         return Err(Problem::forbidden("admin over every account (webhooks)"));
     }
     Ok(())
-}
-
-/// An endpoint with its secret (creation, rotation).
-fn with_secret(hook: &Webhook, secret: &Secret) -> Value {
-    let mut body = hook.to_json();
-    if let Some(o) = body.as_object_mut() {
-        o.insert("secret".into(), json!(secret.expose()));
-    }
-    body
 }
 
 fn missing(id: &str) -> Problem {
@@ -86,18 +77,8 @@ fn names(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>, 
 /// The event types in `body`, each one the log holds.
 fn types(body: &Map<String, Value>) -> Result<Option<Vec<String>>, Problem> {
     let types = names(body, "types")?;
-    if let Some(unknown) = types
-        .iter()
-        .flatten()
-        .find(|t| !event_types().any(|known| known == t.as_str()))
-    {
-        return Err(Problem::unprocessable(
-            "types",
-            format!(
-                "{unknown:?} is not an event type ({})",
-                event_types().collect::<Vec<_>>().join(", ")
-            ),
-        ));
+    if let Some(types) = &types {
+        check_event_types(types).map_err(|why| Problem::unprocessable("types", why))?;
     }
     Ok(types)
 }
@@ -152,7 +133,7 @@ pub async fn create(
         .create_webhook(&url, &filter, description.as_deref())
         .await
         .map_err(|e| Problem::store(&e))?;
-    Ok((StatusCode::CREATED, Json(with_secret(&hook, &secret))).into_response())
+    Ok((StatusCode::CREATED, Json(hook.to_json_with(&secret))).into_response())
 }
 
 /// `GET /v1/webhooks`: every endpoint, oldest first (no secrets).
@@ -253,7 +234,7 @@ pub async fn rotate(
 ) -> Result<Json<Value>, Problem> {
     admin(&caller)?;
     let (hook, secret) = found(&id, state.directory.rotate_webhook(&id).await)?;
-    Ok(Json(with_secret(&hook, &secret)))
+    Ok(Json(hook.to_json_with(&secret)))
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: its attempts, newest first.
@@ -289,7 +270,7 @@ pub async fn deliveries(
                 "status": a.status,
                 "error": a.error,
                 "at": rfc3339(a.at),
-                "next_attempt_at": a.next_attempt_at.map(rfc3339),
+                "next_attempt_at": a.next_attempt_at.and_then(rfc3339),
             })
         })
         .collect();
@@ -344,10 +325,10 @@ pub async fn replay(
             ))
         }
     };
-    found(&id, state.directory.webhook(&id).await)?;
+    let hook = found(&id, state.directory.webhook(&id).await)?;
     let queued = state
         .directory
-        .replay_webhook(&id, &replay)
+        .replay_webhook(&hook, &replay)
         .await
         .map_err(|e| Problem::store(&e))?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))).into_response())

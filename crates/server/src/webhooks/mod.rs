@@ -19,7 +19,7 @@ pub mod target;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use marketplace_inbox::sync::{
     Attempt, Backlog, DeliveryOutcome, Due, EventFilter, Replay, StoreError, Webhook, WebhookChange,
@@ -141,9 +141,9 @@ impl Directory {
         on_store!(self, s => s.webhook_attempts(id, before, limit).await)
     }
 
-    /// Queues events again for the endpoint `id`; how many.
-    pub async fn replay_webhook(&self, id: &str, replay: &Replay) -> Result<u64, StoreError> {
-        on_store!(self, s => s.replay_webhook(id, replay).await)
+    /// Queues events again for the endpoint `hook`; how many.
+    pub async fn replay_webhook(&self, hook: &Webhook, replay: &Replay) -> Result<u64, StoreError> {
+        on_store!(self, s => s.replay_webhook(hook, replay).await)
     }
 
     /// Raised when events may have been committed.
@@ -292,7 +292,7 @@ impl Deliverer {
             .iter()
             .filter(|h| h.state == "enabled" && h.cursor < end)
         {
-            let queued = on_store!(&self.directory, s => s.fan_out(&hook.id, FAN_OUT).await)?;
+            let queued = on_store!(&self.directory, s => s.fan_out(hook, FAN_OUT).await)?;
             busy |= queued >= FAN_OUT;
         }
         let now = Utc::now();
@@ -603,11 +603,6 @@ fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
         Target::Pinned(host, addrs) => inbox_core::http_client_pinned(timeouts, host, addrs),
     };
     built.map_err(|e| anyhow::anyhow!("building the webhook client: {e}"))
-}
-
-/// The instant a delivery was made, as the deliveries list shows it.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

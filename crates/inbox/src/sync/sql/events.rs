@@ -45,6 +45,22 @@ pub fn event_types() -> impl Iterator<Item = &'static str> {
     TYPES.iter().map(|(_, t)| *t)
 }
 
+/// Refuses a type the log does not hold: why, naming it (at most 64 characters of it)
+/// and the types there are.
+pub fn check_event_types(types: &[String]) -> Result<(), String> {
+    match types
+        .iter()
+        .find(|t| !event_types().any(|k| k == t.as_str()))
+    {
+        None => Ok(()),
+        Some(bad) => Err(format!(
+            "unknown event type {:?}: the types are {}",
+            bad.chars().take(64).collect::<String>(),
+            event_types().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 /// Which events a read takes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventFilter {

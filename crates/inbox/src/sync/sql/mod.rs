@@ -71,7 +71,7 @@ pub use self::backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use self::backend::Sqlite;
 use self::backend::{args, Dialect, Row};
-pub use self::events::{event_types, EventFilter};
+pub use self::events::{check_event_types, event_types, EventFilter};
 pub use self::keys::ApiKey;
 pub use self::links::{ConnectLink, LinkKey};
 pub use self::read::{

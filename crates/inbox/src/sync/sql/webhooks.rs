@@ -13,7 +13,7 @@
 //! - Every attempt is kept (`webhook_attempts`); a delivered event leaves the queue, one
 //!   that failed its last attempt stays there as `failed` until replayed.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::backend::{args, Arg, Dialect, Row};
@@ -61,9 +61,18 @@ impl Webhook {
             "accounts": self.accounts,
             "description": self.description,
             "state": self.state,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
+            "created_at": crate::rfc3339(self.created_at),
+            "updated_at": crate::rfc3339(self.updated_at),
         })
+    }
+
+    /// Its JSON form with `secret` (only when the secret is made: creation, rotation).
+    pub fn to_json_with(&self, secret: &Secret) -> Value {
+        let mut body = self.to_json();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("secret".into(), json!(secret.expose()));
+        }
+        body
     }
 
     /// The secrets that sign a delivery made at `now`: the current one, and the one it
@@ -85,10 +94,6 @@ impl Webhook {
             accounts: self.accounts.clone(),
         }
     }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// What a change of an endpoint sets (`None`: left as it is).
@@ -380,13 +385,12 @@ impl<B: Dialect> SqlStore<B> {
         Ok(gone > 0)
     }
 
-    /// Queues for the endpoint `id` up to `limit` events after its cursor that its
-    /// filter takes, and moves the cursor past them; how many were queued. Nothing when
-    /// another process moved the cursor meanwhile (it queued them).
-    pub async fn fan_out(&self, id: &str, limit: usize) -> Result<usize, StoreError> {
-        let Some(hook) = self.webhook(id).await? else {
-            return Ok(0);
-        };
+    /// Queues for the endpoint `hook` (as read: its cursor and filter) up to `limit`
+    /// events after its cursor that its filter takes, and moves the cursor past them;
+    /// how many were queued. Nothing when the cursor moved since `hook` was read (another
+    /// process queued them).
+    pub async fn fan_out(&self, hook: &Webhook, limit: usize) -> Result<usize, StoreError> {
+        let id = hook.id.as_str();
         let mut tx = B::begin(&self.pool).await?;
         let end = log_end::<B>(&mut tx).await?;
         let cursor = int(hook.cursor);
@@ -613,14 +617,12 @@ impl<B: Dialect> SqlStore<B> {
             .collect()
     }
 
-    /// Queues again, for the endpoint `id`, the events `replay` names that its filter
+    /// Queues again, for the endpoint `hook`, the events `replay` names that its filter
     /// takes and it has already taken from the log (their ids unchanged): each starts a
     /// new round of attempts now, numbered on from the attempts made before. How many
     /// were queued.
-    pub async fn replay_webhook(&self, id: &str, replay: &Replay) -> Result<u64, StoreError> {
-        let Some(hook) = self.webhook(id).await? else {
-            return Ok(0);
-        };
+    pub async fn replay_webhook(&self, hook: &Webhook, replay: &Replay) -> Result<u64, StoreError> {
+        let id = hook.id.as_str();
         let now = Utc::now();
         let mut values: Vec<Arg> = args![id, now, int(hook.cursor)];
         let which = match replay {
