@@ -424,9 +424,16 @@ mod open_postgres {
 
         /// Listens (`LISTEN inbox_events`) for the events any process commits and raises
         /// this store's [`event_signal`](SqlStore::event_signal) for each, until the
-        /// returned task is aborted; a lost connection is opened again.
+        /// returned task is aborted, on a connection of its own beside the pool; a lost
+        /// connection is opened again.
         pub async fn listen_for_events(&self) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            // A listener keeps its connection for good: one of its own, never one of the
+            // pool the work is sized for.
+            let own = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(self.pool.connect_options().as_ref().clone())
+                .await?;
+            let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
             listener.listen("inbox_events").await?;
             let store = self.clone();
             Ok(tokio::spawn(async move {
